@@ -1,0 +1,68 @@
+"""Choosing an engine.
+
+Each engine is a module exporting the names in ``ENGINE_API``. ``load`` checks
+that list at import, so an engine that lacks a name fails here and not in a
+user's script. Asking for an engine that cannot load re-raises the original
+error: there is never a silent fallback when a backend was named.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Dict, List
+
+__all__ = ["ENGINE_API", "BACKENDS", "load", "available_backends", "default_backend"]
+
+#: What every engine exports (see fastnet/_cengine.pyi for the signatures).
+ENGINE_API = ("recv_batch", "send_batch", "FEATURES")
+
+#: Backend name -> module, in order of preference.
+BACKENDS = {"cython": "fastnet._cengine", "python": "fastnet._pyengine"}
+
+_loaded: Dict[str, ModuleType] = {}
+
+
+def load(name: str) -> ModuleType:
+    """The engine module for backend ``name``; raises ImportError with the cause."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    module = _loaded.get(name)
+    if module is None:
+        try:
+            module = importlib.import_module(BACKENDS[name])
+        except ImportError as exc:
+            raise ImportError(f"fastnet backend {name!r} cannot be loaded: {exc}") from exc
+        missing = [attr for attr in ENGINE_API if not hasattr(module, attr)]
+        if missing:
+            raise ImportError(f"fastnet backend {name!r} lacks {', '.join(missing)}")
+        _loaded[name] = module
+    return module
+
+
+def available_backends() -> List[str]:
+    """Names of the backends that load on this machine, preferred first."""
+    names = []
+    for name in BACKENDS:
+        try:
+            load(name)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def default_backend() -> str:
+    """``$FASTNET_BACKEND`` if set (it must load), else the first that loads."""
+    requested = os.environ.get("FASTNET_BACKEND", "").strip()
+    if requested:
+        load(requested)
+        return requested
+    for name in BACKENDS:
+        try:
+            load(name)
+        except ImportError:
+            continue
+        return name
+    raise ImportError("no fastnet backend can be loaded")  # the python one always can

@@ -1,0 +1,224 @@
+"""Batch: preallocated numpy storage for many datagrams.
+
+A Batch is allocated once and reused for every receive or send, so the steady
+state allocates nothing per datagram. Its arrays are read-only attributes: the
+engines rely on their dtype, shape and contiguity, so they cannot be replaced,
+only written into.
+"""
+
+from __future__ import annotations
+
+import operator
+import socket as _stdsocket
+from typing import Iterable, Iterator, Tuple, Union
+
+import numpy as np
+
+__all__ = ["Batch"]
+
+#: Address bytes stored per row for each supported family.
+_ADDRESS_BYTES = {_stdsocket.AF_INET: 4, _stdsocket.AF_INET6: 16}
+
+Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {number}")
+    return number
+
+
+class Batch:
+    """Preallocated rows for up to ``capacity`` datagrams of ``slot_size`` bytes.
+
+    Row ``i`` of :attr:`data` holds datagram ``i``; :attr:`lengths` says how
+    many of its bytes are valid. Only rows ``0 .. count-1`` are meaningful;
+    bytes past a row's length are left from earlier use.
+
+    A Batch is not thread-safe: use it from one call at a time.
+    """
+
+    __slots__ = (
+        "_capacity", "_slot_size", "_family", "_count",
+        "_data", "_lengths", "_addresses", "_ports", "_flowinfo", "_scope_ids",
+        "_timestamps", "_truncated", "_truncated_u8", "_rows", "_scratch",
+    )
+
+    def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
+        capacity = _positive_int(capacity, "capacity")
+        slot_size = _positive_int(slot_size, "slot_size")
+        if family not in _ADDRESS_BYTES:
+            raise ValueError(f"family must be AF_INET or AF_INET6, got {family!r}")
+        self._capacity = capacity
+        self._slot_size = slot_size
+        self._family = _stdsocket.AddressFamily(family)
+        self._count = 0
+        self._data = np.zeros((capacity, slot_size), dtype=np.uint8)
+        self._lengths = np.zeros(capacity, dtype=np.int64)
+        self._addresses = np.zeros((capacity, _ADDRESS_BYTES[family]), dtype=np.uint8)
+        self._ports = np.zeros(capacity, dtype=np.uint16)
+        self._flowinfo = np.zeros(capacity, dtype=np.uint32)
+        self._scope_ids = np.zeros(capacity, dtype=np.uint32)
+        self._timestamps = np.zeros(capacity, dtype=np.int64)
+        # The engines write flags as bytes; numpy shows the same memory as bool.
+        self._truncated_u8 = np.zeros(capacity, dtype=np.uint8)
+        self._truncated = self._truncated_u8.view(np.bool_)
+        # One memoryview per row, made once, so the pure-Python engine does
+        # not slice (and allocate) per datagram.
+        self._rows = [memoryview(row) for row in self._data]
+        # Engine-private working memory (message headers), sized on first use.
+        self._scratch = None
+
+    # -- read-only shape -------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        """Number of rows."""
+        return self._capacity
+
+    @property
+    def slot_size(self) -> int:
+        """Bytes available in each row; longer datagrams are truncated."""
+        return self._slot_size
+
+    @property
+    def family(self) -> _stdsocket.AddressFamily:
+        """Address family of the sockets this batch is used with."""
+        return self._family
+
+    # -- the arrays -------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """``uint8[capacity, slot_size]``: row i holds datagram i."""
+        return self._data
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``int64[capacity]``: bytes stored in each row."""
+        return self._lengths
+
+    @property
+    def addresses(self) -> np.ndarray:
+        """``uint8[capacity, 4 or 16]``: source address bytes, network order."""
+        return self._addresses
+
+    @property
+    def ports(self) -> np.ndarray:
+        """``uint16[capacity]``: source port (host order)."""
+        return self._ports
+
+    @property
+    def flowinfo(self) -> np.ndarray:
+        """``uint32[capacity]``: IPv6 flow information (0 for IPv4)."""
+        return self._flowinfo
+
+    @property
+    def scope_ids(self) -> np.ndarray:
+        """``uint32[capacity]``: IPv6 scope id (0 for IPv4)."""
+        return self._scope_ids
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """``int64[capacity]``: kernel receive time in ns since the epoch, 0 when off."""
+        return self._timestamps
+
+    @property
+    def truncated(self) -> np.ndarray:
+        """``bool[capacity]``: the datagram was longer than ``slot_size``."""
+        return self._truncated
+
+    # -- count ------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        """Number of filled rows (set by receives; rows ``0..count-1`` are sent)."""
+        return self._count
+
+    @count.setter
+    def count(self, value: int) -> None:
+        if isinstance(value, bool):
+            raise TypeError("count must be an integer, not bool")
+        value = operator.index(value)
+        if not 0 <= value <= self._capacity:
+            raise ValueError(f"count must be between 0 and capacity ({self._capacity}), got {value}")
+        self._count = value
+
+    def __len__(self) -> int:
+        return self._count
+
+    def clear(self) -> None:
+        """Forget the filled rows (``count = 0``); memory is kept."""
+        self._count = 0
+
+    # -- per-row access ---------------------------------------------------
+    def _filled_index(self, i) -> int:
+        i = operator.index(i)
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(f"row {i} is not filled (count is {self._count})")
+        return i
+
+    def payload(self, i: int) -> memoryview:
+        """Datagram ``i`` as a memoryview into :attr:`data` (no copy)."""
+        i = self._filled_index(i)
+        return self._rows[i][: int(self._lengths[i])]
+
+    def address(self, i: int) -> Address:
+        """Source of datagram ``i`` exactly as ``socket.recvfrom`` gives it."""
+        i = self._filled_index(i)
+        host = _stdsocket.inet_ntop(self._family, self._addresses[i].tobytes())
+        port = int(self._ports[i])
+        if self._family == _stdsocket.AF_INET6:
+            return (host, port, int(self._flowinfo[i]), int(self._scope_ids[i]))
+        return (host, port)
+
+    def __iter__(self) -> Iterator[Tuple[memoryview, Address]]:
+        for i in range(self._count):
+            yield self.payload(i), self.address(i)
+
+    # -- filling for senders ---------------------------------------------
+    def fill(self, i: int, data) -> None:
+        """Copy ``data`` (bytes-like) into row ``i`` and set its length.
+
+        ``count`` grows to ``i + 1`` if it was smaller, so filling rows
+        ``0..n-1`` in order prepares ``n`` datagrams for ``send_batch``.
+        """
+        i = operator.index(i)
+        if not 0 <= i < self._capacity:
+            raise IndexError(f"row {i} out of range for capacity {self._capacity}")
+        view = memoryview(data).cast("B")
+        size = view.nbytes
+        if size > self._slot_size:
+            raise ValueError(f"payload of {size} bytes does not fit in slot_size {self._slot_size}")
+        self._data[i, :size] = np.frombuffer(view, dtype=np.uint8)
+        self._lengths[i] = size
+        self._truncated[i] = False
+        if self._count <= i:
+            self._count = i + 1
+
+    @classmethod
+    def from_payloads(
+        cls, payloads: Iterable, slot_size: int | None = None, *, family: int = _stdsocket.AF_INET
+    ) -> "Batch":
+        """A Batch holding ``payloads`` in order, ``count`` set to their number.
+
+        ``slot_size`` defaults to the longest payload (at least 1 byte).
+        """
+        items = [memoryview(p).cast("B") for p in payloads]
+        if not items:
+            raise ValueError("from_payloads needs at least one payload")
+        if slot_size is None:
+            slot_size = max(1, max(item.nbytes for item in items))
+        batch = cls(len(items), slot_size, family=family)
+        for i, item in enumerate(items):
+            batch.fill(i, item)
+        return batch
+
+    def __repr__(self) -> str:
+        return (f"<fastnet.Batch count={self._count} capacity={self._capacity} "
+                f"slot_size={self._slot_size} family={self._family.name}>")

@@ -1,0 +1,161 @@
+"""The pure-Python engine: the batch loops on the standard library alone.
+
+It is the fallback where the extension is not built and the baseline the
+Cython engine is compared with, so it is written to be as fast as plain
+Python allows (bound methods hoisted, row views made once by the Batch, an
+address cache), not as a straw man.
+
+Contract shared with the Cython engine (fastnet/_cengine.pyi):
+
+* ``recv_batch(sock, batch, ancillary)`` takes the datagrams already queued,
+  up to ``batch.capacity``, without blocking, and returns how many (0 when
+  none). The caller has checked the socket and the batch.
+* ``send_batch(sock, batch, start, stop, address)`` sends rows
+  ``start..stop-1`` without blocking and returns how many went out (0 when
+  the kernel would block). An error on the first row raises ``OSError``; an
+  error after some rows raises it with ``exc.sent`` set to the rows sent.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+import struct
+
+from . import _constants as C
+
+__all__ = ["recv_batch", "send_batch", "FEATURES"]
+
+FEATURES = {
+    "recvmmsg": False,
+    "sendmmsg": False,
+    "gso": False,
+    "gro": False,
+}
+
+# MSG_TRUNC makes a UDP receive return the datagram's real length, which is
+# how truncation is detected (udp(7): "MSG_TRUNC ... return the real length
+# of the packet or datagram, even when it was longer than the passed buffer").
+_RECV_FLAGS = _stdsocket.MSG_DONTWAIT | _stdsocket.MSG_TRUNC
+_SEND_FLAGS = _stdsocket.MSG_DONTWAIT
+_ANCILLARY_SPACE = (_stdsocket.CMSG_SPACE(16) + _stdsocket.CMSG_SPACE(4) * 2)
+_TIMESPEC = struct.Struct("@qq")
+
+
+def _address_bytes(family, address, cache):
+    packed = cache.get(address[0])
+    if packed is None:
+        packed = _stdsocket.inet_pton(family, address[0])
+        if len(cache) > 256:
+            cache.clear()
+        cache[address[0]] = packed
+    return packed
+
+
+def recv_batch(sock, batch, ancillary):
+    if ancillary:
+        return _recv_with_ancillary(sock, batch)
+    rows = batch._rows
+    slot = batch._slot_size
+    lengths = batch._lengths
+    addresses = batch._addresses
+    ports = batch._ports
+    flowinfo = batch._flowinfo
+    scope_ids = batch._scope_ids
+    truncated = batch._truncated_u8
+    timestamps = batch._timestamps
+    family = batch._family
+    is_v6 = family == _stdsocket.AF_INET6
+    cache = {}
+    receive = sock.recvfrom_into
+    n = 0
+    capacity = batch._capacity
+    while n < capacity:
+        try:
+            size, address = receive(rows[n], slot, _RECV_FLAGS)
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            if n == 0:
+                raise
+            # Like recvmmsg, keep what arrived and report the error next call.
+            sock._pending_error = exc
+            break
+        if size > slot:
+            lengths[n] = slot
+            truncated[n] = 1
+        else:
+            lengths[n] = size
+            truncated[n] = 0
+        addresses[n] = memoryview(_address_bytes(family, address, cache))
+        ports[n] = address[1]
+        if is_v6:
+            flowinfo[n] = address[2]
+            scope_ids[n] = address[3]
+        timestamps[n] = 0
+        n += 1
+    return n
+
+
+def _recv_with_ancillary(sock, batch):
+    rows = batch._rows
+    slot = batch._slot_size
+    family = batch._family
+    is_v6 = family == _stdsocket.AF_INET6
+    cache = {}
+    receive = sock.recvmsg_into
+    n = 0
+    while n < batch._capacity:
+        try:
+            size, ancdata, msg_flags, address = receive([rows[n]], _ANCILLARY_SPACE, _RECV_FLAGS)
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            if n == 0:
+                raise
+            sock._pending_error = exc
+            break
+        stamp = 0
+        for level, kind, payload in ancdata:
+            if level != _stdsocket.SOL_SOCKET:
+                continue
+            if kind == C.SCM_TIMESTAMPNS and len(payload) >= 16:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                stamp = seconds * 1_000_000_000 + nanoseconds
+            elif kind == C.SCM_TIMESTAMP and len(payload) >= 16:
+                seconds, microseconds = _TIMESPEC.unpack_from(payload)
+                stamp = seconds * 1_000_000_000 + microseconds * 1000
+        batch._lengths[n] = min(size, slot)
+        batch._truncated_u8[n] = size > slot or bool(msg_flags & _stdsocket.MSG_TRUNC)
+        batch._addresses[n] = memoryview(_address_bytes(family, address, cache))
+        batch._ports[n] = address[1]
+        if is_v6:
+            batch._flowinfo[n] = address[2]
+            batch._scope_ids[n] = address[3]
+        batch._timestamps[n] = stamp
+        n += 1
+    return n
+
+
+def send_batch(sock, batch, start, stop, address):
+    rows = batch._rows
+    lengths = batch._lengths[start:stop].tolist()
+    sent = 0
+    try:
+        if address is None:
+            send = sock.send
+            for i, size in enumerate(lengths, start):
+                send(rows[i][:size], _SEND_FLAGS)
+                sent += 1
+        else:
+            sendto = sock.sendto
+            for i, size in enumerate(lengths, start):
+                sendto(rows[i][:size], _SEND_FLAGS, address)
+                sent += 1
+    except BlockingIOError:
+        if sent == 0:
+            return 0
+    except OSError as exc:
+        if sent:
+            exc.sent = sent
+        raise
+    return sent

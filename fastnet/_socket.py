@@ -1,0 +1,323 @@
+"""fastnet.socket: a standard-library socket with batch methods.
+
+The class subclasses ``socket.socket``, so every method people already use
+behaves exactly as it does there (it *is* one: selectors, asyncio and
+``isinstance`` checks all work). What it adds is written once here, above
+the engines: argument checks, timeouts, waiting, and closing safely while
+another thread is blocked in a batch call.
+
+Waiting is done here with poll(2), never inside recvmmsg: recvmmsg(2), BUGS:
+"The timeout argument does not work as intended. The timeout is checked only
+after the receipt of each datagram". The engines are always called with
+MSG_DONTWAIT and return 0 when nothing is queued.
+
+Closing: "closing a file descriptor while it is in use by a system call in
+another thread" does not wake that call on Linux (close(2), NOTES), and the
+fd number may be reused at once by another open. So a batch call registers
+itself as a user of the socket; ``close()`` from another thread marks the
+socket closing, wakes the waiter through an eventfd it polls beside the
+socket, and the real close happens when the last user leaves (the same
+deferred close the standard library uses for ``makefile()``).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import math
+import os
+import select
+import socket as _stdsocket
+import threading
+import time
+
+from . import _backend
+from . import _constants as C
+from ._batch import Batch
+
+__all__ = ["socket"]
+
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+
+
+def _closed_error() -> OSError:
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+class _Waker:
+    """An fd that becomes readable once ``wake()`` is called."""
+
+    __slots__ = ("fd", "_write_fd")
+
+    def __init__(self):
+        if hasattr(os, "eventfd"):
+            self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._write_fd = self.fd
+        else:  # pragma: no cover - non-Linux
+            self.fd, self._write_fd = os.pipe()
+            os.set_blocking(self._write_fd, False)
+
+    def wake(self) -> None:
+        try:
+            os.write(self._write_fd, (1).to_bytes(8, "little"))
+        except BlockingIOError:  # already signalled
+            pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self._write_fd != self.fd:
+            os.close(self._write_fd)
+
+
+class socket(_stdsocket.socket):
+    """A ``socket.socket`` with batch receive and send.
+
+    ``backend`` chooses the engine for this socket (``"cython"`` or
+    ``"python"``); the default is ``fastnet.backend``.
+    """
+
+    __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
+
+    def __init__(self, family=_stdsocket.AF_INET, type=_stdsocket.SOCK_DGRAM, proto=0,
+                 fileno=None, *, backend=None):
+        name = backend if backend is not None else _default_backend_name()
+        self._engine = _backend.load(name)
+        self._backend = name
+        super().__init__(family, type, proto, fileno)
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
+        self._waker = None
+        self._ancillary = False
+        self._pending_error = None
+        self._last_address = (None, None)
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """Name of the engine this socket uses."""
+        return self._backend
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closing or self._closed
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", backend={self._backend!r}>"
+
+    def dup(self):
+        return type(self)(self.family, self.type, self.proto, fileno=os.dup(self.fileno()),
+                          backend=self._backend)
+
+    # -- closing ------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if self._users:
+                # A batch call in another thread is using the fd: wake it;
+                # the last user to leave closes for real.
+                if self._waker is not None:
+                    self._waker.wake()
+                return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
+        super().close()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._closing or self._closed or super().fileno() < 0:
+                raise _closed_error()
+            self._users += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._closing and self._users == 0
+        if last:
+            self._close_now()
+
+    # -- options that change what the engines must parse ---------------------
+    def setsockopt(self, level, optname, value, optlen=None):
+        if optlen is None:
+            super().setsockopt(level, optname, value)
+        else:
+            super().setsockopt(level, optname, value, optlen)
+        if (level, optname) in C.ANCILLARY_OPTIONS:
+            self._ancillary = any(self.getsockopt(lvl, opt) for lvl, opt in C.ANCILLARY_OPTIONS)
+
+    def enable_timestamps(self, enabled: bool = True) -> None:
+        """Have the kernel stamp each datagram's arrival (``SO_TIMESTAMPNS``).
+
+        Batches then carry it in ``timestamps`` (ns since the epoch).
+        """
+        self.setsockopt(_stdsocket.SOL_SOCKET, C.SO_TIMESTAMPNS, int(bool(enabled)))
+
+    # -- argument checks, made before any system call ------------------------
+    def _check_batch(self, batch, method: str) -> None:
+        if not isinstance(batch, Batch):
+            raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
+        if self.type != _stdsocket.SOCK_DGRAM:
+            raise io.UnsupportedOperation(
+                f"{method} needs a SOCK_DGRAM socket, this one is {self.type.name}")
+        if batch.family != self.family:
+            raise ValueError(
+                f"batch is for {batch.family.name} but the socket is {self.family.name}")
+
+    def _deadline(self, timeout):
+        """None to block, 0.0 for non-blocking, else a time.monotonic() deadline."""
+        if timeout is None:
+            timeout = self.gettimeout()
+            if timeout is None:
+                return None
+        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+        if math.isnan(timeout) or timeout < 0:
+            raise ValueError("Timeout value out of range")
+        if math.isinf(timeout):
+            return None
+        if timeout == 0:
+            return 0.0
+        return time.monotonic() + timeout
+
+    def _resolve(self, address):
+        """A numeric sockaddr tuple for ``address``, as sendto would use it."""
+        cached_for, resolved = self._last_address
+        if address == cached_for and cached_for is not None:
+            return resolved
+        if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
+            raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
+        if self.family == _stdsocket.AF_INET and len(address) != 2:
+            raise TypeError(f"AF_INET address must be (host, port), not {address!r}")
+        host, port = address[0], address[1]
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, not {type(host).__name__}")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"port must be an int, not {type(port).__name__}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {port}")
+        infos = _stdsocket.getaddrinfo(host, port, self.family, _stdsocket.SOCK_DGRAM)
+        resolved = infos[0][4]
+        if self.family == _stdsocket.AF_INET6:
+            flowinfo = address[2] if len(address) > 2 else resolved[2]
+            scope_id = address[3] if len(address) > 3 else resolved[3]
+            resolved = (resolved[0], resolved[1], flowinfo, scope_id)
+        if resolved[0] == host:  # numeric: the answer cannot change
+            self._last_address = (address, resolved)
+        return resolved
+
+    # -- waiting ------------------------------------------------------------
+    def _wait(self, events: int, deadline) -> None:
+        """Block until the socket has ``events``, the deadline passes, or close()."""
+        if deadline == 0.0:
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        with self._lock:
+            if self._waker is None:
+                self._waker = _Waker()
+            waker_fd = self._waker.fd
+        fd = super().fileno()
+        poller = select.poll()
+        poller.register(fd, events)
+        poller.register(waker_fd, _POLLIN)
+        while True:
+            if self._closing:
+                raise _closed_error()
+            if deadline is None:
+                ms = -1
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("timed out")
+                ms = max(1, math.ceil(remaining * 1000))
+            # poll() releases the GIL; a signal interrupts it and runs the
+            # Python handler, so Ctrl-C raises KeyboardInterrupt here.
+            for ready_fd, _ in poller.poll(ms):
+                if ready_fd == fd and not self._closing:
+                    return
+
+    # -- batches ------------------------------------------------------------
+    def recv_batch(self, batch: Batch, timeout=None) -> int:
+        """Receive into ``batch``; return the number of datagrams (also ``batch.count``).
+
+        Blocks until at least one datagram is queued (``timeout`` seconds,
+        default the socket's own timeout), then takes every datagram already
+        queued, up to ``batch.capacity``, without waiting for more. Raises
+        ``TimeoutError`` if none arrived in time, ``BlockingIOError`` on a
+        non-blocking socket with nothing queued. A datagram longer than
+        ``batch.slot_size`` is cut to the slot and flagged in
+        ``batch.truncated``.
+        """
+        self._check_batch(batch, "recv_batch")
+        deadline = self._deadline(timeout)
+        batch._count = 0
+        self._enter()
+        try:
+            error, self._pending_error = self._pending_error, None
+            if error is not None:
+                raise error
+            engine_recv = self._engine.recv_batch
+            while True:
+                n = engine_recv(self, batch, self._ancillary)
+                if n:
+                    batch._count = n
+                    return n
+                self._wait(_POLLIN, deadline)
+        finally:
+            self._leave()
+
+    def send_batch(self, batch: Batch, address=None) -> int:
+        """Send rows ``0..batch.count-1`` as separate datagrams; return how many went out.
+
+        ``address`` is required unless the socket is connected. Uses as few
+        system calls as the platform allows (sendmmsg on Linux). A blocking
+        socket sends every row (within its timeout). A non-blocking socket
+        returns the number sent before the kernel's buffer filled, and raises
+        ``BlockingIOError`` only if it could send none.
+
+        If an error stops the batch part way, the ``OSError`` (or
+        ``TimeoutError``) raised carries ``exc.sent``: the number of rows
+        that did go out before it. Rows ``exc.sent`` onwards were not sent.
+        """
+        self._check_batch(batch, "send_batch")
+        count = batch._count
+        if count:
+            lengths = batch._lengths[:count]
+            if lengths.min() < 0 or lengths.max() > batch._slot_size:
+                raise ValueError(f"batch.lengths[:{count}] must be between 0 and slot_size "
+                                 f"({batch._slot_size})")
+        resolved = None if address is None else self._resolve(address)
+        deadline = self._deadline(None)
+        if not count:
+            return 0
+        self._enter()
+        total = 0
+        try:
+            engine_send = self._engine.send_batch
+            while total < count:
+                try:
+                    sent = engine_send(self, batch, total, count, resolved)
+                except OSError as exc:
+                    exc.sent = total + getattr(exc, "sent", 0)
+                    raise
+                total += sent
+                if total < count and sent == 0:
+                    if deadline == 0.0 and total:
+                        return total
+                    try:
+                        self._wait(_POLLOUT, deadline)
+                    except OSError as exc:
+                        exc.sent = total
+                        raise
+            return total
+        finally:
+            self._leave()
+
+
+def _default_backend_name() -> str:
+    from . import backend  # resolved once at import of the package
+    return backend

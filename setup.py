@@ -1,0 +1,50 @@
+"""Build the Cython engine; the one place that knows about the extension.
+
+The extension is optional: if it cannot be compiled, setuptools warns and
+the package installs with the pure-Python engine. FASTNET_NO_EXTENSION=1
+forces that pure-Python build, so the fallback path can be tested.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class build_ext_optional(build_ext):
+    """Say clearly, once, that the pure-Python engine will be used."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # compiler missing or failing
+            sys.stderr.write(
+                f"\nWARNING: fastnet's extension {ext.name} could not be built ({exc}).\n"
+                "fastnet will install with its pure-Python engine only.\n\n")
+            if not ext.optional:
+                raise
+
+
+def extensions():
+    if os.environ.get("FASTNET_NO_EXTENSION", "") not in ("", "0"):
+        sys.stderr.write("FASTNET_NO_EXTENSION is set: building the pure-Python engine only.\n")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        sys.stderr.write(f"WARNING: Cython is missing ({exc}); pure-Python engine only.\n")
+        return []
+    macros = []
+    if os.environ.get("FASTNET_NO_MMSG", "") not in ("", "0"):
+        macros.append(("FASTNET_NO_MMSG", "1"))   # test the per-datagram C loop
+    ext = Extension("fastnet._cengine", ["src/_cengine.pyx"], include_dirs=["src"],
+                    define_macros=macros, extra_compile_args=["-O2"])
+    modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3},
+                        quiet=True)
+    for module in modules:
+        module.optional = True
+    return modules
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": build_ext_optional})

@@ -1,0 +1,267 @@
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False
+# cython: initializedcheck=False, cdivision=True
+"""The Cython engine: recvmmsg/sendmmsg loops over a Batch's numpy arrays.
+
+Same contract as fastnet._pyengine (see fastnet/_cengine.pyi). The Python
+layer (fastnet/_socket.py) has already checked the socket, the batch, the
+row lengths and the address, and does all waiting with poll(2); every call
+here is non-blocking (MSG_DONTWAIT) and holds the GIL except around the
+system call itself.
+"""
+
+from libc.errno cimport errno
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset, strerror
+from cpython.exc cimport PyErr_CheckSignals
+from posix.uio cimport iovec
+from posix.time cimport timespec
+
+from _sysnet cimport *
+
+from fastnet import _constants as _C
+
+# The Python layer uses these values without the C headers; check them here,
+# where the headers are, so a platform with other numbers fails loudly.
+for _name, _value in (("SO_TIMESTAMPNS", SO_TIMESTAMPNS), ("SO_RXQ_OVFL", SO_RXQ_OVFL),
+                      ("UDP_SEGMENT", UDP_SEGMENT), ("UDP_GRO", UDP_GRO),
+                      ("SOL_UDP", SOL_UDP), ("SO_MEMINFO", SO_MEMINFO)):
+    if getattr(_C, _name) != _value:
+        raise ImportError(f"fastnet._constants.{_name} is {getattr(_C, _name)}, "
+                          f"the C headers say {_value}")
+
+FEATURES = {
+    "recvmmsg": bool(FASTNET_HAVE_MMSG),
+    "sendmmsg": bool(FASTNET_HAVE_MMSG),
+    "gso": False,
+    "gro": False,
+}
+
+# recvmmsg(2)/sendmmsg(2): "If vlen is greater than UIO_MAXIOV (1024), then
+# only UIO_MAXIOV messages are" handled; larger batches go in chunks.
+cdef enum:
+    MAX_VLEN = 1024
+
+# Per message: a timestamp and two 32-bit values (drop counter, GRO size).
+cdef size_t CONTROL_SPACE = (CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(uint32_t))
+                             + CMSG_SPACE(sizeof(int)))
+# Round each message's control area up so every cmsghdr stays aligned.
+CONTROL_SPACE = (CONTROL_SPACE + 15) & ~(<size_t>15)
+
+cdef enum Prepared:
+    NOTHING = 0
+    FOR_RECV = 1
+
+
+cdef class _Scratch:
+    """Message headers for one Batch, allocated once and kept on it.
+
+    Headers point into the Batch's ``data`` array, which never moves (the
+    Batch keeps it for life and exposes it read-only), so headers prepared for
+    receiving stay valid between calls; only the fields the kernel writes
+    back (name and control lengths, flags) are reset after each use.
+    """
+    cdef mmsghdr *msgs
+    cdef iovec *iov
+    cdef sockaddr_in6 *names
+    cdef unsigned char *control
+    cdef Py_ssize_t capacity
+    cdef Prepared prepared
+
+    def __cinit__(self, Py_ssize_t capacity):
+        self.capacity = capacity
+        self.prepared = NOTHING
+        self.msgs = <mmsghdr *>malloc(capacity * sizeof(mmsghdr))
+        self.iov = <iovec *>malloc(capacity * sizeof(iovec))
+        self.names = <sockaddr_in6 *>malloc(capacity * sizeof(sockaddr_in6))
+        self.control = <unsigned char *>malloc(capacity * CONTROL_SPACE)
+        if not (self.msgs and self.iov and self.names and self.control):
+            raise MemoryError()
+        memset(self.msgs, 0, capacity * sizeof(mmsghdr))
+
+    def __dealloc__(self):
+        free(self.msgs)
+        free(self.iov)
+        free(self.names)
+        free(self.control)
+
+
+cdef _Scratch _scratch_of(object batch):
+    cdef _Scratch scratch = batch._scratch
+    if scratch is None or scratch.capacity != batch._capacity:
+        scratch = _Scratch(batch._capacity)
+        batch._scratch = scratch
+    return scratch
+
+
+cdef object _os_error(int err):
+    return OSError(err, strerror(err).decode("utf-8", "replace"))
+
+
+cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
+    """Receive time in ns from SCM_TIMESTAMPNS, or 0 if the kernel sent none."""
+    cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr)
+    cdef timespec stamp
+    while cmsg != NULL:
+        if cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_TIMESTAMPNS:
+            memcpy(&stamp, CMSG_DATA(cmsg), sizeof(timespec))
+            return <int64_t>stamp.tv_sec * 1000000000 + stamp.tv_nsec
+        cmsg = CMSG_NXTHDR(hdr, cmsg)
+    return 0
+
+
+def recv_batch(object sock, object batch, bint ancillary):
+    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none."""
+    cdef int fd = sock.fileno()
+    cdef int family = batch._family
+    cdef Py_ssize_t capacity = batch._capacity
+    cdef Py_ssize_t slot = batch._slot_size
+    cdef uint8_t[:, ::1] data = batch._data
+    cdef int64_t[::1] lengths = batch._lengths
+    cdef uint8_t[:, ::1] addresses = batch._addresses
+    cdef uint16_t[::1] ports = batch._ports
+    cdef uint32_t[::1] flowinfo = batch._flowinfo
+    cdef uint32_t[::1] scope_ids = batch._scope_ids
+    cdef int64_t[::1] timestamps = batch._timestamps
+    cdef uint8_t[::1] truncated = batch._truncated_u8
+    cdef _Scratch s = _scratch_of(batch)
+    cdef Py_ssize_t i, total = 0
+    cdef int got, err = 0, late = 0
+    cdef unsigned int chunk
+    cdef msghdr *hdr
+    cdef sockaddr_in *sin
+    cdef sockaddr_in6 *sin6
+
+    if s.prepared != FOR_RECV:
+        for i in range(capacity):
+            s.iov[i].iov_base = &data[i, 0]
+            s.iov[i].iov_len = slot
+            hdr = &s.msgs[i].msg_hdr
+            hdr.msg_name = &s.names[i]
+            hdr.msg_namelen = sizeof(sockaddr_in6)
+            hdr.msg_iov = &s.iov[i]
+            hdr.msg_iovlen = 1
+            hdr.msg_control = s.control + i * CONTROL_SPACE
+            hdr.msg_controllen = CONTROL_SPACE
+            hdr.msg_flags = 0
+        s.prepared = FOR_RECV
+
+    while total < capacity:
+        chunk = <unsigned int>min(capacity - total, MAX_VLEN)
+        with nogil:
+            got = fastnet_recvmmsg(fd, s.msgs + total, chunk, MSG_DONTWAIT, &late)
+            if got < 0:
+                err = errno
+        if got < 0:
+            if err == EINTR:
+                PyErr_CheckSignals()   # raises KeyboardInterrupt etc.
+                continue
+            if err == EAGAIN or err == EWOULDBLOCK:
+                break
+            if total == 0:
+                raise _os_error(err)
+            sock._pending_error = _os_error(err)
+            break
+        for i in range(total, total + got):
+            hdr = &s.msgs[i].msg_hdr
+            lengths[i] = s.msgs[i].msg_len
+            truncated[i] = (hdr.msg_flags & MSG_TRUNC) != 0
+            if family == AF_INET:
+                sin = <sockaddr_in *>hdr.msg_name
+                memcpy(&addresses[i, 0], &sin.sin_addr, 4)
+                ports[i] = ntohs(sin.sin_port)
+                flowinfo[i] = 0
+                scope_ids[i] = 0
+            else:
+                sin6 = <sockaddr_in6 *>hdr.msg_name
+                memcpy(&addresses[i, 0], &sin6.sin6_addr, 16)
+                ports[i] = ntohs(sin6.sin6_port)
+                flowinfo[i] = ntohl(sin6.sin6_flowinfo)
+                scope_ids[i] = sin6.sin6_scope_id
+            timestamps[i] = _timestamp_of(hdr) if hdr.msg_controllen else 0
+            # The kernel writes these back (value-result); restore them.
+            hdr.msg_namelen = sizeof(sockaddr_in6)
+            hdr.msg_controllen = CONTROL_SPACE
+            hdr.msg_flags = 0
+        total += got
+        if late:
+            sock._pending_error = _os_error(late)
+            break
+        if <unsigned int>got < chunk:
+            break
+    return total
+
+
+cdef int _sockaddr_from(object address, int family, sockaddr_in6 *out) except -1:
+    """Fill ``out`` from a numeric address tuple already resolved by the caller."""
+    cdef bytes host = address[0].encode("ascii")
+    cdef sockaddr_in *sin
+    memset(out, 0, sizeof(sockaddr_in6))
+    if family == AF_INET:
+        sin = <sockaddr_in *>out
+        sin.sin_family = AF_INET
+        sin.sin_port = htons(<uint16_t>address[1])
+        if inet_pton(AF_INET, host, &sin.sin_addr) != 1:
+            raise ValueError(f"not a numeric IPv4 address: {address[0]!r}")
+        return sizeof(sockaddr_in)
+    out.sin6_family = AF_INET6
+    out.sin6_port = htons(<uint16_t>address[1])
+    out.sin6_flowinfo = htonl(<uint32_t>address[2])
+    out.sin6_scope_id = <uint32_t>address[3]
+    if inet_pton(AF_INET6, host, &out.sin6_addr) != 1:
+        raise ValueError(f"not a numeric IPv6 address: {address[0]!r}")
+    return sizeof(sockaddr_in6)
+
+
+def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, object address):
+    """Send rows start..stop-1 without blocking; return how many went out (0 if none)."""
+    cdef int fd = sock.fileno()
+    cdef uint8_t[:, ::1] data = batch._data
+    cdef int64_t[::1] lengths = batch._lengths
+    cdef _Scratch s = _scratch_of(batch)
+    cdef sockaddr_in6 dest
+    cdef socklen_t dest_len = 0
+    cdef Py_ssize_t i, total = 0
+    cdef int got, err = 0
+    cdef unsigned int chunk
+    cdef msghdr *hdr
+
+    if address is not None:
+        dest_len = <socklen_t>_sockaddr_from(address, sock.family, &dest)
+    s.prepared = NOTHING
+    for i in range(start, stop):
+        s.iov[i].iov_base = &data[i, 0]
+        s.iov[i].iov_len = <size_t>lengths[i]
+        hdr = &s.msgs[i].msg_hdr
+        hdr.msg_name = &dest if dest_len else NULL
+        hdr.msg_namelen = dest_len
+        hdr.msg_iov = &s.iov[i]
+        hdr.msg_iovlen = 1
+        hdr.msg_control = NULL
+        hdr.msg_controllen = 0
+        hdr.msg_flags = 0
+
+    while start + total < stop:
+        chunk = <unsigned int>min(stop - start - total, MAX_VLEN)
+        with nogil:
+            got = fastnet_sendmmsg(fd, s.msgs + start + total, chunk, MSG_DONTWAIT)
+            if got < 0:
+                err = errno
+        if got < 0:
+            if err == EINTR:
+                PyErr_CheckSignals()
+                continue
+            if err == EAGAIN or err == EWOULDBLOCK:
+                break
+            if total == 0:
+                raise _os_error(err)
+            exc = _os_error(err)
+            exc.sent = total
+            raise exc
+        total += got
+        # sendmmsg(2): "If an error occurs after at least one message has been
+        # sent, the call succeeds, and returns the number of messages sent."
+        # Stop here; the caller's next call meets the error, if it persists.
+        if <unsigned int>got < chunk:
+            break
+    return total

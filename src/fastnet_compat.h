@@ -1,0 +1,111 @@
+/* What the Cython engine needs from the platform, in one place.
+ *
+ * Python.h (included first by Cython) defines _GNU_SOURCE, which glibc needs
+ * to declare recvmmsg/sendmmsg and struct mmsghdr.
+ *
+ * Where recvmmsg/sendmmsg are missing (not Linux), or FASTNET_NO_MMSG is
+ * defined to test that path, fastnet_recvmmsg/fastnet_sendmmsg are loops of
+ * recvmsg/sendmsg with the same contract: the number of messages done, or -1
+ * with errno if the first one failed.
+ */
+#ifndef FASTNET_COMPAT_H
+#define FASTNET_COMPAT_H
+
+#include <errno.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#ifdef __linux__
+#include <netinet/udp.h>
+#endif
+
+/* Older C libraries lack these; the values are the kernel's ABI. */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SO_TIMESTAMPNS
+#define SO_TIMESTAMPNS 35
+#endif
+#ifndef SCM_TIMESTAMPNS
+#define SCM_TIMESTAMPNS SO_TIMESTAMPNS
+#endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+#if defined(__linux__) && !defined(FASTNET_NO_MMSG)
+
+#define FASTNET_HAVE_MMSG 1
+
+/* The last argument reports an error that ended a partial receive; the
+ * kernel's recvmmsg keeps such an error for the next call itself (net/socket.c,
+ * do_recvmmsg: "We save the error in the socket struct so that it's returned
+ * on the next call"), so it is always 0 here. */
+static inline int fastnet_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n,
+                                   int flags, int *late_errno)
+{
+    *late_errno = 0;
+    return recvmmsg(fd, msgs, n, flags, NULL);
+}
+
+static inline int fastnet_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+    return sendmmsg(fd, msgs, n, flags);
+}
+
+#else
+
+#define FASTNET_HAVE_MMSG 0
+
+#ifndef __linux__
+struct mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+#endif
+
+static int fastnet_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n,
+                            int flags, int *late_errno)
+{
+    unsigned int i;
+    *late_errno = 0;
+    for (i = 0; i < n; i++) {
+        ssize_t got = recvmsg(fd, &msgs[i].msg_hdr, flags);
+        if (got < 0) {
+            if (i == 0)
+                return -1;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                *late_errno = errno;   /* report it on the next call */
+            break;
+        }
+        msgs[i].msg_len = (unsigned int)got;
+    }
+    return (int)i;
+}
+
+static int fastnet_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+    unsigned int i;
+    for (i = 0; i < n; i++) {
+        ssize_t put = sendmsg(fd, &msgs[i].msg_hdr, flags);
+        if (put < 0)
+            return i == 0 ? -1 : (int)i;
+        msgs[i].msg_len = (unsigned int)put;
+    }
+    return (int)i;
+}
+
+#endif /* mmsg */
+
+#endif /* FASTNET_COMPAT_H */

@@ -1,0 +1,31 @@
+"""Small helpers shared by the tests."""
+
+import time
+
+import fastnet
+
+
+def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0):
+    """Receive ``count`` datagrams with recv_batch; return (payloads, addresses, truncated)."""
+    batch = fastnet.Batch(max(1, min(count, 1024)), slot_size, family=family)
+    payloads, addresses, truncated = [], [], []
+    deadline = time.monotonic() + timeout
+    while len(payloads) < count:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(payloads)} of {count} datagrams arrived"
+        n = receiver.recv_batch(batch, timeout=remaining)
+        assert n == batch.count == len(batch)
+        for i in range(n):
+            payloads.append(bytes(batch.payload(i)))
+            addresses.append(batch.address(i))
+            truncated.append(bool(batch.truncated[i]))
+    return payloads, addresses, truncated
+
+
+def numbered_payloads(count, size):
+    """``count`` distinct payloads of ``size`` bytes (a row number then a fill byte)."""
+    out = []
+    for i in range(count):
+        head = i.to_bytes(4, "big")[:size]
+        out.append(head + bytes([i % 251]) * (size - len(head)))
+    return out

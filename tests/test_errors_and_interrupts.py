@@ -1,0 +1,208 @@
+"""Bad input, timeouts, close from another thread, Ctrl-C, non-blocking partial sends."""
+
+import io
+import os
+import shutil
+import signal
+import socket as stdsocket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import fastnet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_non_batch_is_a_type_error(pair):
+    receiver, sender = pair
+    with pytest.raises(TypeError, match="fastnet.Batch"):
+        receiver.recv_batch(bytearray(100))
+    with pytest.raises(TypeError, match="fastnet.Batch"):
+        sender.send_batch([b"x"], receiver.getsockname())
+
+
+def test_family_mismatch_is_a_value_error(backend):
+    with fastnet.socket(fastnet.AF_INET, backend=backend) as sock:
+        with pytest.raises(ValueError, match="AF_INET6"):
+            sock.recv_batch(fastnet.Batch(1, 1, family=fastnet.AF_INET6), timeout=0)
+
+
+def test_stream_socket_is_refused(backend):
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_STREAM, backend=backend) as sock:
+        with pytest.raises(io.UnsupportedOperation, match="SOCK_DGRAM"):
+            sock.recv_batch(fastnet.Batch(1, 1))
+        with pytest.raises(io.UnsupportedOperation):
+            sock.send_batch(fastnet.Batch.from_payloads([b"x"]), ("127.0.0.1", 9))
+
+
+def test_closed_socket_raises_oserror(backend):
+    sock = fastnet.socket(backend=backend)
+    sock.close()
+    with pytest.raises(OSError) as info:
+        sock.recv_batch(fastnet.Batch(1, 1), timeout=0)
+    assert info.value.errno == 9  # EBADF, as the standard library says
+    with pytest.raises(OSError):
+        sock.send_batch(fastnet.Batch.from_payloads([b"x"]), ("127.0.0.1", 9))
+
+
+@pytest.mark.parametrize("address,error", [
+    (("::1", 9), OSError),            # an IPv6 host on an IPv4 socket cannot resolve
+    ("127.0.0.1:9", TypeError),
+    (("127.0.0.1",), TypeError),
+    (("127.0.0.1", "9"), TypeError),
+    (("127.0.0.1", 70000), ValueError),
+    ((b"127.0.0.1", 9), TypeError),
+])
+def test_bad_addresses_are_refused(backend, address, error):
+    with fastnet.socket(backend=backend) as sock:
+        with pytest.raises(error):
+            sock.send_batch(fastnet.Batch.from_payloads([b"x"]), address)
+
+
+def test_lengths_out_of_range_are_refused_before_sending(pair):
+    receiver, sender = pair
+    batch = fastnet.Batch(2, 4, family=sender.family)
+    batch.count = 2
+    batch.lengths[1] = 5
+    with pytest.raises(ValueError, match="lengths"):
+        sender.send_batch(batch, receiver.getsockname())
+    batch.lengths[1] = -1
+    with pytest.raises(ValueError, match="lengths"):
+        sender.send_batch(batch, receiver.getsockname())
+    receiver.setblocking(False)
+    with pytest.raises(BlockingIOError):  # and nothing was sent
+        receiver.recvfrom(10)
+
+
+@pytest.mark.parametrize("timeout,error", [(-1, ValueError), (float("nan"), ValueError),
+                                           ("1", TypeError), (True, TypeError)])
+def test_bad_timeouts_are_refused(backend, timeout, error):
+    with fastnet.socket(backend=backend) as sock:
+        sock.bind(("127.0.0.1", 0))
+        with pytest.raises(error):
+            sock.recv_batch(fastnet.Batch(1, 1), timeout=timeout)
+
+
+def test_timeout_raises_timeout_error(pair):
+    receiver, _ = pair
+    batch = fastnet.Batch(4, 4, family=receiver.family)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        receiver.recv_batch(batch, timeout=0.1)
+    assert time.monotonic() - started >= 0.1
+    assert batch.count == 0
+
+
+def test_socket_timeout_is_used_by_default(pair):
+    receiver, _ = pair
+    receiver.settimeout(0.05)
+    with pytest.raises(TimeoutError):
+        receiver.recv_batch(fastnet.Batch(4, 4, family=receiver.family))
+
+
+def test_non_blocking_receive_raises_blocking_io_error(pair):
+    receiver, _ = pair
+    receiver.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        receiver.recv_batch(fastnet.Batch(4, 4, family=receiver.family))
+    with pytest.raises(BlockingIOError):
+        receiver.recv_batch(fastnet.Batch(4, 4, family=receiver.family), timeout=0)
+
+
+def test_close_from_another_thread_ends_blocked_receive(pair):
+    receiver, _ = pair
+    batch = fastnet.Batch(4, 4, family=receiver.family)
+    closer = threading.Timer(0.2, receiver.close)
+    closer.start()
+    started = time.monotonic()
+    with pytest.raises(OSError) as info:
+        receiver.recv_batch(batch, timeout=10)
+    elapsed = time.monotonic() - started
+    closer.join()
+    assert info.value.errno == 9
+    assert elapsed < 5, "close() did not end the blocked receive"
+    assert receiver.closed and receiver.fileno() == -1
+
+
+def test_close_while_idle_from_another_thread_really_closes(pair):
+    receiver, _ = pair
+    thread = threading.Thread(target=receiver.close)
+    thread.start()
+    thread.join()
+    assert receiver.fileno() == -1
+
+
+SIGINT_CHILD = textwrap.dedent("""
+    import sys, time, fastnet
+    sock = fastnet.socket(backend=sys.argv[1])
+    sock.bind(("127.0.0.1", 0))
+    print("ready", flush=True)
+    started = time.monotonic()
+    try:
+        sock.recv_batch(fastnet.Batch(4, 4), timeout=20)
+    except KeyboardInterrupt:
+        print("interrupted after %.3f" % (time.monotonic() - started), flush=True)
+        sys.exit(0)
+    sys.exit(3)
+""")
+
+
+def test_ctrl_c_interrupts_blocked_receive(backend):
+    child = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, backend],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+    finally:
+        child.kill()
+    assert child.returncode == 0
+    assert out.startswith("interrupted after")
+
+
+# A private network namespace whose loopback has a slow token bucket: queued
+# datagrams hold the sender's buffer, so a non-blocking send really meets
+# EAGAIN (the host's loopback frees the buffer at once and never would).
+NETNS_CHILD = textwrap.dedent("""
+    import sys, socket, fastnet
+    receiver = fastnet.socket(backend=sys.argv[1]); receiver.bind(("127.0.0.1", 0))
+    sender = fastnet.socket(backend=sys.argv[1])
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender.setblocking(False)
+    batch = fastnet.Batch.from_payloads([bytes(1000)] * 500)
+    first = sender.send_batch(batch, receiver.getsockname())
+    try:
+        sender.send_batch(batch, receiver.getsockname())
+        second = "sent"
+    except BlockingIOError as exc:
+        second = "blocked sent=%d" % exc.sent
+    print(first, second)
+""")
+
+
+def _netns_available():
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") and shutil.which("tc")
+
+
+@pytest.mark.skipif(not _netns_available(), reason="needs root, ip and tc for a private netns")
+def test_non_blocking_send_returns_partial_count(backend):
+    name = f"fastnet-test-{os.getpid()}-{backend}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        run = lambda *cmd: subprocess.run(["ip", "netns", "exec", name, *cmd], check=True,  # noqa: E731
+                                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+        run("ip", "link", "set", "lo", "up")
+        run("tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "64kb",
+            "latency", "2s")
+        out = run(sys.executable, "-c", NETNS_CHILD, backend).stdout.split()
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    first, second = int(out[0]), " ".join(out[1:])
+    assert 0 < first < 500, f"expected a partial send, got {first}"
+    assert second == "blocked sent=0"

@@ -1,0 +1,45 @@
+"""The ``fastnet`` command: one subcommand per module in this package.
+
+Each subcommand module exposes ``add_parser(subparsers)``, which registers
+its arguments and sets ``func`` to the function that runs it; that function
+returns the exit status. Bad arguments exit with status 2 and a one-line
+message, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Subcommand modules, in the order ``fastnet --help`` lists them.
+SUBCOMMANDS = ("bench", "info", "recv", "send")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastnet", description="Move UDP datagrams fast: measure, receive, send.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"fastnet.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"fastnet.cli.{name}":
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

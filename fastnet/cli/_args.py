@@ -1,0 +1,62 @@
+"""Argument types shared by the subcommands: each raises argparse.ArgumentTypeError
+with a one-line message, which argparse turns into exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+
+DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
+
+
+def host_port(text: str) -> tuple:
+    """``HOST:PORT``, ``[IPv6]:PORT``, or ``:PORT`` / ``PORT`` for loopback."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"malformed address {text!r}: expected [IPv6]:PORT")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" not in text:
+        host, port = "", text
+    else:
+        raise argparse.ArgumentTypeError(
+            f"malformed address {text!r}: write IPv6 addresses as [ADDR]:PORT")
+    host = host or DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed address {text!r}: port must be a number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"malformed address {text!r}: port must be 0-65535")
+    return host, number
+
+
+def family_of(host: str):
+    """AF_INET6 for an IPv6 literal, else AF_INET."""
+    import socket
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.AF_INET
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0")
+    return value

@@ -10,6 +10,7 @@ from socket import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
 from . import _backend
 from ._backend import available_backends
 from ._batch import Batch
+from ._buffers import BufferSizeWarning
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._socket import socket
 
@@ -22,5 +23,5 @@ backend: str = _backend.default_backend()
 __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
-    "Batch", "socket", "available_backends", "backend",
+    "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
 ]

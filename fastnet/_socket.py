@@ -32,6 +32,7 @@ import threading
 import time
 
 from . import _backend
+from . import _buffers
 from . import _constants as C
 from ._batch import Batch
 
@@ -157,6 +158,17 @@ class socket(_stdsocket.socket):
         Batches then carry it in ``timestamps`` (ns since the epoch).
         """
         self.setsockopt(_stdsocket.SOL_SOCKET, C.SO_TIMESTAMPNS, int(bool(enabled)))
+
+    def set_buffers(self, rcvbuf=None, sndbuf=None):
+        """Set buffer sizes (FORCE options where permitted); return ``(rcvbuf, sndbuf)``.
+
+        The values returned are what the kernel reports (twice the request when
+        granted in full, see socket(7)); a capped request warns with
+        ``fastnet.BufferSizeWarning`` naming the sysctl to raise.
+        """
+        if self._closing or self._closed:
+            raise _closed_error()
+        return _buffers.set_buffers(self, rcvbuf, sndbuf)
 
     # -- argument checks, made before any system call ------------------------
     def _check_batch(self, batch, method: str) -> None:

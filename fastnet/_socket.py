@@ -218,6 +218,11 @@ class socket(_stdsocket.socket):
         if self.family == _stdsocket.AF_INET6:
             flowinfo = address[2] if len(address) > 2 else resolved[2]
             scope_id = address[3] if len(address) > 3 else resolved[3]
+            for name, value, limit in (("flowinfo", flowinfo, 2**20), ("scope_id", scope_id, 2**32)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+                if not 0 <= value < limit:
+                    raise ValueError(f"{name} must be 0-{limit - 1}, got {value}")
             resolved = (resolved[0], resolved[1], flowinfo, scope_id)
         if resolved[0] == host:  # numeric: the answer cannot change
             self._last_address = (address, resolved)

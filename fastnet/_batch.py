@@ -22,6 +22,14 @@ _ADDRESS_BYTES = {_stdsocket.AF_INET: 4, _stdsocket.AF_INET6: 16}
 Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
 
 
+#: Upper bounds that keep a typo from asking for terabytes: a million rows,
+#: 64 MiB per row (far above any datagram; room for large stream frames),
+#: 16 GiB in all.
+MAX_CAPACITY = 1 << 20
+MAX_SLOT_SIZE = 1 << 26
+MAX_TOTAL_BYTES = 1 << 34
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not bool")
@@ -44,15 +52,26 @@ class Batch:
     A Batch is not thread-safe: use it from one call at a time.
     """
 
+    MAX_CAPACITY = MAX_CAPACITY
+    MAX_SLOT_SIZE = MAX_SLOT_SIZE
+    MAX_TOTAL_BYTES = MAX_TOTAL_BYTES
+
     __slots__ = (
         "_capacity", "_slot_size", "_family", "_count",
         "_data", "_lengths", "_addresses", "_ports", "_flowinfo", "_scope_ids",
-        "_timestamps", "_truncated", "_truncated_u8", "_rows", "_scratch",
+        "_timestamps", "_truncated", "_truncated_u8", "_row_cache", "_scratch",
     )
 
     def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
         capacity = _positive_int(capacity, "capacity")
         slot_size = _positive_int(slot_size, "slot_size")
+        if capacity > MAX_CAPACITY:
+            raise ValueError(f"capacity must be at most {MAX_CAPACITY}, got {capacity}")
+        if slot_size > MAX_SLOT_SIZE:
+            raise ValueError(f"slot_size must be at most {MAX_SLOT_SIZE}, got {slot_size}")
+        if capacity * slot_size > MAX_TOTAL_BYTES:
+            raise ValueError(f"capacity x slot_size is {capacity * slot_size} bytes, "
+                             f"more than {MAX_TOTAL_BYTES}")
         if family not in _ADDRESS_BYTES:
             raise ValueError(f"family must be AF_INET or AF_INET6, got {family!r}")
         self._capacity = capacity
@@ -69,11 +88,18 @@ class Batch:
         # The engines write flags as bytes; numpy shows the same memory as bool.
         self._truncated_u8 = np.zeros(capacity, dtype=np.uint8)
         self._truncated = self._truncated_u8.view(np.bool_)
-        # One memoryview per row, made once, so the pure-Python engine does
-        # not slice (and allocate) per datagram.
-        self._rows = [memoryview(row) for row in self._data]
+        # One memoryview per row, made on first use and kept, so the
+        # pure-Python engine does not slice (and allocate) per datagram.
+        self._row_cache = None
         # Engine-private working memory (message headers), sized on first use.
         self._scratch = None
+
+    @property
+    def _rows(self) -> list:
+        rows = self._row_cache
+        if rows is None:
+            rows = self._row_cache = [memoryview(row) for row in self._data]
+        return rows
 
     # -- read-only shape -------------------------------------------------
     @property

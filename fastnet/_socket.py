@@ -209,6 +209,8 @@ class socket(_stdsocket.socket):
         host, port = address[0], address[1]
         if not isinstance(host, str):
             raise TypeError(f"host must be a str, not {type(host).__name__}")
+        if "\x00" in host:  # getaddrinfo would silently resolve the part before it
+            raise TypeError("host name must not contain null character")  # as sendto says
         if isinstance(port, bool) or not isinstance(port, int):
             raise TypeError(f"port must be an int, not {type(port).__name__}")
         if not 0 <= port <= 65535:

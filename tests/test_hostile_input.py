@@ -25,24 +25,22 @@ settings.register_profile("hostile", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @settings(settings.get_profile("hostile"))
 @given(capacity=anything, slot_size=anything)
 def test_batch_shapes(capacity, slot_size):
-    small = (isinstance(capacity, int) and not isinstance(capacity, bool) and 0 < capacity <= 64
-             and isinstance(slot_size, int) and not isinstance(slot_size, bool)
-             and 0 < slot_size <= 4096)
-    if small:
+    valid = (_whole(capacity) and _whole(slot_size) and 0 < capacity <= fastnet.Batch.MAX_CAPACITY
+             and 0 < slot_size <= fastnet.Batch.MAX_SLOT_SIZE
+             and capacity * slot_size <= fastnet.Batch.MAX_TOTAL_BYTES)
+    if not valid:
+        with pytest.raises((TypeError, ValueError)):
+            fastnet.Batch(capacity, slot_size)
+    elif capacity * slot_size <= 2**26:
         batch = fastnet.Batch(capacity, slot_size)
         assert batch.data.shape == (capacity, slot_size)
-        return
-    # Big-but-valid shapes may allocate (or fail with MemoryError); others must raise.
-    if isinstance(capacity, int) and isinstance(slot_size, int) and capacity > 0 and slot_size > 0 \
-            and not isinstance(capacity, bool) and not isinstance(slot_size, bool) \
-            and capacity * slot_size <= 2**24:
-        fastnet.Batch(capacity, slot_size)
-        return
-    with pytest.raises(CLEAR_ERRORS):
-        fastnet.Batch(capacity, slot_size)
 
 
 # Hosts are numeric, malformed before any lookup, or "localhost" (/etc/hosts):

@@ -3,6 +3,8 @@
 The extension is optional: if it cannot be compiled, setuptools warns and
 the package installs with the pure-Python engine. FASTNET_NO_EXTENSION=1
 forces that pure-Python build, so the fallback path can be tested.
+FASTNET_SANITIZE=address,undefined builds it with those sanitizers (see
+README's development section for running the tests under them).
 """
 
 import os
@@ -38,8 +40,16 @@ def extensions():
     macros = []
     if os.environ.get("FASTNET_NO_MMSG", "") not in ("", "0"):
         macros.append(("FASTNET_NO_MMSG", "1"))   # test the per-datagram C loop
+    compile_args, link_args = ["-O2"], []
+    sanitizers = os.environ.get("FASTNET_SANITIZE", "")   # e.g. "address,undefined"
+    if sanitizers:
+        sys.stderr.write(f"FASTNET_SANITIZE: building with -fsanitize={sanitizers}\n")
+        flags = [f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+        compile_args = ["-O1", "-g", *flags]
+        link_args = flags
     ext = Extension("fastnet._cengine", ["src/_cengine.pyx"], include_dirs=["src"],
-                    define_macros=macros, extra_compile_args=["-O2"])
+                    define_macros=macros, extra_compile_args=compile_args,
+                    extra_link_args=link_args)
     modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3},
                         quiet=True)
     for module in modules:

@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 from ._features import features
 
-__all__ = ["plan", "REJECTED", "MAX_SEGMENTS"]
+__all__ = ["plan", "refused", "MAX_SEGMENTS"]
 
 #: udp(7): "at most 64 datagrams are sent in a single call" (6.x kernels
 #: accept 128; 64 is what every kernel with UDP_SEGMENT accepts).
@@ -32,15 +32,16 @@ MAX_SEGMENTS = 64
 #: A super-buffer's whole payload must fit too, or sendmsg fails with EMSGSIZE.
 MAX_PAYLOAD = {_stdsocket.AF_INET: 65507, _stdsocket.AF_INET6: 65527}
 
-#: Errors with which the kernel refuses a GSO send that a plain send may
-#: still manage. net/ipv4/udp.c, udp_send_skb(): EINVAL when the socket has
-#: checksums off (SO_NO_CHECK; UDP_NO_CHECK6_TX for IPv6) or too many
-#: segments, EIO for UDP-Lite or IPsec routes (and, on older kernels, a
-#: device without checksum offload; 6.18 checksums in software instead),
-#: EMSGSIZE when a segment exceeds the route's MTU (plain sends would be
-#: fragmented instead); ENOPROTOOPT and EOPNOTSUPP where the option is unknown.
-REJECTED = frozenset({errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT,
-                      errno.EOPNOTSUPP})
+#: Errors with which the kernel refuses GSO on a socket where plain sends
+#: still work. net/ipv4/udp.c, udp_send_skb(): EINVAL when the socket sends
+#: without checksums (SO_NO_CHECK; UDP_NO_CHECK6_TX for IPv6) or with too
+#: many segments, EIO for UDP-Lite or IPsec routes (and, on older kernels,
+#: a device without checksum offload; 6.18 checksums in software instead);
+#: ENOPROTOOPT and EOPNOTSUPP where the option is unknown.
+REFUSED_OUTRIGHT = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+#: ``sock._gso_refused_from`` of a socket that never saw a refusal.
+NEVER_REFUSED = 1 << 16
 
 
 def _shape_problem(lengths, family) -> Optional[str]:
@@ -68,7 +69,7 @@ def plan(sock, batch, count: int, gso) -> Tuple[int, int]:
 
     ``gso=True`` raises ValueError when the rows cannot be carried; ``None``
     uses GSO when the kernel has it and the rows allow it; ``False`` never.
-    A socket on which the kernel refused GSO (``sock._gso_rejected``) sends plain.
+    A socket on which the kernel refused this segment size sends plain.
     """
     if gso is not None and not isinstance(gso, bool):
         raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
@@ -82,7 +83,26 @@ def plan(sock, batch, count: int, gso) -> Tuple[int, int]:
         if gso:
             raise ValueError(f"gso=True: {problem}")
         return 0, 0
-    if sock._gso_rejected or not features()["gso"]:
-        return 0, 0
     segment = int(lengths[0])
+    if segment >= sock._gso_refused_from or not features()["gso"]:
+        return 0, 0
     return segment, min(MAX_SEGMENTS, MAX_PAYLOAD[sock.family] // segment)
+
+
+def refused(sock, exc: OSError, segment: int) -> bool:
+    """True if ``exc`` is the kernel refusing GSO with ``segment``; the socket remembers.
+
+    EMSGSIZE refuses a size, not GSO: "the datagrams after segmentation
+    [must] meet the same MTU rules that apply to datagrams sent without this
+    option" (udp(7)), and unlike a plain send a GSO segment is never
+    fragmented. So on loopback (MTU 65536) IPv6 segments over 65488 bytes
+    are refused, and on a 1500-byte MTU link segments over 1472 (IPv4).
+    Smaller segments keep using GSO on that socket.
+    """
+    if exc.errno == errno.EMSGSIZE:
+        sock._gso_refused_from = min(sock._gso_refused_from, segment)
+        return True
+    if exc.errno in REFUSED_OUTRIGHT:
+        sock._gso_refused_from = 0
+        return True
+    return False

@@ -97,11 +97,12 @@ class socket(_stdsocket.socket):
         self._last_address = (None, None)
         # UDP GSO/GRO: whether UDP_GRO is on, the engine's receive area for
         # super-datagrams (and the rows carried over in it), a lock so one
-        # call at a time uses that area, and whether the kernel refused GSO.
+        # call at a time uses that area, and the smallest GSO segment size the
+        # kernel refused on this socket (0: GSO refused outright).
         self._gro = False
         self._gro_area = None
         self._gro_lock = threading.Lock()
-        self._gso_rejected = False
+        self._gso_refused_from = _gso.NEVER_REFUSED
         if fileno is not None and self.type == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
                 self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
@@ -371,10 +372,9 @@ class socket(_stdsocket.socket):
                     else:
                         sent = engine_send(self, batch, total, count, resolved)
                 except OSError as exc:
-                    if segment and exc.errno in _gso.REJECTED:
-                        # Nothing of the refused super-buffer went out; send
-                        # the rest plain, now and for good on this socket.
-                        self._gso_rejected = True
+                    if segment and _gso.refused(self, exc, segment):
+                        # Nothing of the refused super-buffer went out: send
+                        # the rest plain (the socket remembers the refusal).
                         segment = per_buffer = 0
                         total += getattr(exc, "sent", 0)
                         continue

@@ -234,7 +234,7 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef sockaddr_in6 dest
     cdef socklen_t dest_len = 0
     cdef Py_ssize_t i, first, per = gso_segments if gso_size else 1
-    cdef Py_ssize_t messages = (stop - start + per - 1) // per
+    cdef Py_ssize_t messages
     cdef Py_ssize_t done = 0   # messages sent
     cdef int got, err = 0
     cdef unsigned int chunk
@@ -242,6 +242,9 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
 
+    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
+        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
+    messages = (stop - start + per - 1) // per
     if address is not None:
         dest_len = <socklen_t>_sockaddr_from(address, sock.family, &dest)
     s.prepared = NOTHING

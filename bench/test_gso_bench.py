@@ -19,8 +19,8 @@ import fastnet
 ROWS, SIZE = 64, 1024
 ROUNDS = 2000
 
-needs_offload = pytest.mark.skipif(
-    not (fastnet.features()["gso"] and fastnet.features()["gro"]), reason="kernel without UDP GSO/GRO")
+needs_offload = pytest.mark.skipif(not (fastnet.features()["gso"] and fastnet.features()["gro"]),
+                                   reason="kernel without UDP GSO/GRO")
 
 
 @pytest.fixture(params=fastnet.available_backends())

@@ -11,6 +11,7 @@ from . import _backend
 from ._backend import available_backends
 from ._batch import Batch
 from ._buffers import BufferSizeWarning
+from ._features import features
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._socket import socket
 
@@ -24,4 +25,5 @@ __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
     "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
+    "features",
 ]

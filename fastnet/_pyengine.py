@@ -7,13 +7,16 @@ address cache), not as a straw man.
 
 Contract shared with the Cython engine (fastnet/_cengine.pyi):
 
-* ``recv_batch(sock, batch, ancillary)`` takes the datagrams already queued,
-  up to ``batch.capacity``, without blocking, and returns how many (0 when
-  none). The caller has checked the socket and the batch.
-* ``send_batch(sock, batch, start, stop, address)`` sends rows
-  ``start..stop-1`` without blocking and returns how many went out (0 when
-  the kernel would block). An error on the first row raises ``OSError``; an
-  error after some rows raises it with ``exc.sent`` set to the rows sent.
+* ``recv_batch(sock, batch, ancillary, gro=False)`` takes the datagrams
+  already queued, up to ``batch.capacity``, without blocking, and returns how
+  many (0 when none). The caller has checked the socket and the batch. With
+  ``gro`` (or rows still carried over in ``sock._gro_area``) coalesced
+  super-datagrams are split into rows (fastnet/_pyoffload.py).
+* ``send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0)``
+  sends rows ``start..stop-1`` without blocking and returns how many went out
+  (0 when the kernel would block). An error on the first row raises
+  ``OSError``; an error after some rows raises it with ``exc.sent`` set to the
+  rows sent. A ``gso_size`` sends ``gso_segments`` rows per UDP GSO message.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import socket as _stdsocket
 import struct
 
 from . import _constants as C
+from ._pyoffload import recv_gro, send_gso
 
 __all__ = ["recv_batch", "send_batch", "FEATURES"]
 
 FEATURES = {
     "recvmmsg": False,
     "sendmmsg": False,
-    "gso": False,
-    "gro": False,
+    "gso": True,
+    "gro": True,
 }
 
 # MSG_TRUNC makes a UDP receive return the datagram's real length, which is
@@ -51,7 +55,9 @@ def _address_bytes(family, address, cache):
     return packed
 
 
-def recv_batch(sock, batch, ancillary):
+def recv_batch(sock, batch, ancillary, gro=False):
+    if gro or sock._gro_area is not None:
+        return recv_gro(sock, batch, gro)
     if ancillary:
         return _recv_with_ancillary(sock, batch)
     rows = batch._rows
@@ -136,7 +142,9 @@ def _recv_with_ancillary(sock, batch):
     return n
 
 
-def send_batch(sock, batch, start, stop, address):
+def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
+    if gso_size:
+        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments)
     rows = batch._rows
     lengths = batch._lengths[start:stop].tolist()
     sent = 0

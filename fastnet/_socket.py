@@ -34,6 +34,7 @@ import time
 from . import _backend
 from . import _buffers
 from . import _constants as C
+from . import _gso
 from ._batch import Batch
 
 __all__ = ["socket"]
@@ -75,13 +76,14 @@ class socket(_stdsocket.socket):
     """A ``socket.socket`` with batch receive and send.
 
     ``backend`` chooses the engine for this socket (``"cython"`` or
-    ``"python"``); the default is ``fastnet.backend``.
+    ``"python"``); the default is ``fastnet.backend``. ``gro=True`` turns on
+    UDP receive offload (see :meth:`enable_gro`).
     """
 
     __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
 
     def __init__(self, family=_stdsocket.AF_INET, type=_stdsocket.SOCK_DGRAM, proto=0,
-                 fileno=None, *, backend=None):
+                 fileno=None, *, backend=None, gro=False):
         name = backend if backend is not None else _default_backend_name()
         self._engine = _backend.load(name)
         self._backend = name
@@ -93,6 +95,25 @@ class socket(_stdsocket.socket):
         self._ancillary = False
         self._pending_error = None
         self._last_address = (None, None)
+        # UDP GSO/GRO: whether UDP_GRO is on, the engine's receive area for
+        # super-datagrams (and the rows carried over in it), a lock so one
+        # call at a time uses that area, and the smallest GSO segment size the
+        # kernel refused on this socket (0: GSO refused outright).
+        self._gro = False
+        self._gro_area = None
+        self._gro_lock = threading.Lock()
+        self._gso_refused_from = _gso.NEVER_REFUSED
+        if fileno is not None and self.type == _stdsocket.SOCK_DGRAM:
+            try:  # an inherited fd may have GRO on already
+                self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
+            except OSError:
+                pass
+        if gro:
+            try:
+                self.enable_gro(True)
+            except BaseException:
+                self.close()
+                raise
 
     # -- identity -----------------------------------------------------------
     @property
@@ -128,6 +149,7 @@ class socket(_stdsocket.socket):
         waker, self._waker = self._waker, None
         if waker is not None:
             waker.close()
+        self._gro_area = None
         super().close()
 
     def _enter(self) -> None:
@@ -151,6 +173,8 @@ class socket(_stdsocket.socket):
             super().setsockopt(level, optname, value, optlen)
         if (level, optname) in C.ANCILLARY_OPTIONS:
             self._ancillary = any(self.getsockopt(lvl, opt) for lvl, opt in C.ANCILLARY_OPTIONS)
+        if (level, optname) == (C.SOL_UDP, C.UDP_GRO):
+            self._gro = bool(self.getsockopt(C.SOL_UDP, C.UDP_GRO))
 
     def enable_timestamps(self, enabled: bool = True) -> None:
         """Have the kernel stamp each datagram's arrival (``SO_TIMESTAMPNS``).
@@ -158,6 +182,20 @@ class socket(_stdsocket.socket):
         Batches then carry it in ``timestamps`` (ns since the epoch).
         """
         self.setsockopt(_stdsocket.SOL_SOCKET, C.SO_TIMESTAMPNS, int(bool(enabled)))
+
+    def enable_gro(self, enabled: bool = True) -> None:
+        """Turn UDP receive offload (``UDP_GRO``) on or off.
+
+        udp(7): "If enabled, the socket may receive multiple datagrams worth
+        of data as a single large buffer, together with a cmsg(3) that holds
+        the segment size." ``recv_batch`` splits such buffers back into one
+        row per datagram, so batches hold exactly the datagrams sent. Raises
+        OSError (ENOPROTOOPT) where the kernel lacks UDP_GRO (before 5.0).
+
+        Turn it off only with nothing queued: the kernel hands buffers
+        already coalesced to a socket without GRO as one datagram.
+        """
+        self.setsockopt(C.SOL_UDP, C.UDP_GRO, int(bool(enabled)))
 
     def set_buffers(self, rcvbuf=None, sndbuf=None):
         """Set buffer sizes (FORCE options where permitted); return ``(rcvbuf, sndbuf)``.
@@ -270,6 +308,10 @@ class socket(_stdsocket.socket):
         non-blocking socket with nothing queued. A datagram longer than
         ``batch.slot_size`` is cut to the slot and flagged in
         ``batch.truncated``.
+
+        With GRO on (:meth:`enable_gro`), each coalesced buffer is split
+        into one row per datagram; datagrams that do not fit in the batch
+        are kept on the socket and returned first by the next call.
         """
         self._check_batch(batch, "recv_batch")
         deadline = self._deadline(timeout)
@@ -281,7 +323,11 @@ class socket(_stdsocket.socket):
                 raise error
             engine_recv = self._engine.recv_batch
             while True:
-                n = engine_recv(self, batch, self._ancillary)
+                if self._gro or self._gro_area is not None:
+                    with self._gro_lock:  # one call at a time in the socket's GRO area
+                        n = engine_recv(self, batch, self._ancillary, self._gro)
+                else:
+                    n = engine_recv(self, batch, self._ancillary)
                 if n:
                     batch._count = n
                     return n
@@ -289,7 +335,7 @@ class socket(_stdsocket.socket):
         finally:
             self._leave()
 
-    def send_batch(self, batch: Batch, address=None) -> int:
+    def send_batch(self, batch: Batch, address=None, *, gso=None) -> int:
         """Send rows ``0..batch.count-1`` as separate datagrams; return how many went out.
 
         ``address`` is required unless the socket is connected. Uses as few
@@ -301,6 +347,14 @@ class socket(_stdsocket.socket):
         If an error stops the batch part way, the ``OSError`` (or
         ``TimeoutError``) raised carries ``exc.sent``: the number of rows
         that did go out before it. Rows ``exc.sent`` onwards were not sent.
+
+        ``gso`` chooses UDP segmentation offload: rows of equal length (the
+        last may be shorter) go out as super-buffers of up to 64 datagrams,
+        one per message, which the kernel cuts into the same datagrams.
+        ``None`` (default) uses it when the kernel has it and the rows allow
+        it; ``True`` raises ValueError if the rows do not allow it; ``False``
+        never uses it. If the kernel refuses GSO on this socket, the rows go
+        out plain instead and the socket remembers. Counts are always rows.
         """
         self._check_batch(batch, "send_batch")
         count = batch._count
@@ -309,6 +363,7 @@ class socket(_stdsocket.socket):
             if lengths.min() < 0 or lengths.max() > batch._slot_size:
                 raise ValueError(f"batch.lengths[:{count}] must be between 0 and slot_size "
                                  f"({batch._slot_size})")
+        segment, per_buffer = _gso.plan(self, batch, count, gso)
         resolved = None if address is None else self._resolve(address)
         deadline = self._deadline(None)
         if not count:
@@ -319,8 +374,17 @@ class socket(_stdsocket.socket):
             engine_send = self._engine.send_batch
             while total < count:
                 try:
-                    sent = engine_send(self, batch, total, count, resolved)
+                    if segment:
+                        sent = engine_send(self, batch, total, count, resolved, segment, per_buffer)
+                    else:
+                        sent = engine_send(self, batch, total, count, resolved)
                 except OSError as exc:
+                    if segment and _gso.refused(self, exc, segment):
+                        # Nothing of the refused super-buffer went out: send
+                        # the rest plain (the socket remembers the refusal).
+                        segment = per_buffer = 0
+                        total += getattr(exc, "sent", 0)
+                        continue
                     exc.sent = total + getattr(exc, "sent", 0)
                     raise
                 total += sent

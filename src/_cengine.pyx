@@ -33,8 +33,8 @@ for _name, _value in (("SO_TIMESTAMPNS", SO_TIMESTAMPNS), ("SO_RXQ_OVFL", SO_RXQ
 FEATURES = {
     "recvmmsg": bool(FASTNET_HAVE_MMSG),
     "sendmmsg": bool(FASTNET_HAVE_MMSG),
-    "gso": False,
-    "gro": False,
+    "gso": True,
+    "gro": True,
 }
 
 # recvmmsg(2)/sendmmsg(2): "If vlen is greater than UIO_MAXIOV (1024), then
@@ -110,8 +110,13 @@ cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
     return 0
 
 
-def recv_batch(object sock, object batch, bint ancillary):
+include "_gro.pxi"
+
+
+def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
     """Take the datagrams already queued on ``sock``, up to capacity; 0 if none."""
+    if gro or sock._gro_area is not None:
+        return _recv_gro(sock, batch, gro)
     cdef int fd = sock.fileno()
     cdef int family = batch._family
     cdef Py_ssize_t capacity = batch._capacity
@@ -213,38 +218,67 @@ cdef int _sockaddr_from(object address, int family, sockaddr_in6 *out) except -1
     return sizeof(sockaddr_in6)
 
 
-def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, object address):
-    """Send rows start..stop-1 without blocking; return how many went out (0 if none)."""
+def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, object address,
+               Py_ssize_t gso_size=0, Py_ssize_t gso_segments=0):
+    """Send rows start..stop-1 without blocking; return how many rows went out (0 if none).
+
+    With ``gso_size``, each message carries ``gso_segments`` rows (one iovec
+    each, no copy) and a UDP_SEGMENT control message: the kernel cuts it
+    into datagrams of ``gso_size`` bytes, the last possibly shorter. A
+    message the kernel refuses is not sent at all, so rows stay countable.
+    """
     cdef int fd = sock.fileno()
     cdef uint8_t[:, ::1] data = batch._data
     cdef int64_t[::1] lengths = batch._lengths
     cdef _Scratch s = _scratch_of(batch)
     cdef sockaddr_in6 dest
     cdef socklen_t dest_len = 0
-    cdef Py_ssize_t i, total = 0
+    cdef Py_ssize_t i, first, per = gso_segments if gso_size else 1
+    cdef Py_ssize_t messages
+    cdef Py_ssize_t done = 0   # messages sent
     cdef int got, err = 0
     cdef unsigned int chunk
     cdef msghdr *hdr
+    cdef cmsghdr *cmsg
+    cdef uint16_t segment = <uint16_t>gso_size
 
+    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
+        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
+    messages = (stop - start + per - 1) // per
     if address is not None:
         dest_len = <socklen_t>_sockaddr_from(address, sock.family, &dest)
     s.prepared = NOTHING
     for i in range(start, stop):
         s.iov[i].iov_base = &data[i, 0]
         s.iov[i].iov_len = <size_t>lengths[i]
+    # Message m carries rows start + m*per onwards; there are never more
+    # messages than rows, so the Batch's scratch has room for them.
+    for i in range(messages):
+        first = start + i * per
         hdr = &s.msgs[i].msg_hdr
         hdr.msg_name = &dest if dest_len else NULL
         hdr.msg_namelen = dest_len
-        hdr.msg_iov = &s.iov[i]
-        hdr.msg_iovlen = 1
-        hdr.msg_control = NULL
-        hdr.msg_controllen = 0
+        hdr.msg_iov = &s.iov[first]
+        hdr.msg_iovlen = <size_t>min(per, stop - first)
         hdr.msg_flags = 0
+        if gso_size:
+            # udp(7): UDP_SEGMENT "may also be set for individual sendmsg(2)
+            # calls by passing it as a cmsg(7)"; its payload is a uint16.
+            hdr.msg_control = s.control + i * CONTROL_SPACE
+            hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+            cmsg = CMSG_FIRSTHDR(hdr)
+            cmsg.cmsg_level = SOL_UDP
+            cmsg.cmsg_type = UDP_SEGMENT
+            cmsg.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+            memcpy(CMSG_DATA(cmsg), &segment, sizeof(uint16_t))
+        else:
+            hdr.msg_control = NULL
+            hdr.msg_controllen = 0
 
-    while start + total < stop:
-        chunk = <unsigned int>min(stop - start - total, MAX_VLEN)
+    while done < messages:
+        chunk = <unsigned int>min(messages - done, MAX_VLEN)
         with nogil:
-            got = fastnet_sendmmsg(fd, s.msgs + start + total, chunk, MSG_DONTWAIT)
+            got = fastnet_sendmmsg(fd, s.msgs + done, chunk, MSG_DONTWAIT)
             if got < 0:
                 err = errno
         if got < 0:
@@ -253,15 +287,15 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
                 continue
             if err == EAGAIN or err == EWOULDBLOCK:
                 break
-            if total == 0:
+            if done == 0:
                 raise _os_error(err)
             exc = _os_error(err)
-            exc.sent = total
+            exc.sent = min(done * per, stop - start)
             raise exc
-        total += got
+        done += got
         # sendmmsg(2): "If an error occurs after at least one message has been
         # sent, the call succeeds, and returns the number of messages sent."
         # Stop here; the caller's next call meets the error, if it persists.
         if <unsigned int>got < chunk:
             break
-    return total
+    return min(done * per, stop - start)

@@ -5,9 +5,11 @@ import time
 import fastnet
 
 
-def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0):
+def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0,
+                    capacity=None):
     """Receive ``count`` datagrams with recv_batch; return (payloads, addresses, truncated)."""
-    batch = fastnet.Batch(max(1, min(count, 1024)), slot_size, family=family)
+    capacity = capacity or max(1, min(count, 1024))
+    batch = fastnet.Batch(capacity, slot_size, family=family)
     payloads, addresses, truncated = [], [], []
     deadline = time.monotonic() + timeout
     while len(payloads) < count:

@@ -1,0 +1,169 @@
+"""UDP GSO send and GRO receive for the pure-Python engine.
+
+The same contract and results as the Cython engine (src/_cengine.pyx,
+src/_gro.pxi); see fastnet/_gso.py for when GSO is used and
+fastnet/_cengine.pyi for the engine interface.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+import struct
+
+import numpy as np
+
+from . import _constants as C
+
+__all__ = ["send_gso", "recv_gro"]
+
+_SEND_FLAGS = _stdsocket.MSG_DONTWAIT
+_UINT16 = struct.Struct("=H")
+_INT = struct.Struct("=i")
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SPACE = _stdsocket.CMSG_SPACE(16) + _stdsocket.CMSG_SPACE(4) * 2
+
+#: Bytes received per super-datagram: more than the largest UDP payload
+#: (65535 - 8), so the kernel never cuts one.
+GRO_BUFFER = 65536
+
+
+def send_gso(sock, batch, start, stop, address, segment, per_buffer):
+    """Send rows start..stop-1 as super-buffers of ``per_buffer`` rows; return rows sent.
+
+    Each super-buffer is one sendmsg whose buffers are the rows themselves,
+    with a UDP_SEGMENT control message; the kernel cuts it into datagrams of
+    ``segment`` bytes. A refused super-buffer is not sent at all.
+    """
+    rows = batch._rows
+    lengths = batch._lengths[start:stop].tolist()
+    ancillary = [(C.SOL_UDP, C.UDP_SEGMENT, _UINT16.pack(segment))]
+    target = () if address is None else (address,)
+    sendmsg = sock.sendmsg
+    sent = 0
+    try:
+        for first in range(0, stop - start, per_buffer):
+            last = min(first + per_buffer, stop - start)
+            buffers = [rows[start + i][:lengths[i]] for i in range(first, last)]
+            sendmsg(buffers, ancillary, _SEND_FLAGS, *target)
+            sent = last
+    except BlockingIOError:
+        if sent == 0:
+            return 0
+    except OSError as exc:
+        if sent:
+            exc.sent = sent
+        raise
+    return sent
+
+
+class GroArea:
+    """One received super-datagram, and how much of it is already in rows.
+
+    Kept on the socket (``sock._gro_area``) between calls: what did not fit
+    in one batch is carried over to the next.
+    """
+
+    __slots__ = ("buffer", "array", "length", "segment", "offset", "packed", "address",
+                 "stamp", "cut", "pending")
+
+    def __init__(self):
+        self.buffer = bytearray(GRO_BUFFER)
+        self.array = np.frombuffer(self.buffer, dtype=np.uint8)
+        self.pending = False
+
+    def load(self, size, ancdata, msg_flags, address, family):
+        stamp = segment = 0
+        for level, kind, payload in ancdata:
+            if level == C.SOL_UDP and kind == C.UDP_GRO and len(payload) >= 4:
+                # udp(7): the cmsg "holds the segment size" (an int).
+                segment = _INT.unpack_from(payload)[0]
+            elif level == _stdsocket.SOL_SOCKET and len(payload) >= 16:
+                if kind == C.SCM_TIMESTAMPNS:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                    stamp = seconds * 1_000_000_000 + nanoseconds
+                elif kind == C.SCM_TIMESTAMP:
+                    seconds, microseconds = _TIMESPEC.unpack_from(payload)
+                    stamp = seconds * 1_000_000_000 + microseconds * 1000
+        self.length = size
+        self.segment = segment if segment > 0 else size
+        self.offset = 0
+        self.packed = np.frombuffer(_stdsocket.inet_pton(family, address[0]), dtype=np.uint8)
+        self.address = address
+        self.stamp = stamp
+        self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC)
+        self.pending = True
+
+    def split(self, batch, n):
+        """Copy the next datagrams of the held super-datagram into rows n..; return the new n."""
+        segment, offset, slot = self.segment, self.offset, batch._slot_size
+        remaining = self.length - offset
+        if segment:
+            pieces = -(-remaining // segment)
+            full = remaining // segment
+        else:  # an empty datagram: one row of length 0
+            pieces, full = 1, 0
+        k = min(pieces, batch._capacity - n)
+        full = min(full, k)
+        if full:
+            keep = min(segment, slot)
+            source = self.array[offset:offset + full * segment].reshape(full, segment)
+            batch._data[n:n + full, :keep] = source[:, :keep]
+            batch._lengths[n:n + full] = keep
+            batch._truncated_u8[n:n + full] = segment > slot
+            offset += full * segment
+        if k > full:  # the shorter last datagram
+            piece = self.length - offset
+            keep = min(piece, slot)
+            batch._data[n + full, :keep] = self.array[offset:offset + keep]
+            batch._lengths[n + full] = keep
+            batch._truncated_u8[n + full] = piece > slot
+            offset += piece
+        end = n + k
+        batch._addresses[n:end] = self.packed
+        batch._ports[n:end] = self.address[1]
+        if batch._family == _stdsocket.AF_INET6:
+            batch._flowinfo[n:end] = self.address[2]
+            batch._scope_ids[n:end] = self.address[3]
+        else:
+            batch._flowinfo[n:end] = 0
+            batch._scope_ids[n:end] = 0
+        batch._timestamps[n:end] = self.stamp
+        self.offset = offset
+        if offset >= self.length:
+            self.pending = False
+            if self.cut:  # never expected: the buffer outsizes any UDP payload
+                batch._truncated_u8[end - 1] = 1
+        return end
+
+
+def recv_gro(sock, batch, gro):
+    """Rows carried over first, then super-datagrams split into rows, up to capacity.
+
+    Returns the number of rows (0 if nothing was queued or carried). With
+    ``gro`` false the area is dropped once it holds nothing more.
+    """
+    area = sock._gro_area
+    if area is None:
+        area = sock._gro_area = GroArea()
+    receive = sock.recvmsg_into
+    buffers = [area.buffer]
+    family = batch._family
+    capacity = batch._capacity
+    n = 0
+    while n < capacity:
+        if not area.pending:
+            try:
+                size, ancdata, msg_flags, address = receive(buffers, _ANCILLARY_SPACE,
+                                                            _stdsocket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if n == 0:
+                    raise
+                sock._pending_error = exc
+                break
+            area.load(size, ancdata, msg_flags, address, family)
+        n = area.split(batch, n)
+    if not gro and not area.pending:
+        sock._gro_area = None
+    return n

@@ -1,0 +1,234 @@
+# UDP GRO receive for the Cython engine; included by _cengine.pyx.
+#
+# udp(7), UDP_GRO: "If enabled, the socket may receive multiple datagrams
+# worth of data as a single large buffer, together with a cmsg(3) that holds
+# the segment size." That buffer (up to 64 KiB) is larger than a row can be
+# assumed to be, and recvmmsg would cut it to the row, losing the datagrams
+# past the cut. So super-datagrams are received whole into a per-socket area
+# of 64 KiB buffers, then split into rows with memcpy. What does not fit in
+# the batch stays in the area (the carry-over) and goes first into the next
+# batch. Same contract and results as fastnet/_pyoffload.py.
+
+from posix.time cimport timeval
+
+cdef enum:
+    GRO_MESSAGES = 32     # super-datagrams per recvmmsg: 2 MiB of area per socket
+    GRO_BUFFER = 65536    # more than the largest UDP payload (65535 - 8)
+
+
+cdef struct _Rows:
+    # Raw views of a Batch's arrays, taken once per call.
+    uint8_t *data
+    Py_ssize_t slot
+    Py_ssize_t capacity
+    int64_t *lengths
+    uint8_t *addresses
+    Py_ssize_t address_size
+    uint16_t *ports
+    uint32_t *flowinfo
+    uint32_t *scope_ids
+    int64_t *timestamps
+    uint8_t *truncated
+    int family
+
+
+cdef class _GroArea:
+    """Super-datagrams received whole, and how far they are split into rows.
+
+    Kept on the socket (``sock._gro_area``). Messages ``next..received-1``
+    are not yet fully in rows; ``offset`` bytes of message ``next`` are.
+    The headers point into this object's own memory, so they are prepared
+    once; only what the kernel writes back is reset after each use.
+    """
+    cdef unsigned char *buffers
+    cdef unsigned char *control
+    cdef mmsghdr *msgs
+    cdef iovec *iov
+    cdef sockaddr_in6 *names
+    cdef Py_ssize_t *segment
+    cdef int64_t *stamp
+    cdef bint *cut
+    cdef Py_ssize_t received
+    cdef Py_ssize_t next
+    cdef Py_ssize_t offset
+
+    def __cinit__(self):
+        cdef Py_ssize_t j
+        cdef msghdr *hdr
+        self.buffers = <unsigned char *>malloc(GRO_MESSAGES * <size_t>GRO_BUFFER)
+        self.control = <unsigned char *>malloc(GRO_MESSAGES * CONTROL_SPACE)
+        self.msgs = <mmsghdr *>malloc(GRO_MESSAGES * sizeof(mmsghdr))
+        self.iov = <iovec *>malloc(GRO_MESSAGES * sizeof(iovec))
+        self.names = <sockaddr_in6 *>malloc(GRO_MESSAGES * sizeof(sockaddr_in6))
+        self.segment = <Py_ssize_t *>malloc(GRO_MESSAGES * sizeof(Py_ssize_t))
+        self.stamp = <int64_t *>malloc(GRO_MESSAGES * sizeof(int64_t))
+        self.cut = <bint *>malloc(GRO_MESSAGES * sizeof(bint))
+        if not (self.buffers and self.control and self.msgs and self.iov and self.names
+                and self.segment and self.stamp and self.cut):
+            raise MemoryError()
+        memset(self.msgs, 0, GRO_MESSAGES * sizeof(mmsghdr))
+        for j in range(GRO_MESSAGES):
+            self.iov[j].iov_base = self.buffers + j * <size_t>GRO_BUFFER
+            self.iov[j].iov_len = GRO_BUFFER
+            hdr = &self.msgs[j].msg_hdr
+            hdr.msg_name = &self.names[j]
+            hdr.msg_namelen = sizeof(sockaddr_in6)
+            hdr.msg_iov = &self.iov[j]
+            hdr.msg_iovlen = 1
+            hdr.msg_control = self.control + j * CONTROL_SPACE
+            hdr.msg_controllen = CONTROL_SPACE
+        self.received = self.next = self.offset = 0
+
+    def __dealloc__(self):
+        free(self.buffers)
+        free(self.control)
+        free(self.msgs)
+        free(self.iov)
+        free(self.names)
+        free(self.segment)
+        free(self.stamp)
+        free(self.cut)
+
+    cdef bint pending(self) noexcept nogil:
+        return self.next < self.received
+
+    cdef void parse(self, Py_ssize_t got) noexcept nogil:
+        """Read segment size, timestamp and cut flag of the ``got`` messages just received."""
+        cdef Py_ssize_t j
+        cdef msghdr *hdr
+        cdef cmsghdr *cmsg
+        cdef int gso_size
+        cdef timespec ns
+        cdef timeval us
+        for j in range(got):
+            hdr = &self.msgs[j].msg_hdr
+            self.segment[j] = 0
+            self.stamp[j] = 0
+            cmsg = CMSG_FIRSTHDR(hdr) if hdr.msg_controllen else NULL
+            while cmsg != NULL:
+                if cmsg.cmsg_level == SOL_UDP and cmsg.cmsg_type == UDP_GRO:
+                    memcpy(&gso_size, CMSG_DATA(cmsg), sizeof(int))
+                    self.segment[j] = gso_size if gso_size > 0 else 0
+                elif cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_TIMESTAMPNS:
+                    memcpy(&ns, CMSG_DATA(cmsg), sizeof(timespec))
+                    self.stamp[j] = <int64_t>ns.tv_sec * 1000000000 + ns.tv_nsec
+                elif cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SO_TIMESTAMP:
+                    memcpy(&us, CMSG_DATA(cmsg), sizeof(timeval))
+                    self.stamp[j] = <int64_t>us.tv_sec * 1000000000 + <int64_t>us.tv_usec * 1000
+                cmsg = CMSG_NXTHDR(hdr, cmsg)
+            # Never expected: the buffer outsizes any UDP payload.
+            self.cut[j] = (hdr.msg_flags & MSG_TRUNC) != 0
+            hdr.msg_namelen = sizeof(sockaddr_in6)
+            hdr.msg_controllen = CONTROL_SPACE
+            hdr.msg_flags = 0
+        self.received = got
+        self.next = 0
+        self.offset = 0
+
+    cdef Py_ssize_t split(self, _Rows *rows, Py_ssize_t n) noexcept nogil:
+        """Copy datagrams from the area into rows n.. until either runs out; return the new n."""
+        cdef Py_ssize_t j, length, segment, piece, keep
+        cdef unsigned char *source
+        cdef sockaddr_in *sin
+        cdef sockaddr_in6 *sin6
+        while n < rows.capacity and self.next < self.received:
+            j = self.next
+            length = self.msgs[j].msg_len
+            # Without the cmsg the message is one datagram (maybe empty).
+            segment = self.segment[j] if self.segment[j] else length
+            source = self.buffers + j * <size_t>GRO_BUFFER
+            while True:
+                piece = min(segment, length - self.offset)
+                keep = min(piece, rows.slot)
+                memcpy(rows.data + n * rows.slot, source + self.offset, keep)
+                rows.lengths[n] = keep
+                rows.truncated[n] = piece > rows.slot
+                if rows.family == AF_INET:
+                    sin = <sockaddr_in *>&self.names[j]
+                    memcpy(rows.addresses + n * 4, &sin.sin_addr, 4)
+                    rows.ports[n] = ntohs(sin.sin_port)
+                    rows.flowinfo[n] = 0
+                    rows.scope_ids[n] = 0
+                else:
+                    sin6 = &self.names[j]
+                    memcpy(rows.addresses + n * 16, &sin6.sin6_addr, 16)
+                    rows.ports[n] = ntohs(sin6.sin6_port)
+                    rows.flowinfo[n] = ntohl(sin6.sin6_flowinfo)
+                    rows.scope_ids[n] = sin6.sin6_scope_id
+                rows.timestamps[n] = self.stamp[j]
+                n += 1
+                self.offset += piece
+                if self.offset >= length:
+                    if self.cut[j]:
+                        rows.truncated[n - 1] = 1
+                    self.next += 1
+                    self.offset = 0
+                    break
+                if n == rows.capacity:
+                    break
+        return n
+
+
+cdef object _recv_gro(object sock, object batch, bint gro):
+    """Rows carried over first, then super-datagrams split into rows, up to capacity.
+
+    Returns the number of rows (0 if nothing was queued or carried). With
+    ``gro`` false the area is dropped once it holds nothing more.
+    """
+    cdef int fd = sock.fileno()
+    cdef _GroArea area = sock._gro_area
+    if area is None:
+        area = _GroArea()
+        sock._gro_area = area
+    cdef uint8_t[:, ::1] data = batch._data
+    cdef int64_t[::1] lengths = batch._lengths
+    cdef uint8_t[:, ::1] addresses = batch._addresses
+    cdef uint16_t[::1] ports = batch._ports
+    cdef uint32_t[::1] flowinfo = batch._flowinfo
+    cdef uint32_t[::1] scope_ids = batch._scope_ids
+    cdef int64_t[::1] timestamps = batch._timestamps
+    cdef uint8_t[::1] truncated = batch._truncated_u8
+    cdef _Rows rows
+    rows.data = &data[0, 0]
+    rows.slot = batch._slot_size
+    rows.capacity = batch._capacity
+    rows.lengths = &lengths[0]
+    rows.addresses = &addresses[0, 0]
+    rows.ports = &ports[0]
+    rows.flowinfo = &flowinfo[0]
+    rows.scope_ids = &scope_ids[0]
+    rows.timestamps = &timestamps[0]
+    rows.truncated = &truncated[0]
+    rows.family = batch._family
+
+    cdef Py_ssize_t n = area.split(&rows, 0)
+    cdef bint queue_empty = False
+    cdef unsigned int want
+    cdef int got, err = 0, late = 0
+    while n < rows.capacity and not queue_empty:
+        # Each message gives at least one row: never ask for more than fit.
+        want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
+        with nogil:
+            got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
+            if got < 0:
+                err = errno
+        if got < 0:
+            if err == EINTR:
+                PyErr_CheckSignals()
+                continue
+            if err == EAGAIN or err == EWOULDBLOCK:
+                break
+            if n == 0:
+                raise _os_error(err)
+            sock._pending_error = _os_error(err)
+            break
+        area.parse(got)
+        if late:
+            sock._pending_error = _os_error(late)
+            queue_empty = True
+        if <unsigned int>got < want:
+            queue_empty = True
+        n = area.split(&rows, n)
+    if not gro and not area.pending():
+        sock._gro_area = None
+    return n

@@ -241,14 +241,21 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef msghdr *hdr
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
+    cdef int64_t slot = batch._slot_size
 
     if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
         raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     messages = (stop - start + per - 1) // per
     if address is not None:
         dest_len = <socklen_t>_sockaddr_from(address, sock.family, &dest)
     s.prepared = NOTHING
     for i in range(start, stop):
+        # Checked by the caller too, but the array is the user's to write from
+        # another thread meanwhile: never hand the kernel a length past the row.
+        if not 0 <= lengths[i] <= slot:
+            raise ValueError(f"batch.lengths[{i}] = {lengths[i]} is outside 0..{slot}")
         s.iov[i].iov_base = &data[i, 0]
         s.iov[i].iov_len = <size_t>lengths[i]
     # Message m carries rows start + m*per onwards; there are never more

@@ -256,6 +256,7 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
     cdef int64_t[::1] lengths = batch._lengths
     cdef Py_ssize_t prefix = st.prefix_size
     cdef bint little = st.little_endian
+    cdef Py_ssize_t slot = batch._slot_size
     cdef Py_ssize_t i = start, j, k, first, frame
     cdef ssize_t put
     cdef int err = 0
@@ -270,6 +271,11 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
         if k > FRAMES_PER_WRITE:
             k = FRAMES_PER_WRITE
         for j in range(k):
+            # Checked by the caller; checked again because another thread
+            # could rewrite lengths meanwhile, and a row must never be read
+            # past its end.
+            if lengths[i + j] < 0 or lengths[i + j] > slot:
+                raise ValueError("batch.lengths changed while send_frames was running")
             _write_prefix(st.prefixes + j * MAX_PREFIX, <unsigned long long>lengths[i + j],
                           <int>prefix, little)
             st.iov[2 * j].iov_base = st.prefixes + j * MAX_PREFIX

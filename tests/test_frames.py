@@ -217,6 +217,20 @@ def test_truncate_mode_cuts_and_flags(backend):
         assert list(batch.truncated[:5]) == [False, True, False, True, False]
 
 
+def test_truncate_mode_with_a_frame_longer_than_the_receive_buffer(backend):
+    frames = [bytes(range(256)) * 4096, b"after"]  # 1 MiB: more than one read's worth
+    with tcp_pair(backend, raw_client=True) as (client, server_side):
+        server_side.set_framing(on_oversize="truncate")
+        sender = in_thread(client.sendall, encode(frames))
+        batch = fastnet.Batch(4, 300)
+        got = []
+        while len(got) < 2:
+            n = server_side.recv_frames(batch, timeout=5)
+            got += [(bytes(p), bool(batch.truncated[i])) for i, (p, _) in enumerate(batch)]
+        sender.result()
+        assert got == [(frames[0][:300], True), (b"after", False)]
+
+
 # -- settings and argument checks ----------------------------------------------
 
 def test_framing_defaults_and_settings(backend):

@@ -32,8 +32,9 @@ import struct
 __all__ = ["FrameState", "recv_frames", "send_frames", "flush_unsent"]
 
 #: Frames per gathered write: two buffers each, and the kernel takes at most
-#: UIO_MAXIOV (1024) buffers per call (writev(2): "EINVAL ... iovcnt is ...
-#: greater than the permitted maximum").
+#: IOV_MAX (1024, its UIO_MAXIOV) buffers per call; more fail, sendmsg(2) with
+#: EMSGSIZE and writev(2) with EINVAL ("iovcnt is ... greater than the
+#: permitted maximum").
 FRAMES_PER_WRITE = 512
 #: Receive buffer allocated at first use; it grows only for a frame longer.
 RECV_BUFFER = 256 * 1024

@@ -16,8 +16,9 @@ from libc.string cimport memmove
 
 from _sysstream cimport MSG_NOSIGNAL, recv, send, sendmsg
 
-# writev(2)/sendmsg(2): at most UIO_MAXIOV (1024) iovec entries per call, else
-# EINVAL; two entries per frame.
+# At most IOV_MAX (1024 on Linux, the kernel's UIO_MAXIOV) iovec entries per
+# call: more fail, sendmsg(2) with EMSGSIZE (writev(2) with EINVAL: "iovcnt
+# is ... greater than the permitted maximum"). Two entries per frame.
 cdef enum:
     FRAMES_PER_WRITE = 512
     MAX_PREFIX = 8

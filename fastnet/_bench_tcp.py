@@ -188,7 +188,8 @@ def _sizes(text: str) -> List[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of sizes") from None
     if not sizes or any(size < 0 for size in sizes):
         raise argparse.ArgumentTypeError(f"{text!r}: sizes must be 0 or more bytes")
     return sizes

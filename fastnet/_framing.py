@@ -59,7 +59,8 @@ class Framing(NamedTuple):
             try:
                 max_frame = operator.index(max_frame)
             except TypeError:
-                raise TypeError(f"max_frame must be an int, not {type(max_frame).__name__}") from None
+                raise TypeError(
+                    f"max_frame must be an int, not {type(max_frame).__name__}") from None
             if not 0 <= max_frame <= MAX_FRAME_LIMIT:
                 raise ValueError(f"max_frame must be between 0 and 2**62 bytes, got {max_frame}")
         if on_oversize is None:

@@ -2,7 +2,7 @@
 
 The socket steps of the standard library (create, bind, send, receive,
 close), plus batches: many datagrams per system call into and out of
-preallocated numpy arrays.
+preallocated numpy arrays. On TCP, batches of length-prefixed frames.
 """
 
 from socket import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
@@ -13,7 +13,10 @@ from ._batch import Batch
 from ._buffers import BufferSizeWarning
 from ._features import features
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
+from ._framing import (Framing, FrameLimitError, FramingError, IncompleteFrameError,
+                       SlotTooSmallError)
 from ._socket import socket
+from ._tcp import create_connection, create_server
 
 __version__ = "0.1.0"
 
@@ -26,4 +29,6 @@ __all__ = [
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
     "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
     "features",
+    "create_connection", "create_server",
+    "Framing", "FramingError", "FrameLimitError", "IncompleteFrameError", "SlotTooSmallError",
 ]

@@ -44,3 +44,59 @@ def send_batch(sock: socket, batch: Batch, start: int, stop: int,
     start..stop-1 all have that length except a shorter, non-empty last one.
     Counts stay in rows; a refused message sent nothing.
     """
+
+# -- length-prefixed frames on stream sockets (fastnet/_pyframing.py, src/_framing.pxi) --
+
+class FrameState:
+    """Per-socket framing state, made once per socket by fastnet/_stream.py.
+
+    Holds the receive buffer (bytes of frames not yet returned), the
+    unwritten rest of a partly sent frame, and the settings.
+    """
+
+    prefix_size: int          # 2, 4 or 8
+    little_endian: bool
+    max_frame: int            # longest payload accepted (already capped by the prefix)
+    truncate: bool            # True: cut frames longer than slot_size; False: stop at them
+    eof: bool                 # the peer closed; no more bytes will be read
+    blocked_length: Optional[int]  # set when the next frame cannot come out (over max_frame,
+                                   # or over slot_size without truncate); None otherwise
+    pending_error: Optional[OSError]  # error met after some frames; the caller raises it next
+    peer: object              # caller's cache of the peer's address
+    recv_busy: bool           # caller's guards: one receiving and one sending call at a time
+    send_busy: bool
+
+    def __init__(self) -> None: ...
+    def configure(self, prefix_size: int, little_endian: bool, max_frame: int,
+                  truncate: bool) -> None:
+        """Set the framing; buffered bytes are parsed with the new one. ValueError if out of range."""
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as frames."""
+    @property
+    def unsent(self) -> int:
+        """Bytes of a partly sent frame still to be written."""
+    def peek(self, nbytes: int) -> bytes:
+        """Up to nbytes of the buffered bytes, not consumed."""
+
+def recv_frames(sock: socket, batch: Batch, state: FrameState) -> int:
+    """Copy whole frames into rows 0..n-1 (lengths, truncated); return n (0 if none).
+
+    Reads what the kernel has queued without blocking; bytes of an
+    incomplete frame stay in ``state``. Stops early, with
+    ``state.blocked_length`` set, at a frame it may not take; sets
+    ``state.eof`` when the peer has closed. An error after some frames is
+    kept in ``state.pending_error``. Does not set batch.count or addresses.
+    """
+
+def send_frames(sock: socket, batch: Batch, start: int, stop: int, state: FrameState) -> int:
+    """Write rows start..stop-1 as frames (gathered writes) without blocking; return how many.
+
+    A frame the kernel took only part of counts as sent; its rest is kept in
+    ``state`` (``state.unsent``) for ``flush_unsent``. Returns 0 if the kernel
+    would block, or if ``state.unsent`` was not 0 on entry (flush first).
+    Raises OSError; ``exc.sent`` is set when some frames went out.
+    """
+
+def flush_unsent(sock: socket, state: FrameState) -> int:
+    """Write the held rest of a partly sent frame without blocking; return bytes still held."""

@@ -26,8 +26,10 @@ import struct
 
 from . import _constants as C
 from ._pyoffload import recv_gro, send_gso
+from ._pyframing import FrameState, flush_unsent, recv_frames, send_frames
 
-__all__ = ["recv_batch", "send_batch", "FEATURES"]
+__all__ = ["recv_batch", "send_batch", "FEATURES",
+           "FrameState", "recv_frames", "send_frames", "flush_unsent"]
 
 FEATURES = {
     "recvmmsg": False,

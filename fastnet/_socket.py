@@ -36,6 +36,7 @@ from . import _buffers
 from . import _constants as C
 from . import _gso
 from ._batch import Batch
+from ._stream import StreamMixin
 
 __all__ = ["socket"]
 
@@ -72,7 +73,7 @@ class _Waker:
             os.close(self._write_fd)
 
 
-class socket(_stdsocket.socket):
+class socket(StreamMixin, _stdsocket.socket):
     """A ``socket.socket`` with batch receive and send.
 
     ``backend`` chooses the engine for this socket (``"cython"`` or

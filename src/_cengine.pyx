@@ -306,3 +306,6 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         if <unsigned int>got < chunk:
             break
     return min(done * per, stop - start)
+
+
+include "_framing.pxi"  # length-prefixed frames on stream sockets

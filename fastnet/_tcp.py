@@ -1,0 +1,96 @@
+"""create_server and create_connection: the standard helpers, returning fastnet sockets.
+
+They follow the standard library's ``socket.create_server`` and
+``socket.create_connection`` step for step (same arguments, options and
+errors); the only difference is the class of the socket they make and the
+``backend`` keyword that chooses its engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket as _stdsocket
+
+from ._socket import socket
+
+__all__ = ["create_server", "create_connection"]
+
+_GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT
+
+
+def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
+                      backend=None):
+    """Connect to ``(host, port)``; return the connected ``fastnet.socket``.
+
+    As ``socket.create_connection``: every address ``host`` resolves to is
+    tried in turn and the last error is raised if none connects
+    (``ConnectionRefusedError``, ``TimeoutError``, ...). ``timeout`` sets the
+    socket's timeout before connecting (default: the global default);
+    ``source_address`` is bound first if given.
+    """
+    host, port = address
+    last_error = None
+    for family, kind, proto, _, sockaddr in _stdsocket.getaddrinfo(
+            host, port, 0, _stdsocket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = socket(family, kind, proto, backend=backend)
+            if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            last_error = exc
+            if sock is not None:
+                sock.close()
+    if last_error is not None:
+        try:
+            raise last_error
+        finally:
+            last_error = None  # break the traceback's reference cycle, as the stdlib does
+    raise OSError("getaddrinfo returns an empty list")
+
+
+def create_server(address, *, family=_stdsocket.AF_INET, backlog=None, reuse_port=False,
+                  dualstack_ipv6=False, backend=None):
+    """A listening TCP ``fastnet.socket`` bound to ``address``, as ``socket.create_server``.
+
+    SO_REUSEADDR is set (on POSIX); ``reuse_port`` sets SO_REUSEPORT;
+    an AF_INET6 socket is IPv6-only unless ``dualstack_ipv6`` is true.
+    """
+    if reuse_port and not hasattr(_stdsocket, "SO_REUSEPORT"):
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        if not _stdsocket.has_dualstack_ipv6():
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        if family != _stdsocket.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
+    sock = socket(family, _stdsocket.SOCK_STREAM, backend=backend)
+    try:
+        if os.name not in ("nt", "cygwin") and hasattr(_stdsocket, "SO_REUSEADDR"):
+            try:
+                sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            except OSError:
+                pass  # as the stdlib: fail later on bind() where unsupported
+        if reuse_port:
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEPORT, 1)
+        if _stdsocket.has_ipv6 and family == _stdsocket.AF_INET6:
+            if dualstack_ipv6:
+                sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, 0)
+            elif hasattr(_stdsocket, "IPV6_V6ONLY") and hasattr(_stdsocket, "IPPROTO_IPV6"):
+                sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(address)
+        except OSError as err:
+            msg = f"{err.strerror} (while attempting to bind on address {address!r})"
+            raise OSError(err.errno, msg) from None
+        if backlog is None:
+            sock.listen()
+        else:
+            sock.listen(backlog)
+        return sock
+    except OSError:
+        sock.close()
+        raise

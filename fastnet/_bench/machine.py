@@ -1,0 +1,56 @@
+"""What a report says about the machine it was measured on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Optional
+
+__all__ = ["describe"]
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _read_int(path: str) -> Optional[int]:
+    try:
+        with open(path) as source:
+            return int(source.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def describe(compiler=None) -> dict:
+    """CPU, cores, kernel, Python, numpy, fastnet and its engines and features."""
+    import numpy
+
+    import fastnet
+
+    features = getattr(fastnet, "features", None)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cpus": usable,
+        "kernel": platform.release(),
+        "os": platform.system(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "numpy": numpy.__version__,
+        "fastnet": fastnet.__version__,
+        "backend": fastnet.backend,
+        "backends": fastnet.available_backends(),
+        "features": features() if features is not None else None,
+        "rmem_max": _read_int("/proc/sys/net/core/rmem_max"),
+        "compiler": " ".join(compiler) if compiler else None,
+    }

@@ -138,6 +138,13 @@ def _headline(settings: dict, machine: dict) -> str:
             f"(default backend {machine['backend']})")
 
 
+def _reader_gone() -> int:
+    """stdout's reader went away (``fastnet bench | head``): stop printing, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())   # so the flush at exit does not fail again
+    return 1
+
+
 def run(parser, args) -> int:
     from fastnet._bench import RCVBUF, report
     from fastnet._bench.backends import Catalog
@@ -170,7 +177,10 @@ def run(parser, args) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     machine = describe(find_compiler() if catalog.reference_binary else None)
-    print(_headline(settings, machine), flush=True)
+    try:
+        print(_headline(settings, machine), flush=True)
+    except BrokenPipeError:
+        return _reader_gone()
 
     jobs = _jobs(args)
     progress = _Progress(len(jobs), duration)
@@ -179,12 +189,19 @@ def run(parser, args) -> int:
     finally:
         progress.done()
     rows = report.build_rows(outcomes)
-    print()
-    print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver))
+    written = []
     if args.json:
         report.write_json(args.json, report.document(machine, settings, rows))
-        print(f"\nJSON written to {args.json}")
+        written.append(f"JSON written to {args.json}")
     if args.plot:
         report.write_plot(args.plot, rows, _headline(settings, machine).splitlines()[0])
-        print(f"Plot written to {args.plot}")
+        written.append(f"Plot written to {args.plot}")
+    try:
+        print()
+        print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver))
+        if written:
+            print("\n" + "\n".join(written))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()   # the JSON and plot files are written already
     return 1 if any(row["status"] == "failed" for row in rows) else 0

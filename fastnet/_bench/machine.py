@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from typing import Optional
 
 __all__ = ["describe"]
@@ -29,8 +30,22 @@ def _read_int(path: str) -> Optional[int]:
         return None
 
 
+def _compiler_version(compiler) -> Optional[str]:
+    """First line of ``cc --version``, e.g. ``gcc (Debian 12.2.0-14) 12.2.0``."""
+    try:
+        done = subprocess.run([*compiler, "--version"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else None
+
+
 def describe(compiler=None) -> dict:
-    """CPU, cores, kernel, Python, numpy, fastnet and its engines and features."""
+    """CPU, cores, kernel, Python, numpy, fastnet and its engines and features.
+
+    ``compiler`` is the command that built the C reference, if it was used.
+    """
     import numpy
 
     import fastnet
@@ -52,5 +67,5 @@ def describe(compiler=None) -> dict:
         "backends": fastnet.available_backends(),
         "features": features() if features is not None else None,
         "rmem_max": _read_int("/proc/sys/net/core/rmem_max"),
-        "compiler": " ".join(compiler) if compiler else None,
+        "compiler": _compiler_version(compiler) if compiler else None,
     }

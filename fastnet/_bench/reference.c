@@ -130,6 +130,10 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0
         && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
         die("SO_RCVBUF");
+    int granted = 0;
+    socklen_t granted_len = sizeof granted;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_len) < 0)
+        die("getsockopt SO_RCVBUF");
     if (gro) {
         int on = 1;
         if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) < 0)
@@ -238,9 +242,9 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
     }
     double cpu = cpu_s() - cpu0;
     printf("{\"received\": %llu, \"first_count\": %llu, \"window_s\": %.9f, "
-           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s}\n",
+           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d}\n",
            received, first_count, t_last - t_first, cpu,
-           drain_timed_out ? "true" : "false", timed_out ? "true" : "false");
+           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted);
     fflush(stdout);
     char sink[256];
     while (read(STDIN_FILENO, sink, sizeof sink) > 0)

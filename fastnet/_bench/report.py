@@ -23,6 +23,11 @@ ref_fraction       recv_pps / recv_pps of the ``ref_backend`` row at the same si
 ref_backend        ``reference-gso`` for the ``*-gso`` rows, else ``reference``
 send_speedup       send_pps / send_pps of the ``python`` row at the same size
 send_ref_fraction  send_pps / send_pps of the ``ref_backend`` row at the same size
+send_wall_s        the sender's sending time, s
+recv_window_s      the receiver's window (first to last batch), s
+send_cpu_s         sender CPU time over its loop, s
+recv_cpu_s         receiver CPU time over its loop, s
+rcvbuf             the receiver's SO_RCVBUF as the kernel reports it (twice the usable size)
 =================  ==========================================================
 """
 

@@ -8,8 +8,10 @@ fast anything was.
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -171,6 +173,47 @@ def test_reference_rows_are_skipped_without_a_compiler(tmp_path):
     assert rows[("reference", 64)]["status"] == "skipped"
     assert "no C compiler" in rows[("reference", 64)]["note"]
     assert rows[("python", 64)]["status"] == "ok"
+
+
+def processes_in_group(pgid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
+            found.append(int(entry))
+    return found
+
+
+def test_ctrl_c_stops_the_run_and_its_peers():
+    # A session of its own, so Ctrl-C (SIGINT to the group) reaches only this
+    # run; SIGINT restored to the default in case the test runner ignores it.
+    run = subprocess.Popen([sys.executable, "-m", "fastnet", "bench", "--backends", "python",
+                            "--sizes", "64", "--duration", "30"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    with run:
+        try:
+            run.stdout.readline()                  # the headline: measuring has begun
+            deadline = time.monotonic() + 10
+            while len(processes_in_group(run.pid)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)                   # the runner, its receiver and its sender
+            assert len(processes_in_group(run.pid)) == 3
+            os.killpg(run.pid, signal.SIGINT)
+            assert run.wait(timeout=5) == 130
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+    deadline = time.monotonic() + 5
+    while processes_in_group(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_in_group(run.pid) == []
 
 
 @pytest.mark.parametrize("args", [

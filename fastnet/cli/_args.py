@@ -60,3 +60,25 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0")
     return value
+
+
+def comma_separated(parse):
+    """An argument type for ``A,B,C``: each item parsed by ``parse``, duplicates dropped."""
+    def parse_list(text: str) -> list:
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or any(not item for item in items):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list")
+        return list(dict.fromkeys(parse(item) for item in items))
+    parse_list.__name__ = f"list of {getattr(parse, '__name__', 'values')}"
+    return parse_list
+
+
+def choice_of(names):
+    """An argument type accepting one of ``names``, with the choices in the error."""
+    def parse_choice(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(
+                f"unknown name {text!r}; choose from {', '.join(names)}")
+        return text
+    parse_choice.__name__ = "name"
+    return parse_choice

@@ -1,0 +1,251 @@
+"""The sender and receiver loops of the Python backends, run inside a peer process.
+
+Each loop measures itself: wall time and CPU time (``getrusage(RUSAGE_SELF)``,
+user + system) taken just around the loop, so interpreter start-up, imports
+and socket set-up are not counted. A receiver also notes when its first and
+last datagrams arrived, so its rate is taken over the time it was receiving,
+drain included.
+
+Receivers stop when the peer's ``StopFlag`` has been set (the runner sends
+SIGUSR1 once the sender has exited) and no datagram has arrived for
+``IDLE_S``: the queue has drained. Every loop is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import resource
+import time
+
+__all__ = ["StopFlag", "receive_batches", "send_batches", "receive_asyncio", "send_asyncio",
+           "IDLE_S", "DRAIN_MAX_S", "ROWS"]
+
+#: Datagrams per batch call (sendmmsg/recvmmsg take at most UIO_MAXIOV = 1024).
+ROWS = 1024
+#: After the stop signal, an empty queue for this long means it has drained.
+IDLE_S = 0.05
+#: Bound on the drain after the stop signal.
+DRAIN_MAX_S = 3.0
+#: How often the asyncio receiver looks at its counter.
+TICK_S = 0.005
+#: Datagrams the asyncio sender hands to the transport between yields to the loop.
+ASYNCIO_CHUNK = 256
+
+
+class StopFlag:
+    """Set from the SIGUSR1 handler: the sender is done."""
+
+    __slots__ = ("requested",)
+
+    def __init__(self):
+        self.requested = False
+
+    def set(self, *_signal_args) -> None:
+        self.requested = True
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _receiver_report(received, first_count, t_first, t_last, cpu, drain_timed_out, timed_out):
+    return {"received": received, "first_count": first_count,
+            "window_s": max(0.0, t_last - t_first), "cpu_s": cpu,
+            "drain_timed_out": drain_timed_out, "timed_out": timed_out}
+
+
+# -- fastnet sockets (cython, cython-gso, python) ---------------------------------
+
+def receive_batches(sock, size: int, stop: StopFlag, max_seconds: float) -> dict:
+    """Count datagrams taken with ``sock.recv_batch`` until stopped and drained."""
+    import fastnet
+
+    batch = fastnet.Batch(ROWS, size, family=sock.family)
+    recv = sock.recv_batch
+    monotonic = time.monotonic
+    received = first_count = 0
+    t_first = t_last = 0.0
+    drain_end = None
+    drain_timed_out = timed_out = False
+    cpu0 = cpu_seconds()
+    hard_end = monotonic() + max_seconds
+    while True:
+        if drain_end is None and stop.requested:
+            drain_end = monotonic() + DRAIN_MAX_S
+        try:
+            n = recv(batch, IDLE_S)
+        except TimeoutError:
+            if stop.requested:
+                break                       # sender done, queue empty
+            if monotonic() > hard_end:
+                timed_out = True
+                break
+            continue
+        now = monotonic()
+        if not received:
+            t_first = now
+            first_count = n
+        t_last = now
+        received += n
+        if drain_end is not None and now > drain_end:
+            drain_timed_out = True
+            break
+        if now > hard_end:
+            timed_out = True
+            break
+    cpu = cpu_seconds() - cpu0
+    return _receiver_report(received, first_count, t_first, t_last, cpu, drain_timed_out, timed_out)
+
+
+def send_batches(sock, size: int, address, duration: float, gso: bool) -> dict:
+    """Send ``size``-byte datagrams with ``sock.send_batch`` for ``duration`` seconds."""
+    import fastnet
+    import numpy as np
+
+    batch = fastnet.Batch(ROWS, size, family=sock.family)
+    # Distinct rows, as an application's data would be (not one hot buffer).
+    batch.data[:] = (np.arange(ROWS) % 251).astype(np.uint8)[:, None]
+    batch.lengths[:] = size
+    batch.count = ROWS
+    send = functools.partial(sock.send_batch, gso=True) if gso else sock.send_batch
+    monotonic = time.monotonic
+    sent = 0
+    cpu0 = cpu_seconds()
+    start = now = monotonic()
+    end = start + duration
+    while now < end:
+        sent += send(batch, address)
+        now = monotonic()
+    cpu = cpu_seconds() - cpu0
+    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu}
+
+
+# -- asyncio (the standard library's datagram transport) ---------------------------
+
+class _Counter(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.count = 0
+        self.errors = 0
+
+    def datagram_received(self, data, addr):
+        self.count += 1
+
+    def error_received(self, exc):
+        self.errors += 1
+
+
+def receive_asyncio(sock, stop: StopFlag, max_seconds: float) -> dict:
+    """Count datagrams delivered to an asyncio DatagramProtocol on ``sock``."""
+    return asyncio.run(_receive_asyncio(sock, stop, max_seconds))
+
+
+async def _receive_asyncio(sock, stop, max_seconds):
+    loop = asyncio.get_running_loop()
+    # The transport closes the socket it is given; give it a duplicate so the
+    # socket itself outlives it until the runner has read its drop counter.
+    transport, counter = await loop.create_datagram_endpoint(_Counter, sock=sock.dup())
+    done = loop.create_future()
+    monotonic = time.monotonic
+    state = {"last": 0, "first_count": 0, "t_first": 0.0, "t_last": 0.0,
+             "drain_end": None, "drain_timed_out": False, "timed_out": False}
+    cpu0 = cpu_seconds()
+    hard_end = monotonic() + max_seconds
+
+    # The protocol only counts (what a receiver does per datagram is the
+    # application's business); times are read every TICK_S instead of per
+    # datagram, which would slow this path more than the others.
+    def tick():
+        now = monotonic()
+        count = counter.count
+        if count != state["last"]:
+            if not state["last"]:
+                state["t_first"], state["first_count"] = now, count
+            state["t_last"], state["last"] = now, count
+        quiet = now - max(state["t_last"], start) >= IDLE_S
+        if stop.requested:
+            if state["drain_end"] is None:
+                state["drain_end"] = now + DRAIN_MAX_S
+            if quiet:
+                done.set_result(None)
+                return
+            if now > state["drain_end"]:
+                state["drain_timed_out"] = True
+                done.set_result(None)
+                return
+        elif now > hard_end:
+            state["timed_out"] = True
+            done.set_result(None)
+            return
+        loop.call_later(TICK_S, tick)
+
+    start = monotonic()
+    loop.call_later(TICK_S, tick)
+    try:
+        await done
+    finally:
+        transport.close()
+    cpu = cpu_seconds() - cpu0
+    return _receiver_report(counter.count, state["first_count"], state["t_first"],
+                            state["t_last"], cpu, state["drain_timed_out"], state["timed_out"])
+
+
+class _Sending(asyncio.DatagramProtocol):
+    """Flow control as the transport offers it: pause above its high-water mark."""
+
+    def __init__(self):
+        self.errors = 0
+        self.resumed = None
+
+    def pause_writing(self):
+        self.resumed = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self):
+        if self.resumed is not None and not self.resumed.done():
+            self.resumed.set_result(None)
+        self.resumed = None
+
+    def error_received(self, exc):
+        # The transport drops the datagram whose sendto failed, after this call.
+        self.errors += 1
+
+
+def send_asyncio(size: int, address, duration: float) -> dict:
+    """Send with ``transport.sendto`` for ``duration`` seconds, yielding to the loop."""
+    return asyncio.run(_send_asyncio(size, address, duration))
+
+
+async def _send_asyncio(size, address, duration):
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        _Sending, local_addr=("127.0.0.1", 0))
+    payload = bytes([0x5A]) * size
+    sendto = transport.sendto
+    chunk = range(ASYNCIO_CHUNK)
+    monotonic = time.monotonic
+    calls = 0
+    cpu0 = cpu_seconds()
+    start = now = monotonic()
+    end = start + duration
+    try:
+        while now < end:
+            for _ in chunk:
+                sendto(payload, address)
+            calls += ASYNCIO_CHUNK
+            if protocol.resumed is not None:
+                await protocol.resumed
+            else:
+                await asyncio.sleep(0)
+            now = monotonic()
+        # Datagrams the transport buffered (EAGAIN) go out when the loop runs.
+        flush_end = monotonic() + 2.0
+        while transport.get_write_buffer_size() and monotonic() < flush_end:
+            await asyncio.sleep(0.001)
+        wall = monotonic() - start
+        cpu = cpu_seconds() - cpu0
+        unsent = -(-transport.get_write_buffer_size() // size)  # at most this many
+    finally:
+        transport.abort()
+    sent = max(0, calls - protocol.errors - unsent)
+    return {"sent": sent, "wall_s": wall, "cpu_s": cpu}

@@ -1,0 +1,128 @@
+"""One side of a measurement, as its own process (the same interface as reference.c).
+
+    python -m fastnet._bench.peer recv KIND SIZE RCVBUF MAX_SECONDS
+        bind 127.0.0.1:0, print "ready PORT INODE", count datagrams until
+        SIGUSR1 and a drained queue, print one JSON line, wait for EOF on stdin
+    python -m fastnet._bench.peer send KIND SIZE PORT DURATION
+        send for DURATION seconds to 127.0.0.1:PORT, print one JSON line
+
+KIND is ``cython``, ``cython-gso``, ``python`` or ``asyncio``. Exit status 3,
+with one line on stderr, means this fastnet or kernel lacks what KIND needs
+(the row is shown as skipped); any other failure exits 1.
+
+Between "ready" and its report the receiver waits for EOF on stdin so the
+runner can read the socket's drop counter from /proc/net/udp while the
+socket still exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import warnings
+
+from . import loops
+
+HOST = "127.0.0.1"
+UNSUPPORTED = 3
+KINDS = ("cython", "cython-gso", "python", "asyncio")
+
+
+class Unsupported(Exception):
+    """This fastnet or kernel lacks what the peer needs."""
+
+
+def _fastnet_socket(kind: str):
+    import fastnet
+
+    return fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM,
+                          backend="python" if kind == "python" else "cython")
+
+
+def _set_rcvbuf(sock, size: int) -> int:
+    from fastnet import _buffers
+
+    with warnings.catch_warnings():
+        # A capped buffer is reported in the result ("rcvbuf"), not as a warning.
+        warnings.simplefilter("ignore")
+        rcvbuf, _ = _buffers.set_buffers(sock, rcvbuf=size)
+    return rcvbuf
+
+
+def receive(kind: str, size: int, rcvbuf: int, max_seconds: float) -> dict:
+    if kind == "cython-gso":
+        _check_gso()
+    stop = loops.StopFlag()
+    signal.signal(signal.SIGUSR1, stop.set)
+    if kind == "asyncio":
+        import socket
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    else:
+        sock = _fastnet_socket(kind)
+    with sock:
+        granted = _set_rcvbuf(sock, rcvbuf)
+        if kind == "cython-gso":
+            sock.enable_gro()
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+        print(f"ready {port} {os.fstat(sock.fileno()).st_ino}", flush=True)
+        if kind == "asyncio":
+            sock.setblocking(False)
+            report = loops.receive_asyncio(sock, stop, max_seconds)
+        else:
+            report = loops.receive_batches(sock, size, stop, max_seconds)
+        report["rcvbuf"] = granted
+        print(json.dumps(report), flush=True)
+        # Keep the socket open until the runner has read its drop counter.
+        sys.stdin.buffer.read()
+    return report
+
+
+def send(kind: str, size: int, port: int, duration: float) -> dict:
+    if kind == "cython-gso":
+        _check_gso()
+    address = (HOST, port)
+    if kind == "asyncio":
+        report = loops.send_asyncio(size, address, duration)
+    else:
+        with _fastnet_socket(kind) as sock:
+            sock.settimeout(10.0)   # bounds any wait for buffer space
+            report = loops.send_batches(sock, size, address, duration, gso=kind == "cython-gso")
+    print(json.dumps(report), flush=True)
+    return report
+
+
+def _check_gso():
+    """Fail as unsupported, not as an error, when GSO/GRO cannot run here."""
+    from .gso import unsupported_reason
+
+    reason = unsupported_reason()
+    if reason is not None:
+        raise Unsupported(reason)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 5 or argv[0] not in ("recv", "send") or argv[1] not in KINDS:
+        sys.stderr.write(f"usage: python -m fastnet._bench.peer recv|send {'|'.join(KINDS)} "
+                         "SIZE (RCVBUF MAX_SECONDS | PORT DURATION)\n")
+        return 1
+    role, kind = argv[0], argv[1]
+    try:
+        if role == "recv":
+            receive(kind, int(argv[2]), int(argv[3]), float(argv[4]))
+        else:
+            send(kind, int(argv[2]), int(argv[3]), float(argv[4]))
+    except Unsupported as exc:
+        sys.stderr.write(f"{exc}\n")
+        return UNSUPPORTED
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

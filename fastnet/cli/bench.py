@@ -1,0 +1,207 @@
+"""``fastnet bench``: UDP throughput on loopback, per backend and datagram size.
+
+For every (backend, size) a receiver process and a sender process run on
+127.0.0.1; the sender sends as fast as it can for ``--duration`` seconds, the
+receiver counts until the sender is done and its queue has drained. The
+machinery is in ``fastnet._bench``; this module parses the arguments and
+prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+from fastnet._bench import BACKENDS, DEFAULT_SIZES, MAX_DATAGRAM
+
+from ._args import choice_of, comma_separated, positive_float, positive_int
+
+#: Seconds of sending per row: by default, and with --quick (the whole
+#: default run then takes about 15 s on two cores, start-up included).
+DEFAULT_DURATION = 2.0
+QUICK_DURATION = 0.5
+#: Longest --duration accepted, so every run is bounded.
+MAX_DURATION = 600.0
+
+
+def datagram_size(text: str) -> int:
+    size = positive_int(text)
+    if size > MAX_DATAGRAM:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is over {MAX_DATAGRAM}, the largest UDP payload over IPv4")
+    return size
+
+
+def duration_seconds(text: str) -> float:
+    value = positive_float(text)
+    if value > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is over the {MAX_DURATION:.0f} s limit")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure UDP throughput on loopback for each backend",
+        description="Measure UDP throughput on 127.0.0.1 for each backend and datagram "
+                    "size: a receiver and a sender process per row. Prints a receiver-side "
+                    "and a sender-side table.")
+    names = choice_of(BACKENDS)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_DURATION} s per row (unless --duration is given)")
+    parser.add_argument("--duration", type=duration_seconds, metavar="S",
+                        help=f"seconds of sending per row (default {DEFAULT_DURATION})")
+    parser.add_argument("--sizes", type=comma_separated(datagram_size), metavar="N,N",
+                        default=list(DEFAULT_SIZES),
+                        help=f"datagram payload sizes in bytes (default "
+                             f"{','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--backends", type=comma_separated(names), metavar="NAME,NAME",
+                        default=list(BACKENDS),
+                        help=f"rows to measure, from {', '.join(BACKENDS)} (default: all)")
+    fixed = parser.add_mutually_exclusive_group()
+    fixed.add_argument("--sender", type=names, metavar="NAME",
+                       help="use this sender for every row, to compare receivers")
+    fixed.add_argument("--receiver", type=names, metavar="NAME",
+                       help="use this receiver for every row, to compare senders")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin sender and receiver to two different CPUs")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw the results (needs the 'plot' extra: matplotlib)")
+
+    def one_line_error(message):
+        parser.exit(2, f"fastnet bench: error: {message}\n")
+
+    parser.error = one_line_error
+    parser.set_defaults(func=functools.partial(run, parser))
+
+
+def _check_output_path(parser, option: str, path) -> None:
+    if path is None:
+        return
+    if os.path.isdir(path):
+        parser.error(f"{option} {path!r} is a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        parser.error(f"{option} {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        parser.error(f"{option} {path!r}: directory {directory!r} is not writable")
+
+
+class _Progress:
+    """One self-overwriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, duration: float, stream=sys.stderr):
+        self.total = total
+        self.duration = duration
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, index: int, job) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        per_row = elapsed / index if index else self.duration + 0.5
+        left = per_row * (self.total - index)
+        pair = job.backend if job.sender == job.receiver else f"{job.sender} -> {job.receiver}"
+        self.stream.write(f"\r\x1b[K[{index + 1}/{self.total}] {job.size} B  {pair}"
+                          f"   (about {left:.0f} s left)")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _jobs(args):
+    from fastnet._bench.runner import Job
+
+    jobs = []
+    for size in args.sizes:
+        for backend in args.backends:
+            jobs.append(Job(backend, args.sender or backend, args.receiver or backend, size))
+    return jobs
+
+
+def _headline(settings: dict, machine: dict) -> str:
+    cpus = settings["cpus"]
+    pinned = (f"sender on CPU {cpus['sender']}, receiver on CPU {cpus['receiver']}" if cpus
+              else "not pinned")
+    return (f"fastnet bench: UDP on 127.0.0.1, {settings['duration_s']:g} s per row, {pinned}\n"
+            f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
+            f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
+            f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
+            f"(default backend {machine['backend']})")
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``fastnet bench | head``): stop printing, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())   # so the flush at exit does not fail again
+    return 1
+
+
+def run(parser, args) -> int:
+    from fastnet._bench import RCVBUF, report
+    from fastnet._bench.backends import Catalog
+    from fastnet._bench.machine import describe
+    from fastnet._bench.reference import find_compiler
+    from fastnet._bench.runner import pick_cpus, run_jobs
+
+    duration = args.duration or (QUICK_DURATION if args.quick else DEFAULT_DURATION)
+    _check_output_path(parser, "--json", args.json)
+    _check_output_path(parser, "--plot", args.plot)
+    if args.plot:
+        missing = report.plot_unavailable()
+        if missing:
+            parser.error(missing)
+
+    fixed = args.sender or args.receiver
+    catalog = Catalog(list(args.backends) + ([fixed] if fixed else []))
+    if fixed and catalog.unavailable(fixed):
+        side = "--sender" if args.sender else "--receiver"
+        sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: "
+                         f"{catalog.unavailable(fixed)}\n")
+        return 1
+
+    cpus = pick_cpus(args.pin)
+    settings = {
+        "host": "127.0.0.1", "duration_s": duration, "sizes": args.sizes,
+        "backends": args.backends, "sender": args.sender, "receiver": args.receiver,
+        "cpus": {"sender": cpus[0], "receiver": cpus[1]} if cpus else None,
+        "rcvbuf_requested": RCVBUF,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    machine = describe(find_compiler() if catalog.reference_binary else None)
+    try:
+        print(_headline(settings, machine), flush=True)
+    except BrokenPipeError:
+        return _reader_gone()
+
+    jobs = _jobs(args)
+    progress = _Progress(len(jobs), duration)
+    try:
+        outcomes = run_jobs(jobs, catalog, duration, cpus, progress)
+    finally:
+        progress.done()
+    rows = report.build_rows(outcomes)
+    written = []
+    if args.json:
+        report.write_json(args.json, report.document(machine, settings, rows))
+        written.append(f"JSON written to {args.json}")
+    if args.plot:
+        report.write_plot(args.plot, rows, _headline(settings, machine).splitlines()[0])
+        written.append(f"Plot written to {args.plot}")
+    try:
+        print()
+        print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver))
+        if written:
+            print("\n" + "\n".join(written))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()   # the JSON and plot files are written already
+    return 1 if any(row["status"] == "failed" for row in rows) else 0

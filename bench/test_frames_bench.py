@@ -23,11 +23,6 @@ ROUNDS = 200
 SIZES = [64, 1024, 65536]
 
 
-@pytest.fixture(params=fastnet.available_backends())
-def backend(request):
-    return request.param
-
-
 @pytest.fixture
 def connection(backend):
     """``(sender, receiver)``: a connected loopback pair on ``backend``."""

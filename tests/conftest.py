@@ -12,7 +12,7 @@ import pytest
 
 import fastnet
 
-AVAILABLE = fastnet.available_backends()
+from helpers import AVAILABLE, HAS_IPV6
 
 
 def pytest_configure(config):
@@ -40,17 +40,6 @@ def backend(request):
     """Name of the engine under test."""
     return request.param
 
-
-def _has_ipv6_loopback():
-    try:
-        with stdsocket.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6_loopback()
 
 FAMILIES = [
     pytest.param((stdsocket.AF_INET, "127.0.0.1"), id="ipv4"),

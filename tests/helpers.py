@@ -1,8 +1,24 @@
 """Small helpers shared by the tests."""
 
+import socket as stdsocket
 import time
 
 import fastnet
+
+#: The backends that load here; every behavioural test runs on each.
+AVAILABLE = fastnet.available_backends()
+
+
+def _has_ipv6_loopback():
+    try:
+        with stdsocket.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HAS_IPV6 = _has_ipv6_loopback()
 
 
 def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0,

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from conftest import AVAILABLE
+from helpers import AVAILABLE
 from helpers import numbered_payloads, receive_exactly
 
 MAX_UDP4 = 65507  # 65535 - 8 (UDP header) - 20 (IPv4 header)

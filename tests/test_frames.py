@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from conftest import AVAILABLE
+from helpers import AVAILABLE
 from tcp_helpers import (encode, in_thread, recv_all_frames, take_available, tcp_pair,
                          wait_queued)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from conftest import AVAILABLE
+from helpers import AVAILABLE
 from fastnet import _constants as C
 from helpers import receive_exactly
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import fastnet
-from conftest import HAS_IPV6
+from helpers import HAS_IPV6
 
 
 def _exchange(client, server_side):

@@ -74,7 +74,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
     cache = {}
-    receive = sock.recvfrom_into
+    receive = sock._untimed.recvfrom_into
     n = 0
     capacity = batch._capacity
     while n < capacity:
@@ -110,7 +110,7 @@ def _recv_with_ancillary(sock, batch):
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
     cache = {}
-    receive = sock.recvmsg_into
+    receive = sock._untimed.recvmsg_into
     n = 0
     while n < batch._capacity:
         try:
@@ -152,12 +152,12 @@ def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
     sent = 0
     try:
         if address is None:
-            send = sock.send
+            send = sock._untimed.send
             for i, size in enumerate(lengths, start):
                 send(rows[i][:size], _SEND_FLAGS)
                 sent += 1
         else:
-            sendto = sock.sendto
+            sendto = sock._untimed.sendto
             for i, size in enumerate(lengths, start):
                 sendto(rows[i][:size], _SEND_FLAGS, address)
                 sent += 1

@@ -14,27 +14,22 @@ When the kernel takes only part of the data, the frame it stopped in is
 counted as sent and the rest of it is copied into the state, to be written
 first by the next call: a frame is never left half-written on the wire.
 
-Why os.readv/os.writev on sockets with a timeout: CPython polls before
-*every* call on such a socket, even one passed MSG_DONTWAIT, and waits up to
-the socket's timeout (checked on this machine: recv_into(..., MSG_DONTWAIT)
-on an empty socket with settimeout(1.0) raises TimeoutError after 1 s). Its
-file descriptor is O_NONBLOCK (that is how CPython implements timeouts), so
-plain read(2)/write(2) on it return EAGAIN at once. Sockets without a
-timeout (blocking or non-blocking) take MSG_DONTWAIT and are not polled.
+System calls go through the socket's untimed twin (see
+fastnet/_socket.py, _untimed_twin): CPython polls before every call on a
+socket with a timeout, even one passed MSG_DONTWAIT, and waits up to that
+timeout; the twin has none, so each call returns at once.
 """
 
 from __future__ import annotations
 
-import os
 import socket as _stdsocket
 import struct
 
 __all__ = ["FrameState", "recv_frames", "send_frames", "flush_unsent"]
 
 #: Frames per gathered write: two buffers each, and the kernel takes at most
-#: IOV_MAX (1024, its UIO_MAXIOV) buffers per call; more fail, sendmsg(2) with
-#: EMSGSIZE and writev(2) with EINVAL ("iovcnt is ... greater than the
-#: permitted maximum").
+#: IOV_MAX (1024, its UIO_MAXIOV) buffers per call; more fail sendmsg(2)
+#: with EMSGSIZE.
 FRAMES_PER_WRITE = 512
 #: Receive buffer allocated at first use; it grows only for a frame longer.
 RECV_BUFFER = 256 * 1024
@@ -121,20 +116,14 @@ class FrameState:
 
 
 def _reader(sock):
-    """read(fd, view) -> bytes, never blocking and never polling (see module doc)."""
-    if sock.gettimeout():
-        fd = sock.fileno()
-        return lambda view: os.readv(fd, (view,))
-    recv_into = sock.recv_into
+    """read(view) -> bytes, never blocking and never polling (see _socket._untimed_twin)."""
+    recv_into = sock._untimed.recv_into
     return lambda view: recv_into(view, 0, _DONTWAIT)
 
 
 def _writer(sock):
-    """write(buffers) -> bytes, never blocking and never polling (see module doc)."""
-    if sock.gettimeout():
-        fd = sock.fileno()
-        return lambda buffers: os.writev(fd, buffers)
-    sendmsg = sock.sendmsg
+    """write(buffers) -> bytes, never blocking and never polling."""
+    sendmsg = sock._untimed.sendmsg
     return lambda buffers: sendmsg(buffers, (), _SEND_FLAGS)
 
 
@@ -271,12 +260,8 @@ def flush_unsent(sock, st):
     tail = st._tail
     if not tail:
         return 0
-    if sock.gettimeout():
-        fd = sock.fileno()
-        write = lambda view: os.write(fd, view)  # noqa: E731
-    else:
-        send = sock.send
-        write = lambda view: send(view, _SEND_FLAGS)  # noqa: E731
+    send = sock._untimed.send
+    write = lambda view: send(view, _SEND_FLAGS)  # noqa: E731
     view = memoryview(tail)
     while st._tail_pos < len(tail):
         try:

@@ -38,7 +38,7 @@ def send_gso(sock, batch, start, stop, address, segment, per_buffer):
     lengths = batch._lengths[start:stop].tolist()
     ancillary = [(C.SOL_UDP, C.UDP_SEGMENT, _UINT16.pack(segment))]
     target = () if address is None else (address,)
-    sendmsg = sock.sendmsg
+    sendmsg = sock._untimed.sendmsg
     sent = 0
     try:
         for first in range(0, stop - start, per_buffer):
@@ -145,7 +145,7 @@ def recv_gro(sock, batch, gro):
     area = sock._gro_area
     if area is None:
         area = sock._gro_area = GroArea()
-    receive = sock.recvmsg_into
+    receive = sock._untimed.recvmsg_into
     buffers = [area.buffer]
     family = batch._family
     capacity = batch._capacity

@@ -23,6 +23,7 @@ deferred close the standard library uses for ``makefile()``).
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import math
 import os
@@ -96,6 +97,8 @@ class socket(StreamMixin, _stdsocket.socket):
         self._ancillary = False
         self._pending_error = None
         self._last_address = (None, None)
+        # The pure-Python engine calls this twin (see _untimed_twin).
+        self._untimed = self._untimed_twin() if name == "python" else None
         # UDP GSO/GRO: whether UDP_GRO is on, the engine's receive area for
         # super-datagrams (and the rows carried over in it), a lock so one
         # call at a time uses that area, and the smallest GSO segment size the
@@ -115,6 +118,36 @@ class socket(StreamMixin, _stdsocket.socket):
             except BaseException:
                 self.close()
                 raise
+
+    def _untimed_twin(self):
+        """A second socket object on the same fd, with no timeout, for the pure-Python engine.
+
+        On a socket with a timeout, CPython polls before every call, for up
+        to that timeout, even when MSG_DONTWAIT is passed (sock_call_ex in
+        Modules/socketmodule.c waits with internal_select first). The engine
+        must never wait (fastnet waits in _wait, with the user's timeout),
+        so it calls this twin, whose timeout is None: CPython then calls the
+        kernel at once and MSG_DONTWAIT keeps the call from blocking.
+
+        The two objects share the fd and so its O_NONBLOCK flag, on which the
+        user's object relies; making the twin must leave that flag as it was.
+        """
+        fd = super().fileno()
+        if fd < 0:
+            return None
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        twin = _stdsocket.socket(self.family, self.type, self.proto, fileno=fd)
+        if twin.gettimeout() is not None:   # socket.setdefaulttimeout() was used
+            twin.settimeout(None)
+        if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        return twin
+
+    def detach(self) -> int:
+        twin, self._untimed = self._untimed, None
+        if twin is not None:
+            twin.detach()
+        return super().detach()
 
     # -- identity -----------------------------------------------------------
     @property
@@ -151,6 +184,9 @@ class socket(StreamMixin, _stdsocket.socket):
         if waker is not None:
             waker.close()
         self._gro_area = None
+        twin, self._untimed = self._untimed, None
+        if twin is not None:
+            twin.detach()  # the fd is closed once, below
         super().close()
 
     def _enter(self) -> None:

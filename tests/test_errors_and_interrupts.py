@@ -206,3 +206,43 @@ def test_non_blocking_send_returns_partial_count(backend):
     first, second = int(out[0]), " ".join(out[1:])
     assert 0 < first < 500, f"expected a partial send, got {first}"
     assert second == "blocked sent=0"
+
+
+def test_drained_queue_does_not_wait_out_the_sockets_timeout(pair):
+    # CPython polls before each call on a socket with a timeout; the engines
+    # must not: with one datagram queued and room for four, recv_batch
+    # returns the one at once, not after the socket's 20 s timeout.
+    receiver, sender = pair
+    receiver.settimeout(20)
+    sender.sendto(b"only", receiver.getsockname())
+    batch = fastnet.Batch(4, 8, family=receiver.family)
+    started = time.monotonic()
+    assert receiver.recv_batch(batch) == 1
+    assert time.monotonic() - started < 10
+
+
+def test_explicit_timeout_wins_over_the_sockets(pair):
+    receiver, _ = pair
+    receiver.settimeout(20)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        receiver.recv_batch(fastnet.Batch(4, 8, family=receiver.family), timeout=0.1)
+    assert time.monotonic() - started < 10
+    assert receiver.gettimeout() == 20  # the socket's own setting is untouched
+
+
+def test_making_a_python_socket_keeps_the_fds_blocking_mode():
+    stdsocket.setdefaulttimeout(3)
+    try:
+        sock = fastnet.socket(backend="python")
+    finally:
+        stdsocket.setdefaulttimeout(None)
+    with sock:
+        assert sock.gettimeout() == 3
+        sock.bind(("127.0.0.1", 0))
+        with pytest.raises(TimeoutError):  # still a timeout socket, not a non-blocking one
+            sock.settimeout(0.05)
+            sock.recvfrom(10)
+    with fastnet.socket(backend="python") as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert os.get_blocking(sock.fileno())  # blocking mode left as the standard library set it

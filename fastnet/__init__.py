@@ -11,6 +11,10 @@ from . import _backend
 from ._backend import available_backends
 from ._batch import Batch
 from ._buffers import BufferSizeWarning
+from ._capture import CaptureError, CaptureReader, read_capture
+from ._multicast import join_group, leave_group, prepare_multicast_sender
+from ._recorder import Recorder, RecorderStats, open_recorder
+from ._sender import Sender, SenderStats
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._socket import socket
 
@@ -24,4 +28,6 @@ __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
     "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
+    "CaptureError", "CaptureReader", "read_capture", "Recorder", "RecorderStats", "open_recorder",
+    "Sender", "SenderStats", "join_group", "leave_group", "prepare_multicast_sender",
 ]

@@ -59,6 +59,7 @@ def replay(sender, source, *, speed=1.0, count=None, duration=None) -> int:
             n = min(n, count - sent)
         if n <= 0:
             break
+        sender._begin(float(batch.lengths[:n].mean()))
         if speed is None:
             due = np.full(n, start_ns, dtype=np.int64)
         else:
@@ -78,7 +79,7 @@ def replay(sender, source, *, speed=1.0, count=None, duration=None) -> int:
                 sleep_until(wake)
                 continue
             ready = int(np.searchsorted(due, now, side="right"))
-            stop = min(n, ready, row + (sender.burst or n))
+            stop = min(n, ready, row + sender.burst)
             try:
                 sender._send_rows(batch, row, stop)
             except OSError as exc:

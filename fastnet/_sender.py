@@ -163,7 +163,10 @@ class Sender:
         return SenderStats(self._sent, self._bytes, elapsed, pps, bps, self._calls)
 
     # -- pacing --------------------------------------------------------------------
-    def _start(self, mean_size: float) -> None:
+    def _begin(self, mean_size: float) -> None:
+        """At the first send: start the clock, choose the burst, make the buckets."""
+        if self._started_ns is not None:
+            return
         now = _monotonic_ns()
         self._started_ns = self._last_ns = now
         pps = self._pps
@@ -199,8 +202,7 @@ class Sender:
     def send(self, data) -> None:
         """Send one datagram (bytes-like), paced."""
         size = memoryview(data).nbytes
-        if self._started_ns is None:
-            self._start(size)
+        self._begin(size)
         self._pace(1, size)
         deadline = None
         while True:
@@ -222,8 +224,7 @@ class Sender:
         count = batch.count
         if not count:
             return 0
-        if self._started_ns is None:
-            self._start(float(batch.lengths[:count].mean()))
+        self._begin(float(batch.lengths[:count].mean()))
         start = 0
         while start < count:
             stop = min(count, start + self._burst)
@@ -247,7 +248,10 @@ class Sender:
                 else:
                     deadline = self._wait_writable(deadline)
         except OSError as exc:
-            exc.sent = already + (row - start) + getattr(exc, "sent", 0)
+            partial = getattr(exc, "sent", 0)   # rows that went out in the failed call
+            if partial:
+                self._account(partial, int(batch.lengths[row:row + partial].sum()))
+            exc.sent = already + (row - start) + partial
             raise
 
     def _transmit(self, batch, start, stop) -> int:

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import queue
 import socket as _stdsocket
+import stat
 import threading
 import time
 
@@ -62,8 +63,10 @@ def _open_for_writing(path):
     handle = open(path, "wb", buffering=0, opener=opener)
     try:
         mode = os.fstat(handle.fileno()).st_mode
-        if mode & 0o002:  # an existing file keeps its mode when truncated
-            os.fchmod(handle.fileno(), mode & 0o775)
+        # An existing file keeps its mode when truncated: take away o+w, but
+        # only from a regular file (never from a device such as /dev/null).
+        if stat.S_ISREG(mode) and mode & 0o002:
+            os.fchmod(handle.fileno(), stat.S_IMODE(mode) & ~0o002)
     except BaseException:
         handle.close()
         raise

@@ -350,6 +350,17 @@ class Recorder:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def backlog(self) -> int:
+        """Batches staged but not yet written (0 .. buffers)."""
+        with self._lock:
+            return self._allocated - len(self._free)
+
+    @property
+    def buffers(self) -> int:
+        """Number of staging buffers; a batch finding all of them busy is dropped."""
+        return self._buffers
+
     def close(self) -> None:
         """Write everything staged, finish the file, stop the thread.
 

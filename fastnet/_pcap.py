@@ -93,12 +93,24 @@ def _packed_destination(local_address, family: int) -> bytes:
     size = 4 if family == _stdsocket.AF_INET else 16
     if local_address is None:
         return bytes(size)
-    host = ipaddress.ip_address(local_address[0].split("%", 1)[0])
+    text = local_address[0].split("%", 1)[0]
+    try:
+        host = ipaddress.ip_address(text)
+    except ValueError:   # a host name: its address in this family, else in any
+        host = ipaddress.ip_address(_resolve_name(text, family))
     if family == _stdsocket.AF_INET6 and host.version == 4:
         host = ipaddress.IPv6Address(f"::ffff:{host}")       # how a dual-stack socket sees it
     elif family == _stdsocket.AF_INET and host.version == 6:
         host = host.ipv4_mapped or ipaddress.IPv4Address(0)
     return host.packed
+
+
+def _resolve_name(name: str, family: int) -> str:
+    try:
+        infos = _stdsocket.getaddrinfo(name, None, family, _stdsocket.SOCK_DGRAM)
+    except _stdsocket.gaierror:
+        infos = _stdsocket.getaddrinfo(name, None, 0, _stdsocket.SOCK_DGRAM)
+    return infos[0][4][0].split("%", 1)[0]
 
 
 class PcapEncoder:
@@ -114,7 +126,15 @@ class PcapEncoder:
     """
 
     def __init__(self, local_address):
-        port = 0 if local_address is None else int(local_address[1])
+        if local_address is not None:
+            if (not isinstance(local_address, tuple) or not 2 <= len(local_address) <= 4
+                    or not isinstance(local_address[0], str)
+                    or isinstance(local_address[1], bool) or not isinstance(local_address[1], int)):
+                raise TypeError(f"local_address must be a (host, port) tuple, "
+                                f"not {local_address!r}")
+            if not 0 <= local_address[1] <= 65535:
+                raise ValueError(f"local_address port must be 0-65535, got {local_address[1]}")
+        port = 0 if local_address is None else local_address[1]
         self._dport = port
         self._dst = {family: np.frombuffer(_packed_destination(local_address, family), np.uint8)
                      for family in _HEADER_DTYPE}

@@ -35,7 +35,7 @@ MAX_BURST = 1024
 #: A paced sender's default burst: what the rate sends in this long (1..MAX_BURST).
 BURST_WINDOW_S = 0.001
 #: Tokens a bucket may save up, in seconds of traffic (see fastnet/_pacing.py).
-DEPTH_WINDOW_S = 0.002
+DEPTH_WINDOW_S = 0.010
 #: A socket that cannot take a datagram for this long is stuck: TimeoutError.
 WRITABLE_TIMEOUT_S = 30.0
 

@@ -233,6 +233,14 @@ def test_npy_payload_width_cuts_and_flags_longer_rows(tmp_path):
     assert back.truncated[:2].tolist() == [True, False]
 
 
+def test_local_address_may_be_a_host_name(tmp_path):
+    path = tmp_path / "named.pcap"
+    with fastnet.open_recorder(path, local_address=("localhost", 9)) as recorder:
+        recorder(fastnet.Batch.from_payloads([b"x"]))
+    (record,) = parse_pcap_independently(path)
+    assert record["dst"] == bytes([127, 0, 0, 1]) and record["dport"] == 9
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_empty_recording_is_a_valid_empty_file(tmp_path, fmt):
     path = tmp_path / f"empty.{fmt}"
@@ -313,6 +321,10 @@ def test_an_unwritable_path_fails_at_open(tmp_path):
     (dict(path="x.pcap", buffers=0), ValueError),
     (dict(path="x.npy", payload_bytes=0), ValueError),
     (dict(path="x.npy", payload_bytes=70000), ValueError),
+    (dict(path="x.pcap", local_address="127.0.0.1:9"), TypeError),
+    (dict(path="x.pcap", local_address=("127.0.0.1", "9")), TypeError),
+    (dict(path="x.pcap", local_address=("127.0.0.1", 70000)), ValueError),
+    (dict(path="x.pcap", local_address=("no such host.invalid", 9)), OSError),
 ])
 def test_bad_recorder_arguments(tmp_path, kwargs, error):
     kwargs["path"] = tmp_path / kwargs["path"]

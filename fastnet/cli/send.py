@@ -60,7 +60,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--burst", type=positive_int, metavar="N",
                         help="most datagrams per system call (default: 1 ms of traffic, <= 1024)")
     parser.add_argument("--gso", action="store_true", help="send with UDP GSO where available")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), help="engine (default: fastnet.backend)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS),
+                        help="engine (default: fastnet.backend)")
     parser.add_argument("--interface", metavar="IFACE",
                         help="outgoing interface for a multicast HOST (name or address)")
     parser.add_argument("--replay", metavar="FILE", help="send this pcap/.npy capture again")

@@ -12,10 +12,10 @@ from ._backend import available_backends
 from ._batch import Batch
 from ._buffers import BufferSizeWarning
 from ._capture import CaptureError, CaptureReader, read_capture
+from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._multicast import join_group, leave_group, prepare_multicast_sender
 from ._recorder import Recorder, RecorderStats, open_recorder
 from ._sender import Sender, SenderStats
-from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._socket import socket
 
 __version__ = "0.1.0"

@@ -15,6 +15,10 @@ from ._features import features
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._framing import (Framing, FrameLimitError, FramingError, IncompleteFrameError,
                        SlotTooSmallError)
+from ._capture import CaptureError, CaptureReader, read_capture
+from ._multicast import join_group, leave_group, prepare_multicast_sender
+from ._recorder import Recorder, RecorderStats, open_recorder
+from ._sender import Sender, SenderStats
 from ._socket import socket
 from ._tcp import create_connection, create_server
 
@@ -31,4 +35,6 @@ __all__ = [
     "features",
     "create_connection", "create_server",
     "Framing", "FramingError", "FrameLimitError", "IncompleteFrameError", "SlotTooSmallError",
+    "CaptureError", "CaptureReader", "read_capture", "Recorder", "RecorderStats", "open_recorder",
+    "Sender", "SenderStats", "join_group", "leave_group", "prepare_multicast_sender",
 ]

@@ -82,3 +82,25 @@ def choice_of(names):
         return text
     parse_choice.__name__ = "name"
     return parse_choice
+
+
+_RATE_SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def bit_rate(text: str) -> float:
+    """Bits per second: a number with an optional K, M or G suffix (powers of 1000)."""
+    body = text.strip()
+    for unit in ("bit/s", "bps", "b/s", "bit"):
+        if body.lower().endswith(unit):
+            body = body[: -len(unit)]
+            break
+    suffix = body[-1:].lower() if body[-1:].isalpha() else ""
+    try:
+        value = float(body[: len(body) - len(suffix)]) * _RATE_SUFFIXES[suffix]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate: write bits/s as a number with an optional K, M or G "
+            f"suffix, e.g. 400M") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite rate greater than 0")
+    return value

@@ -1,0 +1,85 @@
+"""Replaying a capture: order, content, recorded timing scaled by --speed, limits."""
+
+import socket as stdsocket
+import time
+
+import numpy as np
+import pytest
+
+import fastnet
+from helpers import receive_exactly
+
+STEP_NS = 100_000_000       # the recorded datagrams are 0.1 s apart
+ROWS = 5
+
+
+def _capture(path, family=stdsocket.AF_INET, rows=ROWS):
+    batch = fastnet.Batch.from_payloads([f"datagram {i}".encode() for i in range(rows)],
+                                        family=family)
+    batch.timestamps[:] = 1_700_000_000 * 10**9 + np.arange(rows) * STEP_NS
+    with fastnet.open_recorder(path, local_address=("127.0.0.1", 9)) as recorder:
+        recorder(batch)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "npy"])
+def test_replay_sends_the_capture_at_its_recorded_pace(pair, tmp_path, fmt):
+    receiver, _ = pair
+    path = _capture(tmp_path / f"run.{fmt}")
+    with fastnet.Sender(receiver.getsockname(), backend=receiver.backend) as sender:
+        started = time.monotonic()
+        assert sender.replay(path) == ROWS
+        took = time.monotonic() - started
+    got = receive_exactly(receiver, ROWS, 64, family=receiver.family)[0]
+    assert got == [f"datagram {i}".encode() for i in range(ROWS)]
+    assert took >= (ROWS - 1) * STEP_NS / 1e9 * 0.95   # never early
+    assert took < 5
+
+
+def test_replay_speed_scales_and_max_does_not_wait(pair, tmp_path):
+    receiver, _ = pair
+    path = _capture(tmp_path / "run.pcap")
+    with fastnet.Sender(receiver.getsockname(), backend=receiver.backend) as sender:
+        started = time.monotonic()
+        sender.replay(path, speed=4)
+        fast = time.monotonic() - started
+        started = time.monotonic()
+        sender.replay(path, speed="max")
+        fastest = time.monotonic() - started
+    assert fast >= (ROWS - 1) * STEP_NS / 1e9 / 4 * 0.95
+    assert fastest < (ROWS - 1) * STEP_NS / 1e9 / 4
+    assert len(receive_exactly(receiver, 2 * ROWS, 64, family=receiver.family)[0]) == 2 * ROWS
+
+
+def test_replay_count_and_duration_limits(pair, tmp_path):
+    receiver, _ = pair
+    path = _capture(tmp_path / "run.pcap", rows=50)
+    with fastnet.Sender(receiver.getsockname(), backend=receiver.backend) as sender:
+        assert sender.replay(path, speed=None, count=7) == 7
+        started = time.monotonic()
+        sent = sender.replay(path, duration=0.25)          # 0.1 s apart: 3 fit
+        assert time.monotonic() - started < 5
+    assert 1 <= sent < 50
+    assert len(receive_exactly(receiver, 7 + sent, 64, family=receiver.family)[0]) == 7 + sent
+
+
+def test_replay_timestamps_that_step_backwards_are_not_sent_early(pair, tmp_path):
+    receiver, _ = pair
+    batch = fastnet.Batch.from_payloads([b"a", b"b", b"c"])
+    batch.timestamps[:] = [10**18, 10**18 + 2 * STEP_NS, 10**18 + STEP_NS]
+    with fastnet.Sender(receiver.getsockname(), backend=receiver.backend) as sender:
+        started = time.monotonic()
+        assert sender.replay([batch]) == 3
+        took = time.monotonic() - started
+    assert took >= 2 * STEP_NS / 1e9 * 0.95
+    assert receive_exactly(receiver, 3, 8, family=receiver.family)[0] == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize("speed,error", [(0, ValueError), (-2, ValueError),
+                                         (float("nan"), ValueError), ("fast", TypeError)])
+def test_bad_speed_is_refused(tmp_path, speed, error):
+    path = _capture(tmp_path / "run.pcap")
+    with fastnet.Sender(("127.0.0.1", 9)) as sender:
+        with pytest.raises(error):
+            sender.replay(path, speed=speed)
+        assert sender.stats.sent == 0

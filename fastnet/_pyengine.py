@@ -22,9 +22,8 @@ Contract shared with the Cython engine (fastnet/_cengine.pyi):
 from __future__ import annotations
 
 import socket as _stdsocket
-import struct
 
-from . import _constants as C
+from ._ancillary import ANCILLARY_SPACE, receive_fields
 from ._pyoffload import recv_gro, send_gso
 from ._pyframing import FrameState, flush_unsent, recv_frames, send_frames
 
@@ -43,8 +42,6 @@ FEATURES = {
 # of the packet or datagram, even when it was longer than the passed buffer").
 _RECV_FLAGS = _stdsocket.MSG_DONTWAIT | _stdsocket.MSG_TRUNC
 _SEND_FLAGS = _stdsocket.MSG_DONTWAIT
-_ANCILLARY_SPACE = (_stdsocket.CMSG_SPACE(16) + _stdsocket.CMSG_SPACE(4) * 2)
-_TIMESPEC = struct.Struct("@qq")
 
 
 def _address_bytes(family, address, cache):
@@ -114,7 +111,7 @@ def _recv_with_ancillary(sock, batch):
     n = 0
     while n < batch._capacity:
         try:
-            size, ancdata, msg_flags, address = receive([rows[n]], _ANCILLARY_SPACE, _RECV_FLAGS)
+            size, ancdata, msg_flags, address = receive([rows[n]], ANCILLARY_SPACE, _RECV_FLAGS)
         except BlockingIOError:
             break
         except OSError as exc:
@@ -122,16 +119,7 @@ def _recv_with_ancillary(sock, batch):
                 raise
             sock._pending_error = exc
             break
-        stamp = 0
-        for level, kind, payload in ancdata:
-            if level != _stdsocket.SOL_SOCKET:
-                continue
-            if kind == C.SCM_TIMESTAMPNS and len(payload) >= 16:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                stamp = seconds * 1_000_000_000 + nanoseconds
-            elif kind == C.SCM_TIMESTAMP and len(payload) >= 16:
-                seconds, microseconds = _TIMESPEC.unpack_from(payload)
-                stamp = seconds * 1_000_000_000 + microseconds * 1000
+        stamp, _ = receive_fields(ancdata)
         batch._lengths[n] = min(size, slot)
         batch._truncated_u8[n] = size > slot or bool(msg_flags & _stdsocket.MSG_TRUNC)
         batch._addresses[n] = memoryview(_address_bytes(family, address, cache))

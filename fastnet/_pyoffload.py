@@ -13,14 +13,12 @@ import struct
 import numpy as np
 
 from . import _constants as C
+from ._ancillary import ANCILLARY_SPACE, receive_fields
 
 __all__ = ["send_gso", "recv_gro"]
 
 _SEND_FLAGS = _stdsocket.MSG_DONTWAIT
 _UINT16 = struct.Struct("=H")
-_INT = struct.Struct("=i")
-_TIMESPEC = struct.Struct("@qq")
-_ANCILLARY_SPACE = _stdsocket.CMSG_SPACE(16) + _stdsocket.CMSG_SPACE(4) * 2
 
 #: Bytes received per super-datagram: more than the largest UDP payload
 #: (65535 - 8), so the kernel never cuts one.
@@ -72,20 +70,9 @@ class GroArea:
         self.pending = False
 
     def load(self, size, ancdata, msg_flags, address, family):
-        stamp = segment = 0
-        for level, kind, payload in ancdata:
-            if level == C.SOL_UDP and kind == C.UDP_GRO and len(payload) >= 4:
-                # udp(7): the cmsg "holds the segment size" (an int).
-                segment = _INT.unpack_from(payload)[0]
-            elif level == _stdsocket.SOL_SOCKET and len(payload) >= 16:
-                if kind == C.SCM_TIMESTAMPNS:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                    stamp = seconds * 1_000_000_000 + nanoseconds
-                elif kind == C.SCM_TIMESTAMP:
-                    seconds, microseconds = _TIMESPEC.unpack_from(payload)
-                    stamp = seconds * 1_000_000_000 + microseconds * 1000
+        stamp, segment = receive_fields(ancdata)
         self.length = size
-        self.segment = segment if segment > 0 else size
+        self.segment = segment or size
         self.offset = 0
         self.packed = np.frombuffer(_stdsocket.inet_pton(family, address[0]), dtype=np.uint8)
         self.address = address
@@ -97,10 +84,10 @@ class GroArea:
         """Copy the next datagrams of the held super-datagram into rows n..; return the new n."""
         segment, offset, slot = self.segment, self.offset, batch._slot_size
         remaining = self.length - offset
-        if segment:
+        if segment and remaining:
             pieces = -(-remaining // segment)
             full = remaining // segment
-        else:  # an empty datagram: one row of length 0
+        else:  # an empty datagram (whatever segment size came with it): one row of length 0
             pieces, full = 1, 0
         k = min(pieces, batch._capacity - n)
         full = min(full, k)
@@ -153,7 +140,7 @@ def recv_gro(sock, batch, gro):
     while n < capacity:
         if not area.pending:
             try:
-                size, ancdata, msg_flags, address = receive(buffers, _ANCILLARY_SPACE,
+                size, ancdata, msg_flags, address = receive(buffers, ANCILLARY_SPACE,
                                                             _stdsocket.MSG_DONTWAIT)
             except BlockingIOError:
                 break

@@ -40,6 +40,14 @@ _VERSION = b"\x01\x00"        # format 1.0: a 2-byte header length
 _ALIGN = 64                   # numpy pads the header so the data starts 64-aligned
 _FIELDS = ("timestamp", "length", "truncated", "ip_version", "port", "flowinfo",
            "scope_id", "address", "payload")
+#: Longest header text read, as numpy.load's default max_header_size: the
+#: text is parsed with ast.literal_eval, whose time and memory grow with it.
+MAX_HEADER = 10000
+#: Widest payload accepted: a Batch's largest slot (wider files were not
+#: written by fastnet, and one record would not fit a Batch row).
+MAX_WIDTH = 1 << 26
+#: Bytes of records read per call, whatever the record size.
+READ_BYTES = 1 << 26
 
 
 def record_dtype(width: int) -> np.dtype:
@@ -96,23 +104,32 @@ def _parse_header(handle, path):
         size, offset = int.from_bytes(start[8:12], "little"), 12
     else:
         raise CaptureError(f"{path}: unsupported .npy version {major}", 6)
+    if size > MAX_HEADER:
+        raise CaptureError(f"{path}: .npy header of {size} bytes, more than the "
+                           f"{MAX_HEADER} read (numpy.load's limit too)", 8)
     text = handle.read(size)
     if len(text) < size:
         raise CaptureError(f"{path}: .npy header cut short", offset + len(text))
     try:
         header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
         dtype = np.lib.format.descr_to_dtype(header["descr"])
-        count = header["shape"][0]
-    except (ValueError, SyntaxError, KeyError, TypeError, IndexError) as exc:
-        raise CaptureError(f"{path}: unreadable .npy header ({exc})", offset) from None
+        shape = header["shape"]
+    # A deeply nested text exhausts the parser (MemoryError, RecursionError).
+    except (ValueError, SyntaxError, KeyError, TypeError, IndexError, MemoryError,
+            RecursionError) as exc:
+        raise CaptureError(f"{path}: unreadable .npy header ({type(exc).__name__}: "
+                           f"{str(exc)[:200]})", offset) from None
     names = dtype.names or ()
-    if names[:len(_FIELDS)] != _FIELDS or len(header["shape"]) != 1:
+    if (names[:len(_FIELDS)] != _FIELDS or not isinstance(shape, tuple) or len(shape) != 1
+            or type(shape[0]) is not int or shape[0] < 0):
         raise CaptureError(f"{path}: an .npy file, but not a fastnet capture "
                            f"(needs a 1-d array with fields {', '.join(_FIELDS)})", offset)
-    width = dtype["payload"].shape[0]
-    if dtype != record_dtype(width):
-        raise CaptureError(f"{path}: fastnet capture fields with unexpected types", offset)
-    return dtype, width, count, offset + size
+    payload_shape = dtype["payload"].shape
+    width = payload_shape[0] if len(payload_shape) == 1 else 0
+    if not 0 < width <= MAX_WIDTH or dtype != record_dtype(width):
+        raise CaptureError(f"{path}: fastnet capture fields with unexpected types or sizes "
+                           f"(payload {dtype['payload'].str}{payload_shape})", offset)
+    return dtype, width, shape[0], offset + size
 
 
 def iter_npy(path, handle, chunk: int):
@@ -125,6 +142,7 @@ def iter_npy(path, handle, chunk: int):
     itemsize = dtype.itemsize
     size = os.fstat(handle.fileno()).st_size
     complete = max(0, size - data_start) // itemsize
+    chunk = max(1, min(chunk, READ_BYTES // itemsize, complete))
     buffer = np.empty(chunk, dtype=dtype)
     done = 0
     while done < complete:

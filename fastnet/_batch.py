@@ -30,6 +30,16 @@ MAX_SLOT_SIZE = 1 << 26
 MAX_TOTAL_BYTES = 1 << 34
 
 
+def _fixed(array: np.ndarray) -> np.ndarray:
+    """A view of ``array``, which numpy then refuses to resize in place.
+
+    ``ndarray.resize`` to another size needs an array that owns its memory;
+    with ``refcheck=False`` it would otherwise move the memory under the
+    pointers the engines keep (row views, message headers).
+    """
+    return array[...]
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not bool")
@@ -78,21 +88,35 @@ class Batch:
         self._slot_size = slot_size
         self._family = _stdsocket.AddressFamily(family)
         self._count = 0
-        self._data = np.zeros((capacity, slot_size), dtype=np.uint8)
-        self._lengths = np.zeros(capacity, dtype=np.int64)
-        self._addresses = np.zeros((capacity, _ADDRESS_BYTES[family]), dtype=np.uint8)
-        self._ports = np.zeros(capacity, dtype=np.uint16)
-        self._flowinfo = np.zeros(capacity, dtype=np.uint32)
-        self._scope_ids = np.zeros(capacity, dtype=np.uint32)
-        self._timestamps = np.zeros(capacity, dtype=np.int64)
+        self._data = _fixed(np.zeros((capacity, slot_size), dtype=np.uint8))
+        self._lengths = _fixed(np.zeros(capacity, dtype=np.int64))
+        self._addresses = _fixed(np.zeros((capacity, _ADDRESS_BYTES[family]), dtype=np.uint8))
+        self._ports = _fixed(np.zeros(capacity, dtype=np.uint16))
+        self._flowinfo = _fixed(np.zeros(capacity, dtype=np.uint32))
+        self._scope_ids = _fixed(np.zeros(capacity, dtype=np.uint32))
+        self._timestamps = _fixed(np.zeros(capacity, dtype=np.int64))
         # The engines write flags as bytes; numpy shows the same memory as bool.
-        self._truncated_u8 = np.zeros(capacity, dtype=np.uint8)
+        self._truncated_u8 = _fixed(np.zeros(capacity, dtype=np.uint8))
         self._truncated = self._truncated_u8.view(np.bool_)
         # One memoryview per row, made on first use and kept, so the
         # pure-Python engine does not slice (and allocate) per datagram.
         self._row_cache = None
         # Engine-private working memory (message headers), sized on first use.
         self._scratch = None
+
+    def _check_layout(self) -> None:
+        """Raise ValueError if a 2-d array was reshaped in place (``data.shape = ...``).
+
+        The Cython engine finds row i at ``i * slot_size`` bytes from the
+        start of ``data`` (and address i likewise): a reshaped array would
+        send it past the end. Other dtype or shape changes fail the engines'
+        typed views, or leave every write inside the array.
+        """
+        if (self._data.shape != (self._capacity, self._slot_size)
+                or self._addresses.shape != (self._capacity, _ADDRESS_BYTES[self._family])):
+            raise ValueError(f"batch.data or batch.addresses was reshaped (now "
+                             f"{self._data.shape} and {self._addresses.shape}); a Batch's "
+                             f"arrays keep their shape: make a new Batch instead")
 
     @property
     def _rows(self) -> list:

@@ -249,6 +249,7 @@ class socket(StreamMixin, _stdsocket.socket):
     def _check_batch(self, batch, method: str) -> None:
         if not isinstance(batch, Batch):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
+        batch._check_layout()
         if self.type != _stdsocket.SOCK_DGRAM:
             raise io.UnsupportedOperation(
                 f"{method} needs a SOCK_DGRAM socket, this one is {self.type.name}")

@@ -236,6 +236,7 @@ class StreamMixin:
     def _check_stream_batch(self, batch, method: str) -> None:
         if not isinstance(batch, Batch):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
+        batch._check_layout()
         if self.type != _stdsocket.SOCK_STREAM:
             raise io.UnsupportedOperation(
                 f"{method} needs a SOCK_STREAM socket, this one is {self.type.name}")

@@ -72,7 +72,7 @@ def detect_format(head: bytes, path) -> str:
     raise CaptureError(f"{path}: unknown capture format (not pcap or fastnet .npy)", 0)
 
 
-def _positive(value, name):
+def _positive(value, name, limit):
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not bool")
     try:
@@ -81,6 +81,8 @@ def _positive(value, name):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
     if value <= 0:
         raise ValueError(f"{name} must be greater than 0, got {value}")
+    if value > limit:   # the Batches yielded could not be made
+        raise ValueError(f"{name} must be at most {limit}, got {value}")
     return value
 
 
@@ -93,8 +95,13 @@ class CaptureReader:
     """
 
     def __init__(self, path, batch_size: int = 1024, *, slot_size: int | None = None):
-        self.batch_size = _positive(batch_size, "batch_size")
-        self.slot_size = None if slot_size is None else _positive(slot_size, "slot_size")
+        from ._batch import MAX_CAPACITY, MAX_SLOT_SIZE, MAX_TOTAL_BYTES
+        self.batch_size = _positive(batch_size, "batch_size", MAX_CAPACITY)
+        self.slot_size = (None if slot_size is None
+                          else _positive(slot_size, "slot_size", MAX_SLOT_SIZE))
+        if self.slot_size is not None and self.batch_size * self.slot_size > MAX_TOTAL_BYTES:
+            raise ValueError(f"batch_size x slot_size is {self.batch_size * self.slot_size} "
+                             f"bytes, more than a Batch may hold ({MAX_TOTAL_BYTES})")
         self.path = os.fspath(path)
         self._handle = open(self.path, "rb")
         try:

@@ -221,4 +221,9 @@ def iter_pcap(path, handle, batch_size, slot_size, skip_reasons):
             raise error
     finally:
         del data
-        mm.close()
+        try:
+            mm.close()
+        except BufferError:
+            # An exception on its way out still holds a view of the map in
+            # its traceback: the map is unmapped when that view is freed.
+            pass

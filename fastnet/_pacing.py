@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["TokenBucket", "sleep_until", "SPIN_NS"]
+__all__ = ["TokenBucket", "sleep_until", "SPIN_NS", "MAX_SLEEP_S"]
 
 #: Sleep until this close to a deadline, then poll the clock. Short enough
 #: that a sender at a low rate barely uses the CPU, long enough to absorb the
 #: usual oversleep of a timed sleep.
 SPIN_NS = 50_000
+#: Longest single sleep: a very slow rate waits in slices, since time.sleep
+#: refuses a wait beyond what its clock can count (OverflowError).
+MAX_SLEEP_S = 1.0
 
 _monotonic_ns = time.monotonic_ns
 _sleep = time.sleep
@@ -39,7 +42,7 @@ def sleep_until(deadline_ns: int) -> None:
         if remaining <= 0:
             return
         if remaining > SPIN_NS:
-            _sleep((remaining - SPIN_NS) / 1e9)
+            _sleep(min((remaining - SPIN_NS) / 1e9, MAX_SLEEP_S))
         # else: poll the clock for the last few tens of microseconds
 
 

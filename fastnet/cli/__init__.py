@@ -29,7 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(subparsers)
+    for each in (parser, *subparsers.choices.values()):
+        if "error" not in vars(each):   # a subcommand may say it its own way
+            _one_line_errors(each)
     return parser
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Bad arguments exit with status 2 and one line on stderr (argparse prints the usage too)."""
+    def error(message):
+        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+    parser.error = error
 
 
 def main(argv=None) -> int:

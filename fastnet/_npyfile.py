@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import os
+import warnings
 
 import numpy as np
 
@@ -112,11 +113,14 @@ def _parse_header(handle, path):
         raise CaptureError(f"{path}: .npy header cut short", offset + len(text))
     try:
         header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
-        dtype = np.lib.format.descr_to_dtype(header["descr"])
+        with warnings.catch_warnings():
+            # A descr numpy only warns about (and will refuse) is not fastnet's.
+            warnings.simplefilter("error", DeprecationWarning)
+            dtype = np.lib.format.descr_to_dtype(header["descr"])
         shape = header["shape"]
     # A deeply nested text exhausts the parser (MemoryError, RecursionError).
     except (ValueError, SyntaxError, KeyError, TypeError, IndexError, MemoryError,
-            RecursionError) as exc:
+            RecursionError, DeprecationWarning) as exc:
         raise CaptureError(f"{path}: unreadable .npy header ({type(exc).__name__}: "
                            f"{str(exc)[:200]})", offset) from None
     names = dtype.names or ()

@@ -14,6 +14,8 @@ from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
 
+from ._checks import positive_int
+
 __all__ = ["Batch"]
 
 #: Address bytes stored per row for each supported family.
@@ -28,18 +30,6 @@ Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
 MAX_CAPACITY = 1 << 20
 MAX_SLOT_SIZE = 1 << 26
 MAX_TOTAL_BYTES = 1 << 34
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {number}")
-    return number
 
 
 class Batch:
@@ -63,8 +53,8 @@ class Batch:
     )
 
     def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
-        capacity = _positive_int(capacity, "capacity")
-        slot_size = _positive_int(slot_size, "slot_size")
+        capacity = positive_int(capacity, "capacity")
+        slot_size = positive_int(slot_size, "slot_size")
         if capacity > MAX_CAPACITY:
             raise ValueError(f"capacity must be at most {MAX_CAPACITY}, got {capacity}")
         if slot_size > MAX_SLOT_SIZE:

@@ -17,11 +17,12 @@ raises :class:`CaptureError` naming the byte offset where it went wrong.
 from __future__ import annotations
 
 import collections
-import operator
 import os
 import socket as _stdsocket
 
 import numpy as np
+
+from ._checks import positive_int
 
 __all__ = ["CaptureError", "CaptureReader", "read_capture", "detect_format", "format_for_path"]
 
@@ -72,18 +73,6 @@ def detect_format(head: bytes, path) -> str:
     raise CaptureError(f"{path}: unknown capture format (not pcap or fastnet .npy)", 0)
 
 
-def _positive(value, name):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {value}")
-    return value
-
-
 class CaptureReader:
     """Iterate over a capture file's datagrams as Batches (see :func:`read_capture`).
 
@@ -93,8 +82,8 @@ class CaptureReader:
     """
 
     def __init__(self, path, batch_size: int = 1024, *, slot_size: int | None = None):
-        self.batch_size = _positive(batch_size, "batch_size")
-        self.slot_size = None if slot_size is None else _positive(slot_size, "slot_size")
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.slot_size = None if slot_size is None else positive_int(slot_size, "slot_size")
         self.path = os.fspath(path)
         self._handle = open(self.path, "rb")
         try:

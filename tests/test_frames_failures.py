@@ -1,7 +1,6 @@
 """Frames when things go wrong: peers closing, resets, limits, timeouts, partial writes."""
 
 import errno
-import os
 import select
 import socket as stdsocket
 import struct

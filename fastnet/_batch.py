@@ -14,6 +14,8 @@ from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
 
+from ._checks import positive_int
+
 __all__ = ["Batch"]
 
 #: Address bytes stored per row for each supported family.
@@ -40,18 +42,6 @@ def _fixed(array: np.ndarray) -> np.ndarray:
     return array[...]
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {number}")
-    return number
-
-
 class Batch:
     """Preallocated rows for up to ``capacity`` datagrams of ``slot_size`` bytes.
 
@@ -73,8 +63,8 @@ class Batch:
     )
 
     def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
-        capacity = _positive_int(capacity, "capacity")
-        slot_size = _positive_int(slot_size, "slot_size")
+        capacity = positive_int(capacity, "capacity")
+        slot_size = positive_int(slot_size, "slot_size")
         if capacity > MAX_CAPACITY:
             raise ValueError(f"capacity must be at most {MAX_CAPACITY}, got {capacity}")
         if slot_size > MAX_SLOT_SIZE:

@@ -17,11 +17,12 @@ raises :class:`CaptureError` naming the byte offset where it went wrong.
 from __future__ import annotations
 
 import collections
-import operator
 import os
 import socket as _stdsocket
 
 import numpy as np
+
+from ._checks import positive_int
 
 __all__ = ["CaptureError", "CaptureReader", "read_capture", "detect_format", "format_for_path"]
 
@@ -72,15 +73,7 @@ def detect_format(head: bytes, path) -> str:
     raise CaptureError(f"{path}: unknown capture format (not pcap or fastnet .npy)", 0)
 
 
-def _positive(value, name, limit):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {value}")
+def _at_most(value: int, name: str, limit: int) -> int:
     if value > limit:   # the Batches yielded could not be made
         raise ValueError(f"{name} must be at most {limit}, got {value}")
     return value
@@ -96,9 +89,11 @@ class CaptureReader:
 
     def __init__(self, path, batch_size: int = 1024, *, slot_size: int | None = None):
         from ._batch import MAX_CAPACITY, MAX_SLOT_SIZE, MAX_TOTAL_BYTES
-        self.batch_size = _positive(batch_size, "batch_size", MAX_CAPACITY)
-        self.slot_size = (None if slot_size is None
-                          else _positive(slot_size, "slot_size", MAX_SLOT_SIZE))
+        self.batch_size = _at_most(positive_int(batch_size, "batch_size"), "batch_size",
+                                   MAX_CAPACITY)
+        self.slot_size = (None if slot_size is None else
+                          _at_most(positive_int(slot_size, "slot_size"), "slot_size",
+                                   MAX_SLOT_SIZE))
         if self.slot_size is not None and self.batch_size * self.slot_size > MAX_TOTAL_BYTES:
             raise ValueError(f"batch_size x slot_size is {self.batch_size * self.slot_size} "
                              f"bytes, more than a Batch may hold ({MAX_TOTAL_BYTES})")

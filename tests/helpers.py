@@ -1,6 +1,10 @@
 """Small helpers shared by the tests."""
 
+import os
+import signal
 import socket as stdsocket
+import subprocess
+import sys
 import time
 
 import fastnet
@@ -47,3 +51,22 @@ def numbered_payloads(count, size):
         head = i.to_bytes(4, "big")[:size]
         out.append(head + bytes([i % 251]) * (size - len(head)))
     return out
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def assert_ctrl_c_interrupts(child_code, backend):
+    """Run ``child_code`` (it prints "ready", then blocks; on KeyboardInterrupt
+    it prints "interrupted after ..." and exits 0), send it SIGINT, check that."""
+    child = subprocess.Popen([sys.executable, "-c", child_code, backend],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+    finally:
+        child.kill()
+    assert child.returncode == 0
+    assert out.startswith("interrupted after")

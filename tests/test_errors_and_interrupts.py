@@ -3,7 +3,6 @@
 import io
 import os
 import shutil
-import signal
 import socket as stdsocket
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import time
 import pytest
 
 import fastnet
+from helpers import ROOT, assert_ctrl_c_interrupts
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_non_batch_is_a_type_error(pair):
@@ -153,17 +152,7 @@ SIGINT_CHILD = textwrap.dedent("""
 
 
 def test_ctrl_c_interrupts_blocked_receive(backend):
-    child = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, backend],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
-        out, _ = child.communicate(timeout=10)
-    finally:
-        child.kill()
-    assert child.returncode == 0
-    assert out.startswith("interrupted after")
+    assert_ctrl_c_interrupts(SIGINT_CHILD, backend)
 
 
 # A private network namespace whose loopback has a slow token bucket: queued

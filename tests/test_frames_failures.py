@@ -1,13 +1,9 @@
 """Frames when things go wrong: peers closing, resets, limits, timeouts, partial writes."""
 
 import errno
-import os
 import select
-import signal
 import socket as stdsocket
 import struct
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -16,9 +12,9 @@ import numpy as np
 import pytest
 
 import fastnet
+from helpers import assert_ctrl_c_interrupts
 from tcp_helpers import encode, in_thread, recv_all_frames, tcp_pair, wait_queued
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- the peer closes -----------------------------------------------------------
@@ -211,17 +207,7 @@ SIGINT_CHILD = textwrap.dedent("""
 
 
 def test_ctrl_c_interrupts_blocked_recv_frames(backend):
-    child = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, backend],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
-        out, _ = child.communicate(timeout=10)
-    finally:
-        child.kill()
-    assert child.returncode == 0
-    assert out.startswith("interrupted after")
+    assert_ctrl_c_interrupts(SIGINT_CHILD, backend)
 
 
 # -- partial writes --------------------------------------------------------------------

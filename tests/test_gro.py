@@ -261,3 +261,58 @@ def test_backends_fill_identical_batches_with_gro(capacity, slot_size):
     finally:
         for sock in receivers.values():
             sock.close()
+
+
+# -- the direct path: slot_size equal to the sender's segment size ----------------
+
+
+def test_direct_path_is_taken_when_slot_matches_segment(gro_pair, family_host, backend):
+    receiver, sender = gro_pair
+    family, _ = family_host
+    payloads = rows_of(64, 512)
+    for _ in range(3):
+        send_gso(sender, receiver, payloads)
+    got, _, truncated = receive_exactly(receiver, 192, 512, family=family, capacity=1024)
+    assert got == payloads * 3 and not any(truncated)
+    if backend == "cython":
+        assert receiver._gro_area.direct_segment_size == 512
+
+
+@pytest.mark.parametrize("capacity", [1, 5, 63, 64, 65])
+def test_direct_path_carries_over_what_does_not_fit(gro_pair, family_host, capacity):
+    receiver, sender = gro_pair
+    family, _ = family_host
+    first = rows_of(64, 256, 7)
+    send_gso(sender, receiver, first)        # teaches the receiver the segment size
+    second = rows_of(64, 256, 100)
+    send_gso(sender, receiver, second)
+    got, _, truncated = receive_exactly(receiver, 128, 256, family=family, capacity=capacity)
+    assert got == first + second
+    assert not any(truncated)
+
+
+def test_direct_path_survives_a_change_of_segment_size(gro_pair, family_host):
+    receiver, sender = gro_pair
+    family, _ = family_host
+    expected = []
+    for size, last in ((300, None), (300, 1), (120, 50), (300, None), (600, None)):
+        burst = rows_of(40, size, last)
+        send_gso(sender, receiver, burst)
+        expected += burst
+    # slot 300: the 600-byte datagrams are cut to the slot and flagged.
+    got, _, truncated = receive_exactly(receiver, len(expected), 300, family=family, capacity=50)
+    assert got == [p[:300] for p in expected]
+    assert truncated == [len(p) > 300 for p in expected]
+
+
+def test_plain_datagrams_in_direct_mode_are_cut_to_the_slot(gro_pair, family_host):
+    receiver, sender = gro_pair
+    family, _ = family_host
+    burst = rows_of(10, 200)
+    send_gso(sender, receiver, burst)
+    plain = [b"a" * 50, b"b" * 200, b"c" * 450, b""]
+    for payload in plain:
+        sender.sendto(payload, receiver.getsockname())
+    got, _, truncated = receive_exactly(receiver, 14, 200, family=family, capacity=3)
+    assert got == burst + [p[:200] for p in plain]
+    assert truncated == [False] * 10 + [False, False, True, False]

@@ -109,7 +109,9 @@ def send_batches(sock, size: int, address, duration: float, gso: bool) -> dict:
     batch.data[:] = (np.arange(ROWS) % 251).astype(np.uint8)[:, None]
     batch.lengths[:] = size
     batch.count = ROWS
-    send = functools.partial(sock.send_batch, gso=True) if gso else sock.send_batch
+    # Explicit both ways: send_batch's default (gso=None) would use GSO for
+    # these equal rows, and the plain rows must measure plain sendmmsg.
+    send = functools.partial(sock.send_batch, gso=bool(gso))
     monotonic = time.monotonic
     sent = 0
     cpu0 = cpu_seconds()

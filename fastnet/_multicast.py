@@ -46,6 +46,7 @@ MCAST_JOIN_SOURCE_GROUP = 46
 MCAST_LEAVE_SOURCE_GROUP = 47
 
 _SOCKADDR_STORAGE = 128
+_MAX_INDEX = 2**31 - 1
 # group_source_req: a 4-byte index, then sockaddr_storage aligned like a
 # pointer (so 4 bytes of padding on 64-bit platforms).
 _GSR_PAD = struct.calcsize("P") - 4
@@ -94,8 +95,10 @@ def interface_index(interface, version: int):
         raise TypeError("interface must be a name, an index or an address, not bool")
     if isinstance(interface, int):
         index = operator.index(interface)
-        if index < 0:
-            raise ValueError(f"interface index must be 0 or more, got {index}")
+        # The kernel's interface indexes are ints (ip_mreqn.imr_ifindex).
+        if not 0 <= index <= _MAX_INDEX:
+            raise ValueError(f"interface index must be 0 or more, at most {_MAX_INDEX}, "
+                             f"got {index}")
         return index, None
     if not isinstance(interface, str):
         raise TypeError(f"interface must be a name, an index or an address, "

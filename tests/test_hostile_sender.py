@@ -4,7 +4,7 @@ import math
 import socket as stdsocket
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
@@ -120,6 +120,9 @@ SOURCES = st.sampled_from([None, "127.0.0.1", "10.9.8.7", "::1", "fe80::1", "239
 @HOSTILE
 @given(family=st.sampled_from([stdsocket.AF_INET, stdsocket.AF_INET6]), group=GROUPS,
        interface=INTERFACES, source=SOURCES, join=st.booleans())
+@example(family=stdsocket.AF_INET, group="239.1.2.3", interface=2**40, source=None, join=True)
+@example(family=stdsocket.AF_INET6, group="ff1e::1234", interface=2**40, source="::1",
+         join=False)
 def test_membership_arguments(family, group, interface, source, join):
     sock = _Recorder(family)
     call = fastnet.join_group if join else fastnet.leave_group

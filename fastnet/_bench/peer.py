@@ -89,6 +89,7 @@ def send(kind: str, size: int, port: int, duration: float) -> dict:
         report = loops.send_asyncio(size, address, duration)
     else:
         with _fastnet_socket(kind) as sock:
+            sock.bind((HOST, 0))    # a loopback source, never all interfaces
             sock.settimeout(10.0)   # bounds any wait for buffer space
             report = loops.send_batches(sock, size, address, duration, gso=kind == "cython-gso")
     print(json.dumps(report), flush=True)

@@ -256,6 +256,12 @@ static void send_for(int size, int port, double duration, int gso)
     int fd = udp_socket();
     struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(port)};
     dest.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* A loopback source, never all interfaces (an unbound socket would be
+     * bound to the wildcard address by its first send). */
+    struct sockaddr_in source = {.sin_family = AF_INET, .sin_port = 0};
+    source.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0)
+        die("bind");
 
     int segments = 1;
     if (gso) {

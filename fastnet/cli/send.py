@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ._args import DEFAULT_HOST, bit_rate, host_port, positive_float, positive_int
+from ._bind import bind_source
 
 DEFAULT_PORT = 7788
 DEFAULT_COUNT = 1000           # when neither --count nor --duration is given
@@ -98,6 +99,7 @@ def run(args) -> int:
         sender = Sender((host, port), pps=args.pps, bps=args.rate, burst=args.burst,
                         gso=True if args.gso else None, backend=args.backend,
                         interface=args.interface)
+        bind_source(sender.socket, sender.address, args.interface)   # never all interfaces
         version = 6 if sender.socket.family == socket.AF_INET6 else 4
         if not replaying and size > MAX_PAYLOAD[version]:
             raise ValueError(f"--size {size} is larger than a UDP datagram can be over "

@@ -13,6 +13,9 @@ from ._batch import Batch
 from ._buffers import BufferSizeWarning
 from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from ._socket import socket
+from ._receiver import Receiver, ReceiverStopped
+from ._seq import SeqField
+from ._stats import ReceiverStats
 
 __version__ = "0.1.0"
 
@@ -24,4 +27,5 @@ __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
     "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
+    "Receiver", "ReceiverStats", "ReceiverStopped", "SeqField",
 ]

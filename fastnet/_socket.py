@@ -34,6 +34,7 @@ import time
 from . import _backend
 from . import _buffers
 from . import _constants as C
+from ._aio import AsyncBatchMixin
 from ._batch import Batch
 
 __all__ = ["socket"]
@@ -71,7 +72,7 @@ class _Waker:
             os.close(self._write_fd)
 
 
-class socket(_stdsocket.socket):
+class socket(AsyncBatchMixin, _stdsocket.socket):
     """A ``socket.socket`` with batch receive and send.
 
     ``backend`` chooses the engine for this socket (``"cython"`` or

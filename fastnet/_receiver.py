@@ -433,15 +433,17 @@ class Receiver:
                     self._overrun_batches += 1
                     batch = None
             if batch is not None:
-                if self._tracker is not None:
-                    self._tracker.update(batch, n)
-                self._packets += n
-                self._bytes += int(batch._lengths[:n].sum())
-                self._truncated += int(np.count_nonzero(batch._truncated_u8[:n]))
-                self._batches += 1
                 self._filled.append(batch)
+                self._packets += n
+                self._batches += 1
                 self._cond.notify_all()
                 self._wake_consumers()
+                # Counted and published first: even if one of these failed,
+                # the datagrams would still reach the consumer.
+                self._bytes += int(batch._lengths[:n].sum())
+                self._truncated += int(np.count_nonzero(batch._truncated_u8[:n]))
+                if self._tracker is not None:
+                    self._tracker.update(batch, n)
         if sink_error is not None:
             raise sink_error
 

@@ -1,7 +1,10 @@
 """Receiver: delivery, exact loss accounting under overload, stop, errors, bad input."""
 
 import os
+import signal
 import socket as stdsocket
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -168,19 +171,21 @@ def test_overload_drop_counts_ring_overruns(backend, sender):
         assert stats.seq_lost == stats.kernel_drops + stats.ring_overruns == sent - len(seen)
 
 
-def test_kernel_drops_are_read_when_stats_are_read(backend, sender):
+def test_kernel_drops_are_read_when_stats_are_read(backend, family_host):
     # No datagram is taken after the drops happen: the count must still be current.
-    with fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=1, rcvbuf=8192) as rx:
+    family, host = family_host
+    with fastnet.Receiver((host, 0), backend=backend, batch_size=4, ring_size=1,
+                          rcvbuf=8192) as rx, fastnet.socket(family, backend=backend) as sender:
         send_numbered(sender, rx.address, 0, 500, size=200)
         # The capture thread fills the one ring slot, then waits: the queue stays full.
         wait_for(lambda: rx.stats.packets > 0)
         drops = rx.stats.kernel_drops
         assert drops > 0
-        assert drops == proc_net_udp_drops(rx.fileno())
+        assert drops == proc_net_udp_drops(rx.fileno(), family)
         packets = rx.stats.packets
         send_numbered(sender, rx.address, 500, 100, size=200)
         stats = rx.stats
-        assert stats.kernel_drops == proc_net_udp_drops(rx.fileno()) > drops
+        assert stats.kernel_drops == proc_net_udp_drops(rx.fileno(), family) > drops
         assert stats.packets == packets
 
 
@@ -401,3 +406,32 @@ def test_seq_short_rows_are_counted(backend, sender):
         stats = rx.stats
         assert (stats.seq_short, stats.seq_gaps, stats.seq_lost) == (2, 1, 1)
         assert stats.as_dict()["seq_short"] == 2
+
+
+SIGINT_CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import fastnet
+with fastnet.Receiver(0, backend=sys.argv[1], batch_size=4, ring_size=2) as rx:
+    print("ready", flush=True)
+    try:
+        for batch in rx:
+            pass
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+print("closed", rx.fileno(), flush=True)
+"""
+
+
+def test_ctrl_c_ends_a_blocked_iteration(backend):
+    child = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, backend], text=True,
+                             stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+    finally:
+        child.kill()
+    assert out.split("\n")[:2] == ["interrupted", "closed -1"]
+    assert child.returncode == 0

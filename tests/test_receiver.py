@@ -16,8 +16,11 @@ from conftest import HAS_IPV6
 from helpers import numbers_in, proc_net_udp_drops, send_numbered
 
 
-def take_until_idle(rx, idle=1.0, limit=100_000):
-    """Take batches until none comes for ``idle`` s; return the numbers seen, in order."""
+def take_until_idle(rx, idle=1.0, limit=100_000, delay=0.0):
+    """Take batches (sleeping ``delay`` s on each) until none comes for ``idle`` s.
+
+    Returns the numbers seen, in order.
+    """
     seen = []
     for _ in range(limit):
         try:
@@ -25,6 +28,7 @@ def take_until_idle(rx, idle=1.0, limit=100_000):
         except TimeoutError:
             return seen
         seen.extend(numbers_in(batch))
+        time.sleep(delay)
     raise AssertionError("batches kept coming")
 
 
@@ -121,7 +125,7 @@ def test_sinks_see_every_batch_before_the_consumer(backend, sender):
 def overload(rx, sender, count):
     """Burst ``count`` datagrams while the consumer takes nothing, then drain slowly."""
     assert send_numbered(sender, rx.address, 0, count, size=200) == count
-    return take_until_idle(rx)
+    return take_until_idle(rx, delay=0.002)
 
 
 def test_overload_block_counts_add_up_exactly(backend, sender):

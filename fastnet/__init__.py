@@ -21,6 +21,9 @@ from ._recorder import Recorder, RecorderStats, open_recorder
 from ._sender import Sender, SenderStats
 from ._socket import socket
 from ._tcp import create_connection, create_server
+from ._receiver import Receiver, ReceiverStopped
+from ._seq import SeqField
+from ._stats import ReceiverStats
 
 __version__ = "0.1.0"
 
@@ -37,4 +40,5 @@ __all__ = [
     "Framing", "FramingError", "FrameLimitError", "IncompleteFrameError", "SlotTooSmallError",
     "CaptureError", "CaptureReader", "read_capture", "Recorder", "RecorderStats", "open_recorder",
     "Sender", "SenderStats", "join_group", "leave_group", "prepare_multicast_sender",
+    "Receiver", "ReceiverStats", "ReceiverStopped", "SeqField",
 ]

@@ -18,12 +18,12 @@ import errno
 import inspect
 import ipaddress
 import math
-import operator
 import select
 import socket as _stdsocket
 import time
 
 from ._batch import Batch
+from ._checks import positive_int
 from ._multicast import prepare_multicast_sender
 from ._pacing import TokenBucket, sleep_until
 from ._socket import socket as _fastsocket
@@ -107,13 +107,7 @@ class Sender:
                  interface=None):
         self._pps = _rate(pps, "pps")
         self._bps = _rate(bps, "bps")
-        if burst is not None:
-            if isinstance(burst, bool):
-                raise TypeError("burst must be an integer, not bool")
-            burst = operator.index(burst)
-            if burst <= 0:
-                raise ValueError(f"burst must be greater than 0, got {burst}")
-        self._burst = burst
+        self._burst = None if burst is None else positive_int(burst, "burst")
         family, self._address = _resolve(address)
         sock = _fastsocket(family, _stdsocket.SOCK_DGRAM, backend=backend)
         try:

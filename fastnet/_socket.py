@@ -36,6 +36,7 @@ from . import _backend
 from . import _buffers
 from . import _constants as C
 from . import _gso
+from ._aio import AsyncBatchMixin
 from ._batch import Batch
 from ._stream import StreamMixin
 
@@ -74,7 +75,7 @@ class _Waker:
             os.close(self._write_fd)
 
 
-class socket(StreamMixin, _stdsocket.socket):
+class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     """A ``socket.socket`` with batch receive and send.
 
     ``backend`` chooses the engine for this socket (``"cython"`` or

@@ -70,3 +70,38 @@ def assert_ctrl_c_interrupts(child_code, backend):
         child.kill()
     assert child.returncode == 0
     assert out.startswith("interrupted after")
+
+
+def send_numbered(sender, address, start, count, size=64):
+    """Send datagrams numbered ``start..start+count-1`` (64-bit big-endian at offset 0)."""
+    import numpy as np
+    batch = fastnet.Batch(min(count, 1024), size, family=sender.family)
+    sent = 0
+    while sent < count:
+        n = min(batch.capacity, count - sent)
+        numbers = np.arange(start + sent, start + sent + n, dtype=">u8")
+        batch.data[:n, :8] = numbers.view(np.uint8).reshape(n, 8)
+        batch.lengths[:n] = size
+        batch.count = n
+        sent += sender.send_batch(batch, address)
+    return sent
+
+
+def numbers_in(batch):
+    """The 64-bit big-endian numbers at offset 0 of a batch's rows."""
+    import numpy as np
+    n = batch.count
+    return np.ascontiguousarray(batch.data[:n, :8]).view(">u8").reshape(n).tolist()
+
+
+def proc_net_udp_drops(sock_fileno, family=fastnet.AF_INET):
+    """The drops column of /proc/net/udp (udp6) for the socket with this fd's inode."""
+    import os
+    inode = str(os.fstat(sock_fileno).st_ino)
+    table = "/proc/net/udp6" if family == fastnet.AF_INET6 else "/proc/net/udp"
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[9] == inode:
+                return int(fields[-1])
+    raise LookupError(f"inode {inode} not in {table}")

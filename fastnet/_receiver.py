@@ -1,0 +1,600 @@
+"""Receiver: a capture thread that keeps reading while the consumer works.
+
+A data-acquisition script spends Python time on each batch; while it does,
+datagrams pile up in the socket's queue and, when that is full, the kernel
+drops them. The Receiver moves reading into its own thread: it fills a ring
+of preallocated Batches with ``recv_batch`` (the GIL is released in the
+system call, so the consumer's Python work overlaps with receiving), and the
+consumer takes filled batches from the ring. Every datagram is delivered or
+counted where it was dropped (see fastnet/_stats.py).
+
+Ring
+----
+``ring_size`` Batches are allocated once. Each is, at any moment, free, being
+filled by the capture thread, waiting in the ring, or held by the consumer
+(the one it took last: it stays valid until the consumer takes the next, then
+goes back to the free list). Free batches are reused last-freed first, so a
+lightly loaded receiver keeps touching the same few (numpy's zeroed memory
+is only backed by RAM once written).
+
+When no batch is free:
+
+* ``on_full="block"``: the capture thread waits for the consumer. The socket's
+  queue absorbs the burst; what does not fit the kernel drops and counts
+  (``kernel_drops``).
+* ``on_full="drop"``: the capture thread keeps reading, into one spare
+  batch, and discards what it read (``ring_overruns`` datagrams,
+  ``ring_overrun_batches`` batches): tail drop, as the kernel does. If a slot
+  came free while it was reading, the spare joins the ring instead.
+
+Stopping
+--------
+``stop()`` (from any thread) makes the capture thread stop reading within
+about 0.1 s. Before it ends, it moves whatever is still queued in the socket
+into free ring slots without waiting for the consumer, and counts what does
+not fit as ``unread``. The consumer then still gets every batch already in
+the ring (drain); only after the last one does iteration end, or ``get()``
+raise ``ReceiverStopped``. An error in the capture thread stops it the same
+way: the batches captured before it are delivered first, then the error is
+raised by the consumer's next ``get()`` (or iteration) once the ring is
+empty; it is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import socket as _stdsocket
+import struct
+import threading
+import time
+
+import numpy as np
+
+from . import _backend
+from . import _buffers
+from . import _constants as C
+from ._batch import Batch
+from ._checks import positive_int
+from ._seq import SeqField, SeqTracker
+from ._socket import socket as _fastsocket
+from ._stats import ReceiverStats
+
+__all__ = ["Receiver", "ReceiverStopped"]
+
+DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
+
+#: How long the capture thread waits in one recv_batch before re-checking stop().
+_SLICE = 0.1
+
+# include/uapi/linux/sock_diag.h: SO_MEMINFO fills u32[SK_MEMINFO_VARS];
+# SK_MEMINFO_DROPS (index 8) is sk_drops, the counter /proc/net/udp prints.
+_SK_MEMINFO_VARS = 9
+_SK_MEMINFO_DROPS = 8
+_MEMINFO = struct.Struct(f"={_SK_MEMINFO_VARS}I")
+
+_ON_FULL = ("block", "drop")
+
+_NEW, _RUNNING, _STOPPED, _CLOSED = "new", "running", "stopped", "closed"
+
+
+class ReceiverStopped(Exception):
+    """``get()`` on a Receiver that has stopped and delivered every batch it captured."""
+
+
+def _bind_address(address):
+    """``(family, sockaddr)`` to bind for ``address``: a port, ``"HOST:PORT"`` or a tuple."""
+    if isinstance(address, bool):
+        raise TypeError("address must be a port, 'HOST:PORT' or a (host, port) tuple, not bool")
+    if isinstance(address, int):
+        address = (DEFAULT_HOST, address)
+    elif isinstance(address, str):
+        import argparse
+        from .cli._args import host_port
+        try:
+            address = host_port(address)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(str(exc)) from None
+    if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
+        raise TypeError(f"address must be a port, 'HOST:PORT' or a (host, port) tuple, "
+                        f"not {address!r}")
+    host, port = address[0], address[1]
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    family, _, _, _, sockaddr = _stdsocket.getaddrinfo(
+        host, port, _stdsocket.AF_UNSPEC, _stdsocket.SOCK_DGRAM, 0, _stdsocket.AI_PASSIVE)[0]
+    if family == _stdsocket.AF_INET6 and len(address) == 4:
+        sockaddr = (sockaddr[0], sockaddr[1], address[2], address[3])
+    return family, sockaddr
+
+
+def _deadline(timeout):
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be 0 or more, got {timeout}")
+    return time.monotonic() + timeout
+
+
+def _wake_future(future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Receiver:
+    """Receive datagrams on ``address`` in a capture thread, into a ring of Batches.
+
+    ``address`` is a port (on loopback), ``"HOST:PORT"``, or a ``(host, port)``
+    tuple as for ``socket.bind`` (port 0 picks a free port; see ``address``).
+
+    ``slot_size``
+        bytes per datagram; longer ones are cut and counted in ``truncated``.
+    ``batch_size``
+        datagrams per Batch (per ``recv_batch`` call).
+    ``ring_size``
+        number of Batches in the ring.
+    ``rcvbuf``
+        socket receive buffer to ask for, in bytes (``sock.set_buffers``: the
+        FORCE option where permitted; warns with ``BufferSizeWarning`` when
+        the kernel caps it). ``rcvbuf`` as the kernel set it is ``self.rcvbuf``.
+    ``timestamps``
+        have the kernel stamp each datagram (``Batch.timestamps``).
+    ``seq``
+        a ``fastnet.SeqField``: count gaps, losses, reorders and duplicates
+        from a counter in each payload (``stats.seq_*``).
+    ``on_full``
+        ``"block"`` or ``"drop"``: what the capture thread does when the ring
+        is full (see the module doc).
+    ``interface``
+        the interface (name, index or address) to join multicast groups on,
+        when ``address`` is a multicast group; stored as ``self.interface``.
+    ``reuse_port``
+        set ``SO_REUSEPORT`` before binding, so several receivers (or
+        processes) can share the port; the kernel spreads datagrams over them.
+    ``backend``
+        the engine (``"cython"`` or ``"python"``), default ``fastnet.backend``.
+
+    Use it as a context manager (starts, then stops and closes), or call
+    ``start()``, ``stop()``, ``close()``. The consumer takes batches with
+    ``for batch in rx:``, ``rx.get(timeout)`` or ``async for batch in rx:``;
+    one consumer at a time.
+    """
+
+    def __init__(self, address, *, slot_size=9000, batch_size=1024, ring_size=64, rcvbuf=None,
+                 timestamps=False, seq=None, on_full="block", interface=None, reuse_port=False,
+                 backend=None):
+        # Every argument is checked before any system call.
+        self._slot_size = positive_int(slot_size, "slot_size")
+        self._batch_size = positive_int(batch_size, "batch_size")
+        self._ring_size = positive_int(ring_size, "ring_size")
+        if rcvbuf is not None:
+            _buffers._check_size("rcvbuf", rcvbuf)
+        if not isinstance(on_full, str):
+            raise TypeError(f"on_full must be a str, not {type(on_full).__name__}")
+        if on_full not in _ON_FULL:
+            raise ValueError(f"on_full must be 'block' or 'drop', got {on_full!r}")
+        if seq is not None:
+            if not isinstance(seq, SeqField):
+                raise TypeError(f"seq must be a fastnet.SeqField or None, not {type(seq).__name__}")
+            if seq.end > self._slot_size:
+                raise ValueError(f"{seq} needs {seq.end} bytes per datagram but slot_size "
+                                 f"is {self._slot_size}")
+        if interface is not None and (isinstance(interface, bool)
+                                      or not isinstance(interface, (str, int))):
+            raise TypeError(f"interface must be a name, index or address, not "
+                            f"{type(interface).__name__}")
+        if backend is None:
+            from . import backend as default_backend
+            backend = default_backend
+        _backend.load(backend)  # ValueError if unknown, ImportError if it cannot load
+        self._rcvbuf_request = rcvbuf
+        self._timestamps = bool(timestamps)
+        self._seq = seq
+        self._on_full = on_full
+        self._interface = interface
+        self._reuse_port = bool(reuse_port)
+        self._backend = backend
+        family, sockaddr = _bind_address(address)
+
+        self._family = family
+        self._sock = self._open_socket(family, sockaddr)
+        try:
+            self._address = self._sock.getsockname()
+            self._free = [Batch(self._batch_size, self._slot_size, family=family)
+                          for _ in range(self._ring_size)]
+            self._spare = (Batch(self._batch_size, self._slot_size, family=family)
+                           if on_full == "drop" else None)
+        except BaseException:
+            self._sock.close()
+            raise
+
+        #: Callables ``sink(batch)`` run in the capture thread on every filled
+        #: batch before the consumer can see it (a recorder writes captures
+        #: this way). They must be quick: the capture thread reads nothing
+        #: while they run. A sink must not keep the batch (it is reused) nor
+        #: change it. An exception from a sink stops capture and is raised in
+        #: the consumer, after the batch it was given has been delivered.
+        self._sinks = []
+
+        self._cond = threading.Condition(threading.RLock())
+        self._filled = collections.deque()
+        self._held = None
+        self._state = _NEW
+        self._stop_requested = False
+        self._capture_done = False
+        self._error = None
+        self._thread = None
+        self._async_waiters = []
+        self._tracker = SeqTracker(seq) if seq is not None else None
+        self._scratch = None
+        # Counters, changed under self._cond.
+        self._packets = self._bytes = self._batches = self._truncated = 0
+        self._overruns = self._overrun_batches = self._unread = self._delivered = 0
+        self._drops_raw = 0       # last SK_MEMINFO_DROPS read (u32, may wrap)
+        self._drops_total = 0     # accumulated across wraps
+        self._final_rcvbuf = None
+
+    # -- socket setup ---------------------------------------------------------
+    def _open_socket(self, family, sockaddr):
+        """Create, configure and bind the socket; the one place that touches its options.
+
+        Multicast: ``sockaddr`` may be a group address (Linux then delivers
+        only that group's datagrams to the socket); joining the group on
+        ``self._interface`` belongs here, after bind.
+        """
+        sock = _fastsocket(family, _stdsocket.SOCK_DGRAM, backend=self._backend)
+        try:
+            if self._reuse_port:
+                sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEPORT, 1)
+            if self._rcvbuf_request is not None:
+                sock.set_buffers(rcvbuf=self._rcvbuf_request)
+            if self._timestamps:
+                sock.enable_timestamps()
+            sock.bind(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # -- identity -------------------------------------------------------------
+    @property
+    def address(self):
+        """The bound address, as ``getsockname()`` gives it (the real port for port 0)."""
+        return self._address
+
+    @property
+    def family(self):
+        return self._family
+
+    @property
+    def interface(self):
+        """The ``interface`` given (for multicast group membership), or None."""
+        return self._interface
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def seq(self):
+        """The SeqField tracked, or None."""
+        return self._seq
+
+    @property
+    def rcvbuf(self) -> int:
+        """The socket's receive buffer as the kernel reports it (``SO_RCVBUF``)."""
+        with self._cond:
+            if self._final_rcvbuf is not None:
+                return self._final_rcvbuf
+            return self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed)."""
+        return self._sock.fileno()
+
+    @property
+    def running(self) -> bool:
+        """True between start() and the end of capture."""
+        return self._state == _RUNNING and not self._capture_done
+
+    def __repr__(self) -> str:
+        return (f"<fastnet.Receiver {self._state} address={self._address!r} "
+                f"backend={self._backend!r} on_full={self._on_full!r}>")
+
+    # -- life cycle -----------------------------------------------------------
+    def start(self) -> "Receiver":
+        """Start the capture thread (again while running: nothing happens)."""
+        with self._cond:
+            if self._state == _RUNNING:
+                return self
+            if self._state != _NEW:
+                raise RuntimeError(f"a {self._state} Receiver cannot be started again")
+            self._state = _RUNNING
+            self._thread = threading.Thread(target=self._capture, daemon=True,
+                                            name=f"fastnet-receiver-{self._address[1]}")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop capturing, from any thread; returns once the capture thread has ended.
+
+        Batches already captured are still delivered to the consumer; then
+        its iteration ends (``get()`` raises ``ReceiverStopped``).
+        """
+        with self._cond:
+            self._stop_requested = True
+            if self._state == _NEW:
+                self._state = _STOPPED
+                self._capture_done = True
+                self._wake_consumers()
+            elif self._state == _RUNNING:
+                self._state = _STOPPED
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def close(self) -> None:
+        """Stop, count what is left in the socket's queue as ``unread``, close the socket.
+
+        Batches still in the ring are discarded (``stats.in_ring`` says how
+        many datagrams); counters stay readable.
+        """
+        if self._state == _CLOSED:
+            return
+        self.stop()
+        self._count_unread()
+        with self._cond:
+            if self._state == _CLOSED:
+                return
+            if self._sock.fileno() >= 0:  # (it may have been closed under us)
+                self._read_kernel_drops()
+                self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET,
+                                                           _stdsocket.SO_RCVBUF)
+            self._state = _CLOSED
+            self._held = None
+            self._sock.close()
+            self._cond.notify_all()
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- the capture thread ---------------------------------------------------
+    def _capture(self) -> None:
+        recv = self._sock.recv_batch
+        current = None
+        error = None
+        try:
+            while not self._stop_requested:
+                if current is None:
+                    current = self._next_slot()
+                    if current is None:
+                        break
+                try:
+                    recv(current, timeout=_SLICE)
+                except TimeoutError:
+                    continue
+                batch, current = current, None
+                self._hand_over(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not lost
+            error = exc
+        finally:
+            if current is not None and current is not self._spare:
+                with self._cond:
+                    self._free.append(current)
+            if error is None:
+                try:
+                    self._sweep()
+                except BaseException as exc:  # noqa: BLE001
+                    error = exc
+            with self._cond:
+                self._error = error
+                self._capture_done = True
+                self._cond.notify_all()
+                self._wake_consumers()
+
+    def _next_slot(self):
+        """A batch to read into, or None once stop() was called."""
+        with self._cond:
+            while True:
+                if self._stop_requested:
+                    return None
+                if self._free:
+                    return self._free.pop()
+                if self._spare is not None:
+                    return self._spare
+                self._cond.wait()
+
+    def _hand_over(self, batch) -> None:
+        """Show a filled batch to the sinks, then put it in the ring (or discard it)."""
+        sink_error = None
+        for sink in tuple(self._sinks):
+            try:
+                sink(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised below, after publishing
+                sink_error = exc
+                break
+        n = batch._count
+        with self._cond:
+            if batch is self._spare:
+                if self._free:   # a slot came free while reading: swap the spare in
+                    self._spare = self._free.pop()
+                else:
+                    self._overruns += n
+                    self._overrun_batches += 1
+                    batch = None
+            if batch is not None:
+                self._filled.append(batch)
+                self._packets += n
+                self._batches += 1
+                self._cond.notify_all()
+                self._wake_consumers()
+                # Counted and published first: even if one of these failed,
+                # the datagrams would still reach the consumer.
+                self._bytes += int(batch._lengths[:n].sum())
+                self._truncated += int(np.count_nonzero(batch._truncated_u8[:n]))
+                if self._tracker is not None:
+                    self._tracker.update(batch, n)
+        if sink_error is not None:
+            raise sink_error
+
+    def _sweep(self) -> None:
+        """At stop: move what is still queued into free slots, count the rest as unread."""
+        for _ in range(self._ring_size):  # bounded, even if the consumer keeps freeing slots
+            with self._cond:
+                batch = self._free.pop() if self._free else None
+            if batch is None:
+                break
+            try:
+                self._sock.recv_batch(batch, timeout=0)
+            except BlockingIOError:
+                with self._cond:
+                    self._free.append(batch)
+                return
+            self._hand_over(batch)
+        self._count_unread()
+
+    def _count_unread(self) -> None:
+        """Read off and count the datagrams still queued in the socket."""
+        if self._sock.fileno() < 0:
+            return
+        if self._scratch is None:
+            self._scratch = Batch(self._batch_size, 1, family=self._family)
+        # A queue of rcvbuf bytes holds fewer datagrams than this (each costs
+        # more than 256 bytes of buffer); the bound keeps the loop finite
+        # while a sender goes on sending.
+        limit = self.rcvbuf // 256 + self._batch_size
+        total = 0
+        while total < limit:
+            try:
+                n = self._sock.recv_batch(self._scratch, timeout=0)
+            except BlockingIOError:
+                break
+            except OSError:
+                break  # the socket is gone: nothing more can be counted
+            total += n
+            with self._cond:
+                self._unread += n
+
+    # -- the consumer ---------------------------------------------------------
+    def _take_locked(self):
+        """The next filled batch, or None if none yet; raises once nothing more will come."""
+        if self._state == _NEW:
+            raise RuntimeError("the Receiver is not started: call start() or use it in a with block")
+        if self._held is not None:
+            self._free.append(self._held)
+            self._held = None
+            self._cond.notify_all()
+        if self._filled and self._state != _CLOSED:
+            batch = self._filled.popleft()
+            self._held = batch
+            self._delivered += batch._count
+            return batch
+        if self._capture_done or self._state == _CLOSED:
+            error, self._error = self._error, None
+            if error is not None:
+                raise error
+            raise ReceiverStopped("the Receiver has stopped and delivered every batch")
+        return None
+
+    def get(self, timeout=None) -> Batch:
+        """The next filled batch; it stays valid until the next get() or iteration step.
+
+        Waits up to ``timeout`` seconds (None: until one comes or the
+        receiver stops) and raises ``TimeoutError`` if none came. Raises
+        ``ReceiverStopped`` once stopped and every captured batch was
+        delivered, or the capture thread's error (once) if it failed.
+        """
+        deadline = _deadline(timeout)
+        with self._cond:
+            while True:
+                batch = self._take_locked()
+                if batch is not None:
+                    return batch
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no batch arrived in time")
+                self._cond.wait(remaining)
+
+    def __iter__(self):
+        while True:
+            try:
+                batch = self.get()
+            except ReceiverStopped:
+                return
+            yield batch
+
+    def __aiter__(self):
+        return self._aiter()
+
+    async def _aiter(self):
+        """``async for``: waits without a thread; the capture thread wakes the loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                try:
+                    batch = self._take_locked()
+                except ReceiverStopped:
+                    return
+                if batch is None:
+                    waiter = loop.create_future()
+                    self._async_waiters.append((loop, waiter))
+            if batch is not None:
+                yield batch
+                continue
+            try:
+                await waiter
+            finally:
+                with self._cond:
+                    if (loop, waiter) in self._async_waiters:
+                        self._async_waiters.remove((loop, waiter))
+
+    def _wake_consumers(self) -> None:
+        """Wake asyncio consumers (called with the lock held)."""
+        waiters, self._async_waiters = self._async_waiters, []
+        for loop, waiter in waiters:
+            try:
+                loop.call_soon_threadsafe(_wake_future, waiter)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+    # -- counters -------------------------------------------------------------
+    def _read_kernel_drops(self) -> int:
+        """Update and return the kernel's drop count for the socket (lock held)."""
+        if self._state != _CLOSED and self._sock.fileno() >= 0:
+            raw = self._sock.getsockopt(_stdsocket.SOL_SOCKET, C.SO_MEMINFO, _MEMINFO.size)
+            drops = _MEMINFO.unpack(raw)[_SK_MEMINFO_DROPS]
+            # A u32 that wraps after 2**32 drops: add the difference modulo 2**32.
+            self._drops_total += (drops - self._drops_raw) & 0xFFFFFFFF
+            self._drops_raw = drops
+        return self._drops_total
+
+    @property
+    def stats(self) -> ReceiverStats:
+        """A consistent snapshot of the counters (kernel drops read from the kernel now)."""
+        with self._cond:
+            drops = self._read_kernel_drops()
+            seq = {}
+            tracker = self._tracker
+            if tracker is not None:
+                seq = dict(seq_lost=tracker.lost, seq_gaps=tracker.gaps,
+                           seq_reordered=tracker.reordered, seq_duplicates=tracker.duplicates,
+                           seq_short=tracker.short)
+            return ReceiverStats(
+                packets=self._packets, bytes=self._bytes, batches=self._batches,
+                truncated=self._truncated, kernel_drops=drops, ring_overruns=self._overruns,
+                ring_overrun_batches=self._overrun_batches, unread=self._unread,
+                delivered=self._delivered, in_ring=self._packets - self._delivered, **seq)

@@ -1,0 +1,82 @@
+"""A Receiver's counters, as one consistent snapshot.
+
+Where each datagram sent to a Receiver's port ends up, exactly one of:
+
+``packets``
+    taken from the socket by the capture thread and put in the ring: either
+    already handed to the consumer (``delivered``) or waiting in the ring
+    (``in_ring``).
+``kernel_drops``
+    dropped by the kernel before it reached the socket's queue (queue full,
+    and see below), as the kernel counts it for this socket.
+``ring_overruns``
+    read from the socket by the capture thread, then discarded because the
+    ring was full (``on_full="drop"`` only).
+``unread``
+    still in the socket's queue when capture stopped, and read off and
+    discarded then (``stop()``/``close()``), because no ring slot was free.
+
+So, once nothing is in flight or queued (the sender has finished and the
+receiver has read its queue dry, or the receiver is closed):
+
+    sent == packets + kernel_drops + ring_overruns + unread
+
+and ``unread`` is 0 unless the receiver was stopped with datagrams still
+queued.
+
+``kernel_drops`` is read from the kernel (``SO_MEMINFO``, ``SK_MEMINFO_DROPS``)
+each time a snapshot is taken, so it always equals the drops column of
+/proc/net/udp (or udp6) for this socket. It is the socket's ``sk_drops``
+counter, which also counts datagrams dropped for a bad UDP checksum, by a
+socket filter (BPF), or by memory accounting limits, not only for a full
+receive queue. On loopback checksums are not verified, so there it is queue
+overflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+__all__ = ["ReceiverStats"]
+
+
+@dataclass(frozen=True)
+class ReceiverStats:
+    """A snapshot of a Receiver's counters (see the module doc for the accounting)."""
+
+    #: Datagrams put in the ring (delivered to the consumer or waiting there).
+    packets: int = 0
+    #: Bytes stored in those datagrams (truncated ones count ``slot_size``).
+    bytes: int = 0
+    #: Filled batches put in the ring.
+    batches: int = 0
+    #: Datagrams among ``packets`` longer than ``slot_size``, cut to the slot.
+    truncated: int = 0
+    #: Datagrams the kernel dropped for this socket (its own counter).
+    kernel_drops: int = 0
+    #: Datagrams read and discarded because the ring was full (``on_full="drop"``).
+    ring_overruns: int = 0
+    #: Whole batches so discarded.
+    ring_overrun_batches: int = 0
+    #: Datagrams left queued in the socket when capture stopped, read off and discarded.
+    unread: int = 0
+    #: Datagrams among ``packets`` handed to the consumer so far.
+    delivered: int = 0
+    #: Datagrams among ``packets`` waiting in the ring for the consumer.
+    in_ring: int = 0
+    #: Sequence tracking (None unless the Receiver has ``seq``); see fastnet.SeqField.
+    seq_lost: Optional[int] = None
+    seq_gaps: Optional[int] = None
+    seq_reordered: Optional[int] = None
+    seq_duplicates: Optional[int] = None
+    seq_short: Optional[int] = None
+
+    def as_dict(self) -> dict:
+        """The counters as a plain dict (JSON-ready)."""
+        return asdict(self)
+
+    @property
+    def accounted(self) -> int:
+        """``packets + kernel_drops + ring_overruns + unread``: every datagram that reached the socket."""
+        return self.packets + self.kernel_drops + self.ring_overruns + self.unread

@@ -1,0 +1,143 @@
+"""``fastnet recv``, run as a separate process with a sender in this one."""
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fastnet
+from fastnet.cli.recv import byte_size
+from helpers import send_numbered
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Ctrl-C must reach the child even when the test run itself ignores SIGINT
+# (as background jobs without job control do): restore Python's handler.
+CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from fastnet.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def start_recv(*args, stderr=subprocess.PIPE):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, "recv", *args], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=stderr, text=True)
+    return child
+
+
+def bound_port(child, timeout=10.0):
+    """The port from the child's first stderr line, 'receiving on HOST:PORT (...)'."""
+    ready, _, _ = select.select([child.stderr], [], [], timeout)
+    assert ready, "fastnet recv did not start"
+    line = child.stderr.readline()
+    assert line.startswith("receiving on 127.0.0.1:"), line
+    return int(line.split()[2].rsplit(":", 1)[1])
+
+
+def finish(child, timeout=20):
+    try:
+        out, err = child.communicate(timeout=timeout)
+    finally:
+        child.kill()
+    return child.returncode, out, err
+
+
+def test_count_and_json(backend):
+    child = start_recv("127.0.0.1:0", "--count", "1000", "--json", "--seq", "--rcvbuf", "8M",
+                       "--backend", backend, "--batch-size", "64")
+    port = bound_port(child)
+    with fastnet.socket(backend=backend) as sender:
+        for start in range(0, 1000, 100):
+            send_numbered(sender, ("127.0.0.1", port), start, 100, size=100)
+    status, out, err = finish(child)
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["packets"] == report["delivered"] == report["accounted"] == 1000
+    assert report["bytes"] == 100_000
+    assert report["kernel_drops"] == report["ring_overruns"] == report["unread"] == 0
+    assert report["seq_lost"] == report["seq_gaps"] == report["seq_reordered"] == 0
+    assert report["backend"] == backend and report["address"] == ["127.0.0.1", port]
+    assert report["interrupted"] is False
+
+
+def test_duration_ends_and_prints_a_summary(backend):
+    child = start_recv("0", "--duration", "0.3", "--backend", backend)
+    port = bound_port(child)
+    with fastnet.socket(backend=backend) as sender:
+        send_numbered(sender, ("127.0.0.1", port), 0, 5)
+    status, out, _ = finish(child)
+    assert status == 0
+    assert out.startswith("received 5 datagrams")
+    assert "dropped: kernel 0, ring overruns 0" in out
+
+
+def test_ctrl_c_ends_cleanly_with_the_summary(backend):
+    child = start_recv("0", "--json", "--backend", backend)
+    port = bound_port(child)
+    with fastnet.socket(backend=backend) as sender:
+        send_numbered(sender, ("127.0.0.1", port), 0, 3)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    status, out, err = finish(child)
+    assert status == 130, err
+    report = json.loads(out)
+    assert report["interrupted"] is True and report["packets"] == 3
+
+
+def test_live_status_line_on_a_terminal(backend):
+    master, slave = pty.openpty()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, "recv", "0", "--duration", "1.2",
+                                  "--seq", "--backend", backend],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        seen = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        status, out, _ = finish(child)
+    finally:
+        os.close(master)
+    assert status == 0
+    assert b"datagrams/s" in seen and b"Gbit/s" in seen and b"seq gaps 0" in seen
+    assert out.startswith("received 0 datagrams")
+
+
+@pytest.mark.parametrize("args", [
+    ["127.0.0.1:99999"], ["a:b:c"], ["0", "--count", "0"], ["0", "--duration", "-1"],
+    ["0", "--rcvbuf", "lots"], ["0", "--on-full", "wait"], ["0", "--slot-size", "4", "--seq"],
+    ["10.255.255.1:9"], ["0", "--backend", "java"],
+])
+def test_bad_input_exits_2_with_a_one_line_message(args):
+    child = start_recv(*args)
+    status, out, err = finish(child)
+    assert status == 2
+    assert out == ""
+    lines = [line for line in err.splitlines() if not line.startswith((" ", "usage:"))]
+    assert len(lines) == 1 and lines[0].startswith("fastnet recv: error:"), err
+
+
+def test_busy_port_exits_2(backend):
+    with fastnet.socket(backend=backend) as taken:
+        taken.bind(("127.0.0.1", 0))
+        status, out, err = finish(start_recv(str(taken.getsockname()[1])))
+    assert status == 2
+    assert err.strip().count("\n") == 0 and "Address already in use" in err
+
+
+@pytest.mark.parametrize("text,value", [("4096", 4096), ("64K", 64 << 10), ("8M", 8 << 20),
+                                        ("1G", 1 << 30), ("8MiB", 8 << 20), ("2kb", 2048)])
+def test_byte_sizes(text, value):
+    assert byte_size(text) == value

@@ -55,7 +55,7 @@ import numpy as np
 from . import _backend
 from . import _buffers
 from . import _constants as C
-from ._batch import Batch
+from ._batch import MAX_TOTAL_BYTES, Batch
 from ._checks import positive_int
 from ._seq import SeqField, SeqTracker
 from ._socket import socket as _fastsocket
@@ -64,6 +64,12 @@ from ._stats import ReceiverStats
 __all__ = ["Receiver", "ReceiverStopped"]
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
+
+#: Most batches in a ring (each is a Python object with its own arrays).
+MAX_RING_SIZE = 1 << 16
+
+#: Longest single wait of get(); a longer timeout waits in several.
+_LONGEST_WAIT = 3600.0
 
 #: How long the capture thread waits in one recv_batch before re-checking stop().
 _SLICE = 0.1
@@ -120,6 +126,8 @@ def _deadline(timeout):
         raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be 0 or more, got {timeout}")
+    if math.isinf(timeout):
+        return None
     return time.monotonic() + timeout
 
 
@@ -174,6 +182,13 @@ class Receiver:
         self._slot_size = positive_int(slot_size, "slot_size")
         self._batch_size = positive_int(batch_size, "batch_size")
         self._ring_size = positive_int(ring_size, "ring_size")
+        # A typo must not allocate for minutes: the ring is made up front.
+        if self._ring_size > MAX_RING_SIZE:
+            raise ValueError(f"ring_size must be at most {MAX_RING_SIZE}, got {ring_size}")
+        ring_bytes = self._ring_size * self._batch_size * self._slot_size
+        if ring_bytes > MAX_TOTAL_BYTES:
+            raise ValueError(f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more "
+                             f"than {MAX_TOTAL_BYTES}")
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -527,7 +542,9 @@ class Receiver:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError("no batch arrived in time")
-                self._cond.wait(remaining)
+                # One wait is capped: threading refuses a timeout past
+                # threading.TIMEOUT_MAX (OverflowError), and 1e10 s is a valid wish.
+                self._cond.wait(min(remaining, _LONGEST_WAIT))
 
     def __iter__(self):
         while True:

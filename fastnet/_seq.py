@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import positive_int
+
 __all__ = ["SeqField", "SeqTracker", "DEFAULT_WINDOW"]
 
 #: How many numbers below the highest the tracker remembers (received or not).
@@ -98,7 +100,15 @@ class SeqField:
         ``values`` is ``uint64`` holding the counter of each row long enough
         to carry it; ``readable`` is the boolean mask of those rows.
         """
-        n = batch.count if count is None else operator.index(count)
+        if count is None:
+            n = batch.count
+        else:
+            if isinstance(count, bool):
+                raise TypeError("count must be an integer, not bool")
+            n = operator.index(count)
+            if not 0 <= n <= batch.capacity:
+                raise ValueError(f"count must be between 0 and the batch's capacity "
+                                 f"({batch.capacity}), got {n}")
         if self.end > batch.slot_size:
             raise ValueError(f"{self} does not fit in slot_size {batch.slot_size}")
         readable = batch.lengths[:n] >= self.end
@@ -118,9 +128,7 @@ class SeqTracker:
     def __init__(self, field: SeqField, window: int = DEFAULT_WINDOW):
         if not isinstance(field, SeqField):
             raise TypeError(f"field must be a fastnet.SeqField, not {type(field).__name__}")
-        window = operator.index(window)
-        if window <= 0:
-            raise ValueError(f"window must be greater than 0, got {window}")
+        window = positive_int(window, "window")
         self.field = field
         self.window = window
         bits = 8 * field.size

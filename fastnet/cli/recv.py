@@ -17,6 +17,7 @@ import time
 import warnings
 
 from . import _args
+from ._bind import notice_if_wildcard
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 STATUS_INTERVAL = 0.5  # seconds between status line updates
@@ -136,6 +137,7 @@ def run(args) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         host, port = args.address
         return _fail(f"cannot receive on {host}:{port}: {exc}", 2)
+    notice_if_wildcard("recv", rx.address)
     live = sys.stderr.isatty()
     meter = _Meter()
     interrupted = False

@@ -273,6 +273,9 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
             # calls by passing it as a cmsg(7)"; its payload is a uint16.
             hdr.msg_control = s.control + i * CONTROL_SPACE
             hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+            # CMSG_SPACE pads the 2-byte payload to alignment: zero the padding
+            # too, so no uninitialised byte is handed to the kernel.
+            memset(hdr.msg_control, 0, hdr.msg_controllen)
             cmsg = CMSG_FIRSTHDR(hdr)
             cmsg.cmsg_level = SOL_UDP
             cmsg.cmsg_type = UDP_SEGMENT

@@ -7,6 +7,7 @@ or the call is refused with TypeError/ValueError before any system call.
 
 import socket as stdsocket
 import struct
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -30,7 +31,9 @@ needs_offload = pytest.mark.skipif(not OFFLOAD, reason="kernel without UDP GSO/G
 def offload_pair(backend):
     receiver = fastnet.socket(backend=backend)
     receiver.bind(("127.0.0.1", 0))
-    receiver.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastnet.BufferSizeWarning)   # capped: drops are counted
+        receiver.set_buffers(rcvbuf=32 << 20)
     sender = fastnet.socket(backend=backend)
     sender.bind(("127.0.0.1", 0))
     yield receiver, sender
@@ -97,11 +100,28 @@ def test_any_row_lengths_arrive_as_sent(offload_pair, lengths, gso, gro, capacit
     event(f"received {sent} rows, gro={gro}")
     got = []
     rows = fastnet.Batch(capacity, slot)
-    while len(got) < sent:
-        n = receiver.recv_batch(rows, timeout=5)
+    while len(got) + kernel_drops(receiver) < sent:
+        try:
+            n = receiver.recv_batch(rows, timeout=5)
+        except TimeoutError:
+            break
         got.extend((bytes(rows.payload(i)), bool(rows.truncated[i])) for i in range(n))
-    assert got == [(p[:slot], len(p) > slot) for p in payloads]
+    expected = [(p[:slot], len(p) > slot) for p in payloads]
+    # Datagrams of 64 KiB can overflow a buffer capped by net.core.rmem_max:
+    # the kernel counts each one it drops; the rest arrive whole and in order.
+    assert len(got) + kernel_drops(receiver) == sent
+    if len(got) == sent:
+        assert got == expected
+    else:
+        remaining = iter(expected)
+        assert all(row in remaining for row in got)   # an in-order subsequence
     receiver.enable_gro(False)
+
+
+def kernel_drops(sock) -> int:
+    """Datagrams the kernel dropped for ``sock`` (SO_MEMINFO's SK_MEMINFO_DROPS)."""
+    raw = sock.getsockopt(stdsocket.SOL_SOCKET, C.SO_MEMINFO, 9 * 4)
+    return struct.unpack("=9I", raw)[8]
 
 
 @HOSTILE

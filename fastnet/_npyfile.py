@@ -112,10 +112,12 @@ def _parse_header(handle, path):
     if len(text) < size:
         raise CaptureError(f"{path}: .npy header cut short", offset + len(text))
     try:
-        header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
         with warnings.catch_warnings():
-            # A descr numpy only warns about (and will refuse) is not fastnet's.
+            # Text Python only warns about ("1if") is no header of fastnet's;
+            # nor is a descr numpy only warns about (and will refuse).
+            warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("error", DeprecationWarning)
+            header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
             dtype = np.lib.format.descr_to_dtype(header["descr"])
         shape = header["shape"]
     # A deeply nested text exhausts the parser (MemoryError, RecursionError).

@@ -253,7 +253,8 @@ class Soak:
 
     # receivers ------------------------------------------------------------------
     def open_receiver(self, port):
-        on_full = ("drop", "block")[self.receivers % 2]
+        # Alternately; the first and last (there is an odd number) block.
+        on_full = ("block", "drop")[self.receivers % 2]
         self.receivers += 1
         rx = fastnet.Receiver(("127.0.0.1", port), batch_size=BATCH, slot_size=SIZE,
                               ring_size=RING, on_full=on_full, backend=self.args.backend,
@@ -265,7 +266,7 @@ class Soak:
         self.closed_stats.append(rx.stats)
 
     def consume(self, rx, seconds):
-        """Take batches for ``seconds``; returns False if the Receiver ended."""
+        """Take batches for ``seconds`` (nothing if not positive)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
@@ -273,7 +274,6 @@ class Soak:
             except TimeoutError:
                 continue
             self.tally.take(batch)
-        return True
 
     def drain(self, rx):
         """Take batches until none comes for a while (the sender is paused or stopped)."""
@@ -385,24 +385,24 @@ class Soak:
         args = self.args
         rx = self.open_receiver(0)
         sender = self.start_sender(rx.address[1], 1)
-        slot = args.seconds / max(1, args.cycles * len(FAULTS))
-        deadline = time.monotonic() + args.seconds
+        slot = args.seconds / (args.cycles * len(FAULTS))
+        started = time.monotonic()
         try:
-            for cycle in range(args.cycles):
-                for name in FAULTS:
-                    if time.monotonic() > deadline:
-                        break
-                    self.consume(rx, slot / 2)
-                    if name == "shrink-rcvbuf":
-                        self.shrink_rcvbuf(rx, slot)
-                    elif name == "pause-consumer":
-                        self.pause_consumer(rx, slot)
-                    elif name == "sigint":
-                        self.sigint(rx, slot)
-                    elif name == "kill-sender":
-                        sender = self.kill_sender(rx, sender)
-                    else:
-                        rx = self.close_under(name, rx, sender)
+            for index in range(args.cycles * len(FAULTS)):
+                name = FAULTS[index % len(FAULTS)]
+                # Each fault in the middle of its own slot of normal traffic.
+                self.consume(rx, started + (index + 0.5) * slot - time.monotonic())
+                if name == "shrink-rcvbuf":
+                    self.shrink_rcvbuf(rx, slot)
+                elif name == "pause-consumer":
+                    self.pause_consumer(rx, slot)
+                elif name == "sigint":
+                    self.sigint(rx, slot)
+                elif name == "kill-sender":
+                    sender = self.kill_sender(rx, sender)
+                else:
+                    rx = self.close_under(name, rx, sender)
+                self.consume(rx, started + (index + 1) * slot - time.monotonic())
             # The end: the consumer stops taking while datagrams keep coming, so
             # the ring and the socket's queue are full when the sender stops and
             # the Receiver closes: what is queued must come out as ``unread``.
@@ -522,11 +522,13 @@ def main(argv=None) -> int:
                                                 "rate found first, halved)")
     parser.add_argument("--backend", choices=fastnet.available_backends(),
                         default=fastnet.backend)
-    parser.add_argument("--cycles", type=int, default=2,
-                        help="times each fault is applied (default 2)")
+    parser.add_argument("--cycles", type=int,
+                        help="times each fault is applied (default: once per 30 s, at least once)")
     parser.add_argument("--rcvbuf", type=int, default=4 << 20)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.cycles is None:
+        args.cycles = max(1, round(args.seconds / 30))
     if not 0 < args.seconds <= 24 * 3600 or args.cycles < 1:
         parser.error("--seconds must be in (0, 86400] and --cycles at least 1")
     if not hasattr(fastnet, "Receiver"):

@@ -2,8 +2,9 @@
 
 Arguments are drawn from each subcommand's own options mixed with garbage
 values. A combination that happens to be valid runs (with the work itself
-replaced: no datagrams, no benchmark processes) and must succeed; any other
-must exit with status 2 and exactly one line on stderr, naming the command.
+replaced: no datagrams, no benchmark processes, a receiver that stops at
+once) and must succeed; any other must exit with status 2 and exactly one
+line on stderr, naming the command.
 """
 
 import pytest
@@ -27,6 +28,8 @@ OPTIONS = {
     "bench": ["--quick", "--duration", "--sizes", "--backends", "--sender", "--receiver",
               "--no-pin", "--json", "--plot", "--bogus"],
     "info": ["--json", "--bogus"],
+    "recv": ["--count", "--duration", "--json", "--seq", "--slot-size", "--batch-size",
+             "--ring-size", "--rcvbuf", "--on-full", "--backend", "drop", "block", "--bogus"],
 }
 
 
@@ -39,6 +42,10 @@ def no_work(monkeypatch):
     monkeypatch.setattr(send, "_send_numbered", lambda *args: None)
     monkeypatch.setattr(fastnet.Sender, "replay", lambda self, *args, **kwargs: 0)
     monkeypatch.setattr(bench, "run", lambda parser, args: 0)
+
+    def stopped(self, timeout=None):
+        raise fastnet.ReceiverStopped("stopped at once")
+    monkeypatch.setattr(fastnet.Receiver, "get", stopped)   # recv: bind, then stop at once
 
 
 def _outcome(argv, capsys):
@@ -84,6 +91,8 @@ def test_garbage_commands(no_work, capsys, argv):
     ["send", "--backend", "gpu"], ["bench", "--sizes", "0"], ["bench", "--sizes", ","],
     ["bench", "--duration", "1e9"], ["bench", "--backends", "gpu"],
     ["bench", "--sender", "python", "--receiver", "python"], ["info", "--bogus"], [],
+    ["recv"], ["recv", "127.0.0.1:99999"], ["recv", "9", "--rcvbuf", "5G"],
+    ["recv", "9", "--on-full", "never"], ["recv", "0", "--slot-size", "0"],
     ["nosuch"], ["--bogus"],
 ])
 def test_known_bad_command_lines(no_work, capsys, argv):

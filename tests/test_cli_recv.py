@@ -13,37 +13,8 @@ import pytest
 
 import fastnet
 from fastnet.cli.recv import byte_size
+from cli_helpers import CHILD, ROOT, bound_port, finish, start_recv
 from helpers import send_numbered
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# Ctrl-C must reach the child even when the test run itself ignores SIGINT
-# (as background jobs without job control do): restore Python's handler.
-CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "from fastnet.cli import main; sys.exit(main(sys.argv[1:]))")
-
-
-def start_recv(*args, stderr=subprocess.PIPE):
-    child = subprocess.Popen([sys.executable, "-c", CHILD, "recv", *args], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=stderr, text=True)
-    return child
-
-
-def bound_port(child, timeout=10.0):
-    """The port from the child's first stderr line, 'receiving on HOST:PORT (...)'."""
-    ready, _, _ = select.select([child.stderr], [], [], timeout)
-    assert ready, "fastnet recv did not start"
-    line = child.stderr.readline()
-    assert line.startswith("receiving on 127.0.0.1:"), line
-    return int(line.split()[2].rsplit(":", 1)[1])
-
-
-def finish(child, timeout=20):
-    try:
-        out, err = child.communicate(timeout=timeout)
-    finally:
-        child.kill()
-    return child.returncode, out, err
 
 
 def test_count_and_json(backend):

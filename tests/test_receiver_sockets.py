@@ -1,4 +1,5 @@
-"""Receiver on a multicast group (in a private network namespace), and on a socket bound elsewhere."""
+"""Receiver on a multicast group (in a private network namespace), and on a socket
+bound elsewhere."""
 
 import socket as stdsocket
 import sys

@@ -78,8 +78,9 @@ def _ratio(value, base) -> Optional[float]:
 def _row(outcome) -> dict:
     job = outcome.job
     row = dict.fromkeys(ROW_KEYS)
-    row.update(proto="udp", backend=job.backend, sender=job.sender, receiver=job.receiver, size=job.size,
-               status=outcome.status, note=outcome.note, ref_backend=ref_backend_for(job.backend))
+    row.update(proto="udp", backend=job.backend, sender=job.sender, receiver=job.receiver,
+               size=job.size, status=outcome.status, note=outcome.note,
+               ref_backend=ref_backend_for(job.backend))
     if outcome.status != "ok":
         return row
     tx, rx = outcome.sender, outcome.receiver

@@ -58,9 +58,11 @@ def test_quick_run_gives_complete_rows_for_every_engine_and_size(quick):
     engines = fastnet.available_backends()
     rows = doc["results"]
     assert [(row["size"], row["backend"]) for row in rows] == [
-        (size, backend) for size in (64, 1024, 65536) for backend in bench_tcp.BACKENDS
-        if backend in engines]
+        (size, backend) for size in (64, 1024, 65536) for backend in bench_tcp.BACKENDS]
     for row in rows:
+        if row["backend"] not in engines:    # an engine not built here: said so, not measured
+            assert row["status"] == "skipped" and row["note"] and row["sent"] is None
+            continue
         check_tcp_row(row, compared="python" in engines)
         if row["backend"] == "python":
             assert row["speedup"] == 1.0

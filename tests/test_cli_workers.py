@@ -1,6 +1,7 @@
 """``fastnet recv --workers N``: processes sharing the port receive exactly what was sent."""
 
 import json
+import os
 import signal
 import socket as stdsocket
 import time
@@ -57,20 +58,46 @@ def test_summary_lists_each_workers_count(backend):
     assert sum(counts) == 100
 
 
+def processes_in_group(pgid):
+    """Live processes of a process group (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
+                found.append(int(entry))
+    return found
+
+
 def test_ctrl_c_stops_every_worker_with_the_summary(backend):
+    # Ctrl-C on a terminal signals the whole process group: the parent and
+    # its workers (which leave the stopping to the parent).
     child = start_recv("127.0.0.1:0", "--workers", "2", "--json", "--rcvbuf", "4M",
-                       "--backend", backend)
-    port = bound_port(child, timeout=60)
-    sent = send_from_many_ports(port, flows=6, per_flow=10)
-    time.sleep(0.5)
-    child.send_signal(signal.SIGINT)
-    started = time.monotonic()
-    status, out, err = finish(child, timeout=60)
-    assert time.monotonic() - started < 15
+                       "--backend", backend, session=True)
+    try:
+        port = bound_port(child, timeout=60)
+        sent = send_from_many_ports(port, flows=6, per_flow=10)
+        time.sleep(0.5)
+        assert len(processes_in_group(child.pid)) >= 3      # the parent and two workers
+        os.killpg(child.pid, signal.SIGINT)
+        started = time.monotonic()
+        status, out, err = finish(child, timeout=60)
+        assert time.monotonic() - started < 15
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
     assert status == 130, err
     report = json.loads(out)
     assert report["interrupted"] is True
     assert report["packets"] == sum(report["worker_packets"]) == sent
+    deadline = time.monotonic() + 5
+    while processes_in_group(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_in_group(child.pid) == []
 
 
 def test_duration_ends_the_workers(backend):

@@ -123,3 +123,22 @@ def test_bad_options_close_the_socket(backend):
     with pytest.raises(ValueError, match="on_full"):
         Receiver._from_socket(sock, on_full="wait")
     assert sock.fileno() == -1
+
+
+def test_receiver_with_gro_has_one_row_per_datagram(backend):
+    if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
+        pytest.skip("kernel without UDP GSO/GRO")
+    from fastnet import _constants as C
+    with fastnet.Receiver(0, gro=True, slot_size=512, backend=backend, rcvbuf=4 << 20,
+                          seq=fastnet.SeqField()) as rx:
+        assert rx._sock.getsockopt(C.SOL_UDP, C.UDP_GRO) == 1
+        with fastnet.socket(backend=backend) as sender:
+            payloads = [i.to_bytes(8, "big") + bytes(504) for i in range(640)]
+            batch = fastnet.Batch.from_payloads(payloads)
+            assert sender.send_batch(batch, rx.address, gso=True) == 640
+        got = []
+        while len(got) < 640:
+            got += [bytes(p) for p, _ in rx.get(timeout=5)]
+        assert got == payloads
+        stats = rx.stats
+        assert stats.packets == 640 and stats.seq_lost == 0 and stats.kernel_drops == 0

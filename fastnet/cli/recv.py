@@ -61,6 +61,9 @@ def add_parser(subparsers) -> None:
                         help=f"batches in the ring (default {DEFAULT_RING_SIZE})")
     parser.add_argument("--rcvbuf", type=byte_size, metavar="BYTES",
                         help="socket receive buffer to ask for, e.g. 64M")
+    parser.add_argument("--gro", action="store_true",
+                        help="UDP receive offload: keeps up with GSO senders; the kernel's drop "
+                             "count then counts buffers of up to 64 datagrams (use --seq)")
     parser.add_argument("--on-full", choices=("block", "drop"),
                         help="when the ring is full: stop reading (the kernel queues, then "
                              "drops; the default) or read and discard (counted as ring overruns)")
@@ -96,6 +99,7 @@ def _refusal(args):
         udp_only = [flag for flag, given in (
             ("--workers", args.workers > 1), ("--ring-size", args.ring_size is not None),
             ("--on-full", args.on_full is not None), ("--rcvbuf", args.rcvbuf is not None),
+            ("--gro", args.gro),
             ("--interface", args.interface is not None),
             ("--source", args.source is not None)) if given]
         if udp_only:
@@ -151,7 +155,7 @@ def receiver_options(args) -> dict:
                 ring_size=args.ring_size or DEFAULT_RING_SIZE, rcvbuf=args.rcvbuf,
                 on_full=args.on_full or DEFAULT_ON_FULL,
                 seq=fastnet.SeqField() if args.seq else None,
-                interface=interface_arg(args.interface), source=args.source)
+                interface=interface_arg(args.interface), source=args.source, gro=args.gro)
 
 
 def _open(args):

@@ -14,7 +14,8 @@ then says why on stderr). ``gbit_s`` counts payload bits received per
 second (the length prefixes are not counted); the CPU figures are process
 CPU time (user + system) per frame, in microseconds.
 
-Run it on its own (before ``fastnet bench --proto tcp`` exists)::
+``fastnet bench --proto tcp`` shows these rows in the bench tables
+(fastnet/_bench/tcp.py). Run it on its own for a short table::
 
     python -m fastnet._bench_tcp --quick
     python -m fastnet._bench_tcp --duration 5 --sizes 64,1024,65536

@@ -156,6 +156,11 @@ class FanOut:
         if errors:
             raise FanOutError("\n".join(errors))
 
+    @property
+    def running(self) -> bool:
+        """True while every worker process is alive."""
+        return all(process.is_alive() for process in self._processes)
+
     def wait(self, timeout=None) -> None:
         """Block for ``timeout`` seconds (None: until a worker ends, or Ctrl-C)."""
         deadline = None if timeout is None else time.monotonic() + timeout

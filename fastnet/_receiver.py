@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import math
 import socket as _stdsocket
 import struct
@@ -57,6 +58,7 @@ from . import _buffers
 from . import _constants as C
 from ._batch import MAX_TOTAL_BYTES, Batch
 from ._checks import positive_int
+from ._multicast import join_group
 from ._seq import SeqField, SeqTracker
 from ._socket import socket as _fastsocket
 from ._stats import ReceiverStats
@@ -154,6 +156,16 @@ class Receiver:
         the kernel caps it). ``rcvbuf`` as the kernel set it is ``self.rcvbuf``.
     ``timestamps``
         have the kernel stamp each datagram (``Batch.timestamps``).
+    ``gro``
+        turn on UDP receive offload (``sock.enable_gro()``): the kernel queues
+        a GSO sender's datagrams as one buffer per up to 64, which is what
+        lets a receiver keep up with such a sender; batches still hold one
+        row per datagram. Caveat, measured on Linux 6.18: the kernel's drop
+        counter then counts dropped *buffers*, not datagrams, so
+        ``kernel_drops`` under-counts lost datagrams and the sum
+        ``packets + kernel_drops + ring_overruns`` no longer reaches the
+        number sent once the kernel drops; use ``seq`` to count lost
+        datagrams exactly.
     ``seq``
         a ``fastnet.SeqField``: count gaps, losses, reorders and duplicates
         from a counter in each payload (``stats.seq_*``).
@@ -163,6 +175,9 @@ class Receiver:
     ``interface``
         the interface (name, index or address) to join multicast groups on,
         when ``address`` is a multicast group; stored as ``self.interface``.
+    ``source``
+        with a multicast group: receive only this sender's datagrams
+        (source-specific join); ``ValueError`` for any other address.
     ``reuse_port``
         set ``SO_REUSEPORT`` before binding, so several receivers (or
         processes) can share the port; the kernel spreads datagrams over them.
@@ -172,13 +187,63 @@ class Receiver:
     Use it as a context manager (starts, then stops and closes), or call
     ``start()``, ``stop()``, ``close()``. The consumer takes batches with
     ``for batch in rx:``, ``rx.get(timeout)`` or ``async for batch in rx:``;
-    one consumer at a time.
+    one consumer at a time. ``record(path)`` writes what arrives to a
+    capture file.
+
+    A multicast group as ``address`` is bound (so only that group's
+    datagrams arrive) and joined on ``interface`` (from ``source`` only, if
+    given); the kernel leaves the group when the socket is closed.
     """
 
     def __init__(self, address, *, slot_size=9000, batch_size=1024, ring_size=64, rcvbuf=None,
-                 timestamps=False, seq=None, on_full="block", interface=None, reuse_port=False,
-                 backend=None):
+                 timestamps=False, seq=None, on_full="block", interface=None, source=None,
+                 reuse_port=False, backend=None, gro=False):
         # Every argument is checked before any system call.
+        self._configure(slot_size=slot_size, batch_size=batch_size, ring_size=ring_size,
+                        rcvbuf=rcvbuf, timestamps=timestamps, seq=seq, on_full=on_full,
+                        interface=interface, source=source, backend=backend, gro=gro)
+        self._reuse_port = bool(reuse_port)
+        family, sockaddr = _bind_address(address)
+        self._group = self._multicast_group(sockaddr[0])
+        self._family = family
+        self._adopt(self._open_socket(family, sockaddr))
+
+    @classmethod
+    def _from_socket(cls, sock, **options):
+        """A Receiver on ``sock``: a bound UDP ``fastnet.socket``, which it then owns.
+
+        For sockets bound elsewhere, such as the SO_REUSEPORT group of a
+        fan-out (fastnet/_fanout.py) handed to worker processes. ``options``
+        are the constructor's keywords but ``reuse_port`` and ``backend``
+        (the socket has its engine). ``rcvbuf`` and ``timestamps`` are set on
+        the bound socket; a socket bound to a multicast group joins it. The
+        socket is closed if anything fails.
+        """
+        try:
+            if not isinstance(sock, _fastsocket):
+                raise TypeError(f"sock must be a fastnet.socket, not {type(sock).__name__}")
+            if sock.type != _stdsocket.SOCK_DGRAM:
+                raise ValueError(f"sock must be a SOCK_DGRAM socket, not {sock.type.name}")
+            self = cls.__new__(cls)
+            self._configure(backend=sock.backend, **options)
+            self._reuse_port = False
+            address = sock.getsockname()
+            if address[1] == 0:
+                raise ValueError("sock must be bound to an address")
+            self._group = self._multicast_group(address[0])
+            self._family = sock.family
+            self._set_options(sock)
+        except BaseException:
+            if isinstance(sock, _stdsocket.socket):
+                sock.close()
+            raise
+        self._adopt(sock)
+        return self
+
+    def _configure(self, *, slot_size=9000, batch_size=1024, ring_size=64, rcvbuf=None,
+                   timestamps=False, seq=None, on_full="block", interface=None, source=None,
+                   backend=None, gro=False):
+        """Check and keep the settings (no system call)."""
         self._slot_size = positive_int(slot_size, "slot_size")
         self._batch_size = positive_int(batch_size, "batch_size")
         self._ring_size = positive_int(ring_size, "ring_size")
@@ -205,29 +270,56 @@ class Receiver:
                                       or not isinstance(interface, (str, int))):
             raise TypeError(f"interface must be a name, index or address, not "
                             f"{type(interface).__name__}")
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be an address string or None, not "
+                            f"{type(source).__name__}")
         if backend is None:
             from . import backend as default_backend
             backend = default_backend
         _backend.load(backend)  # ValueError if unknown, ImportError if it cannot load
         self._rcvbuf_request = rcvbuf
         self._timestamps = bool(timestamps)
+        self._gro = bool(gro)
         self._seq = seq
         self._on_full = on_full
         self._interface = interface
-        self._reuse_port = bool(reuse_port)
+        self._source = source
         self._backend = backend
-        family, sockaddr = _bind_address(address)
 
-        self._family = family
-        self._sock = self._open_socket(family, sockaddr)
+    def _multicast_group(self, host):
+        """The multicast group ``host`` names, or None; checks ``source`` against it."""
         try:
-            self._address = self._sock.getsockname()
-            self._free = [Batch(self._batch_size, self._slot_size, family=family)
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            address = None
+        group = address if address is not None and address.is_multicast else None
+        if self._source is not None:
+            if group is None:
+                raise ValueError(f"source {self._source!r} applies to a multicast group only, "
+                                 f"and {host} is not one")
+            try:
+                source = ipaddress.ip_address(self._source.split("%", 1)[0])
+            except ValueError:
+                raise ValueError(f"source {self._source!r} is not an IP address") from None
+            if source.version != group.version or source.is_multicast:
+                raise ValueError(f"source {self._source} must be a unicast IPv{group.version} "
+                                 f"address, as the group {group} is IPv{group.version}")
+        return group
+
+    def _adopt(self, sock) -> None:
+        """Finish setting up around the bound ``sock``: join the group, allocate the ring."""
+        try:
+            if self._group is not None:
+                join_group(sock, str(self._group), interface=self._interface,
+                           source=self._source)
+            self._sock = sock
+            self._address = sock.getsockname()
+            self._free = [Batch(self._batch_size, self._slot_size, family=self._family)
                           for _ in range(self._ring_size)]
-            self._spare = (Batch(self._batch_size, self._slot_size, family=family)
-                           if on_full == "drop" else None)
+            self._spare = (Batch(self._batch_size, self._slot_size, family=self._family)
+                           if self._on_full == "drop" else None)
         except BaseException:
-            self._sock.close()
+            sock.close()
             raise
 
         #: Callables ``sink(batch)`` run in the capture thread on every filled
@@ -237,6 +329,10 @@ class Receiver:
         #: change it. An exception from a sink stops capture and is raised in
         #: the consumer, after the batch it was given has been delivered.
         self._sinks = []
+        #: The Recorder from record(), closed when the capture thread ends.
+        self._recorder = None
+        self._sinks_closed = False
+        self._record_error = None
 
         self._cond = threading.Condition(threading.RLock())
         self._filled = collections.deque()
@@ -247,7 +343,7 @@ class Receiver:
         self._error = None
         self._thread = None
         self._async_waiters = []
-        self._tracker = SeqTracker(seq) if seq is not None else None
+        self._tracker = SeqTracker(self._seq) if self._seq is not None else None
         self._scratch = None
         # Counters, changed under self._cond.
         self._packets = self._bytes = self._batches = self._truncated = 0
@@ -258,25 +354,29 @@ class Receiver:
 
     # -- socket setup ---------------------------------------------------------
     def _open_socket(self, family, sockaddr):
-        """Create, configure and bind the socket; the one place that touches its options.
+        """Create, configure and bind the socket.
 
         Multicast: ``sockaddr`` may be a group address (Linux then delivers
-        only that group's datagrams to the socket); joining the group on
-        ``self._interface`` belongs here, after bind.
+        only that group's datagrams to the socket); ``_adopt`` joins it.
         """
         sock = _fastsocket(family, _stdsocket.SOCK_DGRAM, backend=self._backend)
         try:
             if self._reuse_port:
                 sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEPORT, 1)
-            if self._rcvbuf_request is not None:
-                sock.set_buffers(rcvbuf=self._rcvbuf_request)
-            if self._timestamps:
-                sock.enable_timestamps()
+            self._set_options(sock)
             sock.bind(sockaddr)
         except BaseException:
             sock.close()
             raise
         return sock
+
+    def _set_options(self, sock) -> None:
+        if self._rcvbuf_request is not None:
+            sock.set_buffers(rcvbuf=self._rcvbuf_request)
+        if self._timestamps:
+            sock.enable_timestamps()
+        if self._gro:
+            sock.enable_gro()
 
     # -- identity -------------------------------------------------------------
     @property
@@ -294,8 +394,18 @@ class Receiver:
         return self._interface
 
     @property
+    def source(self):
+        """The ``source`` of a source-specific multicast join, or None."""
+        return self._source
+
+    @property
     def backend(self) -> str:
         return self._backend
+
+    @property
+    def recorder(self):
+        """The Recorder ``record()`` opened, or None."""
+        return self._recorder
 
     @property
     def seq(self):
@@ -341,7 +451,9 @@ class Receiver:
         """Stop capturing, from any thread; returns once the capture thread has ended.
 
         Batches already captured are still delivered to the consumer; then
-        its iteration ends (``get()`` raises ``ReceiverStopped``).
+        its iteration ends (``get()`` raises ``ReceiverStopped``). A capture
+        file from ``record()`` is complete when this returns; if writing it
+        failed (disk full), that error is raised here, once.
         """
         with self._cond:
             self._stop_requested = True
@@ -353,30 +465,99 @@ class Receiver:
                 self._state = _STOPPED
             self._cond.notify_all()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is None:
+            self._finish_recording()   # never started: no capture thread to do it
+        elif thread is not threading.current_thread():
             thread.join()
+        with self._cond:
+            error, self._record_error = self._record_error, None
+        if error is not None:
+            raise error
 
     def close(self) -> None:
         """Stop, count what is left in the socket's queue as ``unread``, close the socket.
 
         Batches still in the ring are discarded (``stats.in_ring`` says how
-        many datagrams); counters stay readable.
+        many datagrams); counters stay readable. Raises the recording error
+        that ``stop()`` would, after closing.
         """
         if self._state == _CLOSED:
             return
-        self.stop()
+        record_error = None
+        try:
+            self.stop()
+        except Exception as exc:  # noqa: BLE001 - a write error: raised once closed
+            record_error = exc
         self._count_unread()
         with self._cond:
-            if self._state == _CLOSED:
-                return
-            if self._sock.fileno() >= 0:  # (it may have been closed under us)
-                self._read_kernel_drops()
-                self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET,
-                                                           _stdsocket.SO_RCVBUF)
-            self._state = _CLOSED
-            self._held = None
-            self._sock.close()
-            self._cond.notify_all()
+            if self._state != _CLOSED:
+                if self._sock.fileno() >= 0:  # (it may have been closed under us)
+                    self._read_kernel_drops()
+                    self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET,
+                                                               _stdsocket.SO_RCVBUF)
+                self._state = _CLOSED
+                self._held = None
+                self._sock.close()
+                self._cond.notify_all()
+        if record_error is not None:
+            raise record_error
+
+    # -- recording ------------------------------------------------------------
+    def record(self, path, **options):
+        """Write every datagram received from now on to a capture file; return its Recorder.
+
+        ``path`` ends in ``.pcap`` or ``.npy`` (or give ``format=``); an
+        unknown suffix raises ``ValueError`` before any file is created.
+        ``options`` are ``fastnet.open_recorder``'s (``buffers``,
+        ``payload_bytes``, ``format``); the recorder is told the bound
+        address (the destination in pcap records). Kernel receive timestamps
+        are turned on for the socket, so records carry the time of arrival.
+
+        The recorder sees each batch in the capture thread before the ring
+        does, including batches the ring has no room for (``ring_overruns``):
+        the file holds everything read from the socket, unless the disk fell
+        behind (``stats.capture_dropped``). It is closed when the capture
+        thread ends (``stop()``, ``close()``, end of a ``with`` block, or an
+        error), so the file is complete once ``stop()`` returns. One
+        recording per Receiver; a stopped Receiver cannot start one
+        (``RuntimeError``).
+        """
+        from ._capture import format_for_path
+        from ._recorder import open_recorder
+        format_for_path(path, options.get("format"))  # ValueError before any file exists
+        self._check_can_record()
+        recorder = open_recorder(path, local_address=self._address, **options)
+        try:
+            self._sock.enable_timestamps()
+            with self._cond:
+                self._check_can_record()
+                self._timestamps = True
+                self._recorder = recorder
+                self._sinks.append(recorder)
+        except BaseException:
+            recorder.close()
+            raise
+        return recorder
+
+    def _check_can_record(self) -> None:
+        with self._cond:
+            if self._sinks_closed or self._stop_requested or self._state == _CLOSED:
+                raise RuntimeError("a stopped Receiver cannot start recording")
+            if self._recorder is not None:
+                raise RuntimeError(f"this Receiver already records to {self._recorder.path!r}")
+
+    def _finish_recording(self) -> None:
+        """Close the recorder (it writes what it holds); keep its error for stop()."""
+        with self._cond:
+            self._sinks_closed = True
+            recorder = self._recorder
+        if recorder is None or recorder.closed:
+            return
+        try:
+            recorder.close()
+        except Exception as exc:  # noqa: BLE001 - raised by stop()
+            with self._cond:
+                self._record_error = exc
 
     def __enter__(self) -> "Receiver":
         return self.start()
@@ -412,6 +593,9 @@ class Receiver:
                     self._sweep()
                 except BaseException as exc:  # noqa: BLE001
                     error = exc
+            # The capture thread is the recorder's only caller: once it has
+            # handed over its last batch, the file can be finished.
+            self._finish_recording()
             with self._cond:
                 self._error = error
                 self._capture_done = True
@@ -610,8 +794,14 @@ class Receiver:
                 seq = dict(seq_lost=tracker.lost, seq_gaps=tracker.gaps,
                            seq_reordered=tracker.reordered, seq_duplicates=tracker.duplicates,
                            seq_short=tracker.short)
+            recorder = self._recorder
+            record = {}
+            if recorder is not None:
+                recorded = recorder.stats
+                record = dict(recorded=recorded.written, capture_dropped=recorded.capture_dropped)
             return ReceiverStats(
                 packets=self._packets, bytes=self._bytes, batches=self._batches,
                 truncated=self._truncated, kernel_drops=drops, ring_overruns=self._overruns,
                 ring_overrun_batches=self._overrun_batches, unread=self._unread,
-                delivered=self._delivered, in_ring=self._packets - self._delivered, **seq)
+                delivered=self._delivered, in_ring=self._packets - self._delivered,
+                **seq, **record)

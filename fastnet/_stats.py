@@ -71,6 +71,14 @@ class ReceiverStats:
     seq_reordered: Optional[int] = None
     seq_duplicates: Optional[int] = None
     seq_short: Optional[int] = None
+    #: Recording (None unless ``record()`` was called): datagrams written to
+    #: the capture file so far, and datagrams the recorder was handed but
+    #: could not write (the disk fell behind, or a write failed). Once the
+    #: recording is finished (after stop), ``recorded + capture_dropped``
+    #: is every datagram read from the socket since recording began:
+    #: ``packets + ring_overruns`` when it began before start().
+    recorded: Optional[int] = None
+    capture_dropped: Optional[int] = None
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (JSON-ready)."""

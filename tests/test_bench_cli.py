@@ -24,7 +24,7 @@ from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
 
 INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
-STR_KEYS = {"backend", "sender", "receiver", "status", "note", "ref_backend"}
+STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
 FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS
 MEASURED = {"sent", "received", "lost", "loss_pct", "send_pps", "recv_pps", "gbit_s",
             "send_gbit_s", "send_cpu_us", "recv_cpu_us", "send_wall_s", "recv_window_s",
@@ -57,6 +57,7 @@ def check_row(row):
     for key in STR_KEYS:
         assert isinstance(row[key], str), key
     assert row["status"] in ("ok", "skipped", "failed")
+    assert row["proto"] == "udp"
     if row["status"] != "ok":
         assert row["note"], "a row that was not measured says why"
         assert all(row[key] is None for key in MEASURED)

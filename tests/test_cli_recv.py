@@ -13,37 +13,8 @@ import pytest
 
 import fastnet
 from fastnet.cli.recv import byte_size
+from cli_helpers import CHILD, ROOT, bound_port, finish, start_recv
 from helpers import send_numbered
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# Ctrl-C must reach the child even when the test run itself ignores SIGINT
-# (as background jobs without job control do): restore Python's handler.
-CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "from fastnet.cli import main; sys.exit(main(sys.argv[1:]))")
-
-
-def start_recv(*args, stderr=subprocess.PIPE):
-    child = subprocess.Popen([sys.executable, "-c", CHILD, "recv", *args], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=stderr, text=True)
-    return child
-
-
-def bound_port(child, timeout=10.0):
-    """The port from the child's first stderr line, 'receiving on HOST:PORT (...)'."""
-    ready, _, _ = select.select([child.stderr], [], [], timeout)
-    assert ready, "fastnet recv did not start"
-    line = child.stderr.readline()
-    assert line.startswith("receiving on 127.0.0.1:"), line
-    return int(line.split()[2].rsplit(":", 1)[1])
-
-
-def finish(child, timeout=20):
-    try:
-        out, err = child.communicate(timeout=timeout)
-    finally:
-        child.kill()
-    return child.returncode, out, err
 
 
 def test_count_and_json(backend):
@@ -75,17 +46,33 @@ def test_duration_ends_and_prints_a_summary(backend):
     assert "dropped: kernel 0, ring overruns 0" in out
 
 
-def test_ctrl_c_ends_cleanly_with_the_summary(backend):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_ends_cleanly_with_the_summary(backend, signum):
     child = start_recv("0", "--json", "--backend", backend)
     port = bound_port(child)
     with fastnet.socket(backend=backend) as sender:
         send_numbered(sender, ("127.0.0.1", port), 0, 3)
     time.sleep(0.3)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signum)
     status, out, err = finish(child)
     assert status == 130, err
     report = json.loads(out)
     assert report["interrupted"] is True and report["packets"] == 3
+
+
+def test_gro_receives_a_gso_stream_datagram_by_datagram(backend):
+    if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
+        pytest.skip("kernel without UDP GSO/GRO")
+    child = start_recv("0", "--gro", "--seq", "--count", "3000", "--slot-size", "700", "--rcvbuf", "8M",
+                       "--json", "--backend", backend)
+    port = bound_port(child)
+    with fastnet.socket(backend=backend) as sender:
+        sender.set_buffers(sndbuf=1 << 20)
+        send_numbered(sender, ("127.0.0.1", port), 0, 3000, size=700)  # GSO: equal rows
+    status, out, err = finish(child)
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["packets"] == 3000 and report["seq_lost"] == 0 and report["truncated"] == 0
 
 
 def test_live_status_line_on_a_terminal(backend):

@@ -91,7 +91,7 @@ def test_garbage_commands(no_work, capsys, argv):
     ["send", "--backend", "gpu"], ["bench", "--sizes", "0"], ["bench", "--sizes", ","],
     ["bench", "--duration", "1e9"], ["bench", "--backends", "gpu"],
     ["bench", "--sender", "python", "--receiver", "python"], ["info", "--bogus"], [],
-    ["recv"], ["recv", "127.0.0.1:99999"], ["recv", "9", "--rcvbuf", "5G"],
+    ["recv", "127.0.0.1:99999"], ["recv", "9", "--rcvbuf", "5G"],
     ["recv", "9", "--on-full", "never"], ["recv", "0", "--slot-size", "0"],
     ["nosuch"], ["--bogus"],
 ])

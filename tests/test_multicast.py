@@ -2,18 +2,14 @@
 private network namespace (the host's loopback is never changed)."""
 
 import errno
-import os
-import shutil
 import socket as stdsocket
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 import fastnet
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from netns import multicast_netns, netns_available
 
 
 @pytest.mark.parametrize("group,error", [
@@ -119,29 +115,11 @@ MULTICAST_CHILD = textwrap.dedent("""
 """)
 
 
-def _netns_available():
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") is not None
-
-
-@pytest.mark.skipif(not _netns_available(), reason="needs root and ip for a private netns")
+@pytest.mark.skipif(not netns_available(), reason="needs root and ip for a private netns")
 @pytest.mark.parametrize("version", ["4", "6"])
 def test_join_leave_and_source_filter_on_loopback(backend, version):
-    name = f"fastnet-mcast-{os.getpid()}-{backend}-{version}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        def run(*cmd):
-            return subprocess.run(["ip", "netns", "exec", name, *cmd], check=True,
-                                  capture_output=True, text=True, timeout=60, cwd=ROOT)
-        run("ip", "link", "set", "lo", "up")
-        run("ip", "link", "set", "lo", "multicast", "on")   # lo lacks MULTICAST by default
-        run("ip", "route", "add", "224.0.0.0/4", "dev", "lo")
-        # An ordinary IPv6 route via lo becomes a reject route (the kernel's
-        # ip6_route_info_create: "We cannot add true routes via loopback");
-        # a route of type local is accepted and delivers to the members.
-        run("ip", "-6", "route", "add", "local", "ff00::/8", "dev", "lo", "table", "local")
-        out = run(sys.executable, "-c", MULTICAST_CHILD, backend, version).stdout.split()
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    with multicast_netns(f"mcast-{backend}-{version}") as namespace:
+        out = namespace.run(sys.executable, "-c", MULTICAST_CHILD, backend, version).stdout.split()
     local = "127.0.0.1" if version == "4" else "::1"
     assert out == ["nothing", f"a,b@{local}", "nothing", f"by-address@{local}",
                    f"ssm@{local}", "nothing"]

@@ -63,14 +63,16 @@ def test_fastnet_send_defaults_to_loopback(monkeypatch, capsys):
     assert destinations[0][0] == "127.0.0.1"
 
 
-def test_fastnet_recv_notes_a_wildcard_bind(capsys):
-    assert main(["recv", "0.0.0.0:0", "--duration", "0.05"]) == 0
+@pytest.mark.parametrize("extra", [[], ["--tcp"], ["--workers", "2"]], ids=["udp", "tcp", "workers"])
+def test_fastnet_recv_notes_a_wildcard_bind(capsys, extra):
+    assert main(["recv", *extra, "0.0.0.0:0", "--duration", "0.05"]) == 0
     err = capsys.readouterr().err
     assert err.count("all interfaces") == 1 and "0.0.0.0:" in err
 
 
-def test_fastnet_recv_binds_loopback_for_a_bare_port(capsys):
-    assert main(["recv", "0", "--duration", "0.05"]) == 0
+@pytest.mark.parametrize("extra", [[], ["--tcp"], ["--workers", "2"]], ids=["udp", "tcp", "workers"])
+def test_fastnet_recv_binds_loopback_for_a_bare_port(capsys, extra):
+    assert main(["recv", *extra, "0", "--duration", "0.05"]) == 0
     err = capsys.readouterr().err
     assert "all interfaces" not in err and "receiving on 127.0.0.1:" in err
 

@@ -3,6 +3,7 @@
 Columns of a row (also the keys of each JSON result):
 
 =================  ==========================================================
+proto              ``udp``, or ``tcp`` for ``--proto tcp`` (framed messages, fastnet/_bench/tcp.py)
 backend            the row's name; under ``--sender``/``--receiver`` the other side is fixed
 sender, receiver   what actually ran on each side
 size               UDP payload bytes per datagram
@@ -40,7 +41,7 @@ __all__ = ["ROW_KEYS", "build_rows", "receive_rate", "format_tables", "document"
            "write_json", "plot_unavailable", "write_plot"]
 
 ROW_KEYS = (
-    "backend", "sender", "receiver", "size", "status", "note",
+    "proto", "backend", "sender", "receiver", "size", "status", "note",
     "sent", "received", "lost", "kernel_drops", "loss_pct",
     "send_pps", "recv_pps", "gbit_s", "send_gbit_s", "send_cpu_us", "recv_cpu_us",
     "speedup", "ref_fraction", "ref_backend", "send_speedup", "send_ref_fraction",
@@ -77,8 +78,9 @@ def _ratio(value, base) -> Optional[float]:
 def _row(outcome) -> dict:
     job = outcome.job
     row = dict.fromkeys(ROW_KEYS)
-    row.update(backend=job.backend, sender=job.sender, receiver=job.receiver, size=job.size,
-               status=outcome.status, note=outcome.note, ref_backend=ref_backend_for(job.backend))
+    row.update(proto="udp", backend=job.backend, sender=job.sender, receiver=job.receiver,
+               size=job.size, status=outcome.status, note=outcome.note,
+               ref_backend=ref_backend_for(job.backend))
     if outcome.status != "ok":
         return row
     tx, rx = outcome.sender, outcome.receiver
@@ -170,8 +172,11 @@ def _cell(row, key, show) -> str:
     return show(row[key])
 
 
-def _table(rows, columns) -> List[str]:
-    header = [title for title, _, _ in columns]
+def _table(rows, columns, unit) -> List[str]:
+    if all(row["ref_backend"] is None for row in rows):   # nothing to compare with
+        columns = [column for column in columns if column[0] != "vs ref"]
+    per = "dgram" if unit == "datagrams" else unit.rstrip("s")
+    header = [title.replace("/dgram", f"/{per}") for title, _, _ in columns]
     body = []
     for row in rows:
         cells = [_cell(row, key, show) for _, key, show in columns]
@@ -188,21 +193,25 @@ def _table(rows, columns) -> List[str]:
     return lines
 
 
-def format_tables(rows, *, fixed_sender=None, fixed_receiver=None) -> str:
-    """The receiver-side and sender-side tables (a fixed side's table is left out)."""
+def format_tables(rows, *, fixed_sender=None, fixed_receiver=None, unit="datagrams") -> str:
+    """The receiver-side and sender-side tables (a fixed side's table is left out).
+
+    ``unit`` names what was counted (``"frames"`` for TCP); rows without a
+    reference to compare with (``ref_backend`` None) have no "vs ref" column.
+    """
     ordered = sorted(rows, key=lambda row: row["size"])   # stable: backend order kept
     out = []
     if fixed_receiver is None:
         who = f"the {fixed_sender} sender for every row" if fixed_sender else "each row's own sender"
-        out.append(f"Receiver side: how fast each receiver took datagrams in ({who})")
-        out.extend(_table(ordered, _RECEIVER_COLUMNS))
+        out.append(f"Receiver side: how fast each receiver took {unit} in ({who})")
+        out.extend(_table(ordered, _RECEIVER_COLUMNS, unit))
     if fixed_sender is None:
         if out:
             out.append("")
         who = (f"the {fixed_receiver} receiver for every row" if fixed_receiver
                else "each row's own receiver")
-        out.append(f"Sender side: how fast each sender put datagrams out ({who})")
-        out.extend(_table(ordered, _SENDER_COLUMNS))
+        out.append(f"Sender side: how fast each sender put {unit} out ({who})")
+        out.extend(_table(ordered, _SENDER_COLUMNS, unit))
     sizes_by_note: Dict[tuple, List[int]] = {}
     for row in ordered:
         if row["note"]:

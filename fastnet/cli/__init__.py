@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 #: Subcommand modules, in the order ``fastnet --help`` lists them.
 SUBCOMMANDS = ("bench", "info", "recv", "send")
@@ -42,13 +44,27 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     parser.error = error
 
 
+def _terminate(signum, frame):
+    # SIGTERM (kill, timeout(1), a service manager) ends a command as Ctrl-C
+    # does: the subcommands catch KeyboardInterrupt, stop cleanly and still
+    # print their summary.
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    else:  # pragma: no cover - signal handlers can only be set in the main thread
+        previous = None
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ import argparse
 import ipaddress
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
+#: The port ``fastnet recv`` and ``fastnet send`` use when none is given.
+DEFAULT_PORT = 7788
 
 
 def host_port(text: str) -> tuple:
@@ -104,3 +106,50 @@ def bit_rate(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite rate greater than 0")
     return value
+
+
+def byte_size(text: str) -> int:
+    """A byte count: ``4194304``, ``4M``, ``512K``, ``1G`` (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(stripped[-1:], 1)
+    if scale != 1:
+        stripped = stripped[:-1]
+    return positive_int(stripped) * scale if stripped else positive_int(text)
+
+
+# -- TCP framing, shared by ``recv --tcp`` and ``send --tcp`` ---------------------
+
+#: The framing flags, by attribute name (all default to None: not given).
+FRAMING_FLAGS = {"prefix_size": "--prefix-size", "byteorder": "--byteorder",
+                 "max_frame": "--max-frame", "truncate": "--truncate"}
+
+
+def add_framing_arguments(parser, *, receiving: bool) -> None:
+    """--prefix-size, --byteorder, --max-frame (and --truncate when receiving)."""
+    group = parser.add_argument_group(
+        "TCP framing", "with --tcp only; both ends must agree (see fastnet.socket.set_framing)")
+    group.add_argument("--prefix-size", type=int, choices=(2, 4, 8), metavar="{2,4,8}",
+                       help="bytes of the length prefix before each frame (default 4)")
+    group.add_argument("--byteorder", choices=("big", "little"),
+                       help="byte order of the length prefix (default big)")
+    group.add_argument("--max-frame", type=byte_size, metavar="BYTES",
+                       help="longest frame accepted, e.g. 64K (default 16M)")
+    if receiving:
+        group.add_argument("--truncate", action="store_const", const=True,
+                           help="keep the first --slot-size bytes of a longer frame (flagged "
+                                "truncated) instead of stopping with an error")
+
+
+def framing_flags_given(args) -> list:
+    """The framing flags on the command line, as written."""
+    return [flag for name, flag in FRAMING_FLAGS.items() if getattr(args, name, None) is not None]
+
+
+def framing_options(args) -> dict:
+    """Keywords for ``socket.set_framing`` from the flags given."""
+    options = {"prefix_size": args.prefix_size, "byteorder": args.byteorder,
+               "max_frame": args.max_frame}
+    if getattr(args, "truncate", None):
+        options["on_oversize"] = "truncate"
+    return options

@@ -4,7 +4,8 @@ For every (backend, size) a receiver process and a sender process run on
 127.0.0.1; the sender sends as fast as it can for ``--duration`` seconds, the
 receiver counts until the sender is done and its queue has drained. The
 machinery is in ``fastnet._bench``; this module parses the arguments and
-prints.
+prints. ``--proto tcp`` measures length-prefixed frames over one TCP
+connection instead (fastnet/_bench/tcp.py), in the same tables and JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 
 from fastnet._bench import BACKENDS, DEFAULT_SIZES, MAX_DATAGRAM
+from fastnet._bench import tcp as _tcp
 
 from ._args import choice_of, comma_separated, positive_float, positive_int
 
@@ -27,14 +29,6 @@ QUICK_DURATION = 0.5
 MAX_DURATION = 600.0
 
 
-def datagram_size(text: str) -> int:
-    size = positive_int(text)
-    if size > MAX_DATAGRAM:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is over {MAX_DATAGRAM}, the largest UDP payload over IPv4")
-    return size
-
-
 def duration_seconds(text: str) -> float:
     value = positive_float(text)
     if value > MAX_DURATION:
@@ -44,22 +38,25 @@ def duration_seconds(text: str) -> float:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure UDP throughput on loopback for each backend",
+        "bench", help="measure UDP (or TCP) throughput on loopback for each backend",
         description="Measure UDP throughput on 127.0.0.1 for each backend and datagram "
                     "size: a receiver and a sender process per row. Prints a receiver-side "
-                    "and a sender-side table.")
+                    "and a sender-side table. --proto tcp: framed messages over TCP.")
     names = choice_of(BACKENDS)
+    parser.add_argument("--proto", choices=("udp", "tcp"), default="udp",
+                        help="udp (default): datagrams; tcp: length-prefixed frames over one "
+                             "connection, on the fastnet engines")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_DURATION} s per row (unless --duration is given)")
     parser.add_argument("--duration", type=duration_seconds, metavar="S",
                         help=f"seconds of sending per row (default {DEFAULT_DURATION})")
-    parser.add_argument("--sizes", type=comma_separated(datagram_size), metavar="N,N",
-                        default=list(DEFAULT_SIZES),
-                        help=f"datagram payload sizes in bytes (default "
-                             f"{','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--sizes", type=comma_separated(positive_int), metavar="N,N",
+                        help=f"payload sizes in bytes (default "
+                             f"{','.join(map(str, DEFAULT_SIZES))}; with --proto tcp "
+                             f"{','.join(map(str, _tcp.DEFAULT_SIZES))})")
     parser.add_argument("--backends", type=comma_separated(names), metavar="NAME,NAME",
-                        default=list(BACKENDS),
-                        help=f"rows to measure, from {', '.join(BACKENDS)} (default: all)")
+                        help=f"rows to measure, from {', '.join(BACKENDS)} (default: all; "
+                             f"with --proto tcp: {', '.join(_tcp.BACKENDS)})")
     fixed = parser.add_mutually_exclusive_group()
     fixed.add_argument("--sender", type=names, metavar="NAME",
                        help="use this sender for every row, to compare receivers")
@@ -131,7 +128,9 @@ def _headline(settings: dict, machine: dict) -> str:
     cpus = settings["cpus"]
     pinned = (f"sender on CPU {cpus['sender']}, receiver on CPU {cpus['receiver']}" if cpus
               else "not pinned")
-    return (f"fastnet bench: UDP on 127.0.0.1, {settings['duration_s']:g} s per row, {pinned}\n"
+    what = "UDP" if settings["proto"] == "udp" else "TCP, length-prefixed frames,"
+    return (f"fastnet bench: {what} on 127.0.0.1, {settings['duration_s']:g} s per row, "
+            f"{pinned}\n"
             f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
             f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
             f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
@@ -145,6 +144,30 @@ def _reader_gone() -> int:
     return 1
 
 
+def _check_proto(parser, args) -> None:
+    """Fill in the defaults of ``--proto``, refuse what does not apply to it."""
+    if args.proto == "udp":
+        args.sizes = args.sizes or list(DEFAULT_SIZES)
+        args.backends = args.backends or list(BACKENDS)
+        over = [size for size in args.sizes if size > MAX_DATAGRAM]
+        if over:
+            parser.error(f"--sizes {over[0]} is over {MAX_DATAGRAM}, the largest UDP payload "
+                         f"over IPv4")
+        return
+    args.sizes = args.sizes or list(_tcp.DEFAULT_SIZES)
+    args.backends = args.backends or list(_tcp.BACKENDS)
+    if args.sender or args.receiver:
+        parser.error("--sender and --receiver apply to --proto udp only")
+    others = [name for name in args.backends if name not in _tcp.BACKENDS]
+    if others:
+        parser.error(f"--proto tcp measures the fastnet engines ({', '.join(_tcp.BACKENDS)}), "
+                     f"not {', '.join(others)}")
+    over = [size for size in args.sizes if size > _tcp.MAX_SIZE]
+    if over:
+        parser.error(f"--sizes {over[0]} is over {_tcp.MAX_SIZE}, the longest frame "
+                     f"(max_frame)")
+
+
 def run(parser, args) -> int:
     from fastnet._bench import RCVBUF, report
     from fastnet._bench.backends import Catalog
@@ -153,6 +176,7 @@ def run(parser, args) -> int:
     from fastnet._bench.runner import pick_cpus, run_jobs
 
     duration = args.duration or (QUICK_DURATION if args.quick else DEFAULT_DURATION)
+    _check_proto(parser, args)
     _check_output_path(parser, "--json", args.json)
     _check_output_path(parser, "--plot", args.plot)
     if args.plot:
@@ -160,35 +184,39 @@ def run(parser, args) -> int:
         if missing:
             parser.error(missing)
 
+    tcp = args.proto == "tcp"
     fixed = args.sender or args.receiver
-    catalog = Catalog(list(args.backends) + ([fixed] if fixed else []))
+    catalog = None if tcp else Catalog(list(args.backends) + ([fixed] if fixed else []))
     if fixed and catalog.unavailable(fixed):
         side = "--sender" if args.sender else "--receiver"
         sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: "
                          f"{catalog.unavailable(fixed)}\n")
         return 1
 
-    cpus = pick_cpus(args.pin)
+    # The TCP rows' processes are not pinned (fastnet._bench_tcp).
+    cpus = None if tcp else pick_cpus(args.pin)
     settings = {
+        "proto": args.proto,
         "host": "127.0.0.1", "duration_s": duration, "sizes": args.sizes,
         "backends": args.backends, "sender": args.sender, "receiver": args.receiver,
         "cpus": {"sender": cpus[0], "receiver": cpus[1]} if cpus else None,
-        "rcvbuf_requested": RCVBUF,
+        "rcvbuf_requested": None if tcp else RCVBUF,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    machine = describe(find_compiler() if catalog.reference_binary else None)
+    machine = describe(find_compiler() if catalog and catalog.reference_binary else None)
     try:
         print(_headline(settings, machine), flush=True)
     except BrokenPipeError:
         return _reader_gone()
 
-    jobs = _jobs(args)
-    progress = _Progress(len(jobs), duration)
+    progress = _Progress(len(args.sizes) * len(args.backends), duration)
     try:
-        outcomes = run_jobs(jobs, catalog, duration, cpus, progress)
+        if tcp:
+            rows = _tcp.run_rows(args.backends, args.sizes, duration, progress)
+        else:
+            rows = report.build_rows(run_jobs(_jobs(args), catalog, duration, cpus, progress))
     finally:
         progress.done()
-    rows = report.build_rows(outcomes)
     written = []
     if args.json:
         report.write_json(args.json, report.document(machine, settings, rows))
@@ -198,7 +226,8 @@ def run(parser, args) -> int:
         written.append(f"Plot written to {args.plot}")
     try:
         print()
-        print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver))
+        print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver,
+                                   unit="frames" if tcp else "datagrams"))
         if written:
             print("\n" + "\n".join(written))
         sys.stdout.flush()

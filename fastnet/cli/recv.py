@@ -7,39 +7,42 @@ captured are taken too, and a summary goes to stdout (``--json``: the final
 stats as one JSON object). Exit status: 0, or 130 after Ctrl-C (the summary
 is still printed), 1 if receiving failed, 2 for bad arguments or an address
 that cannot be bound.
+
+``--out FILE`` records what arrives (.pcap or .npy); a multicast GROUP:PORT
+is joined (``--interface``, ``--source``); ``--workers N`` receives in N
+processes sharing the port (fastnet/cli/_recv_workers.py); ``--tcp``
+accepts one connection and receives length-prefixed frames
+(fastnet/cli/_recv_tcp.py).
 """
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import sys
 import time
 import warnings
 
 from . import _args
+from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
+from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
-STATUS_INTERVAL = 0.5  # seconds between status line updates
 
-
-def byte_size(text: str) -> int:
-    """A byte count: ``4194304``, ``4M``, ``512K``, ``1G`` (powers of 1024)."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
-    scale = units.get(stripped[-1:], 1)
-    if scale != 1:
-        stripped = stripped[:-1]
-    return _args.positive_int(stripped) * scale if stripped else _args.positive_int(text)
+#: Defaults of the UDP-only options (None on the command line: not given).
+DEFAULT_RING_SIZE = 64
+DEFAULT_ON_FULL = "block"
 
 
 def add_parser(subparsers) -> None:
     from .._backend import BACKENDS
     parser = subparsers.add_parser(
         "recv", help="receive datagrams and count every loss", description=DESCRIPTION)
-    parser.add_argument("address", type=_args.host_port, metavar="HOST:PORT",
-                        help="address to bind: HOST:PORT, [IPv6]:PORT, or PORT alone for "
-                             "loopback (port 0: any free port, printed at start)")
+    parser.add_argument("address", nargs="?", type=_args.host_port,
+                        default=(_args.DEFAULT_HOST, _args.DEFAULT_PORT), metavar="HOST:PORT",
+                        help=f"address to bind: HOST:PORT, [IPv6]:PORT, a multicast GROUP:PORT, "
+                             f"or PORT alone for loopback (default {_args.DEFAULT_HOST}:"
+                             f"{_args.DEFAULT_PORT}; port 0: any free port, printed at start)")
     parser.add_argument("--count", type=_args.positive_int, metavar="N",
                         help="stop after at least N datagrams")
     parser.add_argument("--duration", type=_args.positive_float, metavar="S",
@@ -48,151 +51,193 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seq", action="store_true",
                         help="track the 64-bit big-endian counter at offset 0 that "
                              "'fastnet send' writes: gaps, lost, reordered, duplicates")
+    parser.add_argument("--out", metavar="FILE",
+                        help="record what arrives to FILE: .pcap (Wireshark) or .npy "
+                             "(.npy only with --tcp)")
     parser.add_argument("--slot-size", type=_args.positive_int, default=9000, metavar="BYTES",
                         help="bytes per datagram; longer ones are cut and counted (default 9000)")
     parser.add_argument("--batch-size", type=_args.positive_int, default=1024, metavar="N",
                         help="datagrams per batch (default 1024)")
-    parser.add_argument("--ring-size", type=_args.positive_int, default=64, metavar="N",
-                        help="batches in the ring (default 64)")
+    parser.add_argument("--ring-size", type=_args.positive_int, metavar="N",
+                        help=f"batches in the ring (default {DEFAULT_RING_SIZE})")
     parser.add_argument("--rcvbuf", type=byte_size, metavar="BYTES",
                         help="socket receive buffer to ask for, e.g. 64M")
-    parser.add_argument("--on-full", choices=("block", "drop"), default="block",
+    parser.add_argument("--gro", action="store_true",
+                        help="UDP receive offload: keeps up with GSO senders; the kernel's drop "
+                             "count then counts buffers of up to 64 datagrams (use --seq)")
+    parser.add_argument("--on-full", choices=("block", "drop"),
                         help="when the ring is full: stop reading (the kernel queues, then "
-                             "drops) or read and discard (counted as ring overruns)")
+                             "drops; the default) or read and discard (counted as ring overruns)")
+    parser.add_argument("--interface", metavar="IFACE",
+                        help="with a multicast GROUP:PORT: interface to join on (name, index "
+                             "or address)")
+    parser.add_argument("--source", metavar="ADDR",
+                        help="with a multicast GROUP:PORT: receive only from this sender "
+                             "(source-specific join)")
+    parser.add_argument("--workers", type=_args.positive_int, default=1, metavar="N",
+                        help="receive in N processes sharing the port (SO_REUSEPORT: the kernel "
+                             "spreads senders, not one sender's stream, over them)")
+    parser.add_argument("--tcp", action="store_true",
+                        help="accept one TCP connection and receive length-prefixed frames")
     parser.add_argument("--backend", choices=tuple(BACKENDS),
                         help="engine (default: fastnet.backend)")
+    _args.add_framing_arguments(parser, receiving=True)
     parser.set_defaults(func=run)
 
 
-def _fail(message: str, status: int) -> int:
-    print(f"fastnet recv: error: {message}", file=sys.stderr)
-    return status
+def _is_multicast(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_multicast
+    except ValueError:
+        return False
+
+
+def _refusal(args):
+    """Why these arguments do not go together, or None."""
+    from .._capture import format_for_path
+    host = args.address[0]
+    if args.tcp:
+        udp_only = [flag for flag, given in (
+            ("--workers", args.workers > 1), ("--ring-size", args.ring_size is not None),
+            ("--on-full", args.on_full is not None), ("--rcvbuf", args.rcvbuf is not None),
+            ("--gro", args.gro),
+            ("--interface", args.interface is not None),
+            ("--source", args.source is not None)) if given]
+        if udp_only:
+            return f"{', '.join(udp_only)} do not apply to --tcp"
+    else:
+        framing = _args.framing_flags_given(args)
+        if framing:
+            return f"{', '.join(framing)} apply to --tcp only"
+        if args.out is not None and args.workers > 1:
+            return ("--out records one receiver; with --workers each process would need a "
+                    "file of its own")
+        if args.workers > 1 and _is_multicast(host):
+            # __udp4_lib_mcast_deliver (and the IPv6 one) hand a copy to every
+            # matching socket; SO_REUSEPORT spreads only unicast.
+            return ("--workers cannot spread multicast: the kernel gives every socket of the "
+                    "group its own copy of each datagram")
+        if (args.interface is not None or args.source is not None) and not _is_multicast(host):
+            flag = "--interface" if args.interface is not None else "--source"
+            return f"{flag} applies to a multicast GROUP:PORT, and {host} is not a group"
+    if args.out is not None:
+        try:
+            kind = format_for_path(args.out)
+        except ValueError as exc:
+            return str(exc)
+        if args.tcp and kind != "npy":
+            return ("--out with --tcp records frames to .npy only: a pcap file holds "
+                    "UDP/IP packets")
+    return None
+
+
+def run(args) -> int:
+    problem = _refusal(args)
+    if problem is not None:
+        return fail(problem, 2)
+    if args.tcp:
+        from ._recv_tcp import run_tcp
+        return run_tcp(args)
+    if args.workers > 1:
+        from ._recv_workers import run_workers
+        return run_workers(args)
+    return _run_receiver(args)
+
+
+def interface_arg(text):
+    """--interface: a name or an address, or a number for an interface index."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def receiver_options(args) -> dict:
+    """The Receiver's keywords from the arguments (but address and backend)."""
+    import fastnet
+    return dict(slot_size=args.slot_size, batch_size=args.batch_size,
+                ring_size=args.ring_size or DEFAULT_RING_SIZE, rcvbuf=args.rcvbuf,
+                on_full=args.on_full or DEFAULT_ON_FULL,
+                seq=fastnet.SeqField() if args.seq else None,
+                interface=interface_arg(args.interface), source=args.source, gro=args.gro)
 
 
 def _open(args):
     import fastnet
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastnet.BufferSizeWarning)
-        rx = fastnet.Receiver(
-            args.address, slot_size=args.slot_size, batch_size=args.batch_size,
-            ring_size=args.ring_size, rcvbuf=args.rcvbuf, on_full=args.on_full,
-            seq=fastnet.SeqField() if args.seq else None, backend=args.backend)
+        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
     for warning in caught:
         print(f"fastnet recv: warning: {warning.message}", file=sys.stderr)
+    if args.out is not None:
+        try:
+            rx.record(args.out)
+        except BaseException:
+            rx.close()
+            raise
     return rx
 
 
-class _Meter:
-    """Rates over the time datagrams were arriving (first batch to last)."""
-
-    def __init__(self):
-        self.started = time.monotonic()
-        self.first = self.last = None
-
-    def saw_batch(self) -> None:
-        self.last = time.monotonic()
-        if self.first is None:
-            self.first = self.last
-
-    def active_seconds(self) -> float:
-        if self.first is None or self.last <= self.first:
-            return time.monotonic() - self.started
-        return self.last - self.first
+def stats_dict(stats) -> dict:
+    """A ReceiverStats as the report's dict (with ``accounted``)."""
+    return dict(stats.as_dict(), accounted=stats.accounted)
 
 
-def _status_line(stats, previous, interval: float) -> str:
-    packets = stats.packets - previous.packets
-    bits = 8 * (stats.bytes - previous.bytes)
-    line = (f"{packets / interval:12,.0f} datagrams/s {bits / interval / 1e9:7.3f} Gbit/s  "
-            f"total {stats.packets:,}  dropped: kernel {stats.kernel_drops:,} "
-            f"ring {stats.ring_overruns:,}")
-    if stats.seq_gaps is not None:
-        line += f"  seq gaps {stats.seq_gaps:,} lost {stats.seq_lost:,}"
-    return line
-
-
-def _summary(stats, seconds: float, interrupted: bool) -> str:
-    rate = stats.packets / seconds if seconds > 0 else 0.0
-    gbits = 8 * stats.bytes / seconds / 1e9 if seconds > 0 else 0.0
-    lines = [
-        f"received {stats.packets:,} datagrams ({stats.bytes:,} bytes in {stats.batches:,} "
-        f"batches) in {seconds:.3f} s: {rate:,.0f} datagrams/s, {gbits:.3f} Gbit/s"
-        + ("  [interrupted]" if interrupted else ""),
-        f"dropped: kernel {stats.kernel_drops:,}, ring overruns {stats.ring_overruns:,} "
-        f"({stats.ring_overrun_batches:,} batches), unread at stop {stats.unread:,}; "
-        f"accounted for {stats.accounted:,}",
-        f"truncated: {stats.truncated:,}",
-    ]
-    if stats.seq_gaps is not None:
-        lines.append(f"seq: lost {stats.seq_lost:,} in {stats.seq_gaps:,} gaps, reordered "
-                     f"{stats.seq_reordered:,}, duplicates {stats.seq_duplicates:,}, "
-                     f"too short {stats.seq_short:,}")
-    return "\n".join(lines)
-
-
-def run(args) -> int:
+def _run_receiver(args) -> int:
     import fastnet
     try:
         rx = _open(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        host, port = args.address
-        return _fail(f"cannot receive on {host}:{port}: {exc}", 2)
+        return fail(f"cannot receive on {where(args.address)}: {exc}", 2)
     notice_if_wildcard("recv", rx.address)
-    live = sys.stderr.isatty()
-    meter = _Meter()
+    meter = Meter()
     interrupted = False
     error = None
-    with rx:
-        print(f"receiving on {rx.address[0]}:{rx.address[1]} ({rx.backend} engine)",
-              file=sys.stderr, flush=True)
+    rx.start()
+    status = StatusLine(stats_dict(rx.stats))
+    try:
+        print(f"receiving on {where(rx.address)} ({rx.backend} engine)"
+              + (f", recording to {args.out}" if args.out else ""), file=sys.stderr, flush=True)
         deadline = None if args.duration is None else meter.started + args.duration
-        previous, previous_at = rx.stats, time.monotonic()
-        next_status = previous_at + STATUS_INTERVAL
         delivered = 0
-        try:
-            while args.count is None or delivered < args.count:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    break
-                wait = next_status - now
-                if deadline is not None:
-                    wait = min(wait, deadline - now)
-                try:
-                    batch = rx.get(timeout=max(0.0, wait))
-                except TimeoutError:
-                    pass
-                else:
-                    delivered += batch.count
-                    meter.saw_batch()
-                if time.monotonic() >= next_status:
-                    stats, at = rx.stats, time.monotonic()
-                    if live:
-                        sys.stderr.write("\r" + _status_line(stats, previous, at - previous_at)
-                                         + "\x1b[K")
-                        sys.stderr.flush()
-                    previous, previous_at, next_status = stats, at, at + STATUS_INTERVAL
-            rx.stop()
-            for batch in rx:   # what was captured before the stop is counted too
+        while args.count is None or delivered < args.count:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait = status.due - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            try:
+                batch = rx.get(timeout=max(0.0, wait))
+            except TimeoutError:
+                pass
+            else:
+                delivered += batch.count
                 meter.saw_batch()
-        except KeyboardInterrupt:
-            interrupted = True
-        except fastnet.ReceiverStopped:
-            pass
-        except Exception as exc:  # noqa: BLE001 - reported in one line below
-            error = exc
-    if live:
-        sys.stderr.write("\n")
-    stats = rx.stats
+            status.update(lambda: stats_dict(rx.stats))
+        rx.stop()
+        for _ in rx:   # what was captured before the stop is counted too
+            meter.saw_batch()
+    except KeyboardInterrupt:
+        interrupted = True
+    except fastnet.ReceiverStopped:
+        pass
+    except Exception as exc:  # noqa: BLE001 - reported in one line below
+        error = exc
+    finally:
+        try:
+            rx.close()   # finishes the recording, if it was not finished by stop()
+        except Exception as exc:  # noqa: BLE001 - a recording error: reported below
+            error = error or exc
+    status.end()
+    stats = stats_dict(rx.stats)
     seconds = meter.active_seconds()
     if args.json:
-        report = dict(stats.as_dict(), accounted=stats.accounted, address=list(rx.address),
-                      backend=rx.backend, seconds=round(seconds, 6),
-                      datagrams_per_s=stats.packets / seconds if seconds > 0 else 0.0,
-                      gbit_per_s=8 * stats.bytes / seconds / 1e9 if seconds > 0 else 0.0,
-                      interrupted=interrupted)
-        print(json.dumps(report))
+        extra = {"out": args.out} if args.out else {}
+        print(json_report(stats, seconds, interrupted, proto="udp", address=list(rx.address),
+                          backend=rx.backend, **extra))
     else:
-        print(_summary(stats, seconds, interrupted))
+        print(summary(stats, seconds, interrupted, out=args.out))
     if error is not None:
-        return _fail(f"receiving failed: {error}", 1)
+        recorder = rx.recorder
+        if recorder is not None and recorder.stats.error is error:
+            return fail(f"recording to {args.out} failed: {error}", 1)
+        return fail(f"receiving failed: {error}", 1)
     return 130 if interrupted else 0

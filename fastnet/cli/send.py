@@ -5,6 +5,8 @@ receiver can count gaps), the rest zero. ``--pps`` paces datagrams/s,
 ``--rate`` payload bits/s (K/M/G suffixes). ``--replay FILE`` sends a pcap or
 .npy capture again at its recorded timing, ``--speed`` times faster, or as
 fast as possible with ``--speed max``. Ctrl-C stops and prints the summary.
+``--tcp`` connects and sends the same numbered payloads as length-prefixed
+frames (fastnet/cli/_send_tcp.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import time
 
 import numpy as np
 
-from ._args import DEFAULT_HOST, bit_rate, host_port, positive_float, positive_int
+from . import _args
+from ._args import DEFAULT_HOST, DEFAULT_PORT, bit_rate, host_port, positive_float, positive_int
 from ._bind import bind_source
 
-DEFAULT_PORT = 7788
 DEFAULT_COUNT = 1000           # when neither --count nor --duration is given
 SEQUENCE_BYTES = 8
 #: Largest UDP payload: 65535 minus the UDP header (8) and IPv4 header (20);
@@ -69,6 +71,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--speed", type=_speed, default=_UNSET, metavar="X|max",
                         help="with --replay: X times the recorded pace, or max (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--tcp", action="store_true",
+                        help="connect over TCP and send length-prefixed frames")
+    _args.add_framing_arguments(parser, receiving=False)
     parser.set_defaults(func=run)
 
 
@@ -81,6 +86,12 @@ def run(args) -> int:
     from .. import Sender
     from .._capture import CaptureError, read_capture
 
+    if args.tcp:
+        from ._send_tcp import run_tcp
+        return run_tcp(args)
+    framing = _args.framing_flags_given(args)
+    if framing:
+        return _fail(f"{', '.join(framing)} apply to --tcp only")
     host, port = args.address
     replaying = args.replay is not None
     if replaying and args.size is not None:
@@ -168,7 +179,7 @@ def _print_summary(args, speed, stats, backend, interrupted, error, reader) -> N
         "sent": stats.sent, "bytes": stats.bytes, "elapsed": round(stats.elapsed, 6),
         "pps": round(stats.pps, 1), "bps": round(stats.bps, 1), "calls": stats.calls,
         "host": host, "port": port, "backend": backend, "interrupted": interrupted,
-        "error": None if error is None else str(error),
+        "error": None if error is None else str(error), "proto": "udp",
     }
     if reader is not None:
         summary.update(replay=args.replay, speed="max" if speed is None else speed,

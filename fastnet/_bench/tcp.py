@@ -1,0 +1,69 @@
+"""``fastnet bench --proto tcp``: framed messages over loopback TCP, as rows of the UDP report.
+
+The measuring is ``fastnet._bench_tcp.run_tcp_bench``'s (a receiver and a
+sender process per row, ``recv_frames``/``send_frames`` on the backend
+measured). This module runs it one row at a time, so that a row that cannot
+run or fails is reported as such (``status``/``note``) instead of ending the
+run, and turns its figures into the rows of fastnet/_bench/report.py: the
+same keys and ratios over the ``python`` row, with ``proto="tcp"``. TCP
+drops nothing and has no reference peer here: ``kernel_drops``, ``rcvbuf``,
+``ref_backend`` and the reference ratios are None.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Callable, Iterable, List, Optional
+
+from .report import build_rows
+from .runner import Job, Outcome
+
+__all__ = ["BACKENDS", "DEFAULT_SIZES", "MAX_SIZE", "run_rows"]
+
+#: The engines measured over TCP, in the order rows are shown.
+BACKENDS = ("cython", "python")
+#: Frame payload sizes measured when ``--sizes`` is not given.
+DEFAULT_SIZES = (64, 1024, 65536)
+#: Largest frame payload: the default ``max_frame`` (16 MiB).
+MAX_SIZE = 16 * 2**20
+
+
+def _outcome(job: Job, duration: float) -> Outcome:
+    from fastnet import _backend
+    from fastnet._bench_tcp import run_tcp_bench
+    try:
+        _backend.load(job.backend)
+    except ImportError as exc:
+        return Outcome(job, status="skipped", note=str(exc))
+    try:
+        [row] = run_tcp_bench([job.backend], [job.size], duration)
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return Outcome(job, status="failed", note=str(exc))
+    sent, received = row["sent"], row["received"]
+    # The report derives rates from counts and times: give it the times
+    # these rates came from (the receiver's window opens at its first frame).
+    sender = {"sent": sent, "wall_s": sent / row["send_pps"] if row["send_pps"] else duration,
+              "cpu_s": row["send_cpu_us"] * sent / 1e6}
+    receiver = {"received": received, "first_count": 0,
+                "window_s": received / row["recv_pps"] if row["recv_pps"] else 0.0,
+                "cpu_s": row["recv_cpu_us"] * received / 1e6, "rcvbuf": None}
+    note = "" if sent == received else "the receiver gave up before the sender finished"
+    return Outcome(job, note=note, sender=sender, receiver=receiver)
+
+
+def run_rows(backends: Iterable[str], sizes: Iterable[int], duration: float,
+             progress: Optional[Callable[[int, Job], None]] = None) -> List[dict]:
+    """One report row per (size, backend), in the UDP bench's order.
+
+    ``progress(index, job)`` is called before each row, as for UDP.
+    """
+    jobs = [Job(backend, backend, backend, size) for size in sizes for backend in backends]
+    outcomes = []
+    for index, job in enumerate(jobs):
+        if progress is not None:
+            progress(index, job)
+        outcomes.append(_outcome(job, duration))
+    rows = build_rows(outcomes)
+    for row in rows:
+        row.update(proto="tcp", ref_backend=None, ref_fraction=None, send_ref_fraction=None)
+    return rows

@@ -44,13 +44,19 @@ REFUSED_OUTRIGHT = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.
 NEVER_REFUSED = 1 << 16
 
 
-def _shape_problem(lengths, family) -> Optional[str]:
-    """Why these row lengths cannot go out as GSO super-buffers, or None if they can."""
+def _shape_problem(lengths, family, shortest, longest) -> Optional[str]:
+    """Why these row lengths cannot go out as GSO super-buffers, or None if they can.
+
+    ``shortest`` and ``longest`` are the lengths' min and max, already known
+    to the caller: rows all of one length (the usual case) need no more.
+    """
     segment = int(lengths[0])
     if segment <= 0:
         return "GSO cannot carry empty datagrams (row 0 has length 0)"
     if segment > MAX_PAYLOAD[family]:
         return f"rows of {segment} bytes exceed the largest UDP payload ({MAX_PAYLOAD[family]})"
+    if shortest == longest:
+        return None
     head = lengths[:-1]
     if len(head) and (head != segment).any():
         row = int((head != segment).argmax())
@@ -64,9 +70,10 @@ def _shape_problem(lengths, family) -> Optional[str]:
     return None
 
 
-def plan(sock, batch, count: int, gso) -> Tuple[int, int]:
+def plan(sock, batch, count: int, gso, shortest: int, longest: int) -> Tuple[int, int]:
     """``(segment size, rows per super-buffer)`` for rows ``0..count-1``, or ``(0, 0)`` for plain.
 
+    ``shortest``/``longest`` are the min and max of those rows' lengths.
     ``gso=True`` raises ValueError when the rows cannot be carried; ``None``
     uses GSO when the kernel has it and the rows allow it; ``False`` never.
     A socket on which the kernel refused this segment size sends plain.
@@ -78,7 +85,7 @@ def plan(sock, batch, count: int, gso) -> Tuple[int, int]:
     lengths = batch._lengths[:count]
     if gso is None and count < 2:
         return 0, 0
-    problem = _shape_problem(lengths, sock.family)
+    problem = _shape_problem(lengths, sock._af, shortest, longest)
     if problem is not None:
         if gso:
             raise ValueError(f"gso=True: {problem}")
@@ -86,7 +93,7 @@ def plan(sock, batch, count: int, gso) -> Tuple[int, int]:
     segment = int(lengths[0])
     if segment >= sock._gso_refused_from or not features()["gso"]:
         return 0, 0
-    return segment, min(MAX_SEGMENTS, MAX_PAYLOAD[sock.family] // segment)
+    return segment, min(MAX_SEGMENTS, MAX_PAYLOAD[sock._af] // segment)
 
 
 def refused(sock, exc: OSError, segment: int) -> bool:

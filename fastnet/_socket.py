@@ -91,6 +91,10 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._engine = _backend.load(name)
         self._backend = name
         super().__init__(family, type, proto, fileno)
+        # The family and type as plain ints, read once: socket.socket's
+        # properties build an enum on every access, four times a batch call.
+        self._af = int(super().family)
+        self._kind = int(super().type)
         self._lock = threading.Lock()
         self._users = 0
         self._closing = False
@@ -251,10 +255,10 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         if not isinstance(batch, Batch):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
         batch._check_layout()
-        if self.type != _stdsocket.SOCK_DGRAM:
+        if self._kind != _stdsocket.SOCK_DGRAM:
             raise io.UnsupportedOperation(
                 f"{method} needs a SOCK_DGRAM socket, this one is {self.type.name}")
-        if batch.family != self.family:
+        if batch._family != self._af:
             raise ValueError(
                 f"batch is for {batch.family.name} but the socket is {self.family.name}")
 
@@ -281,7 +285,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             return resolved
         if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
             raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
-        if self.family == _stdsocket.AF_INET and len(address) != 2:
+        if self._af == _stdsocket.AF_INET and len(address) != 2:
             raise TypeError(f"AF_INET address must be (host, port), not {address!r}")
         host, port = address[0], address[1]
         if not isinstance(host, str):
@@ -292,9 +296,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             raise TypeError(f"port must be an int, not {type(port).__name__}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0-65535, got {port}")
-        infos = _stdsocket.getaddrinfo(host, port, self.family, _stdsocket.SOCK_DGRAM)
+        infos = _stdsocket.getaddrinfo(host, port, self._af, _stdsocket.SOCK_DGRAM)
         resolved = infos[0][4]
-        if self.family == _stdsocket.AF_INET6:
+        if self._af == _stdsocket.AF_INET6:
             flowinfo = address[2] if len(address) > 2 else resolved[2]
             scope_id = address[3] if len(address) > 3 else resolved[3]
             for name, value, limit in (("flowinfo", flowinfo, 2**20), ("scope_id", scope_id, 2**32)):
@@ -397,12 +401,14 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         """
         self._check_batch(batch, "send_batch")
         count = batch._count
+        shortest = longest = 0
         if count:
             lengths = batch._lengths[:count]
-            if lengths.min() < 0 or lengths.max() > batch._slot_size:
+            shortest, longest = int(lengths.min()), int(lengths.max())
+            if shortest < 0 or longest > batch._slot_size:
                 raise ValueError(f"batch.lengths[:{count}] must be between 0 and slot_size "
                                  f"({batch._slot_size})")
-        segment, per_buffer = _gso.plan(self, batch, count, gso)
+        segment, per_buffer = _gso.plan(self, batch, count, gso, shortest, longest)
         resolved = None if address is None else self._resolve(address)
         deadline = self._deadline(None)
         if not count:

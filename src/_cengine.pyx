@@ -67,6 +67,17 @@ cdef class _Scratch:
     cdef unsigned char *control
     cdef Py_ssize_t capacity
     cdef Prepared prepared
+    # Typed views of the Batch's arrays, taken once: taking them from the
+    # numpy arrays (the buffer protocol and its checks) on every call cost
+    # more than the rest of a small receive's work in Python.
+    cdef uint8_t[:, ::1] data
+    cdef int64_t[::1] lengths
+    cdef uint8_t[:, ::1] addresses
+    cdef uint16_t[::1] ports
+    cdef uint32_t[::1] flowinfo
+    cdef uint32_t[::1] scope_ids
+    cdef int64_t[::1] timestamps
+    cdef uint8_t[::1] truncated
 
     def __cinit__(self, Py_ssize_t capacity):
         self.capacity = capacity
@@ -90,6 +101,14 @@ cdef _Scratch _scratch_of(object batch):
     cdef _Scratch scratch = batch._scratch
     if scratch is None or scratch.capacity != batch._capacity:
         scratch = _Scratch(batch._capacity)
+        scratch.data = batch._data
+        scratch.lengths = batch._lengths
+        scratch.addresses = batch._addresses
+        scratch.ports = batch._ports
+        scratch.flowinfo = batch._flowinfo
+        scratch.scope_ids = batch._scope_ids
+        scratch.timestamps = batch._timestamps
+        scratch.truncated = batch._truncated_u8
         batch._scratch = scratch
     return scratch
 
@@ -121,15 +140,15 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
     cdef int family = batch._family
     cdef Py_ssize_t capacity = batch._capacity
     cdef Py_ssize_t slot = batch._slot_size
-    cdef uint8_t[:, ::1] data = batch._data
-    cdef int64_t[::1] lengths = batch._lengths
-    cdef uint8_t[:, ::1] addresses = batch._addresses
-    cdef uint16_t[::1] ports = batch._ports
-    cdef uint32_t[::1] flowinfo = batch._flowinfo
-    cdef uint32_t[::1] scope_ids = batch._scope_ids
-    cdef int64_t[::1] timestamps = batch._timestamps
-    cdef uint8_t[::1] truncated = batch._truncated_u8
     cdef _Scratch s = _scratch_of(batch)
+    cdef uint8_t[:, ::1] data = s.data
+    cdef int64_t[::1] lengths = s.lengths
+    cdef uint8_t[:, ::1] addresses = s.addresses
+    cdef uint16_t[::1] ports = s.ports
+    cdef uint32_t[::1] flowinfo = s.flowinfo
+    cdef uint32_t[::1] scope_ids = s.scope_ids
+    cdef int64_t[::1] timestamps = s.timestamps
+    cdef uint8_t[::1] truncated = s.truncated
     cdef Py_ssize_t i, total = 0
     cdef int got, err = 0, late = 0
     cdef unsigned int chunk
@@ -228,9 +247,9 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     message the kernel refuses is not sent at all, so rows stay countable.
     """
     cdef int fd = sock.fileno()
-    cdef uint8_t[:, ::1] data = batch._data
-    cdef int64_t[::1] lengths = batch._lengths
     cdef _Scratch s = _scratch_of(batch)
+    cdef uint8_t[:, ::1] data = s.data
+    cdef int64_t[::1] lengths = s.lengths
     cdef sockaddr_in6 dest
     cdef socklen_t dest_len = 0
     cdef Py_ssize_t i, first, per = gso_segments if gso_size else 1
@@ -249,7 +268,7 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, sock.family, &dest)
+        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &dest)
     s.prepared = NOTHING
     for i in range(start, stop):
         # Checked by the caller too, but the array is the user's to write from

@@ -261,6 +261,8 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
     cdef int64_t slot = batch._slot_size
+    cdef Py_ssize_t rows_here
+    cdef bint contiguous
 
     if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
         raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
@@ -278,14 +280,23 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         s.iov[i].iov_base = &data[i, 0]
         s.iov[i].iov_len = <size_t>lengths[i]
     # Message m carries rows start + m*per onwards; there are never more
-    # messages than rows, so the Batch's scratch has room for them.
+    # messages than rows, so the Batch's scratch has room for them. When the
+    # segment size is the slot size, a message's rows lie back to back in
+    # data: one iovec spans them (the kernel imports and copies one range
+    # instead of 64; perf put __import_iovec at 2% of a 64-byte GSO sender).
+    contiguous = gso_size != 0 and gso_size == slot
     for i in range(messages):
         first = start + i * per
+        rows_here = min(per, stop - first)
         hdr = &s.msgs[i].msg_hdr
         hdr.msg_name = &dest if dest_len else NULL
         hdr.msg_namelen = dest_len
         hdr.msg_iov = &s.iov[first]
-        hdr.msg_iovlen = <size_t>min(per, stop - first)
+        if contiguous:
+            s.iov[first].iov_len = <size_t>((rows_here - 1) * slot + lengths[first + rows_here - 1])
+            hdr.msg_iovlen = 1
+        else:
+            hdr.msg_iovlen = <size_t>rows_here
         hdr.msg_flags = 0
         if gso_size:
             # udp(7): UDP_SEGMENT "may also be set for individual sendmsg(2)

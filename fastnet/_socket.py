@@ -102,6 +102,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._ancillary = False
         self._pending_error = None
         self._last_address = (None, None)
+        self._drained = False  # the last recv_batch took fewer than it had room for
         # The pure-Python engine calls this twin (see _untimed_twin).
         self._untimed = self._untimed_twin() if name == "python" else None
         # UDP GSO/GRO: whether UDP_GRO is on, the engine's receive area for
@@ -365,6 +366,10 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             if error is not None:
                 raise error
             engine_recv = self._engine.recv_batch
+            if self._drained and deadline != 0.0 and self._gro_area is None:
+                # The last call emptied the queue: wait before reading rather
+                # than make a read that would almost surely find nothing.
+                self._wait(_POLLIN, deadline)
             while True:
                 if self._gro or self._gro_area is not None:
                     with self._gro_lock:  # one call at a time in the socket's GRO area
@@ -373,6 +378,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     n = engine_recv(self, batch, self._ancillary)
                 if n:
                     batch._count = n
+                    self._drained = n < batch._capacity
                     return n
                 self._wait(_POLLIN, deadline)
         finally:

@@ -78,7 +78,8 @@ def _worker_command(*args) -> list:
 def _worker_env() -> dict:
     # The workers import the same fastnet as this process.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
+    from ._bench.runner import peer_environment
+    env = peer_environment()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
 

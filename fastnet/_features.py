@@ -89,3 +89,9 @@ def features() -> Dict[str, bool]:
     dict each time; the probes themselves run once.
     """
     return dict(_probe())
+
+
+@functools.lru_cache(maxsize=None)
+def supported(name: str) -> bool:
+    """One entry of :func:`features`, without making a dict (for per-call paths)."""
+    return dict(_probe())[name]

@@ -19,7 +19,7 @@ import errno
 import socket as _stdsocket
 from typing import Optional, Tuple
 
-from ._features import features
+from ._features import supported
 
 __all__ = ["plan", "refused", "MAX_SEGMENTS"]
 
@@ -91,7 +91,7 @@ def plan(sock, batch, count: int, gso, shortest: int, longest: int) -> Tuple[int
             raise ValueError(f"gso=True: {problem}")
         return 0, 0
     segment = int(lengths[0])
-    if segment >= sock._gso_refused_from or not features()["gso"]:
+    if segment >= sock._gso_refused_from or not supported("gso"):
         return 0, 0
     return segment, min(MAX_SEGMENTS, MAX_PAYLOAD[sock._af] // segment)
 

@@ -7,6 +7,7 @@ FASTNET_SANITIZE=address,undefined builds it with those sanitizers (see
 README's development section for running the tests under them).
 """
 
+import glob
 import os
 import sys
 
@@ -47,7 +48,11 @@ def extensions():
         flags = [f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
         compile_args = ["-O1", "-g", *flags]
         link_args = flags
-    ext = Extension("fastnet._cengine", ["src/_cengine.pyx"], include_dirs=["src"],
+    # The included and cimported files: listed so that a change rebuilds the
+    # extension and an sdist carries them (setuptools packs an Extension's depends).
+    depends = sorted(glob.glob("src/*.pyx") + glob.glob("src/*.pxi") + glob.glob("src/*.pxd")
+                     + glob.glob("src/*.h"))
+    ext = Extension("fastnet._cengine", ["src/_cengine.pyx"], include_dirs=["src"], depends=depends,
                     define_macros=macros, extra_compile_args=compile_args,
                     extra_link_args=link_args)
     modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3},

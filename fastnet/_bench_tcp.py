@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from typing import Callable, Iterable, List, Optional
+from ._bench.runner import peer_directory, peer_environment
 
 __all__ = ["run_tcp_bench", "DEFAULT_SIZES", "format_table", "main"]
 
@@ -78,7 +79,6 @@ def _worker_command(*args) -> list:
 def _worker_env() -> dict:
     # The workers import the same fastnet as this process.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    from ._bench.runner import peer_environment
     env = peer_environment()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
@@ -88,14 +88,16 @@ def _measure(backend: str, size: int, duration: float) -> dict:
     env = _worker_env()
     limit = duration + GRACE_SECONDS
     receiver = subprocess.Popen(_worker_command("recv", backend, size, duration),
-                                stdout=subprocess.PIPE, text=True, env=env)
+                                stdout=subprocess.PIPE, text=True, env=env,
+                                cwd=peer_directory())
     sender = None
     try:
         port = receiver.stdout.readline().strip()
         if not port.isdigit():
             raise RuntimeError(f"the receiver did not start (it said {port!r})")
         sender = subprocess.Popen(_worker_command("send", backend, size, duration, port),
-                                  stdout=subprocess.PIPE, text=True, env=env)
+                                  stdout=subprocess.PIPE, text=True, env=env,
+                                  cwd=peer_directory())
         sent_out, _ = sender.communicate(timeout=limit)
         received_out, _ = receiver.communicate(timeout=limit)
     finally:

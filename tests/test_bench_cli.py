@@ -293,3 +293,20 @@ def test_receive_rate_leaves_out_the_batch_that_opened_the_window():
     # Everything arrived in one batch: no window, so the sender's time is used.
     assert receive_rate(64, 64, 0.0, 2.0) == 32.0
     assert receive_rate(0, 0, 0.0, 0.0) is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -I keeps the cwd off sys.path from 3.11")
+def test_peers_import_the_same_fastnet_whatever_the_working_directory(tmp_path):
+    # Run from a directory holding another "fastnet" (a source checkout beside
+    # a non-editable install is the real case): `python -m` in the peers must
+    # not pick it up. The parent runs with -I, so only the peers could.
+    shadow = tmp_path / "fastnet"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the shadow fastnet was imported')\n")
+    done = subprocess.run([sys.executable, "-I", "-m", "fastnet", "bench", "--backends", "python",
+                           "--sizes", "64", "--duration", "0.2", "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert "shadow" not in done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert [row["status"] for row in rows] == ["ok"]

@@ -76,6 +76,18 @@ def pick_cpus(pin: bool) -> Optional[Tuple[int, int]]:
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
 
 
+def peer_directory() -> str:
+    """The working directory for peer processes: the one holding this fastnet.
+
+    Peers start as ``python -m fastnet...``, and ``-m`` puts the working
+    directory first on sys.path: run from a source checkout, a peer would
+    import the checkout's fastnet (without the extension of a non-editable
+    install) instead of the one this process runs.
+    """
+    import fastnet
+    return os.path.dirname(os.path.dirname(os.path.abspath(fastnet.__file__)))
+
+
 def peer_environment() -> dict:
     """The environment for peer processes: this one, with numpy's BLAS on one thread.
 
@@ -98,7 +110,8 @@ class _Peer:
         self.stderr = tempfile.TemporaryFile()
         self._buffer = b""
         self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, close_fds=True, env=peer_environment())
+                                     stderr=self.stderr, close_fds=True, env=peer_environment(),
+                                     cwd=peer_directory())
         if cpu is not None:
             try:
                 os.sched_setaffinity(self.proc.pid, {cpu})

@@ -117,6 +117,25 @@ cdef object _os_error(int err):
     return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
+cdef int _receive_failed(object sock, int err, Py_ssize_t received) except -1:
+    """After a receive call failed with ``err``: 1 to stop reading, 0 to try again.
+
+    EINTR: run the signal handlers (a KeyboardInterrupt propagates), then
+    again. EAGAIN: nothing more is queued. Any other error is raised if
+    nothing was received yet, else kept for the next call, as recvmmsg keeps
+    it ("returned on the next call"), so the datagrams already in rows stand.
+    """
+    if err == EINTR:
+        PyErr_CheckSignals()
+        return 0
+    if err == EAGAIN or err == EWOULDBLOCK:
+        return 1
+    if received == 0:
+        raise _os_error(err)
+    sock._pending_error = _os_error(err)
+    return 1
+
+
 cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
     """Receive time in ns from SCM_TIMESTAMPNS, or 0 if the kernel sent none."""
     cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr)
@@ -177,15 +196,9 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
             if got < 0:
                 err = errno
         if got < 0:
-            if err == EINTR:
-                PyErr_CheckSignals()   # raises KeyboardInterrupt etc.
-                continue
-            if err == EAGAIN or err == EWOULDBLOCK:
+            if _receive_failed(sock, err, total):
                 break
-            if total == 0:
-                raise _os_error(err)
-            sock._pending_error = _os_error(err)
-            break
+            continue
         for i in range(total, total + got):
             hdr = &s.msgs[i].msg_hdr
             lengths[i] = s.msgs[i].msg_len

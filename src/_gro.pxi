@@ -308,38 +308,26 @@ cdef object _recv_gro(object sock, object batch, bint gro):
     cdef unsigned int want
     cdef int got, err = 0, late = 0
     cdef Py_ssize_t after
+    cdef bint direct
     while n < rows.capacity and not queue_empty:
-        if area.direct_segment == rows.slot and not area.pending():
+        direct = area.direct_segment == rows.slot and not area.pending()
+        if direct:
             with nogil:
                 got = area.recv_direct(fd, &rows, n, &after, &err)
-            if got < 0:
-                if err == EINTR:
-                    PyErr_CheckSignals()
-                    continue
-                if err == EAGAIN or err == EWOULDBLOCK:
-                    break
-                if n == 0:
-                    raise _os_error(err)
-                sock._pending_error = _os_error(err)
+        else:
+            # Each message gives at least one row: never ask for more than fit.
+            want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
+            with nogil:
+                got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
+                if got < 0:
+                    err = errno
+        if got < 0:
+            if _receive_failed(sock, err, n):
                 break
+            continue
+        if direct:
             n = after
             continue
-        # Each message gives at least one row: never ask for more than fit.
-        want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
-        with nogil:
-            got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
-            if got < 0:
-                err = errno
-        if got < 0:
-            if err == EINTR:
-                PyErr_CheckSignals()
-                continue
-            if err == EAGAIN or err == EWOULDBLOCK:
-                break
-            if n == 0:
-                raise _os_error(err)
-            sock._pending_error = _os_error(err)
-            break
         area.parse(got, rows.slot)
         if late:
             sock._pending_error = _os_error(late)

@@ -113,7 +113,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._gro_area = None
         self._gro_lock = threading.Lock()
         self._gso_refused_from = _gso.NEVER_REFUSED
-        if fileno is not None and self.type == _stdsocket.SOCK_DGRAM:
+        if fileno is not None and self._kind == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
                 self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
             except OSError:
@@ -252,14 +252,16 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         return _buffers.set_buffers(self, rcvbuf, sndbuf)
 
     # -- argument checks, made before any system call ------------------------
-    def _check_batch(self, batch, method: str) -> None:
+    def _check_batch(self, batch, method: str, kind=_stdsocket.SOCK_DGRAM,
+                     match_family: bool = True) -> None:
+        """``batch`` is a Batch, unreshaped, for a ``kind`` socket (and of its family)."""
         if not isinstance(batch, Batch):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
         batch._check_layout()
-        if self._kind != _stdsocket.SOCK_DGRAM:
+        if self._kind != kind:
             raise io.UnsupportedOperation(
-                f"{method} needs a SOCK_DGRAM socket, this one is {self.type.name}")
-        if batch._family != self._af:
+                f"{method} needs a {kind.name} socket, this one is {self.type.name}")
+        if match_family and batch._family != self._af:
             raise ValueError(
                 f"batch is for {batch.family.name} but the socket is {self.family.name}")
 

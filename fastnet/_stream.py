@@ -16,7 +16,6 @@ unwritten rest of a frame the kernel took only part of.
 from __future__ import annotations
 
 import errno
-import io
 import operator
 import os
 import select
@@ -115,10 +114,7 @@ class StreamMixin:
         socket; the kernel's ``OSError`` (``ConnectionResetError`` ...)
         otherwise. Rows get the peer's address, as ``recvfrom`` would.
         """
-        self._check_stream_batch(batch, "recv_frames")
-        if batch.family != self.family:
-            raise ValueError(
-                f"batch is for {batch.family.name} but the socket is {self.family.name}")
+        self._check_batch(batch, "recv_frames", _stdsocket.SOCK_STREAM)
         deadline = self._deadline(timeout)
         batch._count = 0
         state = self._frame_state()
@@ -161,7 +157,8 @@ class StreamMixin:
         An error part way (``OSError``, ``TimeoutError``) carries
         ``exc.sent``: the rows sent before it.
         """
-        self._check_stream_batch(batch, "send_frames")
+        # Frames carry no addresses: a batch of either family will do.
+        self._check_batch(batch, "send_frames", _stdsocket.SOCK_STREAM, match_family=False)
         count = batch._count
         if isinstance(start, bool):
             raise TypeError("start must be an integer, not bool")
@@ -233,14 +230,6 @@ class StreamMixin:
             self._leave()
 
     # -- helpers ---------------------------------------------------------------
-    def _check_stream_batch(self, batch, method: str) -> None:
-        if not isinstance(batch, Batch):
-            raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
-        batch._check_layout()
-        if self.type != _stdsocket.SOCK_STREAM:
-            raise io.UnsupportedOperation(
-                f"{method} needs a SOCK_STREAM socket, this one is {self.type.name}")
-
     def _frame_state(self):
         state = self._frames
         if state is None:

@@ -105,3 +105,19 @@ def proc_net_udp_drops(sock_fileno, family=fastnet.AF_INET):
             if fields[9] == inode:
                 return int(fields[-1])
     raise LookupError(f"inode {inode} not in {table}")
+
+
+def processes_in_group(pgid):
+    """Live processes of a process group (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
+            found.append(int(entry))
+    return found

@@ -22,6 +22,7 @@ from fastnet._bench.reference import find_compiler
 from fastnet._bench.report import ROW_KEYS, build_rows, receive_rate
 from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
+from helpers import processes_in_group
 
 INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
 STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
@@ -174,21 +175,6 @@ def test_reference_rows_are_skipped_without_a_compiler(tmp_path):
     assert rows[("reference", 64)]["status"] == "skipped"
     assert "no C compiler" in rows[("reference", 64)]["note"]
     assert rows[("python", 64)]["status"] == "ok"
-
-
-def processes_in_group(pgid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
-            found.append(int(entry))
-    return found
 
 
 def test_ctrl_c_stops_the_run_and_its_peers():

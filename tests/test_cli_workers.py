@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cli_helpers import bound_port, finish, one_error_line, start_recv
+from helpers import processes_in_group
 
 FLOWS = 12            # sender sockets: SO_REUSEPORT spreads by source port, not by datagram
 PER_FLOW = 50
@@ -56,21 +57,6 @@ def test_summary_lists_each_workers_count(backend):
     line = next(line for line in out.splitlines() if line.startswith("per worker (2): "))
     counts = [int(n.replace(",", "")) for n in line.split(": ")[1].split(", ")]
     assert sum(counts) == 100
-
-
-def processes_in_group(pgid):
-    """Live processes of a process group (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
-                found.append(int(entry))
-    return found
 
 
 def test_ctrl_c_stops_every_worker_with_the_summary(backend):

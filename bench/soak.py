@@ -166,8 +166,10 @@ class Tally:
         self.per_incarnation = {}
         self.last_key = -1
         self.out_of_order = 0
+        self.last_batch = None   # the Batch object counted last
 
     def take(self, batch):
+        self.last_batch = batch
         n = batch.count
         if not n:
             return
@@ -324,6 +326,14 @@ class Soak:
         except KeyboardInterrupt:
             late = time.monotonic() - started - 0.1
             self._record("sigint", late, late < PROMPT_S, f"KeyboardInterrupt after {late:.2f} s")
+            # The interrupt may land in get()'s last instructions (Condition.__exit__,
+            # in threading.py, where the deferral above cannot see it), after the
+            # batch was taken and counted delivered: get() had handed it over, so
+            # count it. (No batch is refilled between being freed and the take
+            # that follows under the same lock, so identity tells them apart.)
+            held = rx._held
+            if held is not None and held is not self.tally.last_batch:
+                self.tally.take(held)
         finally:
             self.interrupts.done()
             timer.join()

@@ -52,7 +52,7 @@ def extensions():
     # extension and an sdist carries them (setuptools packs an Extension's depends).
     depends = sorted(glob.glob("src/*.pyx") + glob.glob("src/*.pxi") + glob.glob("src/*.pxd")
                      + glob.glob("src/*.h"))
-    ext = Extension("fastnet._cengine", ["src/_cengine.pyx"], include_dirs=["src"], depends=depends,
+    ext = Extension("fastnet.engines._cengine", ["src/_cengine.pyx"], include_dirs=["src"], depends=depends,
                     define_macros=macros, extra_compile_args=compile_args,
                     extra_link_args=link_args)
     modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3},

@@ -7,23 +7,23 @@ preallocated numpy arrays. On TCP, batches of length-prefixed frames.
 
 from socket import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
 
-from . import _backend
-from ._backend import available_backends
-from ._batch import Batch
-from ._buffers import BufferSizeWarning
-from ._features import features
-from ._constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
-from ._framing import (Framing, FrameLimitError, FramingError, IncompleteFrameError,
+from . import engines as _backend
+from .engines import available_backends
+from .core.batch import Batch
+from .core.buffers import BufferSizeWarning
+from .core.features import features
+from .constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
+from .core.framing import (Framing, FrameLimitError, FramingError, IncompleteFrameError,
                        SlotTooSmallError)
-from ._capture import CaptureError, CaptureReader, read_capture
-from ._multicast import join_group, leave_group, prepare_multicast_sender
-from ._recorder import Recorder, RecorderStats, open_recorder
-from ._sender import Sender, SenderStats
-from ._socket import socket
-from ._tcp import create_connection, create_server
-from ._receiver import Receiver, ReceiverStopped
-from ._seq import SeqField
-from ._stats import ReceiverStats
+from .capture.reader import CaptureError, CaptureReader, read_capture
+from .core.multicast import join_group, leave_group, prepare_multicast_sender
+from .capture.recorder import Recorder, RecorderStats, open_recorder
+from .send.sender import Sender, SenderStats
+from .core.socket import socket
+from .core.tcp import create_connection, create_server
+from .receive.receiver import Receiver, ReceiverStopped
+from .receive.seq import SeqField
+from .receive.stats import ReceiverStats
 
 __version__ = "0.1.0"
 

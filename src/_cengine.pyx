@@ -2,8 +2,8 @@
 # cython: initializedcheck=False, cdivision=True
 """The Cython engine: recvmmsg/sendmmsg loops over a Batch's numpy arrays.
 
-Same contract as fastnet._pyengine (see fastnet/_cengine.pyi). The Python
-layer (fastnet/_socket.py) has already checked the socket, the batch, the
+Same contract as fastnet.engines.python.batches (see fastnet/engines/_cengine.pyi). The Python
+layer (fastnet/core/socket.py) has already checked the socket, the batch, the
 row lengths and the address, and does all waiting with poll(2); every call
 here is non-blocking (MSG_DONTWAIT) and holds the GIL except around the
 system call itself.
@@ -19,7 +19,7 @@ from posix.time cimport timespec
 
 from _sysnet cimport *
 
-from fastnet import _constants as _C
+from fastnet import constants as _C
 
 # The Python layer uses these values without the C headers; check them here,
 # where the headers are, so a platform with other numbers fails loudly.
@@ -27,7 +27,7 @@ for _name, _value in (("SO_TIMESTAMPNS", SO_TIMESTAMPNS), ("SO_RXQ_OVFL", SO_RXQ
                       ("UDP_SEGMENT", UDP_SEGMENT), ("UDP_GRO", UDP_GRO),
                       ("SOL_UDP", SOL_UDP), ("SO_MEMINFO", SO_MEMINFO)):
     if getattr(_C, _name) != _value:
-        raise ImportError(f"fastnet._constants.{_name} is {getattr(_C, _name)}, "
+        raise ImportError(f"fastnet.constants.{_name} is {getattr(_C, _name)}, "
                           f"the C headers say {_value}")
 
 FEATURES = {

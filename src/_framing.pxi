@@ -1,7 +1,7 @@
 # Included by _cengine.pyx: length-prefixed frames on a stream socket (TCP).
 #
-# Same contract as fastnet/_pyframing.py (see fastnet/_cengine.pyi). The
-# Python layer (fastnet/_stream.py) checks every argument and does all the
+# Same contract as fastnet/engines/python/framing.py (see fastnet/engines/_cengine.pyi). The
+# Python layer (fastnet/core/stream.py) checks every argument and does all the
 # waiting; these loops never block (MSG_DONTWAIT) and hold the GIL except
 # around the system call itself.
 #

@@ -7,7 +7,7 @@
 # past the cut. So super-datagrams are received whole into a per-socket area
 # of 64 KiB buffers, then split into rows with memcpy. What does not fit in
 # the batch stays in the area (the carry-over) and goes first into the next
-# batch. Same contract and results as fastnet/_pyoffload.py.
+# batch. Same contract and results as fastnet/engines/python/offload.py.
 #
 # The direct path: once the kernel has reported a segment size equal to the
 # batch's slot_size (a receiver sized to its sender's datagrams), segments

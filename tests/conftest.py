@@ -22,7 +22,7 @@ def pytest_configure(config):
         reasons = []
         for name in missing:
             try:
-                fastnet._backend.load(name)
+                fastnet.engines.load(name)
             except ImportError as exc:
                 reasons.append(str(exc))
         raise pytest.UsageError(f"expected fastnet backends missing: {'; '.join(reasons)}")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import fastnet
-from fastnet import _backend
+from fastnet import engines as _backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +51,7 @@ def test_asking_for_a_backend_that_cannot_load_names_the_reason(monkeypatch):
 
 
 def test_engine_missing_an_api_name_fails_at_load(monkeypatch):
-    monkeypatch.setitem(_backend.BACKENDS, "broken", "fastnet._constants")
+    monkeypatch.setitem(_backend.BACKENDS, "broken", "fastnet.constants")
     with pytest.raises(ImportError, match="lacks recv_batch"):
         _backend.load("broken")
 

@@ -90,7 +90,7 @@ def test_short_run_on_each_backend(backend, tmp_path):
 def test_a_row_that_cannot_run_or_fails_says_why(monkeypatch):
     def unavailable(name):
         raise ImportError(f"the {name} engine is not built here")
-    monkeypatch.setattr(fastnet._backend, "load", unavailable)
+    monkeypatch.setattr(fastnet.engines, "load", unavailable)
     [skipped] = bench_tcp.run_rows(["cython"], [64], 0.1)
     assert skipped["status"] == "skipped" and "not built" in skipped["note"]
     assert skipped["proto"] == "tcp" and skipped["sent"] is None
@@ -98,7 +98,7 @@ def test_a_row_that_cannot_run_or_fails_says_why(monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("a benchmark worker failed")
-    monkeypatch.setattr("fastnet._bench_tcp.run_tcp_bench", broken)
+    monkeypatch.setattr("fastnet._bench.tcp_run.run_tcp_bench", broken)
     [failed] = bench_tcp.run_rows(["python"], [64], 0.1)
     assert failed["status"] == "failed" and failed["note"] == "a benchmark worker failed"
 

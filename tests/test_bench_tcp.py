@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import fastnet
-from fastnet._bench_tcp import format_table, run_tcp_bench
+from fastnet._bench.tcp_run import format_table, run_tcp_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {"backend", "size", "sent", "received", "loss_pct", "send_pps", "recv_pps", "gbit_s",
@@ -42,13 +42,13 @@ def test_bad_arguments_fail_before_measuring(kwargs, error):
 
 
 def test_standalone_entry_point_prints_a_table():
-    result = subprocess.run([sys.executable, "-m", "fastnet._bench_tcp", "--duration", "0.2",
+    result = subprocess.run([sys.executable, "-m", "fastnet._bench.tcp_run", "--duration", "0.2",
                              "--sizes", "64", "--backends", "python"],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().splitlines()
     assert header.split()[:2] == ["backend", "size"]
     assert row.split()[:2] == ["python", "64"]
-    result = subprocess.run([sys.executable, "-m", "fastnet._bench_tcp", "--sizes", "x"],
+    result = subprocess.run([sys.executable, "-m", "fastnet._bench.tcp_run", "--sizes", "x"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and "sizes" in result.stderr

@@ -42,7 +42,7 @@ def test_capped_request_warns_naming_the_sysctl(backend, monkeypatch):
     real = stdsocket.socket.setsockopt
 
     def no_force(sock, level, option, *args):
-        if option in (fastnet._constants.SO_RCVBUFFORCE, fastnet._constants.SO_SNDBUFFORCE):
+        if option in (fastnet.constants.SO_RCVBUFFORCE, fastnet.constants.SO_SNDBUFFORCE):
             raise PermissionError(1, "Operation not permitted")
         return real(sock, level, option, *args)
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import fastnet
-from fastnet._fanout import FanOut, FanOutError, bind_reuse_port, merge_stats
+from fastnet.receive.fanout import FanOut, FanOutError, bind_reuse_port, merge_stats
 
 FLOWS = 16           # distinct source ports: the kernel spreads flows, not datagrams
 PER_FLOW = 25

@@ -8,7 +8,7 @@ import pytest
 
 import fastnet
 from helpers import AVAILABLE
-from fastnet import _constants as C
+from fastnet import constants as C
 from helpers import receive_exactly
 
 pytestmark = pytest.mark.skipif(not (fastnet.features()["gso"] and fastnet.features()["gro"]),

@@ -17,8 +17,8 @@ import pytest
 
 import conftest
 import fastnet
-from fastnet import _constants as C
-from fastnet._gso import MAX_PAYLOAD, NEVER_REFUSED
+from fastnet import constants as C
+from fastnet.core.gso import MAX_PAYLOAD, NEVER_REFUSED
 from helpers import receive_exactly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet._npyfile import MAGIC, record_dtype
+from fastnet.capture.npy import MAGIC, record_dtype
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
 import fuzz_npy  # noqa: E402  (tests/fuzz/fuzz_npy.py)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet._framing import MAX_FRAME_LIMIT
+from fastnet.core.framing import MAX_FRAME_LIMIT
 
 from tcp_helpers import tcp_pair
 

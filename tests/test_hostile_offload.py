@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet import _constants as C
-from fastnet._ancillary import receive_fields
-from fastnet._pyoffload import GroArea
+from fastnet import constants as C
+from fastnet.engines.python.ancillary import receive_fields
+from fastnet.engines.python.offload import GroArea
 
 from helpers import receive_exactly
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet._seq import SeqTracker
+from fastnet.receive.seq import SeqTracker
 
 HOSTILE = settings(max_examples=50, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet import _pacing
-from fastnet._multicast import (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP,
+from fastnet.send import pacing as _pacing
+from fastnet.core.multicast import (IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP,
                                 MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP)
 
 from helpers import receive_exactly

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import fastnet
-from fastnet import _constants as C
+from fastnet import constants as C
 from fastnet.cli import info as info_cli
 from fastnet.cli import main
 
@@ -73,7 +73,7 @@ def test_info_json_parses_and_matches_the_machine(capsys):
     assert data["features"] == fastnet.features()
     assert data["kernel"]["release"] == platform.release()
     for name in fastnet.available_backends():
-        assert data["engines"][name] == fastnet._backend.load(name).FEATURES
+        assert data["engines"][name] == fastnet.engines.load(name).FEATURES
     with open("/proc/sys/net/core/rmem_max") as handle:
         assert data["limits"]["net.core.rmem_max"] == int(handle.read())
     with open("/proc/sys/net/ipv4/udp_mem") as handle:

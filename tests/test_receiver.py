@@ -338,7 +338,7 @@ def test_capped_rcvbuf_warns(backend, monkeypatch):
     real = stdsocket.socket.setsockopt
 
     def no_force(sock, level, option, *args):
-        if option == fastnet._constants.SO_RCVBUFFORCE:
+        if option == fastnet.constants.SO_RCVBUFFORCE:
             raise PermissionError(1, "Operation not permitted")
         return real(sock, level, option, *args)
 
@@ -384,7 +384,7 @@ def test_interface_is_kept_for_multicast(backend):
 def test_bad_arguments_are_refused_before_any_socket(backend, kwargs, error, monkeypatch):
     kwargs.setdefault("backend", backend)
     made = []
-    monkeypatch.setattr(fastnet._receiver, "_fastsocket",
+    monkeypatch.setattr(fastnet.receive.receiver, "_fastsocket",
                         lambda *a, **k: made.append(1) or fastnet.socket(*a, **k))
     with pytest.raises(error):
         fastnet.Receiver(0, **kwargs)

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 import fastnet
-from fastnet._fanout import bind_reuse_port
-from fastnet._receiver import Receiver
+from fastnet.receive.fanout import bind_reuse_port
+from fastnet.receive.receiver import Receiver
 from helpers import numbers_in, send_numbered
 from netns import multicast_netns, netns_available
 
@@ -128,7 +128,7 @@ def test_bad_options_close_the_socket(backend):
 def test_receiver_with_gro_has_one_row_per_datagram(backend):
     if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
         pytest.skip("kernel without UDP GSO/GRO")
-    from fastnet import _constants as C
+    from fastnet import constants as C
     with fastnet.Receiver(0, gro=True, slot_size=512, backend=backend, rcvbuf=4 << 20,
                           seq=fastnet.SeqField()) as rx:
         assert rx._sock.getsockopt(C.SOL_UDP, C.UDP_GRO) == 1

@@ -111,7 +111,7 @@ def test_the_package_never_unpickles_evaluates_or_loads_arbitrary_objects():
 
 def test_an_npy_with_object_fields_is_refused(tmp_path):
     import numpy as np
-    from fastnet._npyfile import record_dtype
+    from fastnet.capture.npy import record_dtype
     fields = [(name, "O") if name == "payload" else (name, *rest)
               for name, *rest in record_dtype(8).descr]
     path = tmp_path / "objects.npy"

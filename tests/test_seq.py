@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet._seq import SeqTracker
+from fastnet.receive.seq import SeqTracker
 
 
 class ReferenceTracker:
-    """The semantics of fastnet/_seq.py, one datagram at a time, with plain sets."""
+    """The semantics of fastnet/receive/seq.py, one datagram at a time, with plain sets."""
 
     def __init__(self, size, window):
         self.modulus = 1 << (8 * size)
@@ -70,7 +70,7 @@ def batch_of(values, field, *, pad=3):
     return fastnet.Batch.from_payloads(payloads, slot_size=field.end + pad)
 
 
-def track(values, field, *, splits=(), window=fastnet._seq.DEFAULT_WINDOW):
+def track(values, field, *, splits=(), window=fastnet.receive.seq.DEFAULT_WINDOW):
     tracker = SeqTracker(field, window=window)
     bounds = [0, *sorted(set(s for s in splits if 0 < s < len(values))), len(values)]
     for start, stop in zip(bounds, bounds[1:]):

@@ -57,7 +57,7 @@ class Catalog:
 
     @staticmethod
     def _cython_reason() -> Optional[str]:
-        from fastnet import _backend
+        from fastnet import engines as _backend
 
         try:
             _backend.load("cython")

@@ -42,7 +42,7 @@ def _fastnet_socket(kind: str):
 
 
 def _set_rcvbuf(sock, size: int) -> int:
-    from fastnet import _buffers
+    from fastnet.core import buffers as _buffers
 
     with warnings.catch_warnings():
         # A capped buffer is reported in the result ("rcvbuf"), not as a warning.

@@ -1,6 +1,6 @@
 """``fastnet bench --proto tcp``: framed messages over loopback TCP, as rows of the UDP report.
 
-The measuring is ``fastnet._bench_tcp.run_tcp_bench``'s (a receiver and a
+The measuring is ``fastnet._bench.tcp_run.run_tcp_bench``'s (a receiver and a
 sender process per row, ``recv_frames``/``send_frames`` on the backend
 measured). This module runs it one row at a time, so that a row that cannot
 run or fails is reported as such (``status``/``note``) instead of ending the
@@ -29,8 +29,8 @@ MAX_SIZE = 16 * 2**20
 
 
 def _outcome(job: Job, duration: float) -> Outcome:
-    from fastnet import _backend
-    from fastnet._bench_tcp import run_tcp_bench
+    from fastnet import engines as _backend
+    from fastnet._bench.tcp_run import run_tcp_bench
     try:
         _backend.load(job.backend)
     except ImportError as exc:

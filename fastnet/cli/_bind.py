@@ -50,7 +50,7 @@ def bind_source(sock, destination, interface=None):
     bound address, or None where the kernel names no source (the socket then
     stays unbound and the kernel chooses at the first send).
     """
-    from .._multicast import prepare_multicast_sender
+    from ..core.multicast import prepare_multicast_sender
 
     host = destination[0].split("%", 1)[0]
     with socket.socket(sock.family, socket.SOCK_DGRAM) as probe:

@@ -67,7 +67,7 @@ class _Counts:
 
     def __init__(self, seq: bool, recorder):
         from .. import SeqField
-        from .._seq import SeqTracker
+        from ..receive.seq import SeqTracker
         self.packets = self.bytes = self.batches = self.truncated = 0
         self.tracker = SeqTracker(SeqField()) if seq else None
         self.recorder = recorder

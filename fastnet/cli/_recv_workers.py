@@ -1,12 +1,12 @@
 """``fastnet recv --workers N``: N processes receive on one address (SO_REUSEPORT).
 
-The parent binds the N sockets of the group (fastnet/_fanout.py) and hands
+The parent binds the N sockets of the group (fastnet/receive/fanout.py) and hands
 one to each worker process, which runs a Receiver on it with the same
 options as a single ``fastnet recv``. Workers add what they receive to one
 shared counter (for ``--count`` and the status line); at the end (``--count``,
 ``--duration``, Ctrl-C, or a worker failing) the parent asks them all to
 stop, and each drains its Receiver and reports its stats. The summary adds
-them up (fastnet._fanout.merge_stats) and lists each worker's datagrams: the
+them up (fastnet.receive.fanout.merge_stats) and lists each worker's datagrams: the
 kernel's spread, by a hash of the source and destination address and port,
 so one sender always lands on the same worker.
 """
@@ -33,13 +33,13 @@ _PRIVATE_KEYS = ("first_timestamp", "last_timestamp", "warnings")
 def worker_loop(sock, should_stop, options, counter, started) -> dict:
     """One worker: a Receiver on ``sock`` until ``should_stop()``; its stats.
 
-    Runs in a worker process (fastnet._fanout.FanOut). ``counter`` and
+    Runs in a worker process (fastnet.receive.fanout.FanOut). ``counter`` and
     ``started`` are shared ``multiprocessing.Value``s: every worker adds
     its datagrams to the first, and 1 to the second once its capture
     thread runs.
     """
     import fastnet
-    from .._receiver import Receiver
+    from ..receive.receiver import Receiver
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastnet.BufferSizeWarning)
         rx = Receiver._from_socket(sock, **options)
@@ -79,7 +79,7 @@ def run_workers(args) -> int:
     import multiprocessing
 
     import fastnet
-    from .._fanout import FanOut, FanOutError, merge_stats
+    from ..receive.fanout import FanOut, FanOutError, merge_stats
     from .recv import receiver_options
 
     # Shared values must come from the context FanOut starts its workers with.

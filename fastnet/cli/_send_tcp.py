@@ -64,7 +64,7 @@ class _FrameSender:
 
     def __init__(self, sock, size: int, rate):
         from .. import Batch
-        from .._pacing import TokenBucket
+        from ..send.pacing import TokenBucket
         self.sock = sock
         self.size = size
         rows = MAX_ROWS if rate is None else int(min(MAX_ROWS, max(1, rate * CHUNK_WINDOW_S)))
@@ -81,7 +81,7 @@ class _FrameSender:
         self.finished = None
 
     def send(self, count, duration) -> None:
-        from .._pacing import sleep_until
+        from ..send.pacing import sleep_until
         end = None if duration is None else time.monotonic() + duration
         rows = self.batch.capacity
         while count is None or self.sent < count:
@@ -120,7 +120,7 @@ class _FrameSender:
 
 
 def _refusal(args, size):
-    from .._framing import DEFAULT_FRAMING
+    from ..core.framing import DEFAULT_FRAMING
     from .send import _UNSET
     not_tcp = [flag for flag, given in (
         ("--replay", args.replay is not None), ("--speed", args.speed is not _UNSET),

@@ -193,7 +193,7 @@ def run(parser, args) -> int:
                          f"{catalog.unavailable(fixed)}\n")
         return 1
 
-    # The TCP rows' processes are not pinned (fastnet._bench_tcp).
+    # The TCP rows' processes are not pinned (fastnet._bench.tcp_run).
     cpus = None if tcp else pick_cpus(args.pin)
     settings = {
         "proto": args.proto,

@@ -42,7 +42,7 @@ def _read_limit(path: str):
 def collect() -> dict:
     """Everything ``fastnet info`` reports, as plain data."""
     import fastnet
-    from fastnet import _backend
+    from fastnet import engines as _backend
 
     engines = {}
     for name in _backend.BACKENDS:

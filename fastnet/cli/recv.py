@@ -35,7 +35,7 @@ DEFAULT_ON_FULL = "block"
 
 
 def add_parser(subparsers) -> None:
-    from .._backend import BACKENDS
+    from ..engines import BACKENDS
     parser = subparsers.add_parser(
         "recv", help="receive datagrams and count every loss", description=DESCRIPTION)
     parser.add_argument("address", nargs="?", type=_args.host_port,
@@ -94,7 +94,7 @@ def _is_multicast(host: str) -> bool:
 
 def _refusal(args):
     """Why these arguments do not go together, or None."""
-    from .._capture import format_for_path
+    from ..capture.reader import format_for_path
     host = args.address[0]
     if args.tcp:
         udp_only = [flag for flag, given in (

@@ -40,7 +40,7 @@ def _speed(text: str):
 
 
 def add_parser(subparsers) -> None:
-    from .._backend import BACKENDS
+    from ..engines import BACKENDS
     parser = subparsers.add_parser(
         "send", help="send numbered datagrams at a rate, or replay a capture",
         description="Send UDP datagrams holding a 64-bit big-endian sequence number (the rest "
@@ -84,7 +84,7 @@ def _fail(message: str) -> int:
 
 def run(args) -> int:
     from .. import Sender
-    from .._capture import CaptureError, read_capture
+    from ..capture.reader import CaptureError, read_capture
 
     if args.tcp:
         from ._send_tcp import run_tcp

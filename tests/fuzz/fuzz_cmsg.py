@@ -5,8 +5,8 @@ The kernel's control messages reach the pure-Python engine as recvmsg's
 UDP_GRO segment sizes, unknown kinds, short or long data, in any number
 and order), a received super-datagram (its size, its MSG_TRUNC flag, its
 source), and a Batch; then runs what ``recv_batch`` runs on them:
-``receive_fields`` (fastnet/_ancillary.py) and GroArea's load and split
-(fastnet/_pyoffload.py), batch after batch until the super-datagram is used
+``receive_fields`` (fastnet/engines/python/ancillary.py) and GroArea's load and split
+(fastnet/engines/python/offload.py), batch after batch until the super-datagram is used
 up.
 
 The rows must be exactly the independent split below: the buffer cut into
@@ -24,9 +24,9 @@ import sys
 import numpy as np
 
 import fastnet
-from fastnet import _constants as C
-from fastnet._ancillary import receive_fields
-from fastnet._pyoffload import GRO_BUFFER, GroArea
+from fastnet import constants as C
+from fastnet.engines.python.ancillary import receive_fields
+from fastnet.engines.python.offload import GRO_BUFFER, GroArea
 
 from _fuzzlib import Choices, fuzz_main
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import atexit
 
 import fastnet
-from fastnet._npyfile import MAGIC, NpyEncoder, record_dtype
+from fastnet.capture.npy import MAGIC, NpyEncoder, record_dtype
 
 from _fuzzlib import Choices, ScratchFile, fuzz_main
 from fuzz_pcap import read_all

@@ -22,7 +22,7 @@ import struct
 import numpy as np
 
 import fastnet
-from fastnet._pcap_read import LINK_TYPES
+from fastnet.capture.pcap_reader import LINK_TYPES
 
 from _fuzzlib import Choices, ScratchFile, fuzz_main
 

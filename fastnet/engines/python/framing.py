@@ -1,7 +1,7 @@
 """The pure-Python engine's framing loops: length-prefixed frames on a stream.
 
-Same contract as the Cython engine's (fastnet/_cengine.pyi): the caller
-(fastnet/_stream.py) checks every argument and does all waiting; these
+Same contract as the Cython engine's (fastnet/engines/_cengine.pyi): the caller
+(fastnet/core/stream.py) checks every argument and does all waiting; these
 functions never block.
 
 Receiving: bytes are read from the kernel into a per-socket buffer in large
@@ -15,7 +15,7 @@ counted as sent and the rest of it is copied into the state, to be written
 first by the next call: a frame is never left half-written on the wire.
 
 System calls go through the socket's untimed twin (see
-fastnet/_socket.py, _untimed_twin): CPython polls before every call on a
+fastnet/core/socket.py, _untimed_twin): CPython polls before every call on a
 socket with a timeout, even one passed MSG_DONTWAIT, and waits up to that
 timeout; the twin has none, so each call returns at once.
 """

@@ -1,6 +1,6 @@
 """Sender: send datagrams at a target rate, in datagrams/s or bits/s.
 
-Rates are paced with token buckets (fastnet/_pacing.py): the sender sleeps
+Rates are paced with token buckets (fastnet/send/pacing.py): the sender sleeps
 until the next send is due and only polls the clock for the last 50 µs, so a
 slow sender barely uses the CPU; a fast one sends ``burst`` datagrams per
 system call (sendmmsg). ``bps`` counts bits of UDP payload, not of IP or
@@ -22,11 +22,11 @@ import select
 import socket as _stdsocket
 import time
 
-from ._batch import Batch
-from ._checks import positive_int
-from ._multicast import prepare_multicast_sender
-from ._pacing import TokenBucket, sleep_until
-from ._socket import socket as _fastsocket
+from ..core.batch import Batch
+from ..core.checks import positive_int
+from ..core.multicast import prepare_multicast_sender
+from .pacing import TokenBucket, sleep_until
+from ..core.socket import socket as _fastsocket
 
 __all__ = ["Sender", "SenderStats"]
 
@@ -34,7 +34,7 @@ __all__ = ["Sender", "SenderStats"]
 MAX_BURST = 1024
 #: A paced sender's default burst: what the rate sends in this long (1..MAX_BURST).
 BURST_WINDOW_S = 0.001
-#: Tokens a bucket may save up, in seconds of traffic (see fastnet/_pacing.py).
+#: Tokens a bucket may save up, in seconds of traffic (see fastnet/send/pacing.py).
 DEPTH_WINDOW_S = 0.010
 #: A socket that cannot take a datagram for this long is stuck: TimeoutError.
 WRITABLE_TIMEOUT_S = 30.0
@@ -306,9 +306,9 @@ class Sender:
         Datagrams leave at their recorded timing (relative timestamps) divided
         by ``speed``; ``speed=None`` (or ``"max"``) sends as fast as the
         pacing allows. Stops after ``count`` datagrams or ``duration``
-        seconds if given. Returns the number sent. See fastnet/_replay.py.
+        seconds if given. Returns the number sent. See fastnet/send/replay.py.
         """
-        from ._replay import replay
+        from .replay import replay
         return replay(self, source, speed=speed, count=count, duration=duration)
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket as _stdsocket
 import warnings
 
-from . import _constants as C
+from .. import constants as C
 
 __all__ = ["BufferSizeWarning", "set_buffers"]
 

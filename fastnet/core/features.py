@@ -14,7 +14,7 @@ import socket as _stdsocket
 import sys
 from typing import Dict
 
-from . import _constants as C
+from .. import constants as C
 
 __all__ = ["features"]
 

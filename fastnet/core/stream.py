@@ -2,11 +2,11 @@
 
 ``fastnet.socket`` inherits this mixin; it relies on the socket's engine and
 on its waiting machinery (``_enter``/``_leave``/``_wait``/``_deadline`` in
-fastnet/_socket.py), so a blocked call wakes on close() from another thread,
+fastnet/core/socket.py), so a blocked call wakes on close() from another thread,
 on Ctrl-C, and on its timeout, exactly like ``recv_batch``.
 
 Framed batches: each message on the stream is a *frame*, a length prefix
-then that many bytes (fastnet/_framing.py). ``send_frames`` writes rows of a
+then that many bytes (fastnet/core/framing.py). ``send_frames`` writes rows of a
 Batch as frames; ``recv_frames`` fills a Batch with whole frames. A
 per-socket ``FrameState`` of the socket's engine, made on first use, keeps
 what lies between calls: received bytes of a frame not yet complete, and the
@@ -23,8 +23,8 @@ import socket as _stdsocket
 
 import numpy as np
 
-from ._batch import Batch
-from ._framing import DEFAULT_FRAMING, FrameLimitError, IncompleteFrameError, SlotTooSmallError
+from .batch import Batch
+from .framing import DEFAULT_FRAMING, FrameLimitError, IncompleteFrameError, SlotTooSmallError
 
 __all__ = ["StreamMixin"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket as _stdsocket
 
-from ._socket import socket
+from .socket import socket
 
 __all__ = ["create_server", "create_connection"]
 

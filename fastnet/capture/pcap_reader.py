@@ -22,8 +22,8 @@ import struct
 
 import numpy as np
 
-from ._capture import CaptureError
-from ._pcap import SNAPLEN
+from .reader import CaptureError
+from .pcap import SNAPLEN
 
 __all__ = ["iter_pcap", "LINK_TYPES"]
 
@@ -130,7 +130,7 @@ class _Pending:
         return len(self.stamps)
 
     def batch(self, data, slot_size):
-        from ._batch import Batch
+        from ..core.batch import Batch
         n = len(self.stamps)
         kept = np.array(self.kept, dtype=np.int64)
         slot = slot_size or max(1, int(kept.max()))

@@ -17,8 +17,8 @@ CPU time (user + system) per frame, in microseconds.
 ``fastnet bench --proto tcp`` shows these rows in the bench tables
 (fastnet/_bench/tcp.py). Run it on its own for a short table::
 
-    python -m fastnet._bench_tcp --quick
-    python -m fastnet._bench_tcp --duration 5 --sizes 64,1024,65536
+    python -m fastnet._bench.tcp_run --quick
+    python -m fastnet._bench.tcp_run --duration 5 --sizes 64,1024,65536
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from typing import Callable, Iterable, List, Optional
-from ._bench.runner import peer_directory, peer_environment
+from .runner import peer_directory, peer_environment
 
 __all__ = ["run_tcp_bench", "DEFAULT_SIZES", "format_table", "main"]
 
@@ -57,7 +57,7 @@ def run_tcp_bench(backends: Optional[Iterable[str]] = None, sizes: Iterable[int]
     import fastnet
     names = list(backends) if backends is not None else fastnet.available_backends()
     for name in names:
-        fastnet._backend.load(name)  # fail now, with the reason, not in a worker
+        fastnet.engines.load(name)  # fail now, with the reason, not in a worker
     sizes = [int(size) for size in sizes]
     if any(size < 0 for size in sizes):
         raise ValueError(f"sizes must be 0 or more bytes, got {sizes}")
@@ -73,7 +73,7 @@ def run_tcp_bench(backends: Optional[Iterable[str]] = None, sizes: Iterable[int]
 
 
 def _worker_command(*args) -> list:
-    return [sys.executable, "-m", "fastnet._bench_tcp", "--worker", *map(str, args)]
+    return [sys.executable, "-m", "fastnet._bench.tcp_run", "--worker", *map(str, args)]
 
 
 def _worker_env() -> dict:
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     parser = argparse.ArgumentParser(
-        prog="python -m fastnet._bench_tcp",
+        prog="python -m fastnet._bench.tcp_run",
         description="Framed messages over loopback TCP: messages/s and Gbit/s per backend.")
     parser.add_argument("--quick", action="store_true", help="0.5 s per measurement")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")

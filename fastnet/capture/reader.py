@@ -8,7 +8,7 @@ receiver. The format is recognised by the file's first bytes, not its name:
 * classic pcap (either byte order, µs or ns timestamps) with link type RAW,
   IPV4, IPV6, ETHERNET, LINUX_SLL, LINUX_SLL2, NULL or LOOP; packets that are
   not UDP over IP (or are IP fragments) are skipped and counted;
-* the ``.npy`` capture written by fastnet (see fastnet/_npyfile.py).
+* the ``.npy`` capture written by fastnet (see fastnet/capture/npy.py).
 
 A file that is cut short or corrupt yields every batch that was intact, then
 raises :class:`CaptureError` naming the byte offset where it went wrong.
@@ -22,7 +22,7 @@ import socket as _stdsocket
 
 import numpy as np
 
-from ._checks import positive_int
+from ..core.checks import positive_int
 
 __all__ = ["CaptureError", "CaptureReader", "read_capture", "detect_format", "format_for_path"]
 
@@ -88,7 +88,7 @@ class CaptureReader:
     """
 
     def __init__(self, path, batch_size: int = 1024, *, slot_size: int | None = None):
-        from ._batch import MAX_CAPACITY, MAX_SLOT_SIZE, MAX_TOTAL_BYTES
+        from ..core.batch import MAX_CAPACITY, MAX_SLOT_SIZE, MAX_TOTAL_BYTES
         self.batch_size = _at_most(positive_int(batch_size, "batch_size"), "batch_size",
                                    MAX_CAPACITY)
         self.slot_size = (None if slot_size is None else
@@ -119,7 +119,7 @@ class CaptureReader:
         self._started = True
         try:
             if self.format == "pcap":
-                from ._pcap_read import iter_pcap
+                from .pcap_reader import iter_pcap
                 batches = iter_pcap(self.path, self._handle, self.batch_size, self.slot_size,
                                     self.skip_reasons)
             else:
@@ -131,7 +131,7 @@ class CaptureReader:
             self.close()
 
     def _npy_batches(self):
-        from ._npyfile import iter_npy
+        from .npy import iter_npy
         for records, _ in iter_npy(self.path, self._handle, self.batch_size):
             versions = records["ip_version"]
             cuts = np.flatnonzero(versions[1:] != versions[:-1]) + 1
@@ -154,7 +154,7 @@ class CaptureReader:
 
 def batch_from_records(records, slot_size=None):
     """A new Batch holding ``.npy`` capture records of one IP version."""
-    from ._batch import Batch
+    from ..core.batch import Batch
     n = len(records)
     lengths = records["length"].astype(np.int64)
     slot = slot_size or max(1, int(lengths.max()))

@@ -6,7 +6,7 @@ drops them. The Receiver moves reading into its own thread: it fills a ring
 of preallocated Batches with ``recv_batch`` (the GIL is released in the
 system call, so the consumer's Python work overlaps with receiving), and the
 consumer takes filled batches from the ring. Every datagram is delivered or
-counted where it was dropped (see fastnet/_stats.py).
+counted where it was dropped (see fastnet/receive/stats.py).
 
 Ring
 ----
@@ -53,15 +53,15 @@ import time
 
 import numpy as np
 
-from . import _backend
-from . import _buffers
-from . import _constants as C
-from ._batch import MAX_TOTAL_BYTES, Batch
-from ._checks import positive_int
-from ._multicast import join_group
-from ._seq import SeqField, SeqTracker
-from ._socket import socket as _fastsocket
-from ._stats import ReceiverStats
+from .. import engines as _backend
+from ..core import buffers as _buffers
+from .. import constants as C
+from ..core.batch import MAX_TOTAL_BYTES, Batch
+from ..core.checks import positive_int
+from ..core.multicast import join_group
+from .seq import SeqField, SeqTracker
+from ..core.socket import socket as _fastsocket
+from .stats import ReceiverStats
 
 __all__ = ["Receiver", "ReceiverStopped"]
 
@@ -99,7 +99,7 @@ def _bind_address(address):
         address = (DEFAULT_HOST, address)
     elif isinstance(address, str):
         import argparse
-        from .cli._args import host_port
+        from ..cli._args import host_port
         try:
             address = host_port(address)
         except argparse.ArgumentTypeError as exc:
@@ -213,7 +213,7 @@ class Receiver:
         """A Receiver on ``sock``: a bound UDP ``fastnet.socket``, which it then owns.
 
         For sockets bound elsewhere, such as the SO_REUSEPORT group of a
-        fan-out (fastnet/_fanout.py) handed to worker processes. ``options``
+        fan-out (fastnet/receive/fanout.py) handed to worker processes. ``options``
         are the constructor's keywords but ``reuse_port`` and ``backend``
         (the socket has its engine). ``rcvbuf`` and ``timestamps`` are set on
         the bound socket; a socket bound to a multicast group joins it. The
@@ -274,7 +274,7 @@ class Receiver:
             raise TypeError(f"source must be an address string or None, not "
                             f"{type(source).__name__}")
         if backend is None:
-            from . import backend as default_backend
+            from .. import backend as default_backend
             backend = default_backend
         _backend.load(backend)  # ValueError if unknown, ImportError if it cannot load
         self._rcvbuf_request = rcvbuf
@@ -522,8 +522,8 @@ class Receiver:
         recording per Receiver; a stopped Receiver cannot start one
         (``RuntimeError``).
         """
-        from ._capture import format_for_path
-        from ._recorder import open_recorder
+        from ..capture.reader import format_for_path
+        from ..capture.recorder import open_recorder
         format_for_path(path, options.get("format"))  # ValueError before any file exists
         self._check_can_record()
         recorder = open_recorder(path, local_address=self._address, **options)

@@ -19,7 +19,7 @@ import errno
 import socket as _stdsocket
 from typing import Optional, Tuple
 
-from ._features import supported
+from .features import supported
 
 __all__ = ["plan", "refused", "MAX_SEGMENTS"]
 

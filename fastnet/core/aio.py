@@ -38,7 +38,7 @@ class AsyncBatchMixin:
         time limit use ``asyncio.wait_for`` or ``asyncio.timeout``;
         cancelling leaves the socket usable and loses nothing.
         """
-        from ._socket import _Waker, _closed_error
+        from .socket import _Waker, _closed_error
 
         self._check_batch(batch, "recv_batch_async")
         loop = asyncio.get_running_loop()

@@ -1,17 +1,17 @@
-"""The pure-Python engine: the batch loops on the standard library alone.
+"""The pure-Python engine's datagram batches: recv_batch and send_batch.
 
 It is the fallback where the extension is not built and the baseline the
 Cython engine is compared with, so it is written to be as fast as plain
 Python allows (bound methods hoisted, row views made once by the Batch, an
 address cache), not as a straw man.
 
-Contract shared with the Cython engine (fastnet/_cengine.pyi):
+Contract shared with the Cython engine (fastnet/engines/_cengine.pyi):
 
 * ``recv_batch(sock, batch, ancillary, gro=False)`` takes the datagrams
   already queued, up to ``batch.capacity``, without blocking, and returns how
   many (0 when none). The caller has checked the socket and the batch. With
   ``gro`` (or rows still carried over in ``sock._gro_area``) coalesced
-  super-datagrams are split into rows (fastnet/_pyoffload.py).
+  super-datagrams are split into rows (fastnet/engines/python/offload.py).
 * ``send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0)``
   sends rows ``start..stop-1`` without blocking and returns how many went out
   (0 when the kernel would block). An error on the first row raises
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import socket as _stdsocket
 
-from ._ancillary import ANCILLARY_SPACE, receive_fields
-from ._pyoffload import recv_gro, send_gso
-from ._pyframing import FrameState, flush_unsent, recv_frames, send_frames
+from .ancillary import ANCILLARY_SPACE, receive_fields
+from .offload import recv_gro, send_gso
 
-__all__ = ["recv_batch", "send_batch", "FEATURES",
-           "FrameState", "recv_frames", "send_frames", "flush_unsent"]
+__all__ = ["recv_batch", "send_batch", "FEATURES"]
 
 FEATURES = {
     "recvmmsg": False,

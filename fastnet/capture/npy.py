@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from ._capture import CaptureError
+from .reader import CaptureError
 
 __all__ = ["record_dtype", "NpyEncoder", "iter_npy", "MAGIC"]
 

@@ -1,7 +1,7 @@
-"""The engine interface, shared by fastnet._cengine (Cython) and fastnet._pyengine.
+"""The engine interface, shared by fastnet.engines._cengine (Cython) and fastnet.engines.python.batches.
 
-fastnet._backend.ENGINE_API lists these names; both engines export them.
-Callers (fastnet/_socket.py) check every argument first; the engines never
+fastnet.engines.ENGINE_API lists these names; both engines export them.
+Callers (fastnet/core/socket.py) check every argument first; the engines never
 block (MSG_DONTWAIT) and leave waiting to the caller.
 """
 
@@ -9,7 +9,7 @@ from typing import Dict, Optional, Tuple, Union
 
 from socket import socket
 
-from ._batch import Batch
+from ...core.batch import Batch
 
 Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
 
@@ -40,15 +40,15 @@ def send_batch(sock: socket, batch: Batch, start: int, stop: int,
 
     ``gso_size`` 0 sends one datagram per row. Otherwise rows go out
     ``gso_segments`` per message with a UDP_SEGMENT control message of
-    ``gso_size``; the caller (fastnet/_gso.py) has checked that rows
+    ``gso_size``; the caller (fastnet/core/gso.py) has checked that rows
     start..stop-1 all have that length except a shorter, non-empty last one.
     Counts stay in rows; a refused message sent nothing.
     """
 
-# -- length-prefixed frames on stream sockets (fastnet/_pyframing.py, src/_framing.pxi) --
+# -- length-prefixed frames on stream sockets (fastnet/engines/python/framing.py, src/_framing.pxi) --
 
 class FrameState:
-    """Per-socket framing state, made once per socket by fastnet/_stream.py.
+    """Per-socket framing state, made once per socket by fastnet/core/stream.py.
 
     Holds the receive buffer (bytes of frames not yet returned), the
     unwritten rest of a partly sent frame, and the settings.

@@ -1,8 +1,8 @@
 """UDP GSO send and GRO receive for the pure-Python engine.
 
 The same contract and results as the Cython engine (src/_cengine.pyx,
-src/_gro.pxi); see fastnet/_gso.py for when GSO is used and
-fastnet/_cengine.pyi for the engine interface.
+src/_gro.pxi); see fastnet/core/gso.py for when GSO is used and
+fastnet/engines/_cengine.pyi for the engine interface.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import struct
 
 import numpy as np
 
-from . import _constants as C
-from ._ancillary import ANCILLARY_SPACE, receive_fields
+from ... import constants as C
+from .ancillary import ANCILLARY_SPACE, receive_fields
 
 __all__ = ["send_gso", "recv_gro"]
 

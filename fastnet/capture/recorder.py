@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from ._capture import format_for_path
-from ._npyfile import NpyEncoder
-from ._pcap import PcapEncoder, file_header, header_size
+from .reader import format_for_path
+from .npy import NpyEncoder
+from .pcap import PcapEncoder, file_header, header_size
 
 __all__ = ["Recorder", "RecorderStats", "open_recorder"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket as _stdsocket
 import struct
 
-from . import _constants as C
+from ... import constants as C
 
 __all__ = ["receive_fields", "ANCILLARY_SPACE"]
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ._pacing import sleep_until
+from .pacing import sleep_until
 
 __all__ = ["replay", "check_speed"]
 
@@ -34,7 +34,7 @@ def check_speed(speed):
 
 def _batches(source):
     if isinstance(source, (str, bytes, os.PathLike)):
-        from ._capture import read_capture
+        from ..capture.reader import read_capture
         return read_capture(source)
     return source
 

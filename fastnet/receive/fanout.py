@@ -69,7 +69,7 @@ def bind_reuse_port(address, count: int, *, family=None, rcvbuf=None) -> list:
 def _worker(index, sock, backend, loop, loop_args, stop, results):
     # Ctrl-C goes to the whole process group: the parent decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from ._socket import socket as fastsocket
+    from ..core.socket import socket as fastsocket
     try:
         fsock = fastsocket(sock.family, sock.type, fileno=sock.detach(), backend=backend)
     except BaseException:

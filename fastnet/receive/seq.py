@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import positive_int
+from ..core.checks import positive_int
 
 __all__ = ["SeqField", "SeqTracker", "DEFAULT_WINDOW"]
 

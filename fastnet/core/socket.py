@@ -32,13 +32,13 @@ import socket as _stdsocket
 import threading
 import time
 
-from . import _backend
-from . import _buffers
-from . import _constants as C
-from . import _gso
-from ._aio import AsyncBatchMixin
-from ._batch import Batch
-from ._stream import StreamMixin
+from .. import engines as _backend
+from . import buffers as _buffers
+from .. import constants as C
+from . import gso as _gso
+from .aio import AsyncBatchMixin
+from .batch import Batch
+from .stream import StreamMixin
 
 __all__ = ["socket"]
 
@@ -455,5 +455,5 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
 
 def _default_backend_name() -> str:
-    from . import backend  # resolved once at import of the package
+    from .. import backend  # resolved once at import of the package
     return backend

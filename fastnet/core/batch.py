@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
 
-from ._checks import positive_int
+from .checks import positive_int
 
 __all__ = ["Batch"]
 

@@ -7,21 +7,21 @@ preallocated numpy arrays. On TCP, batches of length-prefixed frames.
 
 from socket import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
 
-from . import engines as _backend
+from . import engines as _engines
 from .engines import available_backends
 from .core.batch import Batch
-from .core.buffers import BufferSizeWarning
 from .core.features import features
 from .constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
-from .core.framing import (Framing, FrameLimitError, FramingError, IncompleteFrameError,
-                       SlotTooSmallError)
-from .capture.reader import CaptureError, CaptureReader, read_capture
+from .core.framing import Framing
+from .errors import (BufferSizeWarning, CaptureError, FrameLimitError, FramingError,
+                     IncompleteFrameError, ReceiverStopped, SlotTooSmallError)
+from .capture.reader import CaptureReader, read_capture
 from .core.multicast import join_group, leave_group, prepare_multicast_sender
 from .capture.recorder import Recorder, RecorderStats, open_recorder
 from .send.sender import Sender, SenderStats
 from .core.socket import socket
 from .core.tcp import create_connection, create_server
-from .receive.receiver import Receiver, ReceiverStopped
+from .receive.receiver import Receiver
 from .receive.seq import SeqField
 from .receive.stats import ReceiverStats
 
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 #: Name of the default engine: "cython" when the extension is built, else
 #: "python"; $FASTNET_BACKEND chooses it (and must then load).
-backend: str = _backend.default_backend()
+backend: str = _engines.default_backend()
 
 __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from .reader import CaptureError
+from ..errors import CaptureError
 
 __all__ = ["record_dtype", "NpyEncoder", "iter_npy", "MAGIC"]
 

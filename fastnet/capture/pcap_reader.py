@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-from .reader import CaptureError
+from ..errors import CaptureError
 from .pcap import SNAPLEN
 
 __all__ = ["iter_pcap", "LINK_TYPES"]

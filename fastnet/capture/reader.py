@@ -23,6 +23,7 @@ import socket as _stdsocket
 import numpy as np
 
 from ..core.checks import positive_int
+from ..errors import CaptureError
 
 __all__ = ["CaptureError", "CaptureReader", "read_capture", "detect_format", "format_for_path"]
 
@@ -32,17 +33,6 @@ SUFFIXES = {".pcap": "pcap", ".npy": "npy"}
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _FAMILY_OF_VERSION = {4: _stdsocket.AF_INET, 6: _stdsocket.AF_INET6}
-
-
-class CaptureError(ValueError):
-    """A capture file is of an unknown format, cut short, or corrupt.
-
-    ``offset`` is the byte offset in the file where the problem starts.
-    """
-
-    def __init__(self, message: str, offset: int = 0):
-        super().__init__(message)
-        self.offset = offset
 
 
 def format_for_path(path, format=None) -> str:

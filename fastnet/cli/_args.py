@@ -6,33 +6,20 @@ from __future__ import annotations
 import argparse
 import ipaddress
 
-DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
-#: The port ``fastnet recv`` and ``fastnet send`` use when none is given.
-DEFAULT_PORT = 7788
+from ..core.addresses import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
+
+#: Datagrams ``fastnet send`` sends when neither --count nor --duration is given.
+DEFAULT_COUNT = 1000
+#: The default of an option whose absence must be told apart from any value (--speed).
+UNSET = object()
 
 
 def host_port(text: str) -> tuple:
     """``HOST:PORT``, ``[IPv6]:PORT``, or ``:PORT`` / ``PORT`` for loopback."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"malformed address {text!r}: expected [IPv6]:PORT")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    elif ":" not in text:
-        host, port = "", text
-    else:
-        raise argparse.ArgumentTypeError(
-            f"malformed address {text!r}: write IPv6 addresses as [ADDR]:PORT")
-    host = host or DEFAULT_HOST
     try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"malformed address {text!r}: port must be a number") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"malformed address {text!r}: port must be 0-65535")
-    return host, number
+        return parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def family_of(host: str):

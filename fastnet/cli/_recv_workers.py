@@ -18,6 +18,7 @@ import time
 import warnings
 
 from ._bind import notice_if_wildcard
+from ._recv_options import receiver_options
 from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
 
 #: How often the parent checks --count, --duration and the workers.
@@ -80,7 +81,6 @@ def run_workers(args) -> int:
 
     import fastnet
     from ..receive.fanout import FanOut, FanOutError, merge_stats
-    from .recv import receiver_options
 
     # Shared values must come from the context FanOut starts its workers with.
     context = multiprocessing.get_context("spawn")

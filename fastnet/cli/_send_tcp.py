@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from . import _args
+from ._args import DEFAULT_COUNT, UNSET
 
 #: Frames handed to send_frames per call: about this long of traffic when
 #: paced (so --duration is checked often), at most MAX_ROWS.
@@ -121,9 +122,8 @@ class _FrameSender:
 
 def _refusal(args, size):
     from ..core.framing import DEFAULT_FRAMING
-    from .send import _UNSET
     not_tcp = [flag for flag, given in (
-        ("--replay", args.replay is not None), ("--speed", args.speed is not _UNSET),
+        ("--replay", args.replay is not None), ("--speed", args.speed is not UNSET),
         ("--gso", args.gso), ("--burst", args.burst is not None),
         ("--interface", args.interface is not None)) if given]
     if not_tcp:
@@ -142,7 +142,6 @@ def _refusal(args, size):
 
 def run_tcp(args) -> int:
     from .. import SenderStats, create_connection
-    from .send import DEFAULT_COUNT
     host, port = args.address
     size = 64 if args.size is None else args.size
     problem = _refusal(args, size)

@@ -25,13 +25,12 @@ import warnings
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
+from ._recv_options import DEFAULT_RING_SIZE, receiver_options
 from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 
 #: Defaults of the UDP-only options (None on the command line: not given).
-DEFAULT_RING_SIZE = 64
-DEFAULT_ON_FULL = "block"
 
 
 def add_parser(subparsers) -> None:
@@ -142,21 +141,6 @@ def run(args) -> int:
         from ._recv_workers import run_workers
         return run_workers(args)
     return _run_receiver(args)
-
-
-def interface_arg(text):
-    """--interface: a name or an address, or a number for an interface index."""
-    return int(text) if text is not None and text.isdigit() else text
-
-
-def receiver_options(args) -> dict:
-    """The Receiver's keywords from the arguments (but address and backend)."""
-    import fastnet
-    return dict(slot_size=args.slot_size, batch_size=args.batch_size,
-                ring_size=args.ring_size or DEFAULT_RING_SIZE, rcvbuf=args.rcvbuf,
-                on_full=args.on_full or DEFAULT_ON_FULL,
-                seq=fastnet.SeqField() if args.seq else None,
-                interface=interface_arg(args.interface), source=args.source, gro=args.gro)
 
 
 def _open(args):

@@ -19,10 +19,10 @@ import time
 import numpy as np
 
 from . import _args
-from ._args import DEFAULT_HOST, DEFAULT_PORT, bit_rate, host_port, positive_float, positive_int
+from ._args import (DEFAULT_COUNT, DEFAULT_HOST, DEFAULT_PORT, UNSET, bit_rate, host_port,
+                    positive_float, positive_int)
 from ._bind import bind_source
 
-DEFAULT_COUNT = 1000           # when neither --count nor --duration is given
 SEQUENCE_BYTES = 8
 #: Largest UDP payload: 65535 minus the UDP header (8) and IPv4 header (20);
 #: over IPv6 the 40-byte header is not counted in the payload length field.
@@ -30,7 +30,6 @@ MAX_PAYLOAD = {4: 65507, 6: 65527}
 #: Rows handed to the Sender per call: about this long of traffic, so
 #: --duration is checked often even at low rates.
 CHUNK_WINDOW_S = 0.01
-_UNSET = object()   # --speed not given
 
 
 def _speed(text: str):
@@ -68,7 +67,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--interface", metavar="IFACE",
                         help="outgoing interface for a multicast HOST (name or address)")
     parser.add_argument("--replay", metavar="FILE", help="send this pcap/.npy capture again")
-    parser.add_argument("--speed", type=_speed, default=_UNSET, metavar="X|max",
+    parser.add_argument("--speed", type=_speed, default=UNSET, metavar="X|max",
                         help="with --replay: X times the recorded pace, or max (default 1)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--tcp", action="store_true",
@@ -96,9 +95,9 @@ def run(args) -> int:
     replaying = args.replay is not None
     if replaying and args.size is not None:
         return _fail("--size does not apply to --replay (the capture's payloads are sent)")
-    if not replaying and args.speed is not _UNSET:
+    if not replaying and args.speed is not UNSET:
         return _fail("--speed applies to --replay only")
-    speed = 1.0 if args.speed is _UNSET else args.speed
+    speed = 1.0 if args.speed is UNSET else args.speed
     size = 64 if args.size is None else args.size
     if not replaying and size < SEQUENCE_BYTES:
         return _fail(f"--size {size} is too small: at least {SEQUENCE_BYTES} bytes "

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .closing import Waker, closed_error
+
 __all__ = ["AsyncBatchMixin"]
 
 
@@ -38,15 +40,13 @@ class AsyncBatchMixin:
         time limit use ``asyncio.wait_for`` or ``asyncio.timeout``;
         cancelling leaves the socket usable and loses nothing.
         """
-        from .socket import _Waker, _closed_error
-
         self._check_batch(batch, "recv_batch_async")
         loop = asyncio.get_running_loop()
         self._enter()   # keep the fd open (and its number ours) while the loop watches it
         try:
             with self._lock:
                 if self._waker is None:
-                    self._waker = _Waker()
+                    self._waker = Waker()
                 waker_fd = self._waker.fd
             fd = self.fileno()
             while True:
@@ -63,6 +63,6 @@ class AsyncBatchMixin:
                     loop.remove_reader(fd)
                     loop.remove_reader(waker_fd)
                 if self._closing:
-                    raise _closed_error()
+                    raise closed_error()
         finally:
             self._leave()

@@ -14,6 +14,7 @@ import socket as _stdsocket
 import warnings
 
 from .. import constants as C
+from ..errors import BufferSizeWarning
 
 __all__ = ["BufferSizeWarning", "set_buffers"]
 
@@ -22,10 +23,6 @@ _OPTIONS = {
     "rcvbuf": (C.SO_RCVBUFFORCE, _stdsocket.SO_RCVBUF),
     "sndbuf": (C.SO_SNDBUFFORCE, _stdsocket.SO_SNDBUF),
 }
-
-
-class BufferSizeWarning(RuntimeWarning):
-    """The kernel gave a smaller socket buffer than was asked for."""
 
 
 def _check_size(name: str, size) -> int:

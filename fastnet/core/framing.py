@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 from typing import NamedTuple
+from ..errors import FramingError, IncompleteFrameError, FrameLimitError, SlotTooSmallError
 
 __all__ = [
     "Framing", "DEFAULT_FRAMING", "FramingError", "IncompleteFrameError", "FrameLimitError",
@@ -77,65 +78,3 @@ class Framing(NamedTuple):
 
 DEFAULT_FRAMING = Framing()
 
-
-class FramingError(ConnectionError):
-    """The byte stream cannot be split into frames past this point.
-
-    Nothing is consumed or skipped: every later ``recv_frames`` raises the
-    same error, so the connection is unusable for frames. Close the socket.
-    """
-
-
-class IncompleteFrameError(FramingError):
-    """The peer closed the connection in the middle of a frame.
-
-    ``received`` is the number of bytes of that frame that arrived (and are
-    lost), ``expected`` the frame's full size on the wire (prefix included),
-    or None if even the length prefix was incomplete.
-    """
-
-    def __init__(self, received: int, expected, prefix_size: int):
-        self.received = received
-        self.expected = expected
-        if expected is None:
-            what = f"{received} of the {prefix_size} bytes of a length prefix"
-        else:
-            what = (f"{received} of {expected} bytes of a frame "
-                    f"({prefix_size}-byte prefix + {expected - prefix_size}-byte payload)")
-        super().__init__(f"peer closed the connection in the middle of a frame: "
-                         f"{what} arrived and are lost")
-
-
-class FrameLimitError(FramingError):
-    """A length prefix announced more than ``max_frame`` bytes.
-
-    Raised before anything is allocated for it. A peer that sends such a
-    prefix is not speaking this framing (or is hostile), so the stream is
-    unusable: the prefix stays first in line and every later
-    ``recv_frames`` raises again. Only raising ``max_frame`` with
-    ``set_framing`` would let parsing go on, if such frames are expected.
-    """
-
-    def __init__(self, length: int, max_frame: int):
-        self.length = length
-        self.max_frame = max_frame
-        super().__init__(f"length prefix announces a frame of {length} bytes, over max_frame "
-                         f"({max_frame}); the stream cannot be parsed past it: close the "
-                         f"connection")
-
-
-class SlotTooSmallError(ValueError):
-    """The next frame is longer than the batch's ``slot_size``.
-
-    Nothing is consumed: the frame stays first in line, so the next
-    ``recv_frames`` raises again, unless it is given a Batch with a
-    ``slot_size`` of at least ``length`` or the socket is set to
-    ``on_oversize="truncate"``.
-    """
-
-    def __init__(self, length: int, slot_size: int):
-        self.length = length
-        self.slot_size = slot_size
-        super().__init__(f"next frame has {length} bytes, more than slot_size {slot_size}; it "
-                         f"stays queued: receive it into a Batch with slot_size >= {length}, or "
-                         f"set_framing(on_oversize='truncate')")

@@ -32,11 +32,13 @@ import socket as _stdsocket
 import threading
 import time
 
-from .. import engines as _backend
+from .. import engines
 from . import buffers as _buffers
 from .. import constants as C
 from . import gso as _gso
 from .aio import AsyncBatchMixin
+from .addresses import check_host_port
+from .closing import Waker, closed_error
 from .batch import Batch
 from .stream import StreamMixin
 
@@ -44,35 +46,6 @@ __all__ = ["socket"]
 
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
-
-
-def _closed_error() -> OSError:
-    return OSError(errno.EBADF, os.strerror(errno.EBADF))
-
-
-class _Waker:
-    """An fd that becomes readable once ``wake()`` is called."""
-
-    __slots__ = ("fd", "_write_fd")
-
-    def __init__(self):
-        if hasattr(os, "eventfd"):
-            self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-            self._write_fd = self.fd
-        else:  # pragma: no cover - non-Linux
-            self.fd, self._write_fd = os.pipe()
-            os.set_blocking(self._write_fd, False)
-
-    def wake(self) -> None:
-        try:
-            os.write(self._write_fd, (1).to_bytes(8, "little"))
-        except BlockingIOError:  # already signalled
-            pass
-
-    def close(self) -> None:
-        os.close(self.fd)
-        if self._write_fd != self.fd:
-            os.close(self._write_fd)
 
 
 class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
@@ -87,8 +60,8 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     def __init__(self, family=_stdsocket.AF_INET, type=_stdsocket.SOCK_DGRAM, proto=0,
                  fileno=None, *, backend=None, gro=False):
-        name = backend if backend is not None else _default_backend_name()
-        self._engine = _backend.load(name)
+        name = backend if backend is not None else engines.default_backend()
+        self._engine = engines.load(name)
         self._backend = name
         super().__init__(family, type, proto, fileno)
         # The family and type as plain ints, read once: socket.socket's
@@ -198,7 +171,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     def _enter(self) -> None:
         with self._lock:
             if self._closing or self._closed or super().fileno() < 0:
-                raise _closed_error()
+                raise closed_error()
             self._users += 1
 
     def _leave(self) -> None:
@@ -248,7 +221,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         ``fastnet.BufferSizeWarning`` naming the sysctl to raise.
         """
         if self._closing or self._closed:
-            raise _closed_error()
+            raise closed_error()
         return _buffers.set_buffers(self, rcvbuf, sndbuf)
 
     # -- argument checks, made before any system call ------------------------
@@ -286,19 +259,12 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         cached_for, resolved = self._last_address
         if address == cached_for and cached_for is not None:
             return resolved
-        if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
-            raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
+        check_host_port(address)
         if self._af == _stdsocket.AF_INET and len(address) != 2:
             raise TypeError(f"AF_INET address must be (host, port), not {address!r}")
         host, port = address[0], address[1]
-        if not isinstance(host, str):
-            raise TypeError(f"host must be a str, not {type(host).__name__}")
         if "\x00" in host:  # getaddrinfo would silently resolve the part before it
             raise TypeError("host name must not contain null character")  # as sendto says
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError(f"port must be an int, not {type(port).__name__}")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port must be 0-65535, got {port}")
         infos = _stdsocket.getaddrinfo(host, port, self._af, _stdsocket.SOCK_DGRAM)
         resolved = infos[0][4]
         if self._af == _stdsocket.AF_INET6:
@@ -321,7 +287,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
         with self._lock:
             if self._waker is None:
-                self._waker = _Waker()
+                self._waker = Waker()
             waker_fd = self._waker.fd
         fd = super().fileno()
         poller = select.poll()
@@ -329,7 +295,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         poller.register(waker_fd, _POLLIN)
         while True:
             if self._closing:
-                raise _closed_error()
+                raise closed_error()
             if deadline is None:
                 ms = -1
             else:
@@ -452,8 +418,3 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             return total
         finally:
             self._leave()
-
-
-def _default_backend_name() -> str:
-    from .. import backend  # resolved once at import of the package
-    return backend

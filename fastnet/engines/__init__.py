@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 __all__ = ["ENGINE_API", "BACKENDS", "load", "available_backends", "default_backend"]
 
@@ -23,6 +23,7 @@ ENGINE_API = ("recv_batch", "send_batch", "FEATURES",
 BACKENDS = {"cython": "fastnet.engines._cengine", "python": "fastnet.engines.python"}
 
 _loaded: Dict[str, ModuleType] = {}
+_default: Optional[str] = None
 
 
 def load(name: str) -> ModuleType:
@@ -55,7 +56,18 @@ def available_backends() -> List[str]:
 
 
 def default_backend() -> str:
-    """``$FASTNET_BACKEND`` if set (it must load), else the first that loads."""
+    """``$FASTNET_BACKEND`` if set (it must load), else the first that loads.
+
+    Decided once, at the first call (``import fastnet`` makes it), so every
+    object made without ``backend=`` uses the engine ``fastnet.backend`` names.
+    """
+    global _default
+    if _default is None:
+        _default = _choose_default()
+    return _default
+
+
+def _choose_default() -> str:
     requested = os.environ.get("FASTNET_BACKEND", "").strip()
     if requested:
         load(requested)

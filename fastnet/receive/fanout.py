@@ -30,6 +30,7 @@ import signal
 import socket as _stdsocket
 import time
 import traceback
+from ..errors import FanOutError
 
 __all__ = ["FanOut", "bind_reuse_port", "merge_stats"]
 
@@ -84,10 +85,6 @@ def _worker(index, sock, backend, loop, loop_args, stop, results):
         results.put(("done", index, stats))
     finally:
         fsock.close()
-
-
-class FanOutError(RuntimeError):
-    """A worker failed; the message holds its traceback."""
 
 
 class FanOut:

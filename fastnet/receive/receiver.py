@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from .. import engines as _backend
+from .. import engines
 from ..core import buffers as _buffers
 from .. import constants as C
 from ..core.batch import MAX_TOTAL_BYTES, Batch
@@ -62,10 +62,11 @@ from ..core.multicast import join_group
 from .seq import SeqField, SeqTracker
 from ..core.socket import socket as _fastsocket
 from .stats import ReceiverStats
+from ..errors import ReceiverStopped
+from ..core.addresses import bind_address
 
 __all__ = ["Receiver", "ReceiverStopped"]
 
-DEFAULT_HOST = "127.0.0.1"  # loopback unless the user names an address
 
 #: Most batches in a ring (each is a Python object with its own arrays).
 MAX_RING_SIZE = 1 << 16
@@ -85,40 +86,6 @@ _MEMINFO = struct.Struct(f"={_SK_MEMINFO_VARS}I")
 _ON_FULL = ("block", "drop")
 
 _NEW, _RUNNING, _STOPPED, _CLOSED = "new", "running", "stopped", "closed"
-
-
-class ReceiverStopped(Exception):
-    """``get()`` on a Receiver that has stopped and delivered every batch it captured."""
-
-
-def _bind_address(address):
-    """``(family, sockaddr)`` to bind for ``address``: a port, ``"HOST:PORT"`` or a tuple."""
-    if isinstance(address, bool):
-        raise TypeError("address must be a port, 'HOST:PORT' or a (host, port) tuple, not bool")
-    if isinstance(address, int):
-        address = (DEFAULT_HOST, address)
-    elif isinstance(address, str):
-        import argparse
-        from ..cli._args import host_port
-        try:
-            address = host_port(address)
-        except argparse.ArgumentTypeError as exc:
-            raise ValueError(str(exc)) from None
-    if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
-        raise TypeError(f"address must be a port, 'HOST:PORT' or a (host, port) tuple, "
-                        f"not {address!r}")
-    host, port = address[0], address[1]
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, not {type(host).__name__}")
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, not {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be 0-65535, got {port}")
-    family, _, _, _, sockaddr = _stdsocket.getaddrinfo(
-        host, port, _stdsocket.AF_UNSPEC, _stdsocket.SOCK_DGRAM, 0, _stdsocket.AI_PASSIVE)[0]
-    if family == _stdsocket.AF_INET6 and len(address) == 4:
-        sockaddr = (sockaddr[0], sockaddr[1], address[2], address[3])
-    return family, sockaddr
 
 
 def _deadline(timeout):
@@ -203,7 +170,7 @@ class Receiver:
                         rcvbuf=rcvbuf, timestamps=timestamps, seq=seq, on_full=on_full,
                         interface=interface, source=source, backend=backend, gro=gro)
         self._reuse_port = bool(reuse_port)
-        family, sockaddr = _bind_address(address)
+        family, sockaddr = bind_address(address)
         self._group = self._multicast_group(sockaddr[0])
         self._family = family
         self._adopt(self._open_socket(family, sockaddr))
@@ -274,9 +241,8 @@ class Receiver:
             raise TypeError(f"source must be an address string or None, not "
                             f"{type(source).__name__}")
         if backend is None:
-            from .. import backend as default_backend
-            backend = default_backend
-        _backend.load(backend)  # ValueError if unknown, ImportError if it cannot load
+            backend = engines.default_backend()
+        engines.load(backend)  # ValueError if unknown, ImportError if it cannot load
         self._rcvbuf_request = rcvbuf
         self._timestamps = bool(timestamps)
         self._gro = bool(gro)

@@ -23,6 +23,7 @@ import socket as _stdsocket
 import time
 
 from ..core.batch import Batch
+from ..core.addresses import resolve
 from ..core.checks import positive_int
 from ..core.multicast import prepare_multicast_sender
 from .pacing import TokenBucket, sleep_until
@@ -72,22 +73,6 @@ def _supports_gso(sock) -> bool:
         return False
 
 
-def _resolve(address):
-    if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
-        raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
-    host, port = address[0], address[1]
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, not {type(host).__name__}")
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, not {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be 0-65535, got {port}")
-    family, _, _, _, sockaddr = _stdsocket.getaddrinfo(host, port, 0, _stdsocket.SOCK_DGRAM)[0]
-    if family == _stdsocket.AF_INET6 and len(address) == 4:
-        sockaddr = (sockaddr[0], sockaddr[1], address[2], address[3])
-    return family, sockaddr
-
-
 class Sender:
     """Send to one ``address`` at ``pps`` datagrams/s and/or ``bps`` payload bits/s.
 
@@ -108,7 +93,7 @@ class Sender:
         self._pps = _rate(pps, "pps")
         self._bps = _rate(bps, "bps")
         self._burst = None if burst is None else positive_int(burst, "burst")
-        family, self._address = _resolve(address)
+        family, self._address = resolve(address)
         sock = _fastsocket(family, _stdsocket.SOCK_DGRAM, backend=backend)
         try:
             if gso is not None and not _supports_gso(sock):

@@ -1,4 +1,4 @@
-"""A short soak under faults (bench/soak.py): every datagram accounted for, nothing left open.
+"""A short soak under faults (tools/soak.py): every datagram accounted for, nothing left open.
 
 The full soak (60 s by default, or as long as wanted) is a separate command,
 see README's development section; this runs each fault once, for about 5 s.
@@ -14,7 +14,7 @@ import pytest
 import fastnet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOAK = os.path.join(ROOT, "bench", "soak.py")
+SOAK = os.path.join(ROOT, "tools", "soak.py")
 
 
 @pytest.mark.skipif(not hasattr(fastnet, "Receiver"), reason="this fastnet has no Receiver")

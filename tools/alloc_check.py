@@ -1,6 +1,6 @@
 """Show that steady-state receive and send allocate nothing per datagram.
 
-    python bench/alloc_check.py [--datagrams 1000000] [--backend cython]
+    python tools/alloc_check.py [--datagrams 1000000] [--backend cython]
 
 Sends and receives ``--datagrams`` datagrams of 64 B on 127.0.0.1 through
 one Batch per side (1024 rows), after a warm-up that lets the engine make

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# bench/memcheck_workload.py under valgrind's memcheck, then a summary:
+# tools/memcheck_workload.py under valgrind's memcheck, then a summary:
 # invalid reads/writes and uses of uninitialised memory (any, and those with
 # a fastnet frame in their stack), and definitely lost blocks allocated from
 # fastnet's extension.
 #
-#   bash bench/memcheck.sh [--rounds N]          (default 3 rounds; ~1-3 minutes)
+#   bash tools/memcheck.sh [--rounds N]          (default 3 rounds; ~1-3 minutes)
 #
 # PYTHONMALLOC=malloc makes every Python object a malloc block valgrind can
 # check (pymalloc's arenas would hide overruns and confuse it). Interpreter
 # start-up and numpy keep memory to the end on purpose: blocks still reachable
-# at exit are not leaks and are not reported; bench/valgrind-python.supp
+# at exit are not leaks and are not reported; tools/valgrind-python.supp
 # silences the few definite "leaks" CPython itself has at exit.
 # Exit status 1 if an error or a definite leak has a fastnet frame.
 set -euo pipefail
@@ -20,8 +20,8 @@ command -v valgrind >/dev/null || { echo "memcheck.sh: valgrind is not installed
 
 PYTHONMALLOC=malloc valgrind --tool=memcheck --log-file="$LOG" --num-callers=40 \
     --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-    --suppressions="$ROOT/bench/valgrind-python.supp" \
-    "$PYTHON" "$ROOT/bench/memcheck_workload.py" "$@"
+    --suppressions="$ROOT/tools/valgrind-python.supp" \
+    "$PYTHON" "$ROOT/tools/memcheck_workload.py" "$@"
 
 "$PYTHON" - "$LOG" <<'PY'
 import re, sys

@@ -1,7 +1,7 @@
 """A small workload touching every path of both engines, for valgrind's memcheck.
 
-    bash bench/memcheck.sh                  # runs this under valgrind and summarises
-    python bench/memcheck_workload.py       # the same without valgrind (a few seconds)
+    bash tools/memcheck.sh                  # runs this under valgrind and summarises
+    python tools/memcheck_workload.py       # the same without valgrind (a few seconds)
 
 On each backend, over loopback only: batches sent and received (IPv4 and
 IPv6, full and partial batches, truncation, kernel timestamps through the

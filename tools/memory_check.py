@@ -1,12 +1,12 @@
 """No leaks, nothing per datagram: resident memory flat over millions of datagrams.
 
-    python bench/memory_check.py                         # 10 million per path (minutes)
-    python bench/memory_check.py --datagrams 200000      # a quick look
-    python bench/memory_check.py --paths cython,python   # choose what runs
+    python tools/memory_check.py                         # 10 million per path (minutes)
+    python tools/memory_check.py --datagrams 200000      # a quick look
+    python tools/memory_check.py --paths cython,python   # choose what runs
 
 For each path (``cython`` and ``python``: a fastnet.socket of that backend
 sending batches of 1024 datagrams of 64 B to another on 127.0.0.1 and
-receiving them back, as bench/alloc_check.py does; ``receiver-cython`` and
+receiving them back, as tools/alloc_check.py does; ``receiver-cython`` and
 ``receiver-python``: the same datagrams taken through a fastnet.Receiver's
 capture thread and ring, when this fastnet has one), after a warm-up:
 

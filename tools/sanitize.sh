@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (gcc), in a separate copy of the tree and venv so
 # the normal build is left alone.
 #
-#   bash bench/sanitize.sh [pytest arguments]       e.g. bash bench/sanitize.sh -x -q
+#   bash tools/sanitize.sh [pytest arguments]       e.g. bash tools/sanitize.sh -x -q
 #
 # SANITIZE_DIR (default: a new temporary directory, removed afterwards) holds
 # the copy; PYTHON picks the interpreter. Exit status is pytest's; a sanitizer
@@ -16,7 +16,7 @@
 # * PYTHONMALLOC=malloc: Python objects come from malloc, where ASan sees
 #   them, not from pymalloc's arenas, where an overrun would go unnoticed.
 # * detect_leaks=0: CPython keeps much of its memory to the end on purpose;
-#   the leak check belongs to bench/memcheck.sh (valgrind, fastnet frames only).
+#   the leak check belongs to tools/memcheck.sh (valgrind, fastnet frames only).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-python3}

@@ -1,7 +1,7 @@
 """Soak under faults: a Sender and a Receiver on loopback for a bounded time, with faults.
 
-    python bench/soak.py                         # 60 s, the highest loss-free rate found first
-    python bench/soak.py --seconds 600 --backend python --pps 50000 --json
+    python tools/soak.py                         # 60 s, the highest loss-free rate found first
+    python tools/soak.py --seconds 600 --backend python --pps 50000 --json
 
 A sender process sends numbered datagrams (fastnet.Sender, paced) to a
 fastnet.Receiver in this process, whose consumer (the main thread) checks

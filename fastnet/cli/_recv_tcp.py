@@ -24,7 +24,8 @@ import numpy as np
 
 from . import _args
 from ._bind import notice_if_wildcard
-from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
+from ._recv_loop import Run
+from ._recv_report import fail, where
 
 #: How often a wait for the connection re-checks --duration.
 ACCEPT_SLICE_S = 0.2
@@ -130,36 +131,28 @@ def run_tcp(args) -> int:
     address, backend = server.getsockname(), server.backend
     notice_if_wildcard("recv", address)
     counts = _Counts(args.seq, recorder)
-    meter = Meter()
-    deadline = None if args.duration is None else meter.started + args.duration
-    status = StatusLine(counts.as_dict(), unit="frames")
+    run = Run(args, counts.as_dict(), unit="frames")
     conn = peer = None
     interrupted = False
     error = None
+
+    def take(wait):
+        try:
+            n = conn.recv_frames(batch, timeout=wait)
+        except (TimeoutError, BlockingIOError):
+            return None
+        if n:   # 0: the peer closed at a frame boundary, everything is in
+            counts.add(batch, n)
+        return n
+
     try:
         print(f"receiving on {where(address)} ({backend} engine, TCP): waiting for a connection"
               + (f", recording to {args.out}" if args.out else ""), file=sys.stderr, flush=True)
-        conn, peer = _accept(server, deadline)
+        conn, peer = _accept(server, run.deadline)
         server.close()    # one connection: nobody else may connect
         if conn is not None:
             print(f"connection from {where(peer)}", file=sys.stderr, flush=True)
-        while conn is not None and (args.count is None or counts.packets < args.count):
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            wait = status.due - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            try:
-                n = conn.recv_frames(batch, timeout=max(0.0, wait))
-            except (TimeoutError, BlockingIOError):
-                n = None
-            if n == 0:      # the peer closed at a frame boundary: everything is in
-                break
-            if n:
-                counts.add(batch, n)
-                meter.saw_batch()
-            status.update(counts.as_dict)
+            run.loop(take, counts.as_dict)
     except KeyboardInterrupt:
         interrupted = True
     except (OSError, ValueError) as exc:   # the framing errors and the kernel's
@@ -173,16 +166,11 @@ def run_tcp(args) -> int:
                 recorder.close()
             except Exception as exc:  # noqa: BLE001 - reported in one line below
                 error = error or f"recording to {args.out} failed: {exc}"
-    status.end()
-    stats = counts.as_dict()
-    seconds = meter.active_seconds()
-    if args.json:
-        extra = {"out": args.out} if args.out else {}
-        print(json_report(stats, seconds, interrupted, unit="frames", proto="tcp",
-                          address=list(address), peer=None if peer is None else list(peer),
-                          backend=backend, **extra))
-    else:
-        print(summary(stats, seconds, interrupted, unit="frames", out=args.out))
+    extra = {"out": args.out} if args.out else {}
+    run.report(counts.as_dict(), interrupted,
+               json_extra=dict(proto="tcp", address=list(address),
+                               peer=None if peer is None else list(peer), backend=backend, **extra),
+               summary_extra=dict(out=args.out))
     if error is not None:
         return fail(error, 1)
     return 130 if interrupted else 0

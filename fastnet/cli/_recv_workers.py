@@ -19,7 +19,8 @@ import warnings
 
 from ._bind import notice_if_wildcard
 from ._recv_options import receiver_options
-from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
+from ._recv_loop import Run
+from ._recv_report import fail, where
 
 #: How often the parent checks --count, --duration and the workers.
 POLL_S = 0.05
@@ -95,11 +96,20 @@ def run_workers(args) -> int:
         return fail(f"the workers did not start: {str(exc).strip().splitlines()[-1]}", 1)
     notice_if_wildcard("recv", fan.address)
     engine = args.backend or fastnet.backend
-    meter = Meter()
-    deadline = None if args.duration is None else meter.started + args.duration
-    status = StatusLine({"packets": 0})
+    run = Run(args, {"packets": 0})
     interrupted = False
     error = None
+    seen = [0]
+
+    def take(wait):
+        """Datagrams the workers counted since the last look; 0 once they stopped."""
+        if not fan.running:
+            return 0
+        time.sleep(min(POLL_S, wait))
+        now = counter.value
+        taken, seen[0] = now - seen[0], now
+        return taken or None
+
     try:
         # The sockets queue datagrams from the moment they are bound, but
         # only up to their buffer: say "receiving" once every worker reads.
@@ -108,14 +118,7 @@ def run_workers(args) -> int:
             time.sleep(POLL_S)
         print(f"receiving on {where(fan.address)} ({args.workers} workers, {engine} engine)",
               file=sys.stderr, flush=True)
-        while fan.running:
-            if args.count is not None and counter.value >= args.count:
-                break
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            time.sleep(POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - now)))
-            status.update(lambda: {"packets": counter.value})
+        run.loop(take, lambda: {"packets": counter.value})
     except KeyboardInterrupt:
         interrupted = True
     try:
@@ -123,23 +126,20 @@ def run_workers(args) -> int:
     except FanOutError as exc:
         # Its traceback's last line says what went wrong, in one line.
         error = str(exc).strip().splitlines()[-1]
-    status.end()
     reports = [report for report in fan.worker_stats if report is not None]
     if not reports:
         return fail(f"receiving failed: {error}", 1)
     stats = merge_stats(reports)
-    meter.first, meter.last = stats.get("first_timestamp"), stats.get("last_timestamp")
+    run.meter.first, run.meter.last = stats.get("first_timestamp"), stats.get("last_timestamp")
     for message in dict.fromkeys(stats.get("warnings", [])):
         print(f"fastnet recv: warning: {message}", file=sys.stderr)
     for key in _PRIVATE_KEYS + ("workers",):
         stats.pop(key, None)
     per_worker = [None if report is None else report["packets"] for report in fan.worker_stats]
-    seconds = meter.active_seconds()
-    if args.json:
-        print(json_report(stats, seconds, interrupted, proto="udp", address=list(fan.address),
-                          workers=args.workers, worker_packets=per_worker))
-    else:
-        print(summary(stats, seconds, interrupted, workers=per_worker))
+    run.report(stats, interrupted,
+               json_extra=dict(proto="udp", address=list(fan.address), workers=args.workers,
+                               worker_packets=per_worker),
+               summary_extra=dict(workers=per_worker))
     if error is not None:
         return fail(f"receiving failed: {error}", 1)
     return 130 if interrupted else 0

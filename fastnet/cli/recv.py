@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-import time
 import warnings
 
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
 from ._recv_options import DEFAULT_RING_SIZE, receiver_options
-from ._recv_report import Meter, StatusLine, fail, json_report, summary, where
+from ._recv_loop import Run
+from ._recv_report import fail, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 
@@ -171,34 +171,24 @@ def _run_receiver(args) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         return fail(f"cannot receive on {where(args.address)}: {exc}", 2)
     notice_if_wildcard("recv", rx.address)
-    meter = Meter()
     interrupted = False
     error = None
     rx.start()
-    status = StatusLine(stats_dict(rx.stats))
+    run = Run(args, stats_dict(rx.stats))
+
+    def take(wait):
+        try:
+            return rx.get(timeout=wait).count or None
+        except TimeoutError:
+            return None
+
     try:
         print(f"receiving on {where(rx.address)} ({rx.backend} engine)"
               + (f", recording to {args.out}" if args.out else ""), file=sys.stderr, flush=True)
-        deadline = None if args.duration is None else meter.started + args.duration
-        delivered = 0
-        while args.count is None or delivered < args.count:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            wait = status.due - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            try:
-                batch = rx.get(timeout=max(0.0, wait))
-            except TimeoutError:
-                pass
-            else:
-                delivered += batch.count
-                meter.saw_batch()
-            status.update(lambda: stats_dict(rx.stats))
+        run.loop(take, lambda: stats_dict(rx.stats))
         rx.stop()
         for _ in rx:   # what was captured before the stop is counted too
-            meter.saw_batch()
+            run.meter.saw_batch()
     except KeyboardInterrupt:
         interrupted = True
     except fastnet.ReceiverStopped:
@@ -210,15 +200,10 @@ def _run_receiver(args) -> int:
             rx.close()   # finishes the recording, if it was not finished by stop()
         except Exception as exc:  # noqa: BLE001 - a recording error: reported below
             error = error or exc
-    status.end()
-    stats = stats_dict(rx.stats)
-    seconds = meter.active_seconds()
-    if args.json:
-        extra = {"out": args.out} if args.out else {}
-        print(json_report(stats, seconds, interrupted, proto="udp", address=list(rx.address),
-                          backend=rx.backend, **extra))
-    else:
-        print(summary(stats, seconds, interrupted, out=args.out))
+    extra = {"out": args.out} if args.out else {}
+    run.report(stats_dict(rx.stats), interrupted,
+               json_extra=dict(proto="udp", address=list(rx.address), backend=rx.backend, **extra),
+               summary_extra=dict(out=args.out))
     if error is not None:
         recorder = rx.recorder
         if recorder is not None and recorder.stats.error is error:

@@ -103,8 +103,6 @@ def frames(backend: str) -> None:
 
 
 def receiver(backend: str) -> None:
-    if not hasattr(fastnet, "Receiver"):
-        return
     with fastnet.Receiver(("127.0.0.1", 0), slot_size=128, batch_size=64, ring_size=4,
                           seq=fastnet.SeqField(), on_full="drop", backend=backend) as rx, \
             fastnet.socket(backend=backend) as sender:

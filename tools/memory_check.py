@@ -105,9 +105,7 @@ def _receiver_path(backend):
 
 def paths_available():
     names = list(fastnet.available_backends())
-    if hasattr(fastnet, "Receiver"):
-        names += [f"receiver-{backend}" for backend in fastnet.available_backends()]
-    return names
+    return names + [f"receiver-{backend}" for backend in names]
 
 
 def run_path(name, datagrams, traced):

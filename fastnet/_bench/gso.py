@@ -22,10 +22,7 @@ def unsupported_reason() -> Optional[str]:
 
     if "cython" not in fastnet.available_backends():
         return "the cython backend is not built"
-    features = getattr(fastnet, "features", None)
-    if features is None:
-        return "this fastnet has no GSO/GRO API (fastnet.features() is missing)"
-    found = features()
+    found = fastnet.features()
     if not (found.get("gso") and found.get("gro")):
         return (f"UDP GSO/GRO unavailable here (features: gso={found.get('gso')}, "
                 f"gro={found.get('gro')})")

@@ -50,7 +50,6 @@ def describe(compiler=None) -> dict:
 
     import fastnet
 
-    features = getattr(fastnet, "features", None)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "cpu_model": _cpu_model(),
@@ -65,7 +64,7 @@ def describe(compiler=None) -> dict:
         "fastnet": fastnet.__version__,
         "backend": fastnet.backend,
         "backends": fastnet.available_backends(),
-        "features": features() if features is not None else None,
+        "features": fastnet.features(),
         "rmem_max": _read_int("/proc/sys/net/core/rmem_max"),
         "compiler": _compiler_version(compiler) if compiler else None,
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import inspect
 import ipaddress
 import math
 import select
@@ -66,20 +65,12 @@ def _rate(value, name):
     return float(value)
 
 
-def _supports_gso(sock) -> bool:
-    try:
-        return "gso" in inspect.signature(sock.send_batch).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class Sender:
     """Send to one ``address`` at ``pps`` datagrams/s and/or ``bps`` payload bits/s.
 
     Without either, sends as fast as the socket takes datagrams. ``burst``:
     most datagrams per system call (default: 1 ms of traffic at the rate,
-    1 to 1024; 1024 unpaced). ``gso``: passed to ``socket.send_batch`` where
-    this fastnet's socket has that option (ValueError otherwise).
+    1 to 1024; 1024 unpaced). ``gso``: passed to ``socket.send_batch``.
     ``backend``: the engine. ``interface``: outgoing interface for a
     multicast address (name, index or address; see prepare_multicast_sender).
 
@@ -96,8 +87,6 @@ class Sender:
         family, self._address = resolve(address)
         sock = _fastsocket(family, _stdsocket.SOCK_DGRAM, backend=backend)
         try:
-            if gso is not None and not _supports_gso(sock):
-                raise ValueError("gso: this fastnet's socket.send_batch has no gso option")
             self._send_options = {} if gso is None else {"gso": gso}
             if ipaddress.ip_address(self._address[0].split("%", 1)[0]).is_multicast:
                 prepare_multicast_sender(sock, interface=interface)

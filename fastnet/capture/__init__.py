@@ -1,0 +1,1 @@
+"""Capture files: pcap and .npy writers, the recorder thread, and reading captures back as Batches."""

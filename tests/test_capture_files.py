@@ -402,3 +402,22 @@ def test_a_killed_writer_leaves_what_was_written_readable(tmp_path, fmt):
     assert got >= 64
     if fmt == "npy":
         assert 64 <= len(np.load(path)) <= got   # the header never claims too much
+
+
+def test_payload_bytes_is_refused_for_pcap(tmp_path):
+    # It sets the width of .npy records; on a pcap file the .npy header was
+    # written over the pcap one and the file could not be read back.
+    with pytest.raises(ValueError, match="npy captures only"):
+        fastnet.open_recorder(str(tmp_path / "run.pcap"), payload_bytes=64)
+    assert not (tmp_path / "run.pcap").exists()
+
+
+def test_payload_bytes_cuts_npy_rows_and_reads_back(tmp_path):
+    path = str(tmp_path / "run.npy")
+    with fastnet.open_recorder(path, payload_bytes=2) as recorder:
+        recorder(fastnet.Batch.from_payloads([b"abc", b"x"]))
+    assert recorder.stats.cut == 1
+    batches = list(fastnet.read_capture(path))
+    assert [bytes(payload) for batch in batches for payload, _ in batch] == [b"ab", b"x"]
+    assert [bool(flag) for batch in batches for flag in batch.truncated[:batch.count]] == [True,
+                                                                                          False]

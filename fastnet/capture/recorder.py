@@ -112,6 +112,9 @@ class Recorder:
                                           or not isinstance(payload_bytes, int)
                                           or not 0 < payload_bytes <= 65535):
             raise ValueError(f"payload_bytes must be 1-65535, got {payload_bytes!r}")
+        if payload_bytes is not None and self.format != "npy":
+            # The .npy header would be rewritten over the pcap file's own.
+            raise ValueError(f"payload_bytes applies to .npy captures only, not {self.format}")
         self.path = os.fspath(path)
         self._pcap = PcapEncoder(local_address) if self.format == "pcap" else None
         self._npy = None if payload_bytes is None else NpyEncoder(payload_bytes)

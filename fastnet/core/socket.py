@@ -35,6 +35,7 @@ import time
 from .. import engines
 from . import buffers as _buffers
 from .. import constants as C
+from ..errors import with_sent
 from . import gso as _gso
 from .aio import AsyncBatchMixin
 from .addresses import check_host_port
@@ -404,7 +405,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         segment = per_buffer = 0
                         total += getattr(exc, "sent", 0)
                         continue
-                    exc.sent = total + getattr(exc, "sent", 0)
+                    with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
                 total += sent
                 if total < count and sent == 0:
@@ -413,7 +414,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     try:
                         self._wait(_POLLOUT, deadline)
                     except OSError as exc:
-                        exc.sent = total
+                        with_sent(exc, total)
                         raise
             return total
         finally:

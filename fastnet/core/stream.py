@@ -23,6 +23,7 @@ import socket as _stdsocket
 
 import numpy as np
 
+from ..errors import with_sent
 from .batch import Batch
 from .framing import DEFAULT_FRAMING, FrameLimitError, IncompleteFrameError, SlotTooSmallError
 
@@ -196,7 +197,7 @@ class StreamMixin:
                             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                         self._wait(_POLLOUT, deadline)
                     except OSError as exc:
-                        exc.sent = total + getattr(exc, "sent", 0)
+                        with_sent(exc, total + getattr(exc, "sent", 0))
                         raise
             finally:
                 state.send_busy = False

@@ -26,6 +26,7 @@ from ..core.batch import Batch
 from ..core.addresses import resolve
 from ..core.checks import positive_int
 from ..core.multicast import prepare_multicast_sender
+from ..errors import with_sent
 from .pacing import TokenBucket, sleep_until
 from ..core.socket import socket as _fastsocket
 
@@ -230,7 +231,7 @@ class Sender:
             partial = getattr(exc, "sent", 0)   # rows that went out in the failed call
             if partial:
                 self._account(partial, int(batch.lengths[row:row + partial].sum()))
-            exc.sent = already + (row - start) + partial
+            with_sent(exc, already + (row - start) + partial)
             raise
 
     def _transmit(self, batch, start, stop) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import socket as _stdsocket
 
+from ...errors import with_sent
 from .ancillary import ANCILLARY_SPACE, receive_fields
 from .offload import recv_gro, send_gso
 
@@ -152,6 +153,6 @@ def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
             return 0
     except OSError as exc:
         if sent:
-            exc.sent = sent
+            with_sent(exc, sent)
         raise
     return sent

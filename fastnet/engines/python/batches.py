@@ -69,7 +69,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
     timestamps = batch._timestamps
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache = {}
+    cache: dict[str, bytes] = {}   # host -> inet_pton of it
     receive = sock._untimed.recvfrom_into
     n = 0
     capacity = batch._capacity
@@ -105,7 +105,7 @@ def _recv_with_ancillary(sock, batch):
     slot = batch._slot_size
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache = {}
+    cache: dict[str, bytes] = {}   # host -> inet_pton of it
     receive = sock._untimed.recvmsg_into
     n = 0
     while n < batch._capacity:

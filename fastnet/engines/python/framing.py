@@ -227,7 +227,7 @@ def send_frames(sock, batch, start, stop, st):
     done = 0
     while done < total:
         chunk_end = min(total, done + FRAMES_PER_WRITE)
-        buffers = []
+        buffers: list[bytes | memoryview] = []   # prefix, payload, prefix, ...
         append = buffers.append
         for i in range(done, chunk_end):
             size = lengths[i]

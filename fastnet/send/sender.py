@@ -164,6 +164,12 @@ class Sender:
             buckets.append((True, TokenBucket(self._bps, depth, now)))
         self._buckets = buckets
 
+    def _chosen_burst(self) -> int:
+        """``burst`` as ``_begin`` chose it; sending before ``_begin`` is a bug."""
+        if self._burst is None:
+            raise RuntimeError("Sender sent before _begin chose its burst")
+        return self._burst
+
     def _pace(self, datagrams: int, nbytes: int) -> None:
         """Wait until ``datagrams`` of ``nbytes`` payload bytes may go, then pay for them."""
         if not self._buckets:
@@ -205,9 +211,10 @@ class Sender:
         if not count:
             return 0
         self._begin(float(batch.lengths[:count].mean()))
+        burst = self._chosen_burst()
         start = 0
         while start < count:
-            stop = min(count, start + self._burst)
+            stop = min(count, start + burst)
             self._send_rows(batch, start, stop, already=start)
             start = stop
         return count
@@ -265,7 +272,7 @@ class Sender:
         staging = self._staging
         if (staging is None or staging.capacity < rows or staging.slot_size < batch.slot_size
                 or staging.family != self._sock.family):
-            staging = Batch(max(rows, min(self._burst, MAX_BURST)), batch.slot_size,
+            staging = Batch(max(rows, min(self._chosen_burst(), MAX_BURST)), batch.slot_size,
                             family=self._sock.family)
             self._staging = staging
         return staging

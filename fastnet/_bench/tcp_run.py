@@ -184,7 +184,7 @@ def format_table(rows: List[dict]) -> str:
             f"{row['recv_pps'] / base:.1f}x" if base else "-",
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths))
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
                      for line in lines)
 
 

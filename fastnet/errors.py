@@ -9,7 +9,8 @@ class a caller would otherwise catch.
 
 from __future__ import annotations
 
-__all__ = ["BufferSizeWarning", "CaptureError", "FramingError", "IncompleteFrameError", "FrameLimitError", "SlotTooSmallError", "FanOutError", "ReceiverStopped"]
+__all__ = ["BufferSizeWarning", "CaptureError", "FramingError", "IncompleteFrameError",
+           "FrameLimitError", "SlotTooSmallError", "FanOutError", "ReceiverStopped"]
 
 class BufferSizeWarning(RuntimeWarning):
     """The kernel gave a smaller socket buffer than was asked for."""
@@ -95,3 +96,16 @@ class FanOutError(RuntimeError):
 
 class ReceiverStopped(Exception):
     """``get()`` on a Receiver that has stopped and delivered every batch it captured."""
+
+
+def with_sent(exc: OSError, sent: int) -> OSError:
+    """Record on ``exc`` how many rows (or frames) went out before it; return ``exc``.
+
+    A send that fails part way raises the ``OSError`` it got with an extra
+    ``sent`` attribute, so the caller knows where to resume: rows ``sent``
+    onwards did not go out. ``OSError`` declares no such attribute, so it is
+    set here, in one place, with ``setattr``; read it back with
+    ``getattr(exc, "sent", 0)``.
+    """
+    setattr(exc, "sent", sent)  # noqa: B010 - OSError declares no ``sent`` for a plain assignment
+    return exc

@@ -358,7 +358,7 @@ class Soak:
         """Close the socket (or the Receiver) from another thread while the consumer waits."""
         sender.pause()
         self.drain(rx)
-        rx.stats   # reads the kernel's drop count while the socket is still open
+        _ = rx.stats   # reads the kernel's drop count while the socket is still open
         port = rx.address[1]
         if name == "close-socket":
             closer = threading.Timer(0.1, rx._sock.close)   # the fastnet.socket itself

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import resource
 import time
+from typing import Any
 
 __all__ = ["StopFlag", "receive_batches", "send_batches", "receive_asyncio", "send_asyncio",
            "IDLE_S", "DRAIN_MAX_S", "ROWS"]
@@ -150,8 +151,8 @@ async def _receive_asyncio(sock, stop, max_seconds):
     transport, counter = await loop.create_datagram_endpoint(_Counter, sock=sock.dup())
     done = loop.create_future()
     monotonic = time.monotonic
-    state = {"last": 0, "first_count": 0, "t_first": 0.0, "t_last": 0.0,
-             "drain_end": None, "drain_timed_out": False, "timed_out": False}
+    state: dict[str, Any] = {"last": 0, "first_count": 0, "t_first": 0.0, "t_last": 0.0,
+                             "drain_end": None, "drain_timed_out": False, "timed_out": False}
     cpu0 = cpu_seconds()
     hard_end = monotonic() + max_seconds
 
@@ -224,6 +225,8 @@ async def _send_asyncio(size, address, duration):
         _Sending, local_addr=("127.0.0.1", 0))
     payload = bytes([0x5A]) * size
     sendto = transport.sendto
+    # The loop's datagram transports have it; typeshed's DatagramTransport does not.
+    buffered = transport.get_write_buffer_size  # type: ignore[attr-defined]
     chunk = range(ASYNCIO_CHUNK)
     monotonic = time.monotonic
     calls = 0
@@ -242,11 +245,11 @@ async def _send_asyncio(size, address, duration):
             now = monotonic()
         # Datagrams the transport buffered (EAGAIN) go out when the loop runs.
         flush_end = monotonic() + 2.0
-        while transport.get_write_buffer_size() and monotonic() < flush_end:
+        while buffered() and monotonic() < flush_end:
             await asyncio.sleep(0.001)
         wall = monotonic() - start
         cpu = cpu_seconds() - cpu0
-        unsent = -(-transport.get_write_buffer_size() // size)  # at most this many
+        unsent = -(-buffered() // size)  # at most this many
     finally:
         transport.abort()
     sent = max(0, calls - protocol.errors - unsent)

@@ -187,7 +187,7 @@ def _table(rows, columns, unit) -> List[str]:
     lines = []
     for cells in [header] + body:
         parts = []
-        for (title, key, _), cell, width in zip(columns, cells, widths):
+        for (_, key, _), cell, width in zip(columns, cells, widths, strict=True):
             parts.append(cell.ljust(width) if key in _LEFT else cell.rjust(width))
         lines.append("  ".join(parts).rstrip())
     return lines
@@ -261,7 +261,7 @@ def write_plot(path: str, rows: List[dict], title: str) -> None:
               ("gbit_s", "received Gbit/s", False))
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
     width = 0.8 / max(1, len(backends))
-    for axis, (key, label, log) in zip(axes, panels):
+    for axis, (key, label, log) in zip(axes, panels, strict=True):
         for i, backend in enumerate(backends):
             values = [by_key.get((backend, size), {}).get(key) for size in sizes]
             values = [float("nan") if value is None else value for value in values]

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import IO, Callable, List, Optional, Tuple, cast
 
 from . import RCVBUF
 
@@ -112,6 +112,8 @@ class _Peer:
         self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=self.stderr, close_fds=True, env=peer_environment(),
                                      cwd=peer_directory())
+        # stdout=PIPE: Popen always makes the pipe (typeshed types it Optional).
+        self._stdout = cast(IO[bytes], self.proc.stdout)
         if cpu is not None:
             try:
                 os.sched_setaffinity(self.proc.pid, {cpu})
@@ -120,7 +122,7 @@ class _Peer:
 
     def read_line(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
+        fd = self._stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -171,7 +173,7 @@ class _Peer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        self._stdout.close()
         self.stderr.close()
 
 

@@ -30,7 +30,7 @@ import socket as _stdsocket
 import subprocess
 import sys
 import time
-from typing import Callable, Iterable, List, Optional
+from typing import IO, Callable, Iterable, List, Optional, cast
 from .runner import peer_directory, peer_environment
 
 __all__ = ["run_tcp_bench", "DEFAULT_SIZES", "format_table", "main"]
@@ -92,7 +92,7 @@ def _measure(backend: str, size: int, duration: float) -> dict:
                                 cwd=peer_directory())
     sender = None
     try:
-        port = receiver.stdout.readline().strip()
+        port = cast(IO[str], receiver.stdout).readline().strip()   # stdout=PIPE: never None
         if not port.isdigit():
             raise RuntimeError(f"the receiver did not start (it said {port!r})")
         sender = subprocess.Popen(_worker_command("send", backend, size, duration, port),
@@ -184,7 +184,7 @@ def format_table(rows: List[dict]) -> str:
             f"{row['recv_pps'] / base:.1f}x" if base else "-",
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths))
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
                      for line in lines)
 
 

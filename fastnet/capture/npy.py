@@ -153,7 +153,7 @@ def iter_npy(path, handle, chunk: int):
     done = 0
     while done < complete:
         n = min(chunk, complete - done)
-        got = handle.readinto(memoryview(buffer[:n]).cast("B"))
+        got = handle.readinto(buffer[:n].data.cast("B"))
         if got != n * itemsize:  # the file shrank while being read
             size = data_start + done * itemsize + got
             complete = done + got // itemsize

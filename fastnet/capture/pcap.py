@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket as _stdsocket
+from typing import cast
 
 import numpy as np
 
@@ -52,7 +53,7 @@ _V6 = np.dtype(_RECORD + [
     ("vtcfl", ">u4"), ("plen", ">u2"), ("nxt", "u1"), ("hlim", "u1"),
     ("src", "u1", (16,)), ("dst", "u1", (16,)),
 ] + _UDP)
-_HEADER_DTYPE = {_stdsocket.AF_INET: _V4, _stdsocket.AF_INET6: _V6}
+_HEADER_DTYPE: dict[int, np.dtype] = {_stdsocket.AF_INET: _V4, _stdsocket.AF_INET6: _V6}
 #: Bytes before the payload: pcap record header + IP header + UDP header (44 or 64).
 _IP_HEADER = {_stdsocket.AF_INET: 20, _stdsocket.AF_INET6: 40}
 
@@ -110,7 +111,8 @@ def _resolve_name(name: str, family: int) -> str:
         infos = _stdsocket.getaddrinfo(name, None, family, _stdsocket.SOCK_DGRAM)
     except _stdsocket.gaierror:
         infos = _stdsocket.getaddrinfo(name, None, 0, _stdsocket.SOCK_DGRAM)
-    return infos[0][4][0].split("%", 1)[0]
+    host = cast(str, infos[0][4][0])   # an IP sockaddr starts with the host text
+    return host.split("%", 1)[0]
 
 
 class PcapEncoder:

@@ -136,7 +136,7 @@ class _Pending:
         slot = slot_size or max(1, int(kept.max()))
         batch = Batch(n, slot, family=self.family)
         rows = batch.data
-        for i, (offset, size) in enumerate(zip(self.offsets, np.minimum(kept, slot).tolist())):
+        for i, (offset, size) in enumerate(zip(self.offsets, np.minimum(kept, slot).tolist(), strict=True)):
             rows[i, :size] = data[offset:offset + size]
         batch.lengths[:] = np.minimum(kept, slot)
         batch.truncated[:] = np.array(self.truncated, dtype=bool) | (kept > slot)

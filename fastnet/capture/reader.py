@@ -126,7 +126,7 @@ class CaptureReader:
             versions = records["ip_version"]
             cuts = np.flatnonzero(versions[1:] != versions[:-1]) + 1
             bounds = [0, *cuts.tolist(), len(records)]
-            for start, stop in zip(bounds[:-1], bounds[1:]):
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                 yield batch_from_records(records[start:stop], self.slot_size)
 
     def close(self) -> None:

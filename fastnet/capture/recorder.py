@@ -89,6 +89,8 @@ class _Staged:
         self.flowinfo = np.zeros(capacity, np.uint32)
         self.scope_ids = np.zeros(capacity, np.uint32)
         self.timestamps = np.zeros(capacity, np.int64)
+        self.payload: np.ndarray | None
+        self.records: np.ndarray | None
         if npy_dtype is None:   # pcap: flat bytes, viewed per batch as [n, header + width]
             self.payload = np.zeros(capacity * (_MAX_V6_HEADER + slot + 1), np.uint8)
             self.records = None
@@ -216,7 +218,7 @@ class Recorder:
             rows[:, start:start + longest] = batch.data[:n, :longest]
         else:
             records = staged.records[:n]
-            keep = min(longest, self._npy.width)
+            keep = min(longest, self._npy_encoder().width)
             payload = records["payload"]
             payload[:, :keep] = batch.data[:n, :keep]
             records["address"][:, :size] = batch.addresses[:n]
@@ -264,7 +266,7 @@ class Recorder:
             else:
                 out, payload_bytes = self._npy_records(staged, n)
                 if self._npy_synced_count < 0:   # width known only now: header first
-                    self._write(self._npy.file_header())
+                    self._write(self._npy_encoder().file_header())
                     self._npy_synced_count = 0
             self._write(out)
             self._written += n
@@ -273,7 +275,7 @@ class Recorder:
             if self._npy is not None:
                 self._npy.count += n
                 self._sync_npy_header(force=False)
-        except Exception as exc:   # disk full, I/O error: keep counting, report on close
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep counting, report on close
             self._error = exc
             self._lost += n
         finally:
@@ -283,13 +285,15 @@ class Recorder:
     def _pcap_records(self, staged, n):
         rows = staged.payload[:n * staged.width].reshape(n, staged.width)
         size = 4 if staged.family == _stdsocket.AF_INET else 16
+        if self._pcap is None:
+            raise RuntimeError(f"pcap records staged for a {self.format} recorder")
         return self._pcap.encode(staged.family, rows, staged.lengths[:n], staged.truncated[:n],
                                  staged.addresses[:n, :size], staged.ports[:n],
                                  staged.flowinfo[:n], staged.timestamps[:n])
 
     def _npy_records(self, staged, n):
         records = staged.records[:n]
-        width = self._npy.width
+        width = self._npy_encoder().width
         lengths = staged.lengths[:n]
         cut = lengths > width
         kept = np.minimum(lengths, width)
@@ -309,6 +313,12 @@ class Recorder:
         records["scope_id"] = staged.scope_ids[:n]
         self._cut += int(cut.sum())
         return records, int(kept.sum())
+
+    def _npy_encoder(self) -> NpyEncoder:
+        """The encoder that npy records are staged for: made before the first of them."""
+        if self._npy is None:
+            raise RuntimeError("npy records staged before the recorder had an NpyEncoder")
+        return self._npy
 
     def _write(self, data) -> None:
         view = memoryview(data).cast("B")

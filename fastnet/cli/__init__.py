@@ -41,7 +41,7 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     """Bad arguments exit with status 2 and one line on stderr (argparse prints the usage too)."""
     def error(message):
         parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
-    parser.error = error
+    parser.error = error  # type: ignore[method-assign]  # set per instance, subparsers too
 
 
 def _terminate(signum, frame):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 
-from ..core.addresses import DEFAULT_HOST, DEFAULT_PORT, parse_host_port  # noqa: F401 - the CLI uses them from here
+from ..core.addresses import DEFAULT_HOST, DEFAULT_PORT, parse_host_port  # noqa: F401 - re-exported
 
 #: Datagrams ``fastnet send`` sends when neither --count nor --duration is given.
 DEFAULT_COUNT = 1000

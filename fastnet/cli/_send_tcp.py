@@ -78,8 +78,8 @@ class _FrameSender:
                        TokenBucket(rate, max(rows, rate * DEPTH_WINDOW_S), time.monotonic_ns()))
         self.sent = 0
         self.calls = 0
-        self.started = None
-        self.finished = None
+        self.started: float | None = None    # time.monotonic() of the first send
+        self.finished: float | None = None
 
     def send(self, count, duration) -> None:
         from ..send.pacing import sleep_until

@@ -187,7 +187,7 @@ def run(parser, args) -> int:
     tcp = args.proto == "tcp"
     fixed = args.sender or args.receiver
     catalog = None if tcp else Catalog(list(args.backends) + ([fixed] if fixed else []))
-    if fixed and catalog.unavailable(fixed):
+    if fixed and catalog is not None and catalog.unavailable(fixed):   # fixed: udp only
         side = "--sender" if args.sender else "--receiver"
         sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: "
                          f"{catalog.unavailable(fixed)}\n")

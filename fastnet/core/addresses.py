@@ -66,6 +66,7 @@ def resolve(address, family: int = 0, flags: int = 0) -> tuple:
     given with flowinfo and scope_id keeps them.
     """
     check_host_port(address)
+    sockaddr: tuple   # its shape depends on the family found
     found, _, _, _, sockaddr = _stdsocket.getaddrinfo(
         address[0], address[1], family, _stdsocket.SOCK_DGRAM, 0, flags)[0]
     if found == _stdsocket.AF_INET6 and len(address) == 4:

@@ -16,10 +16,30 @@ as a blocked ``recv_batch`` does.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 from .closing import Waker, closed_error
 
 __all__ = ["AsyncBatchMixin"]
+
+if TYPE_CHECKING:
+    import socket as _stdsocket
+    import threading
+
+    class _Host(_stdsocket.socket):
+        """For type checkers only: what fastnet.socket (fastnet/core/socket.py) gives this mixin."""
+
+        _lock: threading.Lock
+        _closing: bool
+        _waker: Waker | None
+
+        def _check_batch(self, batch: Any, method: str, kind: int = ...,
+                         match_family: bool = ...) -> None: ...
+        def _enter(self) -> None: ...
+        def _leave(self) -> None: ...
+        def recv_batch(self, batch: Any, timeout: Any = ...) -> int: ...
+else:
+    _Host = object
 
 
 def _mark_ready(future) -> None:
@@ -27,7 +47,7 @@ def _mark_ready(future) -> None:
         future.set_result(None)
 
 
-class AsyncBatchMixin:
+class AsyncBatchMixin(_Host):
     """Coroutine versions of the batch methods, for fastnet.socket."""
 
     __slots__ = ()

@@ -19,7 +19,7 @@ from .checks import positive_int
 __all__ = ["Batch"]
 
 #: Address bytes stored per row for each supported family.
-_ADDRESS_BYTES = {_stdsocket.AF_INET: 4, _stdsocket.AF_INET6: 16}
+_ADDRESS_BYTES: dict[int, int] = {_stdsocket.AF_INET: 4, _stdsocket.AF_INET6: 16}
 
 Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
 
@@ -90,7 +90,7 @@ class Batch:
         self._truncated = self._truncated_u8.view(np.bool_)
         # One memoryview per row, made on first use and kept, so the
         # pure-Python engine does not slice (and allocate) per datagram.
-        self._row_cache = None
+        self._row_cache: list[memoryview] | None = None
         # Engine-private working memory (message headers), sized on first use.
         self._scratch = None
 

@@ -31,10 +31,12 @@ import select
 import socket as _stdsocket
 import threading
 import time
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import engines
 from . import buffers as _buffers
 from .. import constants as C
+from ..errors import with_sent
 from . import gso as _gso
 from .aio import AsyncBatchMixin
 from .addresses import check_host_port
@@ -58,6 +60,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
 
+    if TYPE_CHECKING:
+        _closed: bool   # socket.socket's own flag; typeshed lists it only in __slots__
+
     def __init__(self, family=_stdsocket.AF_INET, type=_stdsocket.SOCK_DGRAM, proto=0,
                  fileno=None, *, backend=None, gro=False):
         name = backend if backend is not None else engines.default_backend()
@@ -74,7 +79,8 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._waker = None
         self._ancillary = False
         self._pending_error = None
-        self._last_address = (None, None)
+        # (address, sockaddr) of the last numeric address resolved; any tuple shape
+        self._last_address: tuple[Any, Any] = (None, None)
         self._drained = False  # the last recv_batch took fewer than it had room for
         # The pure-Python engine calls this twin (see _untimed_twin).
         self._untimed = self._untimed_twin() if name == "python" else None
@@ -268,6 +274,8 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         infos = _stdsocket.getaddrinfo(host, port, self._af, _stdsocket.SOCK_DGRAM)
         resolved = infos[0][4]
         if self._af == _stdsocket.AF_INET6:
+            # typeshed gives the sockaddr of every family; AF_INET6's has four items.
+            resolved = cast("tuple[str, int, int, int]", resolved)
             flowinfo = address[2] if len(address) > 2 else resolved[2]
             scope_id = address[3] if len(address) > 3 else resolved[3]
             for name, value, limit in (("flowinfo", flowinfo, 2**20), ("scope_id", scope_id, 2**32)):
@@ -404,7 +412,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         segment = per_buffer = 0
                         total += getattr(exc, "sent", 0)
                         continue
-                    exc.sent = total + getattr(exc, "sent", 0)
+                    with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
                 total += sent
                 if total < count and sent == 0:
@@ -413,7 +421,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     try:
                         self._wait(_POLLOUT, deadline)
                     except OSError as exc:
-                        exc.sent = total
+                        with_sent(exc, total)
                         raise
             return total
         finally:

@@ -20,9 +20,11 @@ import operator
 import os
 import select
 import socket as _stdsocket
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
+from ..errors import with_sent
 from .batch import Batch
 from .framing import DEFAULT_FRAMING, FrameLimitError, IncompleteFrameError, SlotTooSmallError
 
@@ -31,8 +33,31 @@ __all__ = ["StreamMixin"]
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
+if TYPE_CHECKING:
+    import threading
 
-class StreamMixin:
+    class _Host(_stdsocket.socket):
+        """For type checkers only: what fastnet.socket (fastnet/core/socket.py) gives this mixin."""
+
+        _engine: Any   # the engine module, python or cython: the same functions
+        _backend: str
+        _lock: threading.Lock
+
+        def __init__(self, family: int = ..., type: int = ..., proto: int = ...,
+                     fileno: int | None = ..., *, backend: str | None = ...,
+                     gro: bool = ...) -> None: ...
+        def _accept(self) -> tuple[int, Any]: ...   # socket.socket's, undeclared in typeshed
+        def _check_batch(self, batch: Any, method: str, kind: int = ...,
+                         match_family: bool = ...) -> None: ...
+        def _deadline(self, timeout: Any) -> float | None: ...
+        def _enter(self) -> None: ...
+        def _leave(self) -> None: ...
+        def _wait(self, events: int, deadline: float | None) -> None: ...
+else:
+    _Host = object
+
+
+class StreamMixin(_Host):
     """accept() returning fastnet sockets, and length-prefixed frames in batches."""
 
     __slots__ = ()
@@ -196,7 +221,7 @@ class StreamMixin:
                             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                         self._wait(_POLLOUT, deadline)
                     except OSError as exc:
-                        exc.sent = total + getattr(exc, "sent", 0)
+                        with_sent(exc, total + getattr(exc, "sent", 0))
                         raise
             finally:
                 state.send_busy = False
@@ -259,7 +284,9 @@ class StreamMixin:
             prefix = state.prefix_size
             expected = None
             if state.buffered >= prefix:
-                expected = prefix + int.from_bytes(state.peek(prefix), self._framing.byteorder)
+                # Framing.replaced only lets "big" or "little" in.
+                byteorder = cast(Literal["big", "little"], self._framing.byteorder)
+                expected = prefix + int.from_bytes(state.peek(prefix), byteorder)
             raise IncompleteFrameError(state.buffered, expected, prefix)
 
     def _fill_sources(self, batch, n: int, state) -> None:

@@ -15,7 +15,9 @@ from .socket import socket
 
 __all__ = ["create_server", "create_connection"]
 
-_GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT
+# The stdlib's own sentinel, so a caller passing it means what it means there;
+# typeshed does not declare it.
+_GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
 
 def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,

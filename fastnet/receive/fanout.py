@@ -73,13 +73,13 @@ def _worker(index, sock, backend, loop, loop_args, stop, results):
     from ..core.socket import socket as fastsocket
     try:
         fsock = fastsocket(sock.family, sock.type, fileno=sock.detach(), backend=backend)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the parent raises it, with this traceback
         results.put(("error", index, traceback.format_exc()))
         return
     try:
         results.put(("ready", index, None))
         stats = loop(fsock, stop.is_set, *loop_args)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the parent raises it, with this traceback
         results.put(("error", index, traceback.format_exc()))
     else:
         results.put(("done", index, stats))
@@ -141,7 +141,7 @@ class FanOut:
             except queue.Empty:
                 dead = [i for i in pending if not self._processes[i].is_alive()]
                 if dead and self._results.empty():
-                    raise FanOutError(f"workers {dead} exited without reporting {kind!r}")
+                    raise FanOutError(f"workers {dead} exited without reporting {kind!r}") from None
                 continue
             if message == "error":
                 errors.append(f"worker {index}:\n{payload}")

@@ -50,6 +50,7 @@ import socket as _stdsocket
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -64,6 +65,9 @@ from ..core.socket import socket as _fastsocket
 from .stats import ReceiverStats
 from ..errors import ReceiverStopped
 from ..core.addresses import bind_address
+
+if TYPE_CHECKING:
+    from ..capture.recorder import Recorder
 
 __all__ = ["Receiver", "ReceiverStopped"]
 
@@ -294,23 +298,23 @@ class Receiver:
         #: while they run. A sink must not keep the batch (it is reused) nor
         #: change it. An exception from a sink stops capture and is raised in
         #: the consumer, after the batch it was given has been delivered.
-        self._sinks = []
+        self._sinks: list[Callable[[Batch], Any]] = []
         #: The Recorder from record(), closed when the capture thread ends.
-        self._recorder = None
+        self._recorder: Recorder | None = None
         self._sinks_closed = False
-        self._record_error = None
+        self._record_error: Exception | None = None
 
         self._cond = threading.Condition(threading.RLock())
-        self._filled = collections.deque()
-        self._held = None
+        self._filled: collections.deque[Batch] = collections.deque()
+        self._held: Batch | None = None
         self._state = _NEW
         self._stop_requested = False
         self._capture_done = False
-        self._error = None
-        self._thread = None
-        self._async_waiters = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._tracker = SeqTracker(self._seq) if self._seq is not None else None
-        self._scratch = None
+        self._scratch: Batch | None = None
         # Counters, changed under self._cond.
         self._packets = self._bytes = self._batches = self._truncated = 0
         self._overruns = self._overrun_batches = self._unread = self._delivered = 0
@@ -761,7 +765,7 @@ class Receiver:
                            seq_reordered=tracker.reordered, seq_duplicates=tracker.duplicates,
                            seq_short=tracker.short)
             recorder = self._recorder
-            record = {}
+            record: dict[str, int] = {}
             if recorder is not None:
                 recorded = recorder.stats
                 record = dict(recorded=recorded.written, capture_dropped=recorded.capture_dropped)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ..errors import with_sent
 from .pacing import sleep_until
 
 __all__ = ["replay", "check_speed"]
@@ -83,7 +84,7 @@ def replay(sender, source, *, speed=1.0, count=None, duration=None) -> int:
             try:
                 sender._send_rows(batch, row, stop)
             except OSError as exc:
-                exc.sent = sent + getattr(exc, "sent", 0)
+                with_sent(exc, sent + getattr(exc, "sent", 0))
                 raise
             sent += stop - row
             row = stop

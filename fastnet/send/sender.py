@@ -25,6 +25,7 @@ from ..core.batch import Batch
 from ..core.addresses import resolve
 from ..core.checks import positive_int
 from ..core.multicast import prepare_multicast_sender
+from ..errors import with_sent
 from .pacing import TokenBucket, sleep_until
 from ..core.socket import socket as _fastsocket
 
@@ -152,6 +153,12 @@ class Sender:
             buckets.append((True, TokenBucket(self._bps, depth, now)))
         self._buckets = buckets
 
+    def _chosen_burst(self) -> int:
+        """``burst`` as ``_begin`` chose it; sending before ``_begin`` is a bug."""
+        if self._burst is None:
+            raise RuntimeError("Sender sent before _begin chose its burst")
+        return self._burst
+
     def _pace(self, datagrams: int, nbytes: int) -> None:
         """Wait until ``datagrams`` of ``nbytes`` payload bytes may go, then pay for them."""
         if not self._buckets:
@@ -193,9 +200,10 @@ class Sender:
         if not count:
             return 0
         self._begin(float(batch.lengths[:count].mean()))
+        burst = self._chosen_burst()
         start = 0
         while start < count:
-            stop = min(count, start + self._burst)
+            stop = min(count, start + burst)
             self._send_rows(batch, start, stop, already=start)
             start = stop
         return count
@@ -219,7 +227,7 @@ class Sender:
             partial = getattr(exc, "sent", 0)   # rows that went out in the failed call
             if partial:
                 self._account(partial, int(batch.lengths[row:row + partial].sum()))
-            exc.sent = already + (row - start) + partial
+            with_sent(exc, already + (row - start) + partial)
             raise
 
     def _transmit(self, batch, start, stop) -> int:
@@ -253,7 +261,7 @@ class Sender:
         staging = self._staging
         if (staging is None or staging.capacity < rows or staging.slot_size < batch.slot_size
                 or staging.family != self._sock.family):
-            staging = Batch(max(rows, min(self._burst, MAX_BURST)), batch.slot_size,
+            staging = Batch(max(rows, min(self._chosen_burst(), MAX_BURST)), batch.slot_size,
                             family=self._sock.family)
             self._staging = staging
         return staging

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import socket as _stdsocket
 
+from ...errors import with_sent
 from .ancillary import ANCILLARY_SPACE, receive_fields
 from .offload import recv_gro, send_gso
 
@@ -68,7 +69,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
     timestamps = batch._timestamps
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache = {}
+    cache: dict[str, bytes] = {}   # host -> inet_pton of it
     receive = sock._untimed.recvfrom_into
     n = 0
     capacity = batch._capacity
@@ -104,7 +105,7 @@ def _recv_with_ancillary(sock, batch):
     slot = batch._slot_size
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache = {}
+    cache: dict[str, bytes] = {}   # host -> inet_pton of it
     receive = sock._untimed.recvmsg_into
     n = 0
     while n < batch._capacity:
@@ -152,6 +153,6 @@ def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
             return 0
     except OSError as exc:
         if sent:
-            exc.sent = sent
+            with_sent(exc, sent)
         raise
     return sent

@@ -25,6 +25,8 @@ from __future__ import annotations
 import socket as _stdsocket
 import struct
 
+from ...errors import with_sent
+
 __all__ = ["FrameState", "recv_frames", "send_frames", "flush_unsent"]
 
 #: Frames per gathered write: two buffers each, and the kernel takes at most
@@ -225,7 +227,7 @@ def send_frames(sock, batch, start, stop, st):
     done = 0
     while done < total:
         chunk_end = min(total, done + FRAMES_PER_WRITE)
-        buffers = []
+        buffers: list[bytes | memoryview] = []   # prefix, payload, prefix, ...
         append = buffers.append
         for i in range(done, chunk_end):
             size = lengths[i]
@@ -237,7 +239,7 @@ def send_frames(sock, batch, start, stop, st):
             return done
         except OSError as exc:
             if done:
-                exc.sent = done
+                with_sent(exc, done)
             raise
         first = done
         while done < chunk_end:

@@ -13,6 +13,7 @@ import struct
 import numpy as np
 
 from ... import constants as C
+from ...errors import with_sent
 from .ancillary import ANCILLARY_SPACE, receive_fields
 
 __all__ = ["send_gso", "recv_gro"]
@@ -49,7 +50,7 @@ def send_gso(sock, batch, start, stop, address, segment, per_buffer):
             return 0
     except OSError as exc:
         if sent:
-            exc.sent = sent
+            with_sent(exc, sent)
         raise
     return sent
 

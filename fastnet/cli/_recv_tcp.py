@@ -132,11 +132,14 @@ def run_tcp(args) -> int:
     notice_if_wildcard("recv", address)
     counts = _Counts(args.seq, recorder)
     run = Run(args, counts.as_dict(), unit="frames")
-    conn = peer = None
+    conn: fastnet.socket | None = None
+    peer = None
     interrupted = False
     error = None
 
     def take(wait):
+        if conn is None:
+            return 0
         try:
             n = conn.recv_frames(batch, timeout=wait)
         except (TimeoutError, BlockingIOError):

@@ -164,7 +164,7 @@ def batch_from_records(records, slot_size=None):
 
 
 def read_capture(path, batch_size: int = 1024, *, slot_size: int | None = None) -> CaptureReader:
-    """Open a capture (pcap or fastnet .npy) and iterate over it as ``fastnet.Batch``es.
+    """Open a capture (pcap or fastnet .npy) and iterate over it as ``fastnet.Batch`` objects.
 
     Each Batch holds up to ``batch_size`` datagrams of one address family
     (a file holding both yields separate batches as the family changes), in

@@ -3,6 +3,11 @@
 FASTNET_EXPECT_BACKENDS (set by .ci/run) lists exactly the backends that must
 load; if one of them does not, or another one does, the whole run fails at
 start instead of quietly testing a different set.
+
+FASTNET_EXPECT_FEATURES (set by .ci/run) lists kernel features (keys of
+fastnet.features(), e.g. ``gso,gro``) that must be reported present: tests
+that need a feature skip without it, and features() is itself under test, so
+a feature wrongly reported missing would otherwise only show as skips.
 """
 
 import os
@@ -29,10 +34,26 @@ def pytest_configure(config):
     extra = [name for name in AVAILABLE if expected and name not in expected]
     if extra:
         raise pytest.UsageError(f"fastnet backends loaded but not expected: {', '.join(extra)}")
+    _check_expected_features()
+
+
+def _check_expected_features():
+    expected = [name for name in os.environ.get("FASTNET_EXPECT_FEATURES", "").split(",") if name]
+    found = fastnet.features()
+    unknown = [name for name in expected if name not in found]
+    if unknown:
+        raise pytest.UsageError(f"FASTNET_EXPECT_FEATURES names unknown features: "
+                                f"{', '.join(unknown)} (known: {', '.join(sorted(found))})")
+    missing = [name for name in expected if not found[name]]
+    if missing:
+        raise pytest.UsageError(f"expected kernel features reported missing by "
+                                f"fastnet.features(): {', '.join(missing)} (it says {found})")
 
 
 def pytest_report_header(config):
-    return f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})"
+    present = [name for name, value in fastnet.features().items() if value]
+    return [f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})",
+            f"kernel features present: {', '.join(present) or 'none'}"]
 
 
 @pytest.fixture(params=AVAILABLE)

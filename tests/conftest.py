@@ -8,9 +8,15 @@ FASTNET_EXPECT_FEATURES (set by .ci/run) lists kernel features (keys of
 fastnet.features(), e.g. ``gso,gro``) that must be reported present: tests
 that need a feature skip without it, and features() is itself under test, so
 a feature wrongly reported missing would otherwise only show as skips.
+
+FASTNET_EXPECT_TOOLS (set by .ci/run, e.g. ``tshark``) names programs that
+must be on PATH, so the tests that use them run. Network namespace tests
+(``@needs_netns``) fail instead of skipping where namespaces are expected:
+see tests/netns.py.
 """
 
 import os
+import shutil
 import socket as stdsocket
 
 import pytest
@@ -18,9 +24,12 @@ import pytest
 import fastnet
 
 from helpers import AVAILABLE, HAS_IPV6
+from netns import netns_expected, netns_unavailable, skip_without_netns
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "netns(*tools): the test makes private network "
+                            "namespaces and runs ip and these tools in them (tests/netns.py)")
     expected = [name for name in os.environ.get("FASTNET_EXPECT_BACKENDS", "").split(",") if name]
     missing = [name for name in expected if name not in AVAILABLE]
     if missing:
@@ -35,6 +44,15 @@ def pytest_configure(config):
     if extra:
         raise pytest.UsageError(f"fastnet backends loaded but not expected: {', '.join(extra)}")
     _check_expected_features()
+    tools = [name for name in os.environ.get("FASTNET_EXPECT_TOOLS", "").split(",") if name]
+    absent = [name for name in tools if shutil.which(name) is None]
+    if absent:
+        raise pytest.UsageError(f"FASTNET_EXPECT_TOOLS: not on PATH: {', '.join(absent)}")
+    if netns_expected():
+        reason = netns_unavailable("tc")
+        if reason:
+            raise pytest.UsageError(f"network namespaces are expected (FASTNET_EXPECT_NETNS / "
+                                    f"CI) but cannot be used here: {reason}")
 
 
 def _check_expected_features():
@@ -48,6 +66,14 @@ def _check_expected_features():
     if missing:
         raise pytest.UsageError(f"expected kernel features reported missing by "
                                 f"fastnet.features(): {', '.join(missing)} (it says {found})")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("netns")
+    if marker is not None:
+        reason = netns_unavailable(*marker.args)
+        if reason:
+            skip_without_netns(reason)
 
 
 def pytest_report_header(config):

@@ -13,7 +13,7 @@ import fastnet
 from fastnet.cli import build_parser
 from cli_helpers import bound_port, finish, one_error_line, start_fastnet, start_recv
 from helpers import numbers_in, send_numbered
-from netns import netns_available, private_netns
+from netns import netns_available, private_netns, skip_without_netns
 
 
 def numbers_in_file(path):
@@ -72,7 +72,8 @@ def port_7788_of_our_own(tag):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 7788))
     except OSError:
-        pytest.skip("127.0.0.1:7788 is in use and no private network namespace can be made")
+        skip_without_netns("127.0.0.1:7788 is in use and no private network namespace "
+                           "can be made")
     yield ()
 
 

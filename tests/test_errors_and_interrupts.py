@@ -2,7 +2,6 @@
 
 import io
 import os
-import shutil
 import socket as stdsocket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 import fastnet
 from helpers import ROOT, assert_ctrl_c_interrupts
+from netns import needs_netns
 
 
 
@@ -175,11 +175,7 @@ NETNS_CHILD = textwrap.dedent("""
 """)
 
 
-def _netns_available():
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") and shutil.which("tc")
-
-
-@pytest.mark.skipif(not _netns_available(), reason="needs root, ip and tc for a private netns")
+@needs_netns("tc")
 def test_non_blocking_send_returns_partial_count(backend):
     name = f"fastnet-test-{os.getpid()}-{backend}"
     subprocess.run(["ip", "netns", "add", name], check=True)

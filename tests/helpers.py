@@ -5,9 +5,15 @@ import signal
 import socket as stdsocket
 import subprocess
 import sys
+import threading
 import time
 
 import fastnet
+
+#: How long a call that should end at once may take before it counts as hung:
+#: generous, since the test machines are shared and noisy. Tests never check
+#: how long anything took; this only turns a hang into a failure.
+HANG_S = 30.0
 
 #: The backends that load here; every behavioural test runs on each.
 AVAILABLE = fastnet.available_backends()
@@ -121,3 +127,76 @@ def processes_in_group(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
             found.append(int(entry))
     return found
+
+
+class _Runner(threading.Thread):
+    def __init__(self, function, args):
+        super().__init__(daemon=True)
+        self._call = (function, args)
+        self._outcome = None
+
+    def run(self):
+        function, args = self._call
+        try:
+            self._outcome = (True, function(*args))
+        except BaseException as exc:  # handed to the test by result()
+            self._outcome = (False, exc)
+
+    def result(self, timeout=HANG_S):
+        """Join (bounded); return the value or re-raise the exception."""
+        self.join(timeout)
+        assert not self.is_alive(), f"the thread did not finish in {timeout} s"
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+
+def in_thread(function, *args):
+    """Start ``function(*args)`` in a thread; ``.result()`` gives its outcome.
+
+    For a call that must end because of something else (a close, a stop from
+    another thread): ``.result()`` fails the test if it has not ended within
+    HANG_S seconds, a bound that only a hang reaches.
+    """
+    runner = _Runner(function, args)
+    runner.start()
+    return runner
+
+
+class VirtualClock:
+    """A monotonic clock that moves only when the code under test sleeps.
+
+    Each reading advances it by ``TICK_NS`` (so a loop polling it for a
+    deadline ends), each sleep by the time asked. Paced code then runs as fast
+    as the machine lets it, and when it would have sent what is exact whatever
+    the load: tests check pacing arithmetic on this clock, never on the real one
+    (bench/pacing_accuracy.py measures the real rates).
+    """
+
+    TICK_NS = 1_000
+
+    def __init__(self):
+        self.now_ns = 1_000_000_000_000
+        self.slept_ns = 0
+
+    def monotonic_ns(self):
+        self.now_ns += self.TICK_NS
+        return self.now_ns
+
+    def sleep(self, seconds):
+        step = max(0, int(seconds * 1e9))
+        self.now_ns += step
+        self.slept_ns += step
+
+
+def use_virtual_clock(monkeypatch):
+    """Make the Sender, its pacing and replay read and sleep on a VirtualClock; return it."""
+    import types
+    from fastnet import _pacing, _replay, _sender
+    clock = VirtualClock()
+    monkeypatch.setattr(_pacing, "_monotonic_ns", clock.monotonic_ns)
+    monkeypatch.setattr(_pacing, "_sleep", clock.sleep)
+    monkeypatch.setattr(_sender, "_monotonic_ns", clock.monotonic_ns)
+    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(monotonic_ns=clock.monotonic_ns))
+    return clock

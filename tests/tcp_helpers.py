@@ -5,10 +5,10 @@ import fcntl
 import socket as stdsocket
 import struct
 import termios
-import threading
 import time
 
 import fastnet
+from helpers import in_thread  # noqa: F401 - used by the TCP tests from here
 
 
 def encode(frames, prefix_size=4, byteorder="big"):
@@ -92,33 +92,3 @@ def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=5.0):
             break
         frames.extend(bytes(batch.payload(i)) for i in range(n))
     return frames
-
-
-class _Runner(threading.Thread):
-    def __init__(self, function, args):
-        super().__init__(daemon=True)
-        self._call = (function, args)
-        self._outcome = None
-
-    def run(self):
-        function, args = self._call
-        try:
-            self._outcome = (True, function(*args))
-        except BaseException as exc:  # handed to the test by result()
-            self._outcome = (False, exc)
-
-    def result(self, timeout=30):
-        """Join (bounded); return the value or re-raise the exception."""
-        self.join(timeout)
-        assert not self.is_alive(), f"the thread did not finish in {timeout} s"
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
-
-
-def in_thread(function, *args):
-    """Start ``function(*args)`` in a thread; ``.result()`` gives its outcome."""
-    runner = _Runner(function, args)
-    runner.start()
-    return runner

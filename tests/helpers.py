@@ -113,6 +113,34 @@ def proc_net_udp_drops(sock_fileno, family=fastnet.AF_INET):
     raise LookupError(f"inode {inode} not in {table}")
 
 
+def udp_queue_on_port(port, family=fastnet.AF_INET):
+    """``(sockets, bytes)``: UDP sockets bound to local ``port`` here and the bytes
+    still queued to them (/proc/net/udp or udp6, rx_queue), for any process."""
+    table = "/proc/net/udp6" if family == fastnet.AF_INET6 else "/proc/net/udp"
+    sockets = queued = 0
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets += 1
+                queued += int(fields[4].split(":")[1], 16)
+    return sockets, queued
+
+
+def wait_until_read(port, family=fastnet.AF_INET, timeout=HANG_S):
+    """Wait until the sockets on ``port`` (another process's) have read all that
+    was queued to them: the condition to wait for before stopping a receiver
+    whose count must include what was sent. Fails only if that never happens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sockets, queued = udp_queue_on_port(port, family)
+        assert sockets, f"no UDP socket on port {port}"
+        if not queued:
+            return
+        assert time.monotonic() < deadline, f"{queued} bytes still unread on port {port}"
+        time.sleep(0.01)
+
+
 def processes_in_group(pgid):
     """Live processes of a process group (from /proc)."""
     found = []

@@ -22,7 +22,7 @@ from fastnet._bench.reference import find_compiler
 from fastnet._bench.report import ROW_KEYS, build_rows, receive_rate
 from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
-from helpers import processes_in_group
+from helpers import HANG_S, processes_in_group
 
 INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
 STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
@@ -187,17 +187,17 @@ def test_ctrl_c_stops_the_run_and_its_peers():
     with run:
         try:
             run.stdout.readline()                  # the headline: measuring has begun
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + HANG_S
             while len(processes_in_group(run.pid)) < 3 and time.monotonic() < deadline:
                 time.sleep(0.05)                   # the runner, its receiver and its sender
             assert len(processes_in_group(run.pid)) == 3
             os.killpg(run.pid, signal.SIGINT)
-            assert run.wait(timeout=5) == 130
+            assert run.wait(timeout=HANG_S) == 130
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_S
     while processes_in_group(run.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_in_group(run.pid) == []

@@ -31,7 +31,7 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0,
+def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=HANG_S,
                     capacity=None):
     """Receive ``count`` datagrams with recv_batch; return (payloads, addresses, truncated)."""
     capacity = capacity or max(1, min(count, 1024))
@@ -63,15 +63,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def assert_ctrl_c_interrupts(child_code, backend):
-    """Run ``child_code`` (it prints "ready", then blocks; on KeyboardInterrupt
-    it prints "interrupted after ..." and exits 0), send it SIGINT, check that."""
+    """Run ``child_code`` (it prints "ready" inside the try that catches
+    KeyboardInterrupt, then blocks; on KeyboardInterrupt it prints
+    "interrupted after ..." and exits 0), send it SIGINT, check that."""
     child = subprocess.Popen([sys.executable, "-c", child_code, backend],
                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert child.stdout.readline().strip() == "ready"
+        # Only so that the signal most often finds the call blocked: the
+        # outcome is the same if it comes before (ready is inside the try).
         time.sleep(0.2)
         child.send_signal(signal.SIGINT)
-        out, _ = child.communicate(timeout=10)
+        out, _ = child.communicate(timeout=HANG_S)
     finally:
         child.kill()
     assert child.returncode == 0

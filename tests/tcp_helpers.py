@@ -8,7 +8,7 @@ import termios
 import time
 
 import fastnet
-from helpers import in_thread  # noqa: F401 - used by the TCP tests from here
+from helpers import HANG_S, in_thread  # noqa: F401 - in_thread: for the TCP tests
 
 
 def encode(frames, prefix_size=4, byteorder="big"):
@@ -58,7 +58,7 @@ def queued(sock):
     return struct.unpack("i", raw)[0]
 
 
-def wait_queued(sock, nbytes, timeout=5.0):
+def wait_queued(sock, nbytes, timeout=HANG_S):
     """Wait until at least ``nbytes`` are in ``sock``'s receive queue (bounded)."""
     deadline = time.monotonic() + timeout
     while queued(sock) < nbytes:
@@ -79,7 +79,7 @@ def take_available(sock, batch):
         out.extend((bytes(batch.payload(i)), bool(batch.truncated[i])) for i in range(n))
 
 
-def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=5.0):
+def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=HANG_S):
     """Frames until ``count`` arrived or the peer closed (bounded): list of payloads."""
     batch = fastnet.Batch(capacity, slot_size, family=sock.family)
     frames = []

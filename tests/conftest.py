@@ -3,9 +3,20 @@
 FASTNET_EXPECT_BACKENDS (set by .ci/run) lists exactly the backends that must
 load; if one of them does not, or another one does, the whole run fails at
 start instead of quietly testing a different set.
+
+FASTNET_EXPECT_FEATURES (set by .ci/run) lists kernel features (keys of
+fastnet.features(), e.g. ``gso,gro``) that must be reported present: tests
+that need a feature skip without it, and features() is itself under test, so
+a feature wrongly reported missing would otherwise only show as skips.
+
+FASTNET_EXPECT_TOOLS (set by .ci/run, e.g. ``tshark``) names programs that
+must be on PATH, so the tests that use them run. Network namespace tests
+(``@needs_netns``) fail instead of skipping where namespaces are expected:
+see tests/netns.py.
 """
 
 import os
+import shutil
 import socket as stdsocket
 
 import pytest
@@ -13,9 +24,12 @@ import pytest
 import fastnet
 
 from helpers import AVAILABLE, HAS_IPV6
+from netns import netns_expected, netns_unavailable, skip_without_netns
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "netns(*tools): the test makes private network "
+                            "namespaces and runs ip and these tools in them (tests/netns.py)")
     expected = [name for name in os.environ.get("FASTNET_EXPECT_BACKENDS", "").split(",") if name]
     missing = [name for name in expected if name not in AVAILABLE]
     if missing:
@@ -29,10 +43,43 @@ def pytest_configure(config):
     extra = [name for name in AVAILABLE if expected and name not in expected]
     if extra:
         raise pytest.UsageError(f"fastnet backends loaded but not expected: {', '.join(extra)}")
+    _check_expected_features()
+    tools = [name for name in os.environ.get("FASTNET_EXPECT_TOOLS", "").split(",") if name]
+    absent = [name for name in tools if shutil.which(name) is None]
+    if absent:
+        raise pytest.UsageError(f"FASTNET_EXPECT_TOOLS: not on PATH: {', '.join(absent)}")
+    if netns_expected():
+        reason = netns_unavailable("tc")
+        if reason:
+            raise pytest.UsageError(f"network namespaces are expected (FASTNET_EXPECT_NETNS / "
+                                    f"CI) but cannot be used here: {reason}")
+
+
+def _check_expected_features():
+    expected = [name for name in os.environ.get("FASTNET_EXPECT_FEATURES", "").split(",") if name]
+    found = fastnet.features()
+    unknown = [name for name in expected if name not in found]
+    if unknown:
+        raise pytest.UsageError(f"FASTNET_EXPECT_FEATURES names unknown features: "
+                                f"{', '.join(unknown)} (known: {', '.join(sorted(found))})")
+    missing = [name for name in expected if not found[name]]
+    if missing:
+        raise pytest.UsageError(f"expected kernel features reported missing by "
+                                f"fastnet.features(): {', '.join(missing)} (it says {found})")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("netns")
+    if marker is not None:
+        reason = netns_unavailable(*marker.args)
+        if reason:
+            skip_without_netns(reason)
 
 
 def pytest_report_header(config):
-    return f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})"
+    present = [name for name, value in fastnet.features().items() if value]
+    return [f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})",
+            f"kernel features present: {', '.join(present) or 'none'}"]
 
 
 @pytest.fixture(params=AVAILABLE)

@@ -5,9 +5,15 @@ import signal
 import socket as stdsocket
 import subprocess
 import sys
+import threading
 import time
 
 import fastnet
+
+#: How long a call that should end at once may take before it counts as hung:
+#: generous, since the test machines are shared and noisy. Tests never check
+#: how long anything took; this only turns a hang into a failure.
+HANG_S = 30.0
 
 #: The backends that load here; every behavioural test runs on each.
 AVAILABLE = fastnet.available_backends()
@@ -25,7 +31,7 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=5.0,
+def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=HANG_S,
                     capacity=None):
     """Receive ``count`` datagrams with recv_batch; return (payloads, addresses, truncated)."""
     capacity = capacity or max(1, min(count, 1024))
@@ -57,15 +63,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def assert_ctrl_c_interrupts(child_code, backend):
-    """Run ``child_code`` (it prints "ready", then blocks; on KeyboardInterrupt
-    it prints "interrupted after ..." and exits 0), send it SIGINT, check that."""
+    """Run ``child_code`` (it prints "ready" inside the try that catches
+    KeyboardInterrupt, then blocks; on KeyboardInterrupt it prints
+    "interrupted after ..." and exits 0), send it SIGINT, check that."""
     child = subprocess.Popen([sys.executable, "-c", child_code, backend],
                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert child.stdout.readline().strip() == "ready"
+        # Only so that the signal most often finds the call blocked: the
+        # outcome is the same if it comes before (ready is inside the try).
         time.sleep(0.2)
         child.send_signal(signal.SIGINT)
-        out, _ = child.communicate(timeout=10)
+        out, _ = child.communicate(timeout=HANG_S)
     finally:
         child.kill()
     assert child.returncode == 0
@@ -107,6 +116,34 @@ def proc_net_udp_drops(sock_fileno, family=fastnet.AF_INET):
     raise LookupError(f"inode {inode} not in {table}")
 
 
+def udp_queue_on_port(port, family=fastnet.AF_INET):
+    """``(sockets, bytes)``: UDP sockets bound to local ``port`` here and the bytes
+    still queued to them (/proc/net/udp or udp6, rx_queue), for any process."""
+    table = "/proc/net/udp6" if family == fastnet.AF_INET6 else "/proc/net/udp"
+    sockets = queued = 0
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets += 1
+                queued += int(fields[4].split(":")[1], 16)
+    return sockets, queued
+
+
+def wait_until_read(port, family=fastnet.AF_INET, timeout=HANG_S):
+    """Wait until the sockets on ``port`` (another process's) have read all that
+    was queued to them: the condition to wait for before stopping a receiver
+    whose count must include what was sent. Fails only if that never happens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sockets, queued = udp_queue_on_port(port, family)
+        assert sockets, f"no UDP socket on port {port}"
+        if not queued:
+            return
+        assert time.monotonic() < deadline, f"{queued} bytes still unread on port {port}"
+        time.sleep(0.01)
+
+
 def processes_in_group(pgid):
     """Live processes of a process group (from /proc)."""
     found = []
@@ -121,3 +158,76 @@ def processes_in_group(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
             found.append(int(entry))
     return found
+
+
+class _Runner(threading.Thread):
+    def __init__(self, function, args):
+        super().__init__(daemon=True)
+        self._call = (function, args)
+        self._outcome = None
+
+    def run(self):
+        function, args = self._call
+        try:
+            self._outcome = (True, function(*args))
+        except BaseException as exc:  # handed to the test by result()
+            self._outcome = (False, exc)
+
+    def result(self, timeout=HANG_S):
+        """Join (bounded); return the value or re-raise the exception."""
+        self.join(timeout)
+        assert not self.is_alive(), f"the thread did not finish in {timeout} s"
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+
+def in_thread(function, *args):
+    """Start ``function(*args)`` in a thread; ``.result()`` gives its outcome.
+
+    For a call that must end because of something else (a close, a stop from
+    another thread): ``.result()`` fails the test if it has not ended within
+    HANG_S seconds, a bound that only a hang reaches.
+    """
+    runner = _Runner(function, args)
+    runner.start()
+    return runner
+
+
+class VirtualClock:
+    """A monotonic clock that moves only when the code under test sleeps.
+
+    Each reading advances it by ``TICK_NS`` (so a loop polling it for a
+    deadline ends), each sleep by the time asked. Paced code then runs as fast
+    as the machine lets it, and when it would have sent what is exact whatever
+    the load: tests check pacing arithmetic on this clock, never on the real one
+    (bench/pacing_accuracy.py measures the real rates).
+    """
+
+    TICK_NS = 1_000
+
+    def __init__(self):
+        self.now_ns = 1_000_000_000_000
+        self.slept_ns = 0
+
+    def monotonic_ns(self):
+        self.now_ns += self.TICK_NS
+        return self.now_ns
+
+    def sleep(self, seconds):
+        step = max(0, int(seconds * 1e9))
+        self.now_ns += step
+        self.slept_ns += step
+
+
+def use_virtual_clock(monkeypatch):
+    """Make the Sender, its pacing and replay read and sleep on a VirtualClock; return it."""
+    import types
+    from fastnet.send import pacing as _pacing, replay as _replay, sender as _sender
+    clock = VirtualClock()
+    monkeypatch.setattr(_pacing, "_monotonic_ns", clock.monotonic_ns)
+    monkeypatch.setattr(_pacing, "_sleep", clock.sleep)
+    monkeypatch.setattr(_sender, "_monotonic_ns", clock.monotonic_ns)
+    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(monotonic_ns=clock.monotonic_ns))
+    return clock

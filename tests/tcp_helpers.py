@@ -5,10 +5,10 @@ import fcntl
 import socket as stdsocket
 import struct
 import termios
-import threading
 import time
 
 import fastnet
+from helpers import HANG_S, in_thread  # noqa: F401 - in_thread: for the TCP tests
 
 
 def encode(frames, prefix_size=4, byteorder="big"):
@@ -58,7 +58,7 @@ def queued(sock):
     return struct.unpack("i", raw)[0]
 
 
-def wait_queued(sock, nbytes, timeout=5.0):
+def wait_queued(sock, nbytes, timeout=HANG_S):
     """Wait until at least ``nbytes`` are in ``sock``'s receive queue (bounded)."""
     deadline = time.monotonic() + timeout
     while queued(sock) < nbytes:
@@ -79,7 +79,7 @@ def take_available(sock, batch):
         out.extend((bytes(batch.payload(i)), bool(batch.truncated[i])) for i in range(n))
 
 
-def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=5.0):
+def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=HANG_S):
     """Frames until ``count`` arrived or the peer closed (bounded): list of payloads."""
     batch = fastnet.Batch(capacity, slot_size, family=sock.family)
     frames = []
@@ -92,33 +92,3 @@ def recv_all_frames(sock, slot_size, count=None, capacity=64, timeout=5.0):
             break
         frames.extend(bytes(batch.payload(i)) for i in range(n))
     return frames
-
-
-class _Runner(threading.Thread):
-    def __init__(self, function, args):
-        super().__init__(daemon=True)
-        self._call = (function, args)
-        self._outcome = None
-
-    def run(self):
-        function, args = self._call
-        try:
-            self._outcome = (True, function(*args))
-        except BaseException as exc:  # handed to the test by result()
-            self._outcome = (False, exc)
-
-    def result(self, timeout=30):
-        """Join (bounded); return the value or re-raise the exception."""
-        self.join(timeout)
-        assert not self.is_alive(), f"the thread did not finish in {timeout} s"
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
-
-
-def in_thread(function, *args):
-    """Start ``function(*args)`` in a thread; ``.result()`` gives its outcome."""
-    runner = _Runner(function, args)
-    runner.start()
-    return runner

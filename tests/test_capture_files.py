@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fastnet
+from helpers import HANG_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ["pcap", "npy"]
@@ -32,7 +33,7 @@ def _receive_into(recorder, receiver, total, *, capacity=4):
     batch = fastnet.Batch(capacity, SLOT, family=receiver.family)
     copies = []
     got = 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_S
     while got < total:
         assert time.monotonic() < deadline, f"only {got} of {total} arrived"
         n = receiver.recv_batch(batch, timeout=5)
@@ -296,7 +297,7 @@ def test_a_write_error_is_counted_and_raised_on_close(tmp_path):
     recorder._write = failing_write
     batch = fastnet.Batch.from_payloads([b"x"] * 3)
     recorder(batch)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_S
     while recorder.stats.error is None and time.monotonic() < deadline:
         time.sleep(0.01)
     recorder(batch)           # after the error: counted, not raised here
@@ -334,16 +335,30 @@ def test_bad_recorder_arguments(tmp_path, kwargs, error):
 
 
 RECORDING_CHILD = textwrap.dedent("""
-    import sys, time, fastnet
+    import sys, time, numpy, fastnet
     path, mode = sys.argv[1], sys.argv[2]
     recorder = fastnet.open_recorder(path)
     batch = fastnet.Batch.from_payloads([bytes(range(200))] * 64)
     recorder(batch)
-    time.sleep(0.5)   # let the writer reach the disk, then report
-    print("recording", flush=True)
+
+    def readable():
+        try:
+            if path.endswith(".npy") and len(numpy.load(path)) < 64:
+                return False
+            return sum(b.count for b in fastnet.read_capture(path)) >= 64
+        except (OSError, ValueError, EOFError, fastnet.CaptureError):   # not written yet
+            return False
+
+    deadline = time.monotonic() + 30
+    while not readable():   # the writer has put the first 64 in the file
+        if time.monotonic() > deadline:
+            sys.exit("the first batch never reached the file")
+        time.sleep(0.01)
     if mode == "exit":
+        print("recording", flush=True)
         sys.exit(0)   # no close(): the writer still finishes the file
     try:
+        print("recording", flush=True)   # in the try: Ctrl-C from now on is caught
         while True:
             recorder(batch)
             time.sleep(0.001)
@@ -359,9 +374,9 @@ def _run_recording_child(path, mode):
     try:
         assert child.stdout.readline().strip() == "recording"
         if mode != "exit":
-            time.sleep(0.3)
+            time.sleep(0.3)   # only so that more batches go than the first
             child.send_signal(signal.SIGINT if mode == "interrupt" else signal.SIGKILL)
-        out, _ = child.communicate(timeout=20)
+        out, _ = child.communicate(timeout=HANG_S)
     finally:
         child.kill()
     return child.returncode, out

@@ -6,10 +6,7 @@ import json
 import pytest
 
 from cli_helpers import bound_address, finish, one_error_line, start_fastnet, start_recv
-from netns import multicast_netns, netns_available
-
-needs_netns = pytest.mark.skipif(not netns_available(),
-                                 reason="needs root and ip for a private netns")
+from netns import multicast_netns, needs_netns
 
 GROUPS = [pytest.param("239.1.2.3", "127.0.0.1", "127.0.0.2", id="ipv4"),
           pytest.param("ff1e::1234", "::1", "::2", id="ipv6")]
@@ -35,7 +32,7 @@ def receive_from_group(namespace, backend, group, *recv_args, count=3):
     return json.loads(out)
 
 
-@needs_netns
+@needs_netns()
 @pytest.mark.parametrize("group,local,other", GROUPS)
 def test_recv_joins_the_group(backend, group, local, other):
     with multicast_netns(f"cli-mcast-{backend}") as namespace:
@@ -44,7 +41,7 @@ def test_recv_joins_the_group(backend, group, local, other):
     assert report["address"][:2] == [group, report["address"][1]]
 
 
-@needs_netns
+@needs_netns()
 @pytest.mark.parametrize("group,local,other", GROUPS)
 def test_source_specific_join(backend, group, local, other):
     with multicast_netns(f"cli-ssm-{backend}") as namespace:

@@ -4,7 +4,6 @@ import contextlib
 import json
 import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ import pytest
 import fastnet
 from fastnet.cli import build_parser
 from cli_helpers import bound_port, finish, one_error_line, start_fastnet, start_recv
-from helpers import numbers_in, send_numbered
-from netns import netns_available, private_netns
+from helpers import numbers_in, send_numbered, wait_until_read
+from netns import netns_available, private_netns, skip_without_netns
 
 
 def numbers_in_file(path):
@@ -72,7 +71,8 @@ def port_7788_of_our_own(tag):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 7788))
     except OSError:
-        pytest.skip("127.0.0.1:7788 is in use and no private network namespace can be made")
+        skip_without_netns("127.0.0.1:7788 is in use and no private network namespace "
+                           "can be made")
     yield ()
 
 
@@ -108,7 +108,7 @@ def test_ctrl_c_leaves_a_complete_file(backend, tmp_path):
     port = bound_port(child)
     with fastnet.socket(backend=backend) as tx:
         send_numbered(tx, ("127.0.0.1", port), 0, 30)
-    time.sleep(0.3)
+    wait_until_read(port)      # its capture thread has taken the 30 from the socket
     child.send_signal(signal.SIGINT)
     status, out, err = finish(child)
     assert status == 130, err

@@ -20,6 +20,7 @@ import fastnet
 from fastnet import constants as C
 from fastnet.core.gso import MAX_PAYLOAD, NEVER_REFUSED
 from helpers import receive_exactly
+from netns import needs_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_UDP4 = 65507
@@ -234,11 +235,6 @@ def test_segment_refused_for_its_size_falls_back_for_that_size_only(backend):
 
 
 # Private network namespaces (root, ip and tc), as in test_errors_and_interrupts.py.
-def _netns_available():
-    import shutil
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") and shutil.which("tc")
-
-
 def _in_netns(backend, setup, script):
     name = f"fastnet-gso-{os.getpid()}-{backend}"
     subprocess.run(["ip", "netns", "add", name], check=True)
@@ -271,7 +267,7 @@ MTU_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not _netns_available(), reason="needs root, ip and tc for a private netns")
+@needs_netns("tc")
 @needs_gso
 def test_segments_over_the_mtu_fall_back_to_fragmented_plain_sends(backend):
     out = _in_netns(backend, ["ip link set lo mtu 1500 up"], MTU_CHILD)
@@ -298,7 +294,7 @@ PARTIAL_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not _netns_available(), reason="needs root, ip and tc for a private netns")
+@needs_netns("tc")
 @needs_gso
 def test_non_blocking_gso_send_counts_rows(backend):
     out = _in_netns(backend, ["ip link set lo up",

@@ -4,7 +4,9 @@ Users hand fastnet bytes-like objects (Batch.fill, Batch.from_payloads) and
 get arrays back that they can write into, reshape or re-type in place.
 Whatever they do, fastnet copies exactly the bytes the buffer protocol
 describes, or refuses with TypeError/ValueError/BufferError; and no engine
-ever writes or reads outside a Batch's memory.
+ever writes or reads outside a Batch's memory: the batches here have guard
+bytes around their arrays (tests/guards.py), checked untouched afterwards,
+and what was sent from them may hold no guard byte.
 """
 
 import array
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnet
+from guards import ARRAY_SLOTS, GUARD, guarded_batch
 
 REFUSED = (TypeError, ValueError, BufferError)
 HOSTILE = settings(max_examples=60, deadline=None,
@@ -70,16 +73,19 @@ odd_objects = st.one_of(
 @HOSTILE
 @given(obj=odd_objects, row=st.integers(-2, 5))
 def test_fill_copies_exactly_the_buffer_or_refuses(obj, row):
-    batch = fastnet.Batch(4, 32)
+    batch, guards = guarded_batch(4, 32)
     batch.data[:] = 0xEE
     expected = _flat_bytes(obj)
     try:
         batch.fill(row, obj)
     except IndexError:
         assert not 0 <= row < 4
+        guards.check()
         return
     except REFUSED:
+        guards.check()
         return   # no buffer, not C-contiguous, a format memoryview cannot cast, or too long
+    guards.check()
     assert expected is not None, f"accepted {obj!r}, which has no C-contiguous buffer"
     assert len(expected) <= 32
     assert batch.lengths[row] == len(expected)
@@ -146,8 +152,11 @@ ARRAYS = ("data", "lengths", "addresses", "ports", "flowinfo", "scope_ids", "tim
 
 
 def _changed_batch(name, change):
-    """A 4 x 8 Batch with rows filled, then one array changed in place (if numpy allows)."""
-    batch = fastnet.Batch.from_payloads([b"abcdefgh"] * 4)
+    """A 4 x 8 Batch with rows filled, its arrays between guard bytes, then one
+    array changed in place (if numpy allows): ``(batch, changed, guards)``."""
+    batch, guards = guarded_batch(4, 8)
+    for row in range(4):
+        batch.fill(row, b"abcdefgh")
     array_ = getattr(batch, name)
     if name == "truncated":
         array_ = batch._truncated_u8   # the engines write this one
@@ -156,14 +165,27 @@ def _changed_batch(name, change):
             warnings.simplefilter("ignore", DeprecationWarning)   # setting strides (numpy 2.4)
             CHANGES[change](array_)
     except (ValueError, AttributeError, TypeError):
-        return batch, False   # numpy refused the change itself
-    return batch, True
+        return batch, False, guards   # numpy refused the change itself
+    return batch, True, guards
+
+
+def _datagrams_left(receiver):
+    """The payloads still queued on ``receiver`` (a handful at most), without waiting."""
+    rows = fastnet.Batch(16, 2048)
+    payloads = []
+    for _ in range(16):
+        try:
+            n = receiver.recv_batch(rows, timeout=0)
+        except BlockingIOError:
+            break
+        payloads.extend(bytes(rows.payload(i)) for i in range(n))
+    return payloads
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
 @pytest.mark.parametrize("name", ARRAYS)
 def test_changed_arrays_never_let_an_engine_stray(backend, name, change):
-    batch, changed = _changed_batch(name, change)
+    batch, changed, guards = _changed_batch(name, change)
     if change == "resize":
         assert not changed or batch.capacity == 1, "a Batch's arrays must refuse resizing"
     with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
@@ -182,15 +204,37 @@ def test_changed_arrays_never_let_an_engine_stray(backend, name, change):
             # views refuse it with ValueError).
             except (ValueError, TypeError, BufferError, IndexError, OverflowError):
                 pass
-    # Nothing outside the batch was touched: its other arrays are whole.
+        # Whatever the sender sent came from inside the batch: no guard byte.
+        left = _datagrams_left(receiver)
+    assert all(bytes([GUARD]) not in payload for payload in left), left
+    # Nothing outside the batch's arrays was written, whatever was refused.
+    guards.check()
+    # And its other arrays are whole.
     for other in ARRAYS:
         if other != name:
             assert getattr(batch, other).size == {"data": 32, "addresses": 16}.get(other, 4)
 
 
+def test_guard_bytes_show_a_write_just_outside_an_array():
+    # The check above can fail: one byte written past the end, or before the
+    # start, of any of a batch's arrays is seen and named.
+    for slot in ARRAY_SLOTS:
+        for side in ("after", "before"):
+            batch, guards = guarded_batch(4, 8)
+            guards.check()
+            flat = getattr(batch, slot).reshape(-1).view(np.uint8)
+            if side == "before":
+                flat = flat[::-1]
+            stray = np.lib.stride_tricks.as_strided(flat, shape=(flat.size + 1,),
+                                                    strides=flat.strides)
+            stray[-1] = 0
+            with pytest.raises(AssertionError, match=f"{side} batch.{slot[1:]} were written"):
+                guards.check()
+
+
 @pytest.mark.parametrize("name", ["data", "addresses"])
 def test_reshaped_rows_are_refused_before_any_system_call(backend, name):
-    batch, changed = _changed_batch(name, "reshape")
+    batch, changed, _ = _changed_batch(name, "reshape")
     assert changed
     with fastnet.socket(backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))

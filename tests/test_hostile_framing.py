@@ -3,7 +3,8 @@
 Every stream, however hostile, comes out of recv_frames as exactly what an
 independent parser makes of it (tests/fuzz/fuzz_frames.py, ``reference``):
 whole frames, then a clean end or IncompleteFrameError / FrameLimitError /
-SlotTooSmallError; never a crash, a hang or a frame in parts.
+SlotTooSmallError; never a crash, a hang, a frame in parts or a write outside
+the receiving Batch's arrays (guard bytes around them: tests/guards.py).
 """
 
 import os
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 import fastnet
 from fastnet.core.framing import MAX_FRAME_LIMIT
 
+from guards import guarded_batch
 from tcp_helpers import tcp_pair
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
@@ -69,9 +71,10 @@ def test_frames_at_the_limit_go_through_and_one_byte_more_is_refused(backend, pr
         batch = fastnet.Batch(1, limit + 1)
         batch.fill(0, b"\x7f" * limit)
         assert client.send_frames(batch) == 1
-        got = fastnet.Batch(1, limit)
+        got, guards = guarded_batch(1, limit)
         assert server.recv_frames(got, timeout=5) == 1
         assert bytes(got.payload(0)) == b"\x7f" * limit and not got.truncated[0]
+        guards.check()
         batch.fill(0, b"\x7f" * (limit + 1))
         with pytest.raises(ValueError):
             client.send_frames(batch)

@@ -1,17 +1,22 @@
 """Hostile arguments to the core entry points: a defined result or a clear exception.
 
-A crash here would kill the test process, so each case simply has to return
-or raise one of the documented exception types.
+A crash here would kill the test process, so each case has to return or raise
+one of the documented exception types; where an engine reads a Batch's rows
+for hostile lengths, guard bytes around the arrays (tests/guards.py) and the
+datagrams that arrive show that it stayed inside them.
 """
 
 import math
 import socket as stdsocket
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnet
+from guards import guarded_batch
+from helpers import receive_exactly
 
 CLEAR_ERRORS = (TypeError, ValueError, OverflowError, OSError, MemoryError)
 
@@ -90,14 +95,21 @@ def test_recv_batch_timeouts(backend, timeout):
 def test_send_batch_with_hostile_lengths_never_reads_out_of_bounds(backend, lengths):
     with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
-        batch = fastnet.Batch(len(lengths), 16)
+        batch, guards = guarded_batch(len(lengths), 16)
+        batch.data[:] = np.arange(1, 17, dtype=np.uint8)     # no guard byte in any row
         batch.count = len(lengths)
         batch.lengths[:] = lengths
         if all(0 <= n <= 16 for n in lengths):
             assert sender.send_batch(batch, receiver.getsockname()) == len(lengths)
+            # Each datagram is its row's first bytes: nothing read from beyond them.
+            got = receive_exactly(receiver, len(lengths), 64)[0]
+            assert got == [bytes(range(1, 17))[:n] for n in lengths]
         else:
             with pytest.raises(ValueError):
                 sender.send_batch(batch, receiver.getsockname())
+            with pytest.raises(BlockingIOError):   # refused before anything was sent
+                receiver.recv_batch(fastnet.Batch(1, 64), timeout=0)
+        guards.check()
 
 
 @settings(settings.get_profile("hostile"))

@@ -3,6 +3,8 @@
 Rows of any lengths, any ``gso`` argument, receive batches of any shape:
 what was sent is what is received (cut to the slot and flagged when longer),
 or the call is refused with TypeError/ValueError before any system call.
+Receive batches have guard bytes around their arrays (tests/guards.py): a GRO
+split that wrote past a row's slot or the batch's end is seen.
 """
 
 import socket as stdsocket
@@ -18,6 +20,7 @@ from fastnet import constants as C
 from fastnet.engines.python.ancillary import receive_fields
 from fastnet.engines.python.offload import GroArea
 
+from guards import guarded_batch
 from helpers import receive_exactly
 
 HOSTILE = settings(max_examples=40, deadline=None,
@@ -99,12 +102,13 @@ def test_any_row_lengths_arrive_as_sent(offload_pair, lengths, gso, gro, capacit
     assert sent == len(payloads)
     event(f"received {sent} rows, gro={gro}")
     got = []
-    rows = fastnet.Batch(capacity, slot)
+    rows, guards = guarded_batch(capacity, slot)
     while len(got) + kernel_drops(receiver) < sent:
         try:
             n = receiver.recv_batch(rows, timeout=5)
         except TimeoutError:
             break
+        guards.check()
         got.extend((bytes(rows.payload(i)), bool(rows.truncated[i])) for i in range(n))
     expected = [(p[:slot], len(p) > slot) for p in payloads]
     # Datagrams of 64 KiB can overflow a buffer capped by net.core.rmem_max:
@@ -150,9 +154,10 @@ def test_an_empty_datagram_is_one_row_whatever_segment_size_came_with_it(segment
     ancdata = [(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", segment))]
     area = GroArea()
     area.load(0, ancdata, 0, ("127.0.0.1", 9), stdsocket.AF_INET)
-    batch = fastnet.Batch(4, 8)
+    batch, guards = guarded_batch(4, 8)
     assert area.split(batch, 0) == 1
     assert batch.lengths[0] == 0 and not area.pending
+    guards.check()
 
 
 @pytest.mark.parametrize("ancdata,expected", [

@@ -2,12 +2,15 @@
 
 A Receiver that constructs must receive what is sent to it and close
 cleanly, releasing its thread and socket; one that does not must have
-raised TypeError/ValueError/OSError before allocating its ring.
+raised TypeError/ValueError/OSError before allocating its ring. The ring's
+batches have guard bytes around their arrays (tests/guards.py), checked
+untouched once the receiver is closed.
 """
 
 import math
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +18,10 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
+from fastnet.receive import receiver as _receiver
 from fastnet.receive.seq import SeqTracker
+from guards import Guards
+from helpers import HANG_S
 
 HOSTILE = settings(max_examples=50, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -53,6 +59,19 @@ def _fds():
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.fixture
+def ring_guards(monkeypatch):
+    """Guards around every Batch a Receiver allocates (its ring, spare and scratch)."""
+    guards = Guards()
+    real = _receiver.Batch
+
+    def guarded(*args, **kwargs):
+        return guards.add(real(*args, **kwargs))
+
+    monkeypatch.setattr(_receiver, "Batch", guarded)
+    return guards
+
+
 @HOSTILE
 @given(address=ADDRESSES, slot_size=SIZES, batch_size=SIZES, ring_size=SIZES,
        rcvbuf=mostly(st.sampled_from([None, 1, 65536]),
@@ -64,8 +83,9 @@ def _fds():
          seq=None)
 @example(address=0, slot_size=2**26, batch_size=1024, ring_size=64, rcvbuf=None,
          on_full="block", seq=None)
-def test_receiver_construction(backend, address, slot_size, batch_size, ring_size, rcvbuf,
-                               on_full, seq):
+def test_receiver_construction(backend, ring_guards, address, slot_size, batch_size, ring_size,
+                               rcvbuf, on_full, seq):
+    ring_guards.clear()
     fds, threads = _fds(), threading.active_count()
     try:
         rx = fastnet.Receiver(address, slot_size=slot_size, batch_size=batch_size,
@@ -84,6 +104,8 @@ def test_receiver_construction(backend, address, slot_size, batch_size, ring_siz
             batch = rx.get(timeout=5)
             assert bytes(batch.payload(0)) == payload[:slot_size]
             assert bool(batch.truncated[0]) == (slot_size < 64)
+    assert len(ring_guards) > 0          # the ring's batches were guarded
+    ring_guards.check()
     stats = rx.stats
     assert stats.accounted == 1
     assert (_fds(), threading.active_count()) == (fds, threads)
@@ -95,16 +117,18 @@ def test_receiver_get_timeouts(backend, timeout):
     with fastnet.Receiver(0, slot_size=16, batch_size=4, ring_size=2, backend=backend) as rx:
         with fastnet.socket(backend=backend) as sender:
             sender.sendto(b"x", rx.address)
-            try:
-                batch = rx.get(timeout=timeout)   # one is on its way: never waits long
-            except (TypeError, ValueError):
-                assert not (timeout is None or isinstance(timeout, (int, float))
-                            and not isinstance(timeout, bool) and timeout >= 0)
-                return
-            except TimeoutError:
-                assert timeout is not None and timeout < 1   # it had not arrived yet
-                return
-            assert bytes(batch.payload(0)) == b"x"
+        # Captured already: any valid timeout, 0 included, returns it at once.
+        deadline = time.monotonic() + HANG_S
+        while rx.stats.packets < 1:
+            assert time.monotonic() < deadline, "the datagram was not captured"
+            time.sleep(0.001)
+        try:
+            batch = rx.get(timeout=timeout)
+        except (TypeError, ValueError):
+            assert not (timeout is None or isinstance(timeout, (int, float))
+                        and not isinstance(timeout, bool) and timeout >= 0)
+            return
+        assert bytes(batch.payload(0)) == b"x"
 
 
 def test_a_ring_too_large_is_refused_before_allocating(backend):

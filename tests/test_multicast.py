@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import fastnet
-from netns import multicast_netns, netns_available
+from netns import multicast_netns, needs_netns
 
 
 @pytest.mark.parametrize("group,error", [
@@ -115,7 +115,7 @@ MULTICAST_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not netns_available(), reason="needs root and ip for a private netns")
+@needs_netns()
 @pytest.mark.parametrize("version", ["4", "6"])
 def test_join_leave_and_source_filter_on_loopback(backend, version):
     with multicast_netns(f"mcast-{backend}-{version}") as namespace:

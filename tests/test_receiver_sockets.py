@@ -11,7 +11,7 @@ import fastnet
 from fastnet.receive.fanout import bind_reuse_port
 from fastnet.receive.receiver import Receiver
 from helpers import numbers_in, send_numbered
-from netns import multicast_netns, netns_available
+from netns import multicast_netns, needs_netns
 
 
 @pytest.mark.parametrize("address,source,message", [
@@ -72,7 +72,7 @@ RECEIVER_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not netns_available(), reason="needs root and ip for a private netns")
+@needs_netns()
 @pytest.mark.parametrize("group,local,other", [("239.1.2.3", "127.0.0.1", "127.0.0.2"),
                                                ("ff1e::1234", "::1", "::2")])
 def test_receiver_joins_the_group_and_filters_by_source(backend, group, local, other):

@@ -13,17 +13,23 @@ Each engine must give exactly what an independent parser of the same bytes
 truncation flags, and then the same end: a clean end of stream, or
 IncompleteFrameError / FrameLimitError / SlotTooSmallError with the same
 numbers. A hang (no answer within 5 s after the whole stream is in) is a
-finding too.
+finding too, and so is a write outside the Batch's arrays: they sit between
+guard bytes (tests/guards.py), checked after every call.
 """
 
 from __future__ import annotations
 
+import os
 import socket as stdsocket
 import struct
+import sys
 
 import fastnet
 
 from _fuzzlib import Choices, fuzz_main
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from guards import guarded_batch  # noqa: E402  (tests/guards.py)
 
 PREFIX_SIZES = (2, 4, 8)
 MAX_FRAMES = (0, 1, 3, 255, 256, 4096, 65535, 1 << 20, None)   # None: the default, 16 MiB
@@ -114,8 +120,11 @@ class _Listeners:
 _listeners = _Listeners()
 
 
-def _take(sock, batch, frames, timeout, peer=None):
-    n = sock.recv_frames(batch, timeout=timeout)
+def _take(sock, batch, guards, frames, timeout, peer=None):
+    try:
+        n = sock.recv_frames(batch, timeout=timeout)
+    finally:
+        guards.check()
     assert n == batch.count
     if n and peer is not None:
         assert batch.address(n - 1) == peer, (batch.address(n - 1), peer)
@@ -131,14 +140,14 @@ def through_engine(backend, stream, cuts, framing, capacity, slot):
         server, _ = listener.accept()
         try:
             server.set_framing(**framing)
-            batch = fastnet.Batch(capacity, slot)
+            batch, guards = guarded_batch(capacity, slot)
             peer = client.getsockname()
             frames, end = [], None
             pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
             for piece in pieces:
                 client.sendall(piece)
                 try:   # take what has arrived so far, without waiting
-                    _take(server, batch, frames, 0, peer)
+                    _take(server, batch, guards, frames, 0, peer)
                 except BlockingIOError:
                     pass
                 except fastnet.FramingError as exc:   # stuck: stays so, say the docs
@@ -150,13 +159,13 @@ def through_engine(backend, stream, cuts, framing, capacity, slot):
             client.shutdown(stdsocket.SHUT_WR)
             while end is None:
                 try:
-                    if _take(server, batch, frames, WAIT_S, peer) == 0:
+                    if _take(server, batch, guards, frames, WAIT_S, peer) == 0:
                         end = ("eof",)
                 except (fastnet.FramingError, fastnet.SlotTooSmallError) as exc:
                     end = _end_of(exc)
             if end != ("eof",):   # the error repeats: the stream stays unusable
                 try:
-                    _take(server, batch, [], 0)
+                    _take(server, batch, guards, [], 0)
                 except (fastnet.FramingError, fastnet.SlotTooSmallError) as exc:
                     assert _end_of(exc) == end, (end, exc)
                 else:

@@ -68,6 +68,18 @@ def _check_expected_features():
                                 f"fastnet.features(): {', '.join(missing)} (it says {found})")
 
 
+#: Test modules that start whole commands, worker processes or subprocess
+#: suites and take seconds each: marked ``slow``, left out of the fast subset.
+SLOW_MODULES = {"test_bench_cli", "test_bench_cli_tcp", "test_bench_tcp", "test_soak",
+                "test_cli_workers", "test_fanout", "test_examples", "test_cpython_compat"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item):
     marker = item.get_closest_marker("netns")
     if marker is not None:

@@ -195,7 +195,7 @@ class StreamMixin:
                                 return total
                             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                         self._wait(_POLLOUT, deadline)
-                    except OSError as exc:
+                    except (OSError, ValueError) as exc:   # ValueError: lengths changed meanwhile
                         exc.sent = total + getattr(exc, "sent", 0)
                         raise
             finally:

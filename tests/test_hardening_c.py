@@ -1,0 +1,219 @@
+"""Memory safety of the engines: what a call reads, writes and points at stays its own.
+
+Each test here is the regression test of one finding of a review of the
+Cython engine (src/) and says how the code before its fix failed. They run
+on both engines where the behaviour is the engines' contract; a few drive
+the Cython engine's own entry points (fastnet._cengine) directly, where the
+Python layer would never let the hazard through.
+"""
+
+import contextlib
+import os
+import socket as stdsocket
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import _backend
+from fastnet import _constants as C
+
+from helpers import AVAILABLE, receive_exactly
+from tcp_helpers import encode, in_thread, tcp_pair
+
+OFFLOAD = fastnet.features()["gso"] and fastnet.features()["gro"]
+needs_offload = pytest.mark.skipif(not OFFLOAD, reason="kernel without UDP GSO/GRO")
+needs_cython = pytest.mark.skipif("cython" not in AVAILABLE, reason="Cython engine not built")
+needs_both = pytest.mark.skipif(len(AVAILABLE) < 2, reason="needs both engines")
+
+# socket(7) / Documentation/networking/timestamping.rst; the standard
+# library names none of these.
+SO_TIMESTAMPING = 37
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+
+
+def rows_of(count, size, last=None):
+    sizes = [size] * count
+    if last is not None:
+        sizes[-1] = last
+    return [(i.to_bytes(4, "big") + bytes([i % 251]) * size)[:n] for i, n in enumerate(sizes)]
+
+
+def send_gso(sender, address, payloads):
+    batch = fastnet.Batch.from_payloads(payloads, family=sender.family)
+    assert sender.send_batch(batch, address, gso=True) == len(payloads)
+
+
+@contextlib.contextmanager
+def udp_pair(backend, *, gro=False, family=stdsocket.AF_INET, host="127.0.0.1"):
+    receiver = fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend, gro=gro)
+    sender = fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend)
+    try:
+        receiver.bind((host, 0))
+        receiver.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
+        sender.bind((host, 0))
+        yield receiver, sender
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def take_all(receiver, batch, timeout=2.0, limit=10000):
+    """Rows of every recv_batch until the queue and carry-over are empty (bounded)."""
+    rows = []
+    n = receiver.recv_batch(batch, timeout=timeout)
+    while True:
+        rows += [(bytes(batch.payload(i)), bool(batch.truncated[i]), int(batch.timestamps[i]))
+                 for i in range(n)]
+        assert len(rows) <= limit
+        try:
+            n = receiver.recv_batch(batch, timeout=0)
+        except BlockingIOError:
+            return rows
+
+
+# -- 1. send_frames uses the lengths it checked, never the live array -------------------
+
+
+def _send_while_a_thread_raises_a_length(client, batch, row, raised):
+    """send_frames on a non-blocking socket while another thread sets lengths[row] = raised.
+
+    The other thread can only run while the sending thread has released the
+    GIL: the switch interval is made huge, so that is inside the engine's
+    system call (the Python layer up to it never waits). Returns (frames
+    sent, whether the length changed during the call).
+    """
+    gate = threading.Lock()
+    gate.acquire()
+    changed = threading.Event()
+
+    def raise_length():
+        with gate:
+            batch.lengths[row] = raised
+        changed.set()
+
+    thread = threading.Thread(target=raise_length, daemon=True)
+    thread.start()
+    time.sleep(0.05)   # let it block on the gate
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)   # far longer than the Python code up to the system call
+    try:
+        gate.release()
+        sent = client.send_frames(batch)
+        during = changed.is_set()
+    finally:
+        sys.setswitchinterval(interval)
+    thread.join(10)
+    assert not thread.is_alive()
+    return sent, during
+
+
+def _drain(sock, nbytes, timeout=20.0):
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(out) < nbytes:
+        assert time.monotonic() < deadline, f"only {len(out)} of {nbytes} bytes arrived"
+        chunk = stdsocket.socket.recv(sock, 1 << 20)
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def test_held_tail_is_the_frame_that_was_checked(backend):
+    """A length raised during the send never reaches the wire.
+
+    Before the fix the Cython engine read lengths[] again after sendmsg: the
+    held rest of the partly written frame 1 was copied with the raised
+    length, so 8 MiB past what its prefix announced went out (wrong bytes on
+    the wire: the stream no longer parsed).
+    """
+    slot = 16 << 20
+    declared = slot // 2
+    batch = fastnet.Batch(2, slot)
+    batch.data[0, :1000] = 7
+    batch.data[1] = np.resize(np.arange(251, dtype=np.uint8), slot)
+    expected = encode([bytes(batch.data[0, :1000]), bytes(batch.data[1, :declared])])
+    deadline = time.monotonic() + 60
+    for _ in range(20):   # bounded: the other thread must run during the system call
+        if time.monotonic() > deadline:
+            break
+        batch.lengths[:2] = (1000, declared)
+        batch.count = 2
+        with tcp_pair(backend, rcvbuf=1 << 20, sndbuf=1 << 20) as (client, server_side):
+            client.setblocking(False)
+            sent, interleaved = _send_while_a_thread_raises_a_length(client, batch, 1, slot)
+            if not interleaved:
+                continue
+            assert sent == 2   # frame 1 was started: it counts, its rest is held
+            assert client._frames.unsent < 4 + declared
+            reader = in_thread(_drain, server_side, len(expected) + 1)
+            client.setblocking(True)
+            assert client.flush_frames() == 0
+            client.shutdown(stdsocket.SHUT_WR)
+            assert reader.result() == expected
+            return
+    pytest.skip("the other thread never ran during the system call")
+
+
+# -- 5. engine-side bounds of the framing calls ---------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["send_frames", "recv_frames", "flush_unsent"])
+def test_engine_framing_calls_refuse_no_frame_state(backend, call):
+    """Before the fix the Cython engine took None for a FrameState and read its
+    fields from the None object's memory (send_frames returned 0)."""
+    engine = _backend.load(backend)
+    batch = fastnet.Batch.from_payloads([b"abc"])
+    with tcp_pair(backend) as (client, server_side):
+        args = {"send_frames": (client, batch, 0, 1, None), "recv_frames": (client, batch, None),
+                "flush_unsent": (client, None)}[call]
+        with pytest.raises(TypeError):
+            getattr(engine, call)(*args)
+        server_side.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server_side.recv(1)
+
+
+@pytest.mark.parametrize("start,stop", [(0, 5000), (-1, 1), (2, 1), (0, 2**40)])
+def test_engine_send_frames_checks_its_rows(backend, start, stop):
+    """Rows outside the Batch are refused before any system call.
+
+    Before the fix the Cython engine read lengths (and rows) past the end of
+    the arrays: a ValueError if the heap there happened to hold a bad
+    length, else those bytes went out.
+    """
+    engine = _backend.load(backend)
+    batch = fastnet.Batch.from_payloads([b"abc"])
+    with tcp_pair(backend) as (client, server_side):
+        with pytest.raises(ValueError, match="out of range"):
+            engine.send_frames(client, batch, start, stop, engine.FrameState())
+        server_side.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server_side.recv(1)
+
+
+def test_value_error_after_frames_went_out_says_how_many(backend):
+    """A length gone bad in a later gathered write: ``exc.sent`` is what is on the wire.
+
+    The Cython engine checks each write's 512 frames as it builds it; the
+    Python engine reads all lengths first. Before the fix the Cython engine's
+    ValueError carried no ``sent`` although 512 frames were out.
+    """
+    engine = _backend.load(backend)
+    frames = [bytes([i % 256]) * 3 for i in range(600)]
+    batch = fastnet.Batch.from_payloads(frames, slot_size=3)
+    batch.lengths[550] = 99   # past the slot, as if written by another thread
+    with tcp_pair(backend) as (client, server_side):
+        with pytest.raises(ValueError) as info:
+            engine.send_frames(client, batch, 0, 600, engine.FrameState())
+        sent = getattr(info.value, "sent", 0)
+        client.close()
+        server_side.settimeout(10)
+        wire = _drain(server_side, 1 << 30)
+        assert wire == encode(frames[:sent])
+        assert sent in (0, 512)

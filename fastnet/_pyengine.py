@@ -24,7 +24,7 @@ from __future__ import annotations
 import socket as _stdsocket
 
 from ._ancillary import ANCILLARY_SPACE, receive_fields
-from ._pyoffload import recv_gro, send_gso
+from ._pyoffload import checked_lengths, recv_gro, send_gso
 from ._pyframing import FrameState, flush_unsent, recv_frames, send_frames
 
 __all__ = ["recv_batch", "send_batch", "FEATURES",
@@ -133,10 +133,10 @@ def _recv_with_ancillary(sock, batch):
 
 
 def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
+    lengths = checked_lengths(batch, start, stop, gso_size)
     if gso_size:
-        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments)
+        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments, lengths)
     rows = batch._rows
-    lengths = batch._lengths[start:stop].tolist()
     sent = 0
     try:
         if address is None:

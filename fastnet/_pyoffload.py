@@ -15,7 +15,7 @@ import numpy as np
 from . import _constants as C
 from ._ancillary import ANCILLARY_SPACE, receive_fields
 
-__all__ = ["send_gso", "recv_gro"]
+__all__ = ["send_gso", "recv_gro", "checked_lengths"]
 
 _SEND_FLAGS = _stdsocket.MSG_DONTWAIT
 _UINT16 = struct.Struct("=H")
@@ -25,15 +25,41 @@ _UINT16 = struct.Struct("=H")
 GRO_BUFFER = 65536
 
 
-def send_gso(sock, batch, start, stop, address, segment, per_buffer):
+def checked_lengths(batch, start, stop, segment=0):
+    """The lengths of rows start..stop-1, read once and checked, as the Cython engine does.
+
+    The caller checked them, but another thread may write the array
+    meanwhile: only these values are sent (a row's slice would silently
+    shorten a length past the row), and with a GSO ``segment`` every row
+    but the last must still be one segment. ValueError otherwise, and for
+    rows out of range.
+    """
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
+    lengths = batch._lengths[start:stop].tolist()
+    if lengths:
+        if min(lengths) < 0 or max(lengths) > batch._slot_size:
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed: outside "
+                             f"0..{batch._slot_size}")
+        head = lengths[:-1]
+        if segment and ((head and not min(head) == max(head) == segment)
+                        or not 0 < lengths[-1] <= segment):
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed from the GSO plan "
+                             f"(segment {segment})")
+    return lengths
+
+
+def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=None):
     """Send rows start..stop-1 as super-buffers of ``per_buffer`` rows; return rows sent.
 
     Each super-buffer is one sendmsg whose buffers are the rows themselves,
     with a UDP_SEGMENT control message; the kernel cuts it into datagrams of
     ``segment`` bytes. A refused super-buffer is not sent at all.
+    ``lengths``: those of the rows, already read by checked_lengths.
     """
     rows = batch._rows
-    lengths = batch._lengths[start:stop].tolist()
+    if lengths is None:
+        lengths = checked_lengths(batch, start, stop, segment)
     ancillary = [(C.SOL_UDP, C.UDP_SEGMENT, _UINT16.pack(segment))]
     target = () if address is None else (address,)
     sendmsg = sock._untimed.sendmsg

@@ -274,6 +274,7 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
     cdef int64_t slot = batch._slot_size
+    cdef int64_t length
     cdef Py_ssize_t rows_here
     cdef bint contiguous
 
@@ -287,11 +288,20 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     s.prepared = NOTHING
     for i in range(start, stop):
         # Checked by the caller too, but the array is the user's to write from
-        # another thread meanwhile: never hand the kernel a length past the row.
-        if not 0 <= lengths[i] <= slot:
-            raise ValueError(f"batch.lengths[{i}] = {lengths[i]} is outside 0..{slot}")
+        # another thread meanwhile: read each length once, check it, and use
+        # only that value (kept in the iovec) from here on.
+        length = lengths[i]
+        if not 0 <= length <= slot:
+            raise ValueError(f"batch.lengths[{i}] = {length} is outside 0..{slot}")
+        # The GSO plan was made from the lengths the caller read: each row
+        # but the last must still be one segment, or the kernel would cut
+        # the datagrams elsewhere than the rows.
+        if gso_size and (length == 0 or length > gso_size
+                         or (length != gso_size and i != stop - 1)):
+            raise ValueError(f"batch.lengths[{i}] = {length} changed from the GSO plan "
+                             f"(segment {gso_size})")
         s.iov[i].iov_base = &data[i, 0]
-        s.iov[i].iov_len = <size_t>lengths[i]
+        s.iov[i].iov_len = <size_t>length
     # Message m carries rows start + m*per onwards; there are never more
     # messages than rows, so the Batch's scratch has room for them. When the
     # segment size is the slot size, a message's rows lie back to back in
@@ -306,7 +316,8 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         hdr.msg_namelen = dest_len
         hdr.msg_iov = &s.iov[first]
         if contiguous:
-            s.iov[first].iov_len = <size_t>((rows_here - 1) * slot + lengths[first + rows_here - 1])
+            s.iov[first].iov_len = <size_t>((rows_here - 1) * slot
+                                            + s.iov[first + rows_here - 1].iov_len)
             hdr.msg_iovlen = 1
         else:
             hdr.msg_iovlen = <size_t>rows_here

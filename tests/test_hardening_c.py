@@ -160,6 +160,18 @@ def test_held_tail_is_the_frame_that_was_checked(backend):
     pytest.skip("the other thread never ran during the system call")
 
 
+def test_gso_send_uses_the_lengths_of_its_plan(backend):
+    """The GSO plan is the caller's; rows whose lengths left it are refused, not sent."""
+    with udp_pair(backend) as (receiver, sender):
+        batch = fastnet.Batch.from_payloads(rows_of(10, 100))
+        engine = _backend.load(backend)
+        batch.lengths[3] = 50   # as if written by another thread after the plan
+        with pytest.raises(ValueError, match="GSO plan"):
+            engine.send_batch(sender, batch, 0, 10, receiver.getsockname(), 100, 10)
+        with pytest.raises(BlockingIOError):
+            receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)
+
+
 # -- 5. engine-side bounds of the framing calls ---------------------------------------------
 
 

@@ -195,13 +195,22 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             twin.detach()  # the fd is closed once, below
         super().close()
 
-    def _enter(self) -> None:
+    def _enter(self, batch=None, method: str = "") -> None:
+        """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim)."""
         with self._lock:
             if self._closing or self._closed or super().fileno() < 0:
                 raise _closed_error()
             self._users += 1
+        if batch is not None:
+            try:
+                batch._claim(method)
+            except BaseException:
+                self._leave()
+                raise
 
-    def _leave(self) -> None:
+    def _leave(self, batch=None) -> None:
+        if batch is not None:
+            batch._release()
         with self._lock:
             self._users -= 1
             last = self._closing and self._users == 0
@@ -361,9 +370,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         """
         self._check_batch(batch, "recv_batch")
         deadline = self._deadline(timeout)
-        batch._count = 0
-        self._enter()
+        self._enter(batch, "recv_batch")
         try:
+            batch._count = 0
             error, self._pending_error = self._pending_error, None
             if error is not None:
                 raise error
@@ -384,7 +393,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     return n
                 self._wait(_POLLIN, deadline)
         finally:
-            self._leave()
+            self._leave(batch)
 
     def send_batch(self, batch: Batch, address=None, *, gso=None) -> int:
         """Send rows ``0..batch.count-1`` as separate datagrams; return how many went out.
@@ -421,7 +430,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         deadline = self._deadline(None)
         if not count:
             return 0
-        self._enter()
+        self._enter(batch, "send_batch")
         total = 0
         try:
             engine_send = self._engine.send_batch
@@ -451,7 +460,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         raise
             return total
         finally:
-            self._leave()
+            self._leave(batch)
 
 
 def _default_backend_name() -> str:

@@ -116,10 +116,10 @@ class StreamMixin:
         """
         self._check_batch(batch, "recv_frames", _stdsocket.SOCK_STREAM)
         deadline = self._deadline(timeout)
-        batch._count = 0
         state = self._frame_state()
-        self._enter()
+        self._enter(batch, "recv_frames")
         try:
+            batch._count = 0
             self._claim(state, "recv_busy", "recv_frames")
             try:
                 error, state.pending_error = state.pending_error, None
@@ -139,7 +139,7 @@ class StreamMixin:
             finally:
                 state.recv_busy = False
         finally:
-            self._leave()
+            self._leave(batch)
 
     def send_frames(self, batch: Batch, start: int = 0) -> int:
         """Send rows ``start..batch.count-1`` as frames; return how many were sent.
@@ -176,7 +176,7 @@ class StreamMixin:
                     f"prefix can count)")
         deadline = self._deadline(None)
         state = self._frame_state()
-        self._enter()
+        self._enter(batch, "send_frames")
         total = 0
         try:
             self._claim(state, "send_busy", "send_frames")
@@ -201,7 +201,7 @@ class StreamMixin:
             finally:
                 state.send_busy = False
         finally:
-            self._leave()
+            self._leave(batch)
 
     def flush_frames(self) -> int:
         """Write the held rest of a partly sent frame; return the bytes still held.

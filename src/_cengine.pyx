@@ -67,6 +67,16 @@ cdef class _Scratch:
     cdef unsigned char *control
     cdef Py_ssize_t capacity
     cdef Prepared prepared
+    # Set while a call uses these headers (see _claim): a second call at
+    # once would rewrite the headers under the first one's system call.
+    # recvmmsg(2) says that "On return from recvmmsg(), successive elements
+    # of msgvec are updated", but the kernel reads each header only when it
+    # gets to that message (net/socket.c, do_recvmmsg), so a header rewritten
+    # meanwhile, by a send pointing it elsewhere, is the one it writes to.
+    cdef bint busy
+    # send_batch's destination: the headers point at it, so it lives here,
+    # never in a stack frame that a header could outlive.
+    cdef sockaddr_in6 dest
     # Typed views of the Batch's arrays, taken once: taking them from the
     # numpy arrays (the buffer protocol and its checks) on every call cost
     # more than the rest of a small receive's work in Python.
@@ -82,6 +92,7 @@ cdef class _Scratch:
     def __cinit__(self, Py_ssize_t capacity):
         self.capacity = capacity
         self.prepared = NOTHING
+        self.busy = False
         self.msgs = <mmsghdr *>malloc(capacity * sizeof(mmsghdr))
         self.iov = <iovec *>malloc(capacity * sizeof(iovec))
         self.names = <sockaddr_in6 *>malloc(capacity * sizeof(sockaddr_in6))
@@ -97,8 +108,16 @@ cdef class _Scratch:
         free(self.control)
 
 
-cdef _Scratch _scratch_of(object batch):
+cdef _Scratch _claim(object batch):
+    """The Batch's scratch, marked in use; RuntimeError if another call is using it.
+
+    The caller (fastnet/_socket.py) already lets one call at a time use a
+    Batch; this guards the headers themselves. The check and the mark run
+    with the GIL held and no Python code between them, so two threads cannot
+    both pass.
+    """
     cdef _Scratch scratch = batch._scratch
+    cdef object current
     if scratch is None or scratch.capacity != batch._capacity:
         scratch = _Scratch(batch._capacity)
         scratch.data = batch._data
@@ -109,7 +128,17 @@ cdef _Scratch _scratch_of(object batch):
         scratch.scope_ids = batch._scope_ids
         scratch.timestamps = batch._timestamps
         scratch.truncated = batch._truncated_u8
-        batch._scratch = scratch
+        # Making it ran Python code (allocation can run a collection): if
+        # another call installed a scratch meanwhile, use that one.
+        current = batch._scratch
+        if current is not None and (<_Scratch>current).capacity == batch._capacity:
+            scratch = <_Scratch>current
+        else:
+            batch._scratch = scratch
+    if scratch.busy:
+        raise RuntimeError("this Batch is in use by another call: a Batch serves one call "
+                           "at a time")
+    scratch.busy = True
     return scratch
 
 
@@ -155,11 +184,18 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
     """Take the datagrams already queued on ``sock``, up to capacity; 0 if none."""
     if gro or sock._gro_area is not None:
         return _recv_gro(sock, batch, gro)
+    cdef _Scratch s = _claim(batch)
+    try:
+        return _recv_plain(sock, batch, ancillary, s)
+    finally:
+        s.busy = False
+
+
+cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch s) except -1:
     cdef int fd = sock.fileno()
     cdef int family = batch._family
     cdef Py_ssize_t capacity = batch._capacity
     cdef Py_ssize_t slot = batch._slot_size
-    cdef _Scratch s = _scratch_of(batch)
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
     cdef uint8_t[:, ::1] addresses = s.addresses
@@ -259,11 +295,23 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     into datagrams of ``gso_size`` bytes, the last possibly shorter. A
     message the kernel refuses is not sent at all, so rows stay countable.
     """
+    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
+        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
+    cdef _Scratch s = _claim(batch)
+    try:
+        return _send_rows(sock, batch, start, stop, address, gso_size, gso_segments, s)
+    finally:
+        s.busy = False
+
+
+cdef Py_ssize_t _send_rows(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
+                           object address, Py_ssize_t gso_size, Py_ssize_t gso_segments,
+                           _Scratch s) except -1:
     cdef int fd = sock.fileno()
-    cdef _Scratch s = _scratch_of(batch)
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
-    cdef sockaddr_in6 dest
     cdef socklen_t dest_len = 0
     cdef Py_ssize_t i, first, per = gso_segments if gso_size else 1
     cdef Py_ssize_t messages
@@ -278,13 +326,9 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef Py_ssize_t rows_here
     cdef bint contiguous
 
-    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
-        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
-    if not 0 <= start <= stop <= batch._capacity:
-        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &dest)
+        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &s.dest)
     s.prepared = NOTHING
     for i in range(start, stop):
         # Checked by the caller too, but the array is the user's to write from
@@ -312,7 +356,7 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         first = start + i * per
         rows_here = min(per, stop - first)
         hdr = &s.msgs[i].msg_hdr
-        hdr.msg_name = &dest if dest_len else NULL
+        hdr.msg_name = &s.dest if dest_len else NULL
         hdr.msg_namelen = dest_len
         hdr.msg_iov = &s.iov[first]
         if contiguous:

@@ -172,6 +172,110 @@ def test_gso_send_uses_the_lengths_of_its_plan(backend):
             receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)
 
 
+# -- 3. one call at a time per Batch -------------------------------------------------------
+
+
+def _until_refused(call, timeout=10.0):
+    """Call ``call()`` until it raises RuntimeError (bounded); return that error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            call()
+        except RuntimeError as exc:
+            return exc
+        time.sleep(0.005)
+    pytest.fail("a second call on a Batch in use was never refused")
+
+
+def test_a_batch_in_use_refuses_a_second_call(backend):
+    """While recv_batch waits with a Batch, every other batch call on it is refused.
+
+    Before the fix the second calls ran: in the Cython engine a send_batch
+    rewrote the message headers of the waiting receive, pointing them at its
+    own stack, where the kernel would then write the source address.
+    """
+    batch = fastnet.Batch(8, 64)
+    with udp_pair(backend) as (receiver, sender), udp_pair(backend) as (sink, other):
+        waiting = in_thread(receiver.recv_batch, batch, 10)
+        batch.fill(0, b"x")   # the rows a send would use; the receive overwrites them later
+        error = _until_refused(lambda: other.send_batch(batch, sink.getsockname()))
+        assert "in use" in str(error) and "recv_batch" in str(error)
+        with pytest.raises(RuntimeError, match="in use"):
+            sink.recv_batch(batch, timeout=0)
+        with tcp_pair(backend) as (client, _):
+            with pytest.raises(RuntimeError, match="in use"):
+                client.send_frames(batch)
+        sender.sendto(b"wake", receiver.getsockname())
+        assert waiting.result() == 1
+        assert bytes(batch.payload(0)) == b"wake"
+        # Free again: the next call may use it.
+        batch.fill(0, b"again")
+        batch.count = 1
+        assert other.send_batch(batch, sink.getsockname()) == 1
+        assert take_all(sink, fastnet.Batch(64, 64))[-1][0] == b"again"
+
+
+def test_batch_is_free_again_after_a_call_fails(backend):
+    batch = fastnet.Batch(4, 16)
+    with udp_pair(backend) as (receiver, _):
+        with pytest.raises(BlockingIOError):
+            receiver.recv_batch(batch, timeout=0)
+        with pytest.raises(TimeoutError):
+            receiver.recv_batch(batch, timeout=0.01)
+        receiver.close()
+        with pytest.raises(OSError):
+            receiver.recv_batch(batch, timeout=0)
+    with udp_pair(backend) as (receiver, sender):
+        sender.sendto(b"ok", receiver.getsockname())
+        assert receiver.recv_batch(batch, timeout=2) == 1
+
+
+@needs_cython
+def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
+    """Called directly, from two threads at once, the engine still never shares headers.
+
+    One thread receives, the other sends to it, on one Batch, straight into
+    fastnet._cengine: each call either runs alone on the Batch's headers or
+    is refused. Before the fix both ran: rows got source addresses read from
+    the sending call's stack (the receiver's own address), and sendmmsg
+    failed with EFAULT on headers the receive had rewritten.
+    """
+    from fastnet import _cengine as engine
+    batch = fastnet.Batch(64, 32)
+    with udp_pair("cython") as (receiver, sender):
+        target, source = receiver.getsockname(), sender.getsockname()
+        refused = [0, 0]
+        stop = time.monotonic() + 2.0
+        bad = []
+
+        def sending():
+            while time.monotonic() < stop:
+                batch.lengths[:] = 32
+                try:
+                    engine.send_batch(sender, batch, 0, 64, target)
+                except RuntimeError:
+                    refused[0] += 1
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError as exc:   # EFAULT: headers rewritten under the system call
+                    bad.append(exc)
+                    return
+
+        thread = threading.Thread(target=sending, daemon=True)
+        thread.start()
+        while time.monotonic() < stop:
+            try:
+                n = engine.recv_batch(receiver, batch, False)
+            except RuntimeError:
+                refused[1] += 1
+                continue
+            batch.count = n
+            bad += [batch.address(i) for i in range(n) if batch.address(i) != source]
+        thread.join(10)
+        assert not bad
+        engine.recv_batch(receiver, batch, False)   # the Batch is free once both are done
+
+
 # -- 5. engine-side bounds of the framing calls ---------------------------------------------
 
 

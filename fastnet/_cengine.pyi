@@ -28,6 +28,8 @@ def recv_batch(sock: socket, batch: Batch, ancillary: bool, gro: bool = False) -
     next call, which then makes no system call if they fill the batch. The
     area is dropped (set to None) once empty with ``gro`` false. The caller
     makes sure one call at a time uses a socket's area.
+
+    A message that came with MSG_CTRUNC adds 1 to ``sock._control_truncated``.
     """
 
 def send_batch(sock: socket, batch: Batch, start: int, stop: int,

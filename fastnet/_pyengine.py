@@ -119,6 +119,8 @@ def _recv_with_ancillary(sock, batch):
                 raise
             sock._pending_error = exc
             break
+        if msg_flags & _stdsocket.MSG_CTRUNC:   # the timestamp, first, is never what is cut
+            sock._control_truncated += 1
         stamp, _ = receive_fields(ancdata)
         batch._lengths[n] = min(size, slot)
         batch._truncated_u8[n] = size > slot or bool(msg_flags & _stdsocket.MSG_TRUNC)

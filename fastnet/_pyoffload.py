@@ -13,7 +13,7 @@ import struct
 import numpy as np
 
 from . import _constants as C
-from ._ancillary import ANCILLARY_SPACE, receive_fields
+from ._ancillary import GRO_ANCILLARY_SPACE, receive_fields
 
 __all__ = ["send_gso", "recv_gro", "checked_lengths"]
 
@@ -103,7 +103,10 @@ class GroArea:
         self.packed = np.frombuffer(_stdsocket.inet_pton(family, address[0]), dtype=np.uint8)
         self.address = address
         self.stamp = stamp
-        self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC)
+        # MSG_CTRUNC without a segment size: that may be what was cut, so the
+        # buffer is one row, flagged, not split by a guess.
+        self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC) or bool(
+            msg_flags & _stdsocket.MSG_CTRUNC and not segment)
         self.pending = True
 
     def split(self, batch, n):
@@ -166,7 +169,7 @@ def recv_gro(sock, batch, gro):
     while n < capacity:
         if not area.pending:
             try:
-                size, ancdata, msg_flags, address = receive(buffers, ANCILLARY_SPACE,
+                size, ancdata, msg_flags, address = receive(buffers, GRO_ANCILLARY_SPACE,
                                                             _stdsocket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
@@ -175,6 +178,8 @@ def recv_gro(sock, batch, gro):
                     raise
                 sock._pending_error = exc
                 break
+            if msg_flags & _stdsocket.MSG_CTRUNC:
+                sock._control_truncated += 1
             area.load(size, ancdata, msg_flags, address, family)
         n = area.split(batch, n)
     if not gro and not area.pending:

@@ -101,6 +101,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._waker = None
         self._ancillary = False
         self._pending_error = None
+        self._control_truncated = 0   # see control_truncated
         self._last_address = (None, None)
         self._drained = False  # the last recv_batch took fewer than it had room for
         # The pure-Python engine calls this twin (see _untimed_twin).
@@ -227,6 +228,17 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             self._ancillary = any(self.getsockopt(lvl, opt) for lvl, opt in C.ANCILLARY_OPTIONS)
         if (level, optname) == (C.SOL_UDP, C.UDP_GRO):
             self._gro = bool(self.getsockopt(C.SOL_UDP, C.UDP_GRO))
+
+    @property
+    def control_truncated(self) -> int:
+        """Datagrams received whose control data the kernel cut for lack of room (MSG_CTRUNC).
+
+        fastnet sizes its control areas for every message it reads, so this
+        stays 0 unless options it does not read fill the room. A GRO buffer
+        whose segment size may be what was cut comes out as one row flagged
+        in ``batch.truncated``, never split by a guess.
+        """
+        return self._control_truncated
 
     def enable_timestamps(self, enabled: bool = True) -> None:
         """Have the kernel stamp each datagram's arrival (``SO_TIMESTAMPNS``).

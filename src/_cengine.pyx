@@ -10,12 +10,12 @@ system call itself.
 """
 
 from libc.errno cimport errno
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset, strerror
 from cpython.exc cimport PyErr_CheckSignals
 from posix.uio cimport iovec
-from posix.time cimport timespec
+from posix.time cimport timespec, timeval
 
 from _sysnet cimport *
 
@@ -42,7 +42,12 @@ FEATURES = {
 cdef enum:
     MAX_VLEN = 1024
 
-# Per message: a timestamp and two 32-bit values (drop counter, GRO size).
+# Per message of a plain receive: a timestamp and two 32-bit values (drop
+# counter, GRO size). Only the timestamp is read there, and the kernel puts it
+# first (__sock_recv_cmsgs: timestamps, then drops, mark, priority), so other
+# messages cut for lack of room (MSG_CTRUNC, counted) never cost it. The GRO
+# receive, whose segment size comes after all the SOL_SOCKET messages, has its
+# own, larger area (GRO_CONTROL_SPACE in _gro.pxi).
 cdef size_t CONTROL_SPACE = (CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(uint32_t))
                              + CMSG_SPACE(sizeof(int)))
 # Round each message's control area up so every cmsghdr stays aligned.
@@ -165,15 +170,67 @@ cdef int _receive_failed(object sock, int err, Py_ssize_t received) except -1:
     return 1
 
 
-cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
-    """Receive time in ns from SCM_TIMESTAMPNS, or 0 if the kernel sent none."""
-    cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr)
-    cdef timespec stamp
+cdef inline bint _holds(msghdr *hdr, cmsghdr *cmsg, size_t size) noexcept nogil:
+    """The control message carries ``size`` bytes of payload, inside what the kernel filled.
+
+    recvmsg(2) says of MSG_CTRUNC that "some control data was discarded due
+    to lack of space", but the kernel (put_cmsg) does not discard the message
+    that did not fit: it writes its header with cmsg_len cut to the room
+    left, so a UDP_GRO header can come with no segment size behind it.
+    """
+    return (cmsg.cmsg_len >= CMSG_LEN(size)
+            and <size_t>(CMSG_DATA(cmsg) - <unsigned char *>hdr.msg_control) + size
+            <= hdr.msg_controllen)
+
+
+cdef inline int64_t _ns(int64_t seconds, int64_t fraction, int64_t unit) noexcept nogil:
+    """seconds * 1e9 + fraction * unit, wrapped to 64 bits as _ancillary.py wraps it."""
+    # Unsigned: a signed overflow (a garbage stamp) would be undefined.
+    return <int64_t>(<uint64_t>seconds * <uint64_t>1000000000
+                     + <uint64_t>fraction * <uint64_t>unit)
+
+
+cdef void _read_control(msghdr *hdr, int64_t *stamp, Py_ssize_t *segment) noexcept nogil:
+    """Receive time (ns) and UDP_GRO segment size (0: none) from a received message.
+
+    The rules of fastnet/_ancillary.py receive_fields: the last message of a
+    kind wins; one shorter than its kind needs is ignored; a segment size
+    that is not positive counts as none. SCM_TIMESTAMPNS holds a timespec,
+    SCM_TIMESTAMP (socket(7): "a struct timeval") microseconds.
+    """
+    cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr) if hdr.msg_controllen else NULL
+    cdef timespec ns
+    cdef timeval us
+    cdef int gso_size
+    stamp[0] = 0
+    segment[0] = 0
     while cmsg != NULL:
-        if cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_TIMESTAMPNS:
-            memcpy(&stamp, CMSG_DATA(cmsg), sizeof(timespec))
-            return <int64_t>stamp.tv_sec * 1000000000 + stamp.tv_nsec
+        if cmsg.cmsg_level == SOL_SOCKET:
+            if cmsg.cmsg_type == SCM_TIMESTAMPNS and _holds(hdr, cmsg, sizeof(timespec)):
+                memcpy(&ns, CMSG_DATA(cmsg), sizeof(timespec))
+                stamp[0] = _ns(ns.tv_sec, ns.tv_nsec, 1)
+            elif cmsg.cmsg_type == SCM_TIMESTAMP and _holds(hdr, cmsg, sizeof(timeval)):
+                memcpy(&us, CMSG_DATA(cmsg), sizeof(timeval))
+                stamp[0] = _ns(us.tv_sec, us.tv_usec, 1000)
+        elif (cmsg.cmsg_level == SOL_UDP and cmsg.cmsg_type == UDP_GRO
+              and _holds(hdr, cmsg, sizeof(int))):
+            memcpy(&gso_size, CMSG_DATA(cmsg), sizeof(int))
+            segment[0] = gso_size if gso_size > 0 else 0
         cmsg = CMSG_NXTHDR(hdr, cmsg)
+
+
+cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
+    """Receive time in ns from SCM_TIMESTAMPNS or SCM_TIMESTAMP, or 0 if the kernel sent none."""
+    cdef int64_t stamp
+    cdef Py_ssize_t segment
+    _read_control(hdr, &stamp, &segment)
+    return stamp
+
+
+cdef int _count_cut_control(object sock, Py_ssize_t cut) except -1:
+    """Add ``cut`` messages that came with MSG_CTRUNC to the socket's count."""
+    if cut:
+        sock._control_truncated = sock._control_truncated + cut
     return 0
 
 
@@ -204,7 +261,7 @@ cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch 
     cdef uint32_t[::1] scope_ids = s.scope_ids
     cdef int64_t[::1] timestamps = s.timestamps
     cdef uint8_t[::1] truncated = s.truncated
-    cdef Py_ssize_t i, total = 0
+    cdef Py_ssize_t i, total = 0, cut = 0
     cdef int got, err = 0, late = 0
     cdef unsigned int chunk
     cdef msghdr *hdr
@@ -251,7 +308,13 @@ cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch 
                 ports[i] = ntohs(sin6.sin6_port)
                 flowinfo[i] = ntohl(sin6.sin6_flowinfo)
                 scope_ids[i] = sin6.sin6_scope_id
-            timestamps[i] = _timestamp_of(hdr) if hdr.msg_controllen else 0
+            # Control data only when the socket has an option that makes
+            # some, as the pure-Python engine reads it only then.
+            if ancillary:
+                timestamps[i] = _timestamp_of(hdr)
+                cut += (hdr.msg_flags & MSG_CTRUNC) != 0
+            else:
+                timestamps[i] = 0
             # The kernel writes these back (value-result); restore them.
             hdr.msg_namelen = sizeof(sockaddr_in6)
             hdr.msg_controllen = CONTROL_SPACE
@@ -262,6 +325,7 @@ cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch 
             break
         if <unsigned int>got < chunk:
             break
+    _count_cut_control(sock, cut)
     return total
 
 

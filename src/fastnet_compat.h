@@ -37,6 +37,9 @@
 #ifndef SCM_TIMESTAMPNS
 #define SCM_TIMESTAMPNS SO_TIMESTAMPNS
 #endif
+#ifndef SCM_TIMESTAMP
+#define SCM_TIMESTAMP SO_TIMESTAMP
+#endif
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
 #endif

@@ -172,6 +172,126 @@ def test_gso_send_uses_the_lengths_of_its_plan(backend):
             receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)
 
 
+# -- 2. control data: sized for what the socket produces, lengths checked, cuts counted --
+
+
+def _timestamping(receiver):
+    receiver.setsockopt(stdsocket.SOL_SOCKET, SO_TIMESTAMPING,
+                        SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+
+
+@needs_offload
+@pytest.mark.parametrize("stamps", ["timestamping+timestampns", "timestamping"])
+def test_gro_with_so_timestamping_keeps_every_datagram(backend, stamps):
+    """SO_TIMESTAMPING's 64 bytes of control data no longer push out UDP_GRO's.
+
+    Before the fix (80 bytes of control per message): with SO_TIMESTAMPNS as
+    well, UDP_GRO did not fit, and 128 datagrams of 700 bytes came out as 2
+    rows of 2048 bytes flagged truncated, on both engines; with
+    SO_TIMESTAMPING alone its header fitted with no segment size behind it
+    (cmsg_len 16): the Python engine ignored it (2 rows again), the Cython
+    engine read the 4 bytes after it, from the next message's control area,
+    and split the buffers at whatever they held.
+    """
+    with udp_pair(backend, gro=True) as (receiver, sender):
+        _timestamping(receiver)
+        if stamps == "timestamping+timestampns":
+            receiver.enable_timestamps()
+        payloads = [bytes([i]) * 700 for i in range(128)]
+        for _ in range(3):
+            send_gso(sender, receiver.getsockname(), payloads)
+        rows = take_all(receiver, fastnet.Batch(1024, 2048))
+        assert [(p, cut) for p, cut, _ in rows] == [(p, False) for p in payloads * 3]
+        if stamps == "timestamping+timestampns":
+            assert all(stamp > 0 for _, _, stamp in rows)
+        assert receiver.control_truncated == 0
+
+
+@needs_offload
+def test_gro_control_area_holds_every_socket_level_message(backend):
+    """Every SOL_SOCKET message the kernel puts before UDP_GRO, at once: rows still exact."""
+    with udp_pair(backend, gro=True) as (receiver, sender):
+        _timestamping(receiver)
+        receiver.enable_timestamps()
+        receiver.setsockopt(stdsocket.SOL_SOCKET, C.SO_RXQ_OVFL, 1)
+        for option in (75, 82):   # SO_RCVMARK (6.1), SO_RCVPRIORITY (6.5): if the kernel has them
+            with contextlib.suppress(OSError):
+                receiver.setsockopt(stdsocket.SOL_SOCKET, option, 1)
+        # IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR, IP_RECVOPTS,
+        # IP_RETOPTS: after UDP_GRO, in the rest of the room.
+        for option in (8, 12, 13, 20, 6, 7):
+            with contextlib.suppress(OSError):
+                receiver.setsockopt(stdsocket.IPPROTO_IP, option, 1)
+        payloads = rows_of(64, 900, 17)
+        send_gso(sender, receiver.getsockname(), payloads)
+        rows = take_all(receiver, fastnet.Batch(256, 1024))
+        assert [p for p, _, _ in rows] == payloads and not any(cut for _, cut, _ in rows)
+        assert receiver.control_truncated == 0
+
+
+def test_plain_receive_counts_cut_control_data_and_keeps_the_timestamp(backend):
+    """MSG_CTRUNC is counted, on both engines alike; the timestamp, first, is whole.
+
+    SO_TIMESTAMPNS (32 bytes) and SO_TIMESTAMPING (64) overflow a plain
+    receive's 80 bytes. Before the fix the cut was never looked at.
+    """
+    with udp_pair(backend) as (receiver, sender):
+        _timestamping(receiver)
+        receiver.enable_timestamps()
+        before = time.time_ns()
+        for i in range(5):
+            sender.sendto(bytes([i]) * 10, receiver.getsockname())
+        rows = take_all(receiver, fastnet.Batch(8, 64))
+        assert [p for p, _, _ in rows] == [bytes([i]) * 10 for i in range(5)]
+        assert all(stamp >= before for _, _, stamp in rows)
+        assert not any(cut for _, cut, _ in rows)
+        assert receiver.control_truncated == 5
+
+
+def _cmsg(level, kind, payload, cmsg_len=None):
+    """One control message as the kernel lays it out (64-bit: 16-byte header, 8-byte alignment)."""
+    length = 16 + len(payload) if cmsg_len is None else cmsg_len
+    raw = length.to_bytes(8, sys.byteorder) + level.to_bytes(4, sys.byteorder, signed=True) \
+        + kind.to_bytes(4, sys.byteorder, signed=True) + payload
+    return raw + bytes(-len(raw) % 8)
+
+
+@needs_cython
+@pytest.mark.skipif(sys.maxsize < 2**32, reason="the layout above is 64-bit")
+@pytest.mark.parametrize("last_message", [False, True])
+def test_cut_gro_header_is_not_read_past_its_length(last_message):
+    """A UDP_GRO header the kernel cut to 16 bytes (no payload) gives no segment size.
+
+    This is what the kernel wrote with SO_TIMESTAMPING on and 80 bytes of
+    room. The Python engine's rule (a payload shorter than 4 bytes is
+    ignored) is now the Cython engine's too; with MSG_CTRUNC and no segment
+    size the buffer is one row, flagged. In the last message of the area
+    the 4 bytes after the header lay past the end of the control memory.
+    """
+    from fastnet._cengine import _GroArea
+    control = _cmsg(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48)) \
+        + _cmsg(C.SOL_UDP, C.UDP_GRO, b"", cmsg_len=16)
+    area = _GroArea()
+    payload = bytes(range(256)) * 175   # 44800 bytes: 64 datagrams of 700
+    segment, stamp, cut = area._load_for_test(31 if last_message else 0, payload, control,
+                                              stdsocket.MSG_CTRUNC)
+    assert (segment, stamp, cut) == (0, 0, True)
+    batch = fastnet.Batch(128, 65536)
+    assert area._split_for_test(batch) == 1
+    assert batch.lengths[0] == len(payload) and batch.truncated[0]
+
+
+@pytest.mark.parametrize("flags,cut", [(0, False), (stdsocket.MSG_CTRUNC, True)])
+def test_python_engine_flags_a_cut_without_segment_size(flags, cut):
+    from fastnet._pyoffload import GroArea
+    area = GroArea()
+    area.load(1400, [(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48))], flags,
+              ("127.0.0.1", 9), stdsocket.AF_INET)
+    batch = fastnet.Batch(4, 2048)
+    assert area.split(batch, 0) == 1
+    assert bool(batch.truncated[0]) is cut
+
+
 # -- 3. one call at a time per Batch -------------------------------------------------------
 
 
@@ -333,3 +453,67 @@ def test_value_error_after_frames_went_out_says_how_many(backend):
         wire = _drain(server_side, 1 << 30)
         assert wire == encode(frames[:sent])
         assert sent in (0, 512)
+
+
+# -- 6. SCM_TIMESTAMP and SCM_TIMESTAMPNS: the engines agree, byte for byte ---------------
+
+
+@contextlib.contextmanager
+def _broadcast_receivers(gro):
+    """One socket per engine bound to the loopback broadcast address and the same port.
+
+    The kernel delivers each datagram to both, as clones of one buffer, so
+    both see the same receive time (skb->tstamp).
+    """
+    sockets = []
+    try:
+        port = 0
+        for name in AVAILABLE:
+            sock = fastnet.socket(backend=name, gro=gro)
+            sockets.append(sock)
+            sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+            sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
+            sock.bind(("127.255.255.255", port))
+            port = sock.getsockname()[1]
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@needs_both
+@pytest.mark.parametrize("gro", [False, pytest.param(True, marks=needs_offload)])
+@pytest.mark.parametrize("option", [C.SO_TIMESTAMP, C.SO_TIMESTAMPNS])
+def test_engines_fill_identical_batches_with_timestamps(option, gro):
+    """Before the fix the Cython engine's plain receive ignored SCM_TIMESTAMP: 0 in
+    every row where the Python engine had the receive time."""
+    with _broadcast_receivers(gro) as receivers:
+        for sock in receivers:
+            sock.setsockopt(stdsocket.SOL_SOCKET, option, 1)
+        with fastnet.socket(backend="python") as sender:
+            sender.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_BROADCAST, 1)
+            target = ("127.255.255.255", receivers[0].getsockname()[1])
+            for size in (0, 1, 300, 1400, 3000):
+                sender.sendto(bytes([size % 256]) * size, target)
+            if gro:
+                send_gso(sender, target, rows_of(60, 500, 7))
+                send_gso(sender, target, rows_of(9, 1000))
+        calls = []
+        for sock in receivers:
+            batch = fastnet.Batch(7, 1024)
+            seen = []
+            for _ in range(100):
+                try:
+                    n = sock.recv_batch(batch, timeout=2 if not seen else 0)
+                except BlockingIOError:
+                    break
+                seen.append((n, [bytes(batch.payload(i)) for i in range(n)], *(
+                    getattr(batch, name)[:n].tolist() for name in (
+                        "lengths", "truncated", "addresses", "ports", "flowinfo", "scope_ids",
+                        "timestamps"))))
+            calls.append(seen)
+        reference, *others = calls
+        assert sum(call[0] for call in reference) == 5 + (69 if gro else 0)
+        assert all(stamp > 0 for call in reference for stamp in call[-1])
+        for other in others:
+            assert other == reference

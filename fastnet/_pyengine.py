@@ -55,8 +55,8 @@ def _address_bytes(family, address, cache):
 
 
 def recv_batch(sock, batch, ancillary, gro=False):
-    if gro or sock._gro_area is not None:
-        return recv_gro(sock, batch, gro)
+    if gro:   # the caller chose the GRO path, holding sock._gro_lock
+        return recv_gro(sock, batch)
     if ancillary:
         return _recv_with_ancillary(sock, batch)
     rows = batch._rows

@@ -152,11 +152,12 @@ class GroArea:
         return end
 
 
-def recv_gro(sock, batch, gro):
+def recv_gro(sock, batch):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
-    Returns the number of rows (0 if nothing was queued or carried). With
-    ``gro`` false the area is dropped once it holds nothing more.
+    Returns the number of rows (0 if nothing was queued or carried). Once
+    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
+    nothing more. The caller holds ``sock._gro_lock``.
     """
     area = sock._gro_area
     if area is None:
@@ -182,6 +183,6 @@ def recv_gro(sock, batch, gro):
                 sock._control_truncated += 1
             area.load(size, ancdata, msg_flags, address, family)
         n = area.split(batch, n)
-    if not gro and not area.pending:
+    if not sock._gro and not area.pending:
         sock._gro_area = None
     return n

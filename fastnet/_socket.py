@@ -394,11 +394,14 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                 # than make a read that would almost surely find nothing.
                 self._wait(_POLLIN, deadline)
             while True:
+                # The path is chosen here, once: the engines take the GRO path
+                # only when told to, so a call that chose the plain one never
+                # touches the area, and every call in the area holds the lock.
                 if self._gro or self._gro_area is not None:
                     with self._gro_lock:  # one call at a time in the socket's GRO area
-                        n = engine_recv(self, batch, self._ancillary, self._gro)
+                        n = engine_recv(self, batch, self._ancillary, True)
                 else:
-                    n = engine_recv(self, batch, self._ancillary)
+                    n = engine_recv(self, batch, self._ancillary, False)
                 if n:
                     batch._count = n
                     self._drained = n < batch._capacity

@@ -238,9 +238,14 @@ include "_gro.pxi"
 
 
 def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
-    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none."""
-    if gro or sock._gro_area is not None:
-        return _recv_gro(sock, batch, gro)
+    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none.
+
+    ``gro``: the GRO path, through the socket's area (the caller holds
+    ``sock._gro_lock`` and has chosen the path, once); otherwise the area is
+    never touched.
+    """
+    if gro:
+        return _recv_gro(sock, batch)
     cdef _Scratch s = _claim(batch)
     try:
         return _recv_plain(sock, batch, ancillary, s)

@@ -71,6 +71,10 @@ cdef class _GroArea:
     cdef Py_ssize_t offset
     # Messages received with MSG_CTRUNC, not yet added to the socket's count.
     cdef Py_ssize_t control_cut
+    # Set while a call uses the area; the caller's lock makes that one call
+    # at a time, this makes sure of it (two splitting at once would corrupt
+    # next and offset).
+    cdef bint busy
     # The direct path: its one message, and the segment size it is used for
     # (0 while the kernel has not reported one equal to the slot size).
     cdef mmsghdr direct
@@ -104,6 +108,7 @@ cdef class _GroArea:
             hdr.msg_controllen = GRO_CONTROL_SPACE
         self.received = self.next = self.offset = 0
         self.control_cut = 0
+        self.busy = False
         memset(&self.direct, 0, sizeof(mmsghdr))
         self.direct_segment = 0
 
@@ -195,6 +200,11 @@ cdef class _GroArea:
         if segment != rows.slot:
             # The sender changed its segment size: gather the message into
             # buffer 1 and split it from there, as the batched path does.
+            # The kernel never returns more than a UDP payload; should it,
+            # the gather stays inside buffer 1 and the rest counts as cut.
+            if length > GRO_BUFFER:
+                length = GRO_BUFFER
+                self.cut[0] = True
             memcpy(self.buffers + GRO_BUFFER, rows.data + n * rows.slot, min(length, room))
             if length > room:
                 memcpy(self.buffers + GRO_BUFFER + room, self.buffers, length - room)
@@ -251,13 +261,21 @@ cdef class _GroArea:
         while n < rows.capacity and self.next < self.received:
             j = self.next
             length = self.msgs[j].msg_len
+            if length > GRO_BUFFER:   # never from the kernel: stay inside buffer j
+                length = GRO_BUFFER
+            if self.offset < 0 or (self.offset >= length and length > 0):
+                # Never reached by the code above: a message already used up.
+                # Drop it rather than compute a negative size from it.
+                self.next += 1
+                self.offset = 0
+                continue
             # Without the cmsg the message is one datagram (maybe empty).
-            segment = self.segment[j] if self.segment[j] else length
+            segment = self.segment[j] if self.segment[j] > 0 else length
             source = self.buffers + j * <size_t>GRO_BUFFER
             while True:
                 piece = min(segment, length - self.offset)
                 keep = min(piece, rows.slot)
-                memcpy(rows.data + n * rows.slot, source + self.offset, keep)
+                memcpy(rows.data + n * rows.slot, source + self.offset, <size_t>keep)
                 rows.lengths[n] = keep
                 rows.truncated[n] = piece > rows.slot
                 self._meta(rows, n, j)
@@ -272,7 +290,6 @@ cdef class _GroArea:
                 if n == rows.capacity:
                     break
         return n
-
 
     # -- for the tests and the fuzz target (tests/fuzz/fuzz_gro.py) ------------
 
@@ -341,19 +358,36 @@ cdef int _rows_of(object batch, _Rows *rows) except -1:
     return 0
 
 
-cdef object _recv_gro(object sock, object batch, bint gro):
+cdef object _recv_gro(object sock, object batch):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
-    Returns the number of rows (0 if nothing was queued or carried). With
-    ``gro`` false the area is dropped once it holds nothing more.
+    Returns the number of rows (0 if nothing was queued or carried). Once
+    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
+    nothing more.
     """
-    cdef int fd = sock.fileno()
     cdef _GroArea area = sock._gro_area
     if area is None:
         area = _GroArea()
         sock._gro_area = area
+    if area.busy:
+        raise RuntimeError("the socket's GRO area is in use by another call (recv_batch "
+                           "must hold sock._gro_lock)")
+    area.busy = True
+    try:
+        return _recv_gro_into(sock, batch, area)
+    finally:
+        area.busy = False
+        _count_cut_control(sock, area.control_cut)
+        area.control_cut = 0
+        if not sock._gro and not area.pending():
+            sock._gro_area = None
+
+
+cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except -1:
+    cdef int fd = sock.fileno()
     cdef _Rows rows
     _rows_of(batch, &rows)
+
     cdef Py_ssize_t n = area.split(&rows, 0)
     cdef bint queue_empty = False
     cdef unsigned int want
@@ -386,8 +420,4 @@ cdef object _recv_gro(object sock, object batch, bint gro):
         if <unsigned int>got < want:
             queue_empty = True
         n = area.split(&rows, n)
-    _count_cut_control(sock, area.control_cut)
-    area.control_cut = 0
-    if not gro and not area.pending():
-        sock._gro_area = None
     return n

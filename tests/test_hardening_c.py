@@ -396,6 +396,81 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
         engine.recv_batch(receiver, batch, False)   # the Batch is free once both are done
 
 
+# -- 4. the GRO path is chosen once; the split never computes a negative size -------------
+
+
+class _DecisionSeesNoArea(fastnet.socket):
+    """A socket whose next read of ``_gro_area`` gives None: a path decision racing another thread.
+
+    The state it makes up is the one where another thread creates the area
+    between this call's decision and its engine call.
+    """
+
+    hide_once = False
+
+    @property
+    def _gro_area(self):
+        if self.hide_once:
+            self.hide_once = False
+            return None
+        return self.__dict__.get("_real_area")
+
+    @_gro_area.setter
+    def _gro_area(self, value):
+        self.__dict__["_real_area"] = value
+
+
+@needs_offload
+def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
+    """The engine takes the path the caller chose, under the caller's lock.
+
+    Here the caller saw no area and chose the plain path while another
+    thread (this test, holding the lock) is in the area. Before the fix the
+    engine looked at ``sock._gro_area`` again, found the area and split it
+    without the lock: two threads splitting the same area (the row count
+    showed it: 8 rows carried over came out).
+    """
+    receiver = _DecisionSeesNoArea(backend=backend, gro=True)
+    try:
+        receiver.bind(("127.0.0.1", 0))
+        with fastnet.socket(backend=backend) as sender:
+            payloads = rows_of(40, 100)
+            send_gso(sender, receiver.getsockname(), payloads)
+            batch = fastnet.Batch(32, 100)
+            assert receiver.recv_batch(batch, timeout=2) == 32   # 8 rows stay carried over
+            got = [bytes(batch.payload(i)) for i in range(32)]
+            receiver.enable_gro(False)   # from now on only the area sends calls down the GRO path
+            with receiver._gro_lock:   # "another thread" is splitting the area
+                receiver.hide_once = True
+                racing = in_thread(receiver.recv_batch, fastnet.Batch(32, 100), 0)
+                with pytest.raises(BlockingIOError):   # plain path, nothing queued
+                    racing.result(timeout=10)
+            got += [p for p, _, _ in take_all(receiver, batch)]
+            assert got == payloads
+    finally:
+        receiver.close()
+
+
+@needs_cython
+@pytest.mark.parametrize("offset", [-5, 700, 701, 44800, 10**9])
+def test_split_of_a_used_up_message_writes_nothing(offset):
+    """A carry-over offset at or past the message's end never becomes a memcpy size.
+
+    The code before the fix computed min(segment, length - offset): negative
+    here, and memcpy took it as a size of nearly 2**64 (the process died of
+    SIGSEGV; see the commit message).
+    """
+    from fastnet._cengine import _GroArea
+    area = _GroArea()
+    gro = _cmsg(C.SOL_UDP, C.UDP_GRO, (700).to_bytes(4, sys.byteorder, signed=True))
+    payload = bytes(700) if offset in (700, 701) else bytes(44800)
+    area._load_for_test(0, payload, gro, 0, offset)
+    batch = fastnet.Batch(8, 1024)
+    batch.lengths[:] = -1
+    assert area._split_for_test(batch) == 0
+    assert (batch.lengths == -1).all() and not area._pending_for_test()
+
+
 # -- 5. engine-side bounds of the framing calls ---------------------------------------------
 
 

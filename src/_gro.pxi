@@ -34,6 +34,10 @@ cdef enum:
     GRO_CONTROL_SPACE = 1024
 
 
+cdef inline void _count_path(Py_ssize_t *counter) noexcept nogil:
+    fastnet_count(counter)   # a no-op unless built with FASTNET_GRO_COUNTERS
+
+
 cdef struct _Rows:
     # Raw views of a Batch's arrays, taken once per call.
     uint8_t *data
@@ -75,6 +79,9 @@ cdef class _GroArea:
     # at a time, this makes sure of it (two splitting at once would corrupt
     # next and offset).
     cdef bint busy
+    # How often each receive path ran (see path_counts); only counted in a
+    # build with FASTNET_GRO_COUNTERS.
+    cdef Py_ssize_t paths[5]
     # The direct path: its one message, and the segment size it is used for
     # (0 while the kernel has not reported one equal to the slot size).
     cdef mmsghdr direct
@@ -109,6 +116,7 @@ cdef class _GroArea:
         self.received = self.next = self.offset = 0
         self.control_cut = 0
         self.busy = False
+        memset(self.paths, 0, sizeof(self.paths))
         memset(&self.direct, 0, sizeof(mmsghdr))
         self.direct_segment = 0
 
@@ -116,6 +124,22 @@ cdef class _GroArea:
     def direct_segment_size(self):
         """The segment size the direct path is on for (0: off); read by the tests."""
         return self.direct_segment
+
+    @property
+    def path_counts(self):
+        """Receives by path, or None in a build without FASTNET_GRO_COUNTERS; for the tests.
+
+        ``batched``: a recvmmsg into the area; the direct path's branches:
+        ``direct`` (segments straight into the rows), ``direct_plain`` (a
+        datagram not coalesced), ``direct_changed`` (another segment size,
+        gathered from the rows alone) and ``direct_changed_overflow`` (from
+        the rows and the overflow buffer).
+        """
+        if not FASTNET_GRO_COUNTERS:
+            return None
+        return {"batched": self.paths[0], "direct": self.paths[1],
+                "direct_plain": self.paths[2], "direct_changed": self.paths[3],
+                "direct_changed_overflow": self.paths[4]}
 
     def __dealloc__(self):
         free(self.buffers)
@@ -191,6 +215,7 @@ cdef class _GroArea:
             # One datagram, not coalesced (or one that cannot be split, then
             # flagged): its first bytes are in row n; a longer one ran on
             # into the next rows, which are still free.
+            _count_path(&self.paths[2])
             self._meta(rows, n, 0)
             rows.lengths[n] = min(length, rows.slot)
             rows.truncated[n] = length > rows.slot or self.cut[0]
@@ -207,12 +232,16 @@ cdef class _GroArea:
                 self.cut[0] = True
             memcpy(self.buffers + GRO_BUFFER, rows.data + n * rows.slot, min(length, room))
             if length > room:
+                _count_path(&self.paths[4])
                 memcpy(self.buffers + GRO_BUFFER + room, self.buffers, length - room)
+            else:
+                _count_path(&self.paths[3])
             self._carry(1, length, segment)
             self.direct_segment = 0
             after[0] = self.split(rows, n)
             return 1
         # Segments sit in rows n.. exactly; the rest is in the overflow buffer.
+        _count_path(&self.paths[1])
         whole = min((length + segment - 1) // segment, free_rows)
         for i in range(whole):
             piece = min(segment, length - i * segment)
@@ -402,6 +431,7 @@ cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except 
         else:
             # Each message gives at least one row: never ask for more than fit.
             want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
+            _count_path(&area.paths[0])
             with nogil:
                 got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
                 if got < 0:

@@ -61,6 +61,8 @@ cdef extern from "fastnet_compat.h" nogil:
     int EAGAIN, EWOULDBLOCK, EINTR
 
     int FASTNET_HAVE_MMSG
+    int FASTNET_GRO_COUNTERS
+    void fastnet_count(Py_ssize_t *counter)
     int fastnet_recvmmsg(int fd, mmsghdr *msgs, unsigned int n, int flags, int *late_errno)
     int fastnet_sendmmsg(int fd, mmsghdr *msgs, unsigned int n, int flags)
 

@@ -592,3 +592,120 @@ def test_engines_fill_identical_batches_with_timestamps(option, gro):
         assert all(stamp > 0 for call in reference for stamp in call[-1])
         for other in others:
             assert other == reference
+
+
+# -- 8. the GRO direct path, each branch on purpose ---------------------------------------
+
+
+def _paths(receiver):
+    """The Cython engine's GRO path counters, or None (built without FASTNET_GRO_COUNTERS)."""
+    area = receiver._gro_area
+    return None if area is None else getattr(area, "path_counts", None)
+
+
+def test_gro_counters_are_built_when_expected():
+    """FASTNET_EXPECT_GRO_COUNTERS=1 (with a FASTNET_GRO_COUNTERS=1 build) makes the
+    branch tests below prove, not only suggest, which branch ran."""
+    if not os.environ.get("FASTNET_EXPECT_GRO_COUNTERS"):
+        pytest.skip("FASTNET_EXPECT_GRO_COUNTERS is not set")
+    from fastnet._cengine import _GroArea
+    assert _GroArea().path_counts is not None
+
+
+@contextlib.contextmanager
+def _direct_receiver(backend, family_host, slot):
+    """A GRO receiver whose direct path is on for ``slot``: one burst of that size, all taken."""
+    family, host = family_host
+    with udp_pair(backend, gro=True, family=family, host=host) as (receiver, sender):
+        teach = rows_of(8, slot)
+        send_gso(sender, receiver.getsockname(), teach)
+        assert [p for p, _, _ in take_all(receiver, fastnet.Batch(64, slot, family=family))] \
+            == teach
+        if backend == "cython":
+            assert receiver._gro_area.direct_segment_size == slot
+        yield receiver, sender
+
+
+@needs_offload
+@pytest.mark.parametrize("capacity,branch", [(200, "direct"), (10, "direct")])
+def test_direct_path_segments_straight_into_rows(backend, family_host, capacity, branch):
+    """Segments of the slot size, queued after the direct path is on: into the rows,
+    with (capacity 10) the rest carried over from the overflow buffer."""
+    family = family_host[0]
+    with _direct_receiver(backend, family_host, 256) as (receiver, sender):
+        before = _paths(receiver)
+        payloads = rows_of(64, 256, 100)
+        send_gso(sender, receiver.getsockname(), payloads)
+        rows = take_all(receiver, fastnet.Batch(capacity, 256, family=family))
+        assert [p for p, _, _ in rows] == payloads and not any(c for _, c, _ in rows)
+        after = _paths(receiver)
+        if after is not None:
+            assert after[branch] == before[branch] + 1
+        if backend == "cython":
+            assert receiver._gro_area.direct_segment_size == 256
+
+
+@needs_offload
+@pytest.mark.parametrize("capacity", [1, 4])
+def test_direct_path_plain_datagram(backend, family_host, capacity):
+    """A datagram the kernel did not coalesce, in direct mode: one row, cut to the slot,
+    also when it runs on past the free rows into the overflow buffer."""
+    family = family_host[0]
+    with _direct_receiver(backend, family_host, 256) as (receiver, sender):
+        before = _paths(receiver)
+        plain = [b"p" * 100, b"q" * 256, b"r" * 1500]
+        batch = fastnet.Batch(capacity, 256, family=family)
+        got = []
+        for payload in plain:   # each reaches the direct path on its own
+            sender.sendto(payload, receiver.getsockname())
+            got += take_all(receiver, batch)
+            # Plain traffic turns the direct path off: turn it on again.
+            send_gso(sender, receiver.getsockname(), rows_of(4, 256))
+            assert [p for p, _, _ in take_all(receiver, fastnet.Batch(8, 256, family=family))] \
+                == rows_of(4, 256)
+        assert [(p, c) for p, c, _ in got] == [(p[:256], len(p) > 256) for p in plain]
+        after = _paths(receiver)
+        if after is not None:
+            assert after["direct_plain"] == before["direct_plain"] + 3
+
+
+@needs_offload
+@pytest.mark.parametrize("count,size,capacity,branch", [
+    (8, 100, 16, "direct_changed"),              # the buffer fits in the free rows
+    (20, 300, 4, "direct_changed_overflow"),     # it runs on into the overflow buffer
+])
+def test_direct_path_segment_change(backend, family_host, count, size, capacity, branch):
+    """Another segment size in direct mode: gathered (from the rows, and from the overflow
+    buffer when longer than them) and split like the batched path."""
+    family = family_host[0]
+    with _direct_receiver(backend, family_host, 256) as (receiver, sender):
+        before = _paths(receiver)
+        payloads = rows_of(count, size, size // 3)
+        send_gso(sender, receiver.getsockname(), payloads)
+        rows = take_all(receiver, fastnet.Batch(capacity, 256, family=family))
+        assert [(p, c) for p, c, _ in rows] == [(p[:256], len(p) > 256) for p in payloads]
+        after = _paths(receiver)
+        if after is not None:
+            assert after[branch] == before[branch] + 1
+        if backend == "cython":
+            assert receiver._gro_area.direct_segment_size == 0
+
+
+# -- 8. the C GRO split is a fuzz target -----------------------------------------------------
+
+
+@needs_cython
+def test_gro_fuzz_target_runs_on_random_inputs():
+    """A bounded, seeded random run of tests/fuzz/fuzz_gro.py (beyond its saved corpus)."""
+    import importlib.util
+    import random
+    fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz")
+    spec = importlib.util.spec_from_file_location("fastnet_fuzz_run", os.path.join(fuzz, "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    fuzz_gro = run.load_target("gro")
+    rng = random.Random(8)
+    pool = [open(path, "rb").read() for path in run.corpus_files("gro")]
+    assert pool
+    for _ in range(300):
+        fuzz_gro.test_one_input(run.mutate(rng, rng.choice(pool), pool))

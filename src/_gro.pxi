@@ -292,9 +292,10 @@ cdef class _GroArea:
             length = self.msgs[j].msg_len
             if length > GRO_BUFFER:   # never from the kernel: stay inside buffer j
                 length = GRO_BUFFER
-            if self.offset < 0 or (self.offset >= length and length > 0):
-                # Never reached by the code above: a message already used up.
-                # Drop it rather than compute a negative size from it.
+            if not (0 <= self.offset < length or self.offset == 0):
+                # Never reached by the code above: a message already used up
+                # (an empty one is a row while its offset is 0). Drop it
+                # rather than compute a negative size from it.
                 self.next += 1
                 self.offset = 0
                 continue

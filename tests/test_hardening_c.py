@@ -452,19 +452,20 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
 
 
 @needs_cython
-@pytest.mark.parametrize("offset", [-5, 700, 701, 44800, 10**9])
-def test_split_of_a_used_up_message_writes_nothing(offset):
+@pytest.mark.parametrize("size,offset", [(44800, -5), (700, 700), (700, 701), (44800, 44800),
+                                         (44800, 10**9), (0, 1)])
+def test_split_of_a_used_up_message_writes_nothing(size, offset):
     """A carry-over offset at or past the message's end never becomes a memcpy size.
 
     The code before the fix computed min(segment, length - offset): negative
     here, and memcpy took it as a size of nearly 2**64 (the process died of
-    SIGSEGV; see the commit message).
+    SIGSEGV; see the commit message). The empty message with offset 1 is
+    what tests/fuzz/fuzz_gro.py found in the first fix.
     """
     from fastnet._cengine import _GroArea
     area = _GroArea()
     gro = _cmsg(C.SOL_UDP, C.UDP_GRO, (700).to_bytes(4, sys.byteorder, signed=True))
-    payload = bytes(700) if offset in (700, 701) else bytes(44800)
-    area._load_for_test(0, payload, gro, 0, offset)
+    area._load_for_test(0, bytes(size), gro, 0, offset)
     batch = fastnet.Batch(8, 1024)
     batch.lengths[:] = -1
     assert area._split_for_test(batch) == 0

@@ -119,6 +119,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                 self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
             except OSError:
                 pass
+            try:  # ... and timestamps or drop counts: both engines read them only then
+                self._ancillary = any(self.getsockopt(level, option)
+                                      for level, option in C.ANCILLARY_OPTIONS)
+            except OSError:
+                pass
         if gro:
             try:
                 self.enable_gro(True)

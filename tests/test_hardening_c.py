@@ -618,6 +618,21 @@ def test_engines_fill_identical_batches_with_timestamps(option, gro):
             assert other == reference
 
 
+@pytest.mark.parametrize("option", [C.SO_TIMESTAMP, C.SO_TIMESTAMPNS])
+def test_a_socket_made_from_a_stamping_fd_has_the_timestamps(backend, option):
+    """Before, a dup() (or any fastnet.socket(fileno=...)) of a socket with
+    timestamps on had 0 in every row on the pure-Python engine; the Cython
+    engine had them only because it read control data whatever the options."""
+    with udp_pair(backend) as (receiver, sender):
+        receiver.setsockopt(stdsocket.SOL_SOCKET, option, 1)
+        with receiver.dup() as twin:
+            before = time.time_ns()
+            sender.sendto(b"x", receiver.getsockname())
+            batch = fastnet.Batch(2, 8)
+            assert twin.recv_batch(batch, timeout=2) == 1
+            assert batch.timestamps[0] >= before - 10**6   # SO_TIMESTAMP: microseconds
+
+
 # -- 8. the GRO direct path, each branch on purpose ---------------------------------------
 
 

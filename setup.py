@@ -41,6 +41,8 @@ def extensions():
     macros = []
     if os.environ.get("FASTNET_NO_MMSG", "") not in ("", "0"):
         macros.append(("FASTNET_NO_MMSG", "1"))   # test the per-datagram C loop
+    if os.environ.get("FASTNET_GRO_COUNTERS", "") not in ("", "0"):
+        macros.append(("FASTNET_GRO_COUNTERS", "1"))   # count the GRO receive paths
     compile_args, link_args = ["-O2"], []
     sanitizers = os.environ.get("FASTNET_SANITIZE", "")   # e.g. "address,undefined"
     if sanitizers:

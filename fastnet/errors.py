@@ -9,6 +9,10 @@ class a caller would otherwise catch.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_E = TypeVar("_E", bound=Exception)
+
 __all__ = ["BufferSizeWarning", "CaptureError", "FramingError", "IncompleteFrameError",
            "FrameLimitError", "SlotTooSmallError", "FanOutError", "ReceiverStopped"]
 
@@ -98,10 +102,10 @@ class ReceiverStopped(Exception):
     """``get()`` on a Receiver that has stopped and delivered every batch it captured."""
 
 
-def with_sent(exc: OSError, sent: int) -> OSError:
+def with_sent(exc: _E, sent: int) -> _E:
     """Record on ``exc`` how many rows (or frames) went out before it; return ``exc``.
 
-    A send that fails part way raises the ``OSError`` it got with an extra
+    A send that fails part way raises the ``OSError`` (or ``ValueError``) it got with an extra
     ``sent`` attribute, so the caller knows where to resume: rows ``sent``
     onwards did not go out. ``OSError`` declares no such attribute, so it is
     set here, in one place, with ``setattr``; read it back with

@@ -10,12 +10,12 @@ system call itself.
 """
 
 from libc.errno cimport errno
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset, strerror
 from cpython.exc cimport PyErr_CheckSignals
 from posix.uio cimport iovec
-from posix.time cimport timespec
+from posix.time cimport timespec, timeval
 
 from _sysnet cimport *
 
@@ -42,7 +42,12 @@ FEATURES = {
 cdef enum:
     MAX_VLEN = 1024
 
-# Per message: a timestamp and two 32-bit values (drop counter, GRO size).
+# Per message of a plain receive: a timestamp and two 32-bit values (drop
+# counter, GRO size). Only the timestamp is read there, and the kernel puts it
+# first (__sock_recv_cmsgs: timestamps, then drops, mark, priority), so other
+# messages cut for lack of room (MSG_CTRUNC, counted) never cost it. The GRO
+# receive, whose segment size comes after all the SOL_SOCKET messages, has its
+# own, larger area (GRO_CONTROL_SPACE in _gro.pxi).
 cdef size_t CONTROL_SPACE = (CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(uint32_t))
                              + CMSG_SPACE(sizeof(int)))
 # Round each message's control area up so every cmsghdr stays aligned.
@@ -67,6 +72,16 @@ cdef class _Scratch:
     cdef unsigned char *control
     cdef Py_ssize_t capacity
     cdef Prepared prepared
+    # Set while a call uses these headers (see _claim): a second call at
+    # once would rewrite the headers under the first one's system call.
+    # recvmmsg(2) says that "On return from recvmmsg(), successive elements
+    # of msgvec are updated", but the kernel reads each header only when it
+    # gets to that message (net/socket.c, do_recvmmsg), so a header rewritten
+    # meanwhile, by a send pointing it elsewhere, is the one it writes to.
+    cdef bint busy
+    # send_batch's destination: the headers point at it, so it lives here,
+    # never in a stack frame that a header could outlive.
+    cdef sockaddr_in6 dest
     # Typed views of the Batch's arrays, taken once: taking them from the
     # numpy arrays (the buffer protocol and its checks) on every call cost
     # more than the rest of a small receive's work in Python.
@@ -82,6 +97,7 @@ cdef class _Scratch:
     def __cinit__(self, Py_ssize_t capacity):
         self.capacity = capacity
         self.prepared = NOTHING
+        self.busy = False
         self.msgs = <mmsghdr *>malloc(capacity * sizeof(mmsghdr))
         self.iov = <iovec *>malloc(capacity * sizeof(iovec))
         self.names = <sockaddr_in6 *>malloc(capacity * sizeof(sockaddr_in6))
@@ -97,8 +113,16 @@ cdef class _Scratch:
         free(self.control)
 
 
-cdef _Scratch _scratch_of(object batch):
+cdef _Scratch _claim(object batch):
+    """The Batch's scratch, marked in use; RuntimeError if another call is using it.
+
+    The caller (fastnet/core/socket.py) already lets one call at a time use a
+    Batch; this guards the headers themselves. The check and the mark run
+    with the GIL held and no Python code between them, so two threads cannot
+    both pass.
+    """
     cdef _Scratch scratch = batch._scratch
+    cdef object current
     if scratch is None or scratch.capacity != batch._capacity:
         scratch = _Scratch(batch._capacity)
         scratch.data = batch._data
@@ -109,7 +133,17 @@ cdef _Scratch _scratch_of(object batch):
         scratch.scope_ids = batch._scope_ids
         scratch.timestamps = batch._timestamps
         scratch.truncated = batch._truncated_u8
-        batch._scratch = scratch
+        # Making it ran Python code (allocation can run a collection): if
+        # another call installed a scratch meanwhile, use that one.
+        current = batch._scratch
+        if current is not None and (<_Scratch>current).capacity == batch._capacity:
+            scratch = <_Scratch>current
+        else:
+            batch._scratch = scratch
+    if scratch.busy:
+        raise RuntimeError("this Batch is in use by another call: a Batch serves one call "
+                           "at a time")
+    scratch.busy = True
     return scratch
 
 
@@ -136,15 +170,67 @@ cdef int _receive_failed(object sock, int err, Py_ssize_t received) except -1:
     return 1
 
 
-cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
-    """Receive time in ns from SCM_TIMESTAMPNS, or 0 if the kernel sent none."""
-    cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr)
-    cdef timespec stamp
+cdef inline bint _holds(msghdr *hdr, cmsghdr *cmsg, size_t size) noexcept nogil:
+    """The control message carries ``size`` bytes of payload, inside what the kernel filled.
+
+    recvmsg(2) says of MSG_CTRUNC that "some control data was discarded due
+    to lack of space", but the kernel (put_cmsg) does not discard the message
+    that did not fit: it writes its header with cmsg_len cut to the room
+    left, so a UDP_GRO header can come with no segment size behind it.
+    """
+    return (cmsg.cmsg_len >= CMSG_LEN(size)
+            and <size_t>(CMSG_DATA(cmsg) - <unsigned char *>hdr.msg_control) + size
+            <= hdr.msg_controllen)
+
+
+cdef inline int64_t _ns(int64_t seconds, int64_t fraction, int64_t unit) noexcept nogil:
+    """seconds * 1e9 + fraction * unit, wrapped to 64 bits as _ancillary.py wraps it."""
+    # Unsigned: a signed overflow (a garbage stamp) would be undefined.
+    return <int64_t>(<uint64_t>seconds * <uint64_t>1000000000
+                     + <uint64_t>fraction * <uint64_t>unit)
+
+
+cdef void _read_control(msghdr *hdr, int64_t *stamp, Py_ssize_t *segment) noexcept nogil:
+    """Receive time (ns) and UDP_GRO segment size (0: none) from a received message.
+
+    The rules of fastnet/engines/python/ancillary.py receive_fields: the last message of a
+    kind wins; one shorter than its kind needs is ignored; a segment size
+    that is not positive counts as none. SCM_TIMESTAMPNS holds a timespec,
+    SCM_TIMESTAMP (socket(7): "a struct timeval") microseconds.
+    """
+    cdef cmsghdr *cmsg = CMSG_FIRSTHDR(hdr) if hdr.msg_controllen else NULL
+    cdef timespec ns
+    cdef timeval us
+    cdef int gso_size
+    stamp[0] = 0
+    segment[0] = 0
     while cmsg != NULL:
-        if cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_TIMESTAMPNS:
-            memcpy(&stamp, CMSG_DATA(cmsg), sizeof(timespec))
-            return <int64_t>stamp.tv_sec * 1000000000 + stamp.tv_nsec
+        if cmsg.cmsg_level == SOL_SOCKET:
+            if cmsg.cmsg_type == SCM_TIMESTAMPNS and _holds(hdr, cmsg, sizeof(timespec)):
+                memcpy(&ns, CMSG_DATA(cmsg), sizeof(timespec))
+                stamp[0] = _ns(ns.tv_sec, ns.tv_nsec, 1)
+            elif cmsg.cmsg_type == SCM_TIMESTAMP and _holds(hdr, cmsg, sizeof(timeval)):
+                memcpy(&us, CMSG_DATA(cmsg), sizeof(timeval))
+                stamp[0] = _ns(us.tv_sec, us.tv_usec, 1000)
+        elif (cmsg.cmsg_level == SOL_UDP and cmsg.cmsg_type == UDP_GRO
+              and _holds(hdr, cmsg, sizeof(int))):
+            memcpy(&gso_size, CMSG_DATA(cmsg), sizeof(int))
+            segment[0] = gso_size if gso_size > 0 else 0
         cmsg = CMSG_NXTHDR(hdr, cmsg)
+
+
+cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
+    """Receive time in ns from SCM_TIMESTAMPNS or SCM_TIMESTAMP, or 0 if the kernel sent none."""
+    cdef int64_t stamp
+    cdef Py_ssize_t segment
+    _read_control(hdr, &stamp, &segment)
+    return stamp
+
+
+cdef int _count_cut_control(object sock, Py_ssize_t cut) except -1:
+    """Add ``cut`` messages that came with MSG_CTRUNC to the socket's count."""
+    if cut:
+        sock._control_truncated = sock._control_truncated + cut
     return 0
 
 
@@ -152,14 +238,26 @@ include "_gro.pxi"
 
 
 def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
-    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none."""
-    if gro or sock._gro_area is not None:
-        return _recv_gro(sock, batch, gro)
+    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none.
+
+    ``gro``: the GRO path, through the socket's area (the caller holds
+    ``sock._gro_lock`` and has chosen the path, once); otherwise the area is
+    never touched.
+    """
+    if gro:
+        return _recv_gro(sock, batch)
+    cdef _Scratch s = _claim(batch)
+    try:
+        return _recv_plain(sock, batch, ancillary, s)
+    finally:
+        s.busy = False
+
+
+cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch s) except -1:
     cdef int fd = sock.fileno()
     cdef int family = batch._family
     cdef Py_ssize_t capacity = batch._capacity
     cdef Py_ssize_t slot = batch._slot_size
-    cdef _Scratch s = _scratch_of(batch)
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
     cdef uint8_t[:, ::1] addresses = s.addresses
@@ -168,7 +266,7 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
     cdef uint32_t[::1] scope_ids = s.scope_ids
     cdef int64_t[::1] timestamps = s.timestamps
     cdef uint8_t[::1] truncated = s.truncated
-    cdef Py_ssize_t i, total = 0
+    cdef Py_ssize_t i, total = 0, cut = 0
     cdef int got, err = 0, late = 0
     cdef unsigned int chunk
     cdef msghdr *hdr
@@ -215,7 +313,13 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
                 ports[i] = ntohs(sin6.sin6_port)
                 flowinfo[i] = ntohl(sin6.sin6_flowinfo)
                 scope_ids[i] = sin6.sin6_scope_id
-            timestamps[i] = _timestamp_of(hdr) if hdr.msg_controllen else 0
+            # Control data only when the socket has an option that makes
+            # some, as the pure-Python engine reads it only then.
+            if ancillary:
+                timestamps[i] = _timestamp_of(hdr)
+                cut += (hdr.msg_flags & MSG_CTRUNC) != 0
+            else:
+                timestamps[i] = 0
             # The kernel writes these back (value-result); restore them.
             hdr.msg_namelen = sizeof(sockaddr_in6)
             hdr.msg_controllen = CONTROL_SPACE
@@ -226,6 +330,7 @@ def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
             break
         if <unsigned int>got < chunk:
             break
+    _count_cut_control(sock, cut)
     return total
 
 
@@ -259,11 +364,23 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     into datagrams of ``gso_size`` bytes, the last possibly shorter. A
     message the kernel refuses is not sent at all, so rows stay countable.
     """
+    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
+        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
+    cdef _Scratch s = _claim(batch)
+    try:
+        return _send_rows(sock, batch, start, stop, address, gso_size, gso_segments, s)
+    finally:
+        s.busy = False
+
+
+cdef Py_ssize_t _send_rows(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
+                           object address, Py_ssize_t gso_size, Py_ssize_t gso_segments,
+                           _Scratch s) except -1:
     cdef int fd = sock.fileno()
-    cdef _Scratch s = _scratch_of(batch)
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
-    cdef sockaddr_in6 dest
     cdef socklen_t dest_len = 0
     cdef Py_ssize_t i, first, per = gso_segments if gso_size else 1
     cdef Py_ssize_t messages
@@ -274,24 +391,30 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
     cdef int64_t slot = batch._slot_size
+    cdef int64_t length
     cdef Py_ssize_t rows_here
     cdef bint contiguous
 
-    if gso_size and not (0 < gso_size <= 0xFFFF and 0 < gso_segments <= MAX_VLEN):
-        raise ValueError(f"bad GSO plan: gso_size={gso_size}, gso_segments={gso_segments}")
-    if not 0 <= start <= stop <= batch._capacity:
-        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &dest)
+        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &s.dest)
     s.prepared = NOTHING
     for i in range(start, stop):
         # Checked by the caller too, but the array is the user's to write from
-        # another thread meanwhile: never hand the kernel a length past the row.
-        if not 0 <= lengths[i] <= slot:
-            raise ValueError(f"batch.lengths[{i}] = {lengths[i]} is outside 0..{slot}")
+        # another thread meanwhile: read each length once, check it, and use
+        # only that value (kept in the iovec) from here on.
+        length = lengths[i]
+        if not 0 <= length <= slot:
+            raise ValueError(f"batch.lengths[{i}] = {length} is outside 0..{slot}")
+        # The GSO plan was made from the lengths the caller read: each row
+        # but the last must still be one segment, or the kernel would cut
+        # the datagrams elsewhere than the rows.
+        if gso_size and (length == 0 or length > gso_size
+                         or (length != gso_size and i != stop - 1)):
+            raise ValueError(f"batch.lengths[{i}] = {length} changed from the GSO plan "
+                             f"(segment {gso_size})")
         s.iov[i].iov_base = &data[i, 0]
-        s.iov[i].iov_len = <size_t>lengths[i]
+        s.iov[i].iov_len = <size_t>length
     # Message m carries rows start + m*per onwards; there are never more
     # messages than rows, so the Batch's scratch has room for them. When the
     # segment size is the slot size, a message's rows lie back to back in
@@ -302,11 +425,12 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         first = start + i * per
         rows_here = min(per, stop - first)
         hdr = &s.msgs[i].msg_hdr
-        hdr.msg_name = &dest if dest_len else NULL
+        hdr.msg_name = &s.dest if dest_len else NULL
         hdr.msg_namelen = dest_len
         hdr.msg_iov = &s.iov[first]
         if contiguous:
-            s.iov[first].iov_len = <size_t>((rows_here - 1) * slot + lengths[first + rows_here - 1])
+            s.iov[first].iov_len = <size_t>((rows_here - 1) * slot
+                                            + s.iov[first + rows_here - 1].iov_len)
             hdr.msg_iovlen = 1
         else:
             hdr.msg_iovlen = <size_t>rows_here

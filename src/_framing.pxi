@@ -174,7 +174,7 @@ cdef class FrameState:
         return 0
 
 
-def recv_frames(object sock, object batch, FrameState st):
+def recv_frames(object sock, object batch, FrameState st not None):
     """Copy whole frames already received (reading what is queued) into rows; 0 if none."""
     cdef int fd = sock.fileno()
     cdef Py_ssize_t capacity = batch._capacity
@@ -250,8 +250,11 @@ def recv_frames(object sock, object batch, FrameState st):
         drained = got < space
 
 
-def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, FrameState st):
+def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
+                FrameState st not None):
     """Write rows start..stop-1 as frames without blocking; return how many were taken."""
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     cdef int fd = sock.fileno()
     cdef uint8_t[:, ::1] data = batch._data
     cdef int64_t[::1] lengths = batch._lengths
@@ -259,6 +262,7 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
     cdef bint little = st.little_endian
     cdef Py_ssize_t slot = batch._slot_size
     cdef Py_ssize_t i = start, j, k, first, frame
+    cdef int64_t length
     cdef ssize_t put
     cdef int err = 0
     cdef msghdr msg
@@ -273,16 +277,22 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
             k = FRAMES_PER_WRITE
         for j in range(k):
             # Checked by the caller; checked again because another thread
-            # could rewrite lengths meanwhile, and a row must never be read
-            # past its end.
-            if lengths[i + j] < 0 or lengths[i + j] > slot:
-                raise ValueError("batch.lengths changed while send_frames was running")
-            _write_prefix(st.prefixes + j * MAX_PREFIX, <unsigned long long>lengths[i + j],
+            # could rewrite lengths meanwhile (its GIL is free during the
+            # send), and a row must never be read past its end. Each length
+            # is read once; from here on only the iovec's copy of it counts.
+            length = lengths[i + j]
+            if length < 0 or length > slot:
+                exc = ValueError(f"batch.lengths[{i + j}] = {length} changed while "
+                                 f"send_frames was running (outside 0..{slot})")
+                if i > start:
+                    exc.sent = i - start   # the frames of earlier writes went out
+                raise exc
+            _write_prefix(st.prefixes + j * MAX_PREFIX, <unsigned long long>length,
                           <int>prefix, little)
             st.iov[2 * j].iov_base = st.prefixes + j * MAX_PREFIX
             st.iov[2 * j].iov_len = <size_t>prefix
             st.iov[2 * j + 1].iov_base = &data[i + j, 0]
-            st.iov[2 * j + 1].iov_len = <size_t>lengths[i + j]
+            st.iov[2 * j + 1].iov_len = <size_t>length
         msg.msg_iovlen = <size_t>(2 * k)
         with nogil:
             put = sendmsg(fd, &msg, SEND_FLAGS)
@@ -302,7 +312,7 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
             raise exc
         first = i
         for j in range(k):
-            frame = prefix + <Py_ssize_t>lengths[first + j]
+            frame = prefix + <Py_ssize_t>st.iov[2 * j + 1].iov_len
             if put < frame:
                 break
             put -= frame
@@ -311,13 +321,13 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, Fr
             if put:  # stopped inside frame i: keep the rest of it
                 j = i - first
                 st.hold_tail(st.prefixes + j * MAX_PREFIX, prefix, &data[i, 0],
-                             <Py_ssize_t>lengths[i], put)
+                             <Py_ssize_t>st.iov[2 * j + 1].iov_len, put)
                 i += 1
             return i - start
     return i - start
 
 
-def flush_unsent(object sock, FrameState st):
+def flush_unsent(object sock, FrameState st not None):
     """Write the held rest of a partly sent frame without blocking; return bytes still held."""
     cdef int fd = sock.fileno()
     cdef ssize_t put

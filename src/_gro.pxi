@@ -17,11 +17,25 @@
 # rows runs on into the overflow buffer, which becomes the carry-over. The
 # copy through the area cost a fifth of the receiver's CPU at 8 KiB.
 
-from posix.time cimport timeval
-
 cdef enum:
     GRO_MESSAGES = 32     # super-datagrams per recvmmsg: 2 MiB of area per socket
     GRO_BUFFER = 65536    # more than the largest UDP payload (65535 - 8)
+    # Control bytes per super-datagram. The segment size must never be cut:
+    # without it a super-datagram cannot be split. udp_recvmsg puts the
+    # SOL_SOCKET messages first (__sock_recv_cmsgs: SO_TIMESTAMP or
+    # SO_TIMESTAMPNS 32 bytes, never both, socket(7): "the two modes are
+    # mutually exclusive"; SO_TIMESTAMPING's three timespecs 64, its PKTINFO
+    # 32; then 24 each for the drop counter, mark, priority and wifi
+    # status), then UDP_GRO (24): 248 bytes at most on 64-bit. Only the IP
+    # and IPv6 messages the user asked for (packet info, TTL, options,
+    # extension headers) come after it; the rest of the room is theirs. What
+    # still does not fit is cut (MSG_CTRUNC) and counted, and never the
+    # segment size. fastnet/engines/python/ancillary.py GRO_ANCILLARY_SPACE is the same.
+    GRO_CONTROL_SPACE = 1024
+
+
+cdef inline void _count_path(Py_ssize_t *counter) noexcept nogil:
+    fastnet_count(counter)   # a no-op unless built with FASTNET_GRO_COUNTERS
 
 
 cdef struct _Rows:
@@ -59,6 +73,15 @@ cdef class _GroArea:
     cdef Py_ssize_t received
     cdef Py_ssize_t next
     cdef Py_ssize_t offset
+    # Messages received with MSG_CTRUNC, not yet added to the socket's count.
+    cdef Py_ssize_t control_cut
+    # Set while a call uses the area; the caller's lock makes that one call
+    # at a time, this makes sure of it (two splitting at once would corrupt
+    # next and offset).
+    cdef bint busy
+    # How often each receive path ran (see path_counts); only counted in a
+    # build with FASTNET_GRO_COUNTERS.
+    cdef Py_ssize_t paths[5]
     # The direct path: its one message, and the segment size it is used for
     # (0 while the kernel has not reported one equal to the slot size).
     cdef mmsghdr direct
@@ -69,7 +92,7 @@ cdef class _GroArea:
         cdef Py_ssize_t j
         cdef msghdr *hdr
         self.buffers = <unsigned char *>malloc(GRO_MESSAGES * <size_t>GRO_BUFFER)
-        self.control = <unsigned char *>malloc(GRO_MESSAGES * CONTROL_SPACE)
+        self.control = <unsigned char *>malloc(GRO_MESSAGES * GRO_CONTROL_SPACE)
         self.msgs = <mmsghdr *>malloc(GRO_MESSAGES * sizeof(mmsghdr))
         self.iov = <iovec *>malloc(GRO_MESSAGES * sizeof(iovec))
         self.names = <sockaddr_in6 *>malloc(GRO_MESSAGES * sizeof(sockaddr_in6))
@@ -88,9 +111,12 @@ cdef class _GroArea:
             hdr.msg_namelen = sizeof(sockaddr_in6)
             hdr.msg_iov = &self.iov[j]
             hdr.msg_iovlen = 1
-            hdr.msg_control = self.control + j * CONTROL_SPACE
-            hdr.msg_controllen = CONTROL_SPACE
+            hdr.msg_control = self.control + j * GRO_CONTROL_SPACE
+            hdr.msg_controllen = GRO_CONTROL_SPACE
         self.received = self.next = self.offset = 0
+        self.control_cut = 0
+        self.busy = False
+        memset(self.paths, 0, sizeof(self.paths))
         memset(&self.direct, 0, sizeof(mmsghdr))
         self.direct_segment = 0
 
@@ -98,6 +124,22 @@ cdef class _GroArea:
     def direct_segment_size(self):
         """The segment size the direct path is on for (0: off); read by the tests."""
         return self.direct_segment
+
+    @property
+    def path_counts(self):
+        """Receives by path, or None in a build without FASTNET_GRO_COUNTERS; for the tests.
+
+        ``batched``: a recvmmsg into the area; the direct path's branches:
+        ``direct`` (segments straight into the rows), ``direct_plain`` (a
+        datagram not coalesced), ``direct_changed`` (another segment size,
+        gathered from the rows alone) and ``direct_changed_overflow`` (from
+        the rows and the overflow buffer).
+        """
+        if not FASTNET_GRO_COUNTERS:
+            return None
+        return {"batched": self.paths[0], "direct": self.paths[1],
+                "direct_plain": self.paths[2], "direct_changed": self.paths[3],
+                "direct_changed_overflow": self.paths[4]}
 
     def __dealloc__(self):
         free(self.buffers)
@@ -114,28 +156,17 @@ cdef class _GroArea:
 
     cdef void read_control(self, msghdr *hdr, Py_ssize_t j) noexcept nogil:
         """Segment size, timestamp and cut flag of message ``hdr`` into slot ``j``."""
-        cdef cmsghdr *cmsg
-        cdef int gso_size
-        cdef timespec ns
-        cdef timeval us
-        self.segment[j] = 0
-        self.stamp[j] = 0
-        cmsg = CMSG_FIRSTHDR(hdr) if hdr.msg_controllen else NULL
-        while cmsg != NULL:
-            if cmsg.cmsg_level == SOL_UDP and cmsg.cmsg_type == UDP_GRO:
-                memcpy(&gso_size, CMSG_DATA(cmsg), sizeof(int))
-                self.segment[j] = gso_size if gso_size > 0 else 0
-            elif cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SCM_TIMESTAMPNS:
-                memcpy(&ns, CMSG_DATA(cmsg), sizeof(timespec))
-                self.stamp[j] = <int64_t>ns.tv_sec * 1000000000 + ns.tv_nsec
-            elif cmsg.cmsg_level == SOL_SOCKET and cmsg.cmsg_type == SO_TIMESTAMP:
-                memcpy(&us, CMSG_DATA(cmsg), sizeof(timeval))
-                self.stamp[j] = <int64_t>us.tv_sec * 1000000000 + <int64_t>us.tv_usec * 1000
-            cmsg = CMSG_NXTHDR(hdr, cmsg)
+        _read_control(hdr, &self.stamp[j], &self.segment[j])
         # Never expected: the buffer outsizes any UDP payload.
         self.cut[j] = (hdr.msg_flags & MSG_TRUNC) != 0
+        if hdr.msg_flags & MSG_CTRUNC:
+            self.control_cut += 1
+            if self.segment[j] == 0:
+                # The segment size may be what was cut: the rows cannot be
+                # told apart, so the buffer is one row, flagged, not a guess.
+                self.cut[j] = True
         hdr.msg_namelen = sizeof(sockaddr_in6)
-        hdr.msg_controllen = CONTROL_SPACE
+        hdr.msg_controllen = GRO_CONTROL_SPACE
         hdr.msg_flags = 0
 
     cdef void parse(self, Py_ssize_t got, Py_ssize_t slot) noexcept nogil:
@@ -170,7 +201,7 @@ cdef class _GroArea:
         hdr.msg_iov = self.direct_iov
         hdr.msg_iovlen = 2
         hdr.msg_control = self.control
-        hdr.msg_controllen = CONTROL_SPACE
+        hdr.msg_controllen = GRO_CONTROL_SPACE
         hdr.msg_flags = 0
         got = fastnet_recvmmsg(fd, &self.direct, 1, MSG_DONTWAIT, &late)
         after[0] = n
@@ -181,25 +212,36 @@ cdef class _GroArea:
         self.read_control(hdr, 0)
         segment = self.segment[0]
         if segment == 0:
-            # One datagram, not coalesced: its first bytes are in row n; a
-            # longer one ran on into the next rows, which are still free.
+            # One datagram, not coalesced (or one that cannot be split, then
+            # flagged): its first bytes are in row n; a longer one ran on
+            # into the next rows, which are still free.
+            _count_path(&self.paths[2])
             self._meta(rows, n, 0)
             rows.lengths[n] = min(length, rows.slot)
-            rows.truncated[n] = length > rows.slot
+            rows.truncated[n] = length > rows.slot or self.cut[0]
             after[0] = n + 1
             self.direct_segment = 0   # plain traffic: the batched path suits it
             return 1
         if segment != rows.slot:
             # The sender changed its segment size: gather the message into
             # buffer 1 and split it from there, as the batched path does.
+            # The kernel never returns more than a UDP payload; should it,
+            # the gather stays inside buffer 1 and the rest counts as cut.
+            if length > GRO_BUFFER:
+                length = GRO_BUFFER
+                self.cut[0] = True
             memcpy(self.buffers + GRO_BUFFER, rows.data + n * rows.slot, min(length, room))
             if length > room:
+                _count_path(&self.paths[4])
                 memcpy(self.buffers + GRO_BUFFER + room, self.buffers, length - room)
+            else:
+                _count_path(&self.paths[3])
             self._carry(1, length, segment)
             self.direct_segment = 0
             after[0] = self.split(rows, n)
             return 1
         # Segments sit in rows n.. exactly; the rest is in the overflow buffer.
+        _count_path(&self.paths[1])
         whole = min((length + segment - 1) // segment, free_rows)
         for i in range(whole):
             piece = min(segment, length - i * segment)
@@ -248,13 +290,22 @@ cdef class _GroArea:
         while n < rows.capacity and self.next < self.received:
             j = self.next
             length = self.msgs[j].msg_len
+            if length > GRO_BUFFER:   # never from the kernel: stay inside buffer j
+                length = GRO_BUFFER
+            if not (0 <= self.offset < length or self.offset == 0):
+                # Never reached by the code above: a message already used up
+                # (an empty one is a row while its offset is 0). Drop it
+                # rather than compute a negative size from it.
+                self.next += 1
+                self.offset = 0
+                continue
             # Without the cmsg the message is one datagram (maybe empty).
-            segment = self.segment[j] if self.segment[j] else length
+            segment = self.segment[j] if self.segment[j] > 0 else length
             source = self.buffers + j * <size_t>GRO_BUFFER
             while True:
                 piece = min(segment, length - self.offset)
                 keep = min(piece, rows.slot)
-                memcpy(rows.data + n * rows.slot, source + self.offset, keep)
+                memcpy(rows.data + n * rows.slot, source + self.offset, <size_t>keep)
                 rows.lengths[n] = keep
                 rows.truncated[n] = piece > rows.slot
                 self._meta(rows, n, j)
@@ -270,18 +321,51 @@ cdef class _GroArea:
                     break
         return n
 
+    # -- for the tests and the fuzz target (tests/fuzz/fuzz_gro.py) ------------
 
-cdef object _recv_gro(object sock, object batch, bint gro):
-    """Rows carried over first, then super-datagrams split into rows, up to capacity.
+    def _load_for_test(self, Py_ssize_t j, const unsigned char[::1] payload,
+                       const unsigned char[::1] control, int msg_flags, Py_ssize_t offset=0):
+        """Make message ``j`` as if recvmmsg had just written these bytes, then parse it.
 
-    Returns the number of rows (0 if nothing was queued or carried). With
-    ``gro`` false the area is dropped once it holds nothing more.
+        ``control`` is the raw cmsghdr chain (what the kernel wrote, as
+        msg_controllen says); ``offset`` starts the split part way, as a
+        carry-over does (any value: the split must stay safe). The source
+        address is left as it was (zeros).
+        """
+        if not 0 <= j < GRO_MESSAGES:
+            raise ValueError(f"message {j} out of 0..{GRO_MESSAGES - 1}")
+        if payload.shape[0] > GRO_BUFFER or control.shape[0] > GRO_CONTROL_SPACE:
+            raise ValueError("payload or control larger than the area holds")
+        cdef msghdr *hdr = &self.msgs[j].msg_hdr
+        if payload.shape[0]:
+            memcpy(self.buffers + j * <size_t>GRO_BUFFER, &payload[0], payload.shape[0])
+        if control.shape[0]:
+            memcpy(hdr.msg_control, &control[0], control.shape[0])
+        hdr.msg_controllen = <size_t>control.shape[0]
+        hdr.msg_flags = msg_flags
+        self.msgs[j].msg_len = <unsigned int>payload.shape[0]
+        self.read_control(hdr, j)
+        self.received = j + 1
+        self.next = j
+        self.offset = offset
+        return self.segment[j], self.stamp[j], bool(self.cut[j])
+
+    def _split_for_test(self, object batch):
+        """Split what the area holds into ``batch``'s rows from row 0; return the row count."""
+        cdef _Rows rows
+        _rows_of(batch, &rows)
+        return self.split(&rows, 0)
+
+    def _pending_for_test(self):
+        return self.pending()
+
+
+cdef int _rows_of(object batch, _Rows *rows) except -1:
+    """Raw pointers into the Batch's arrays.
+
+    They stay valid while the caller holds the Batch: it keeps the same
+    arrays for its life and numpy never moves them (fastnet/core/batch.py).
     """
-    cdef int fd = sock.fileno()
-    cdef _GroArea area = sock._gro_area
-    if area is None:
-        area = _GroArea()
-        sock._gro_area = area
     cdef uint8_t[:, ::1] data = batch._data
     cdef int64_t[::1] lengths = batch._lengths
     cdef uint8_t[:, ::1] addresses = batch._addresses
@@ -290,7 +374,6 @@ cdef object _recv_gro(object sock, object batch, bint gro):
     cdef uint32_t[::1] scope_ids = batch._scope_ids
     cdef int64_t[::1] timestamps = batch._timestamps
     cdef uint8_t[::1] truncated = batch._truncated_u8
-    cdef _Rows rows
     rows.data = &data[0, 0]
     rows.slot = batch._slot_size
     rows.capacity = batch._capacity
@@ -302,6 +385,38 @@ cdef object _recv_gro(object sock, object batch, bint gro):
     rows.timestamps = &timestamps[0]
     rows.truncated = &truncated[0]
     rows.family = batch._family
+    return 0
+
+
+cdef object _recv_gro(object sock, object batch):
+    """Rows carried over first, then super-datagrams split into rows, up to capacity.
+
+    Returns the number of rows (0 if nothing was queued or carried). Once
+    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
+    nothing more.
+    """
+    cdef _GroArea area = sock._gro_area
+    if area is None:
+        area = _GroArea()
+        sock._gro_area = area
+    if area.busy:
+        raise RuntimeError("the socket's GRO area is in use by another call (recv_batch "
+                           "must hold sock._gro_lock)")
+    area.busy = True
+    try:
+        return _recv_gro_into(sock, batch, area)
+    finally:
+        area.busy = False
+        _count_cut_control(sock, area.control_cut)
+        area.control_cut = 0
+        if not sock._gro and not area.pending():
+            sock._gro_area = None
+
+
+cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except -1:
+    cdef int fd = sock.fileno()
+    cdef _Rows rows
+    _rows_of(batch, &rows)
 
     cdef Py_ssize_t n = area.split(&rows, 0)
     cdef bint queue_empty = False
@@ -317,6 +432,7 @@ cdef object _recv_gro(object sock, object batch, bint gro):
         else:
             # Each message gives at least one row: never ask for more than fit.
             want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
+            _count_path(&area.paths[0])
             with nogil:
                 got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
                 if got < 0:
@@ -335,6 +451,4 @@ cdef object _recv_gro(object sock, object batch, bint gro):
         if <unsigned int>got < want:
             queue_empty = True
         n = area.split(&rows, n)
-    if not gro and not area.pending():
-        sock._gro_area = None
     return n

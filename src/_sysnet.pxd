@@ -55,12 +55,14 @@ cdef extern from "fastnet_compat.h" nogil:
     int AF_INET, AF_INET6
     int SOL_SOCKET, SOL_UDP
     int MSG_DONTWAIT, MSG_TRUNC, MSG_CTRUNC
-    int SO_TIMESTAMP, SO_TIMESTAMPNS, SCM_TIMESTAMPNS, SO_RXQ_OVFL, SO_MEMINFO
+    int SO_TIMESTAMP, SO_TIMESTAMPNS, SCM_TIMESTAMP, SCM_TIMESTAMPNS, SO_RXQ_OVFL, SO_MEMINFO
     int SO_SNDBUFFORCE, SO_RCVBUFFORCE
     int UDP_SEGMENT, UDP_GRO
     int EAGAIN, EWOULDBLOCK, EINTR
 
     int FASTNET_HAVE_MMSG
+    int FASTNET_GRO_COUNTERS
+    void fastnet_count(Py_ssize_t *counter)
     int fastnet_recvmmsg(int fd, mmsghdr *msgs, unsigned int n, int flags, int *late_errno)
     int fastnet_sendmmsg(int fd, mmsghdr *msgs, unsigned int n, int flags)
 

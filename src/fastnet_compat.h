@@ -37,11 +37,25 @@
 #ifndef SCM_TIMESTAMPNS
 #define SCM_TIMESTAMPNS SO_TIMESTAMPNS
 #endif
+#ifndef SCM_TIMESTAMP
+#define SCM_TIMESTAMP SO_TIMESTAMP
+#endif
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
 #endif
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
+#endif
+
+/* Counters of the GRO receive paths, for the tests that must reach each of
+ * them (setup.py: FASTNET_GRO_COUNTERS=1); compiled out otherwise. */
+#ifdef FASTNET_GRO_COUNTERS
+#undef FASTNET_GRO_COUNTERS
+#define FASTNET_GRO_COUNTERS 1
+static inline void fastnet_count(Py_ssize_t *counter) { (*counter)++; }
+#else
+#define FASTNET_GRO_COUNTERS 0
+static inline void fastnet_count(Py_ssize_t *counter) { (void)counter; }
 #endif
 
 #if defined(__linux__) && !defined(FASTNET_NO_MMSG)

@@ -101,7 +101,7 @@ def quick(tmp_path_factory):
 def test_quick_run_reports_every_backend_and_size(quick):
     _, doc = quick
     rows = check_document(doc, BACKENDS, DEFAULT_SIZES)
-    for (backend, size), row in rows.items():
+    for (backend, _size), row in rows.items():
         if must_measure(backend):
             assert row["status"] == "ok", row
             assert row["sender"] == row["receiver"] == backend
@@ -141,7 +141,7 @@ def test_quick_run_prints_receiver_and_sender_tables(quick):
 def test_speedup_and_reference_columns_divide_the_right_rows(quick):
     _, doc = quick
     rows = {(row["backend"], row["size"]): row for row in doc["results"]}
-    for (backend, size), row in rows.items():
+    for (_backend, size), row in rows.items():
         python = rows[("python", size)]
         ref = rows[(row["ref_backend"], size)]
         if row["recv_pps"] and python["recv_pps"]:

@@ -166,7 +166,7 @@ def test_tshark_reads_the_pcap(recorded):
         capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert len(out) == len(payloads)
     header = 28 if ip == "ip" else 48
-    for line, payload, stamp in zip(out, payloads, live["timestamps"].tolist()):
+    for line, payload, stamp in zip(out, payloads, live["timestamps"].tolist(), strict=True):
         src, dst, sport, dport, ulen, status, caplen, epoch = line.split(",")
         assert (src, dst) == (source[0], local[0])
         assert (int(sport), int(dport)) == (source[1], local[1])

@@ -50,7 +50,7 @@ def test_two_reuse_port_sockets_together_receive_exactly_what_was_sent(backend, 
         per_socket = [[], []]
         deadline = time.monotonic() + HANG_S
         while sum(map(len, per_socket)) < len(sent) and time.monotonic() < deadline:
-            for sock, seen in zip(sockets, per_socket):
+            for sock, seen in zip(sockets, per_socket, strict=True):
                 _drain(sock, seen)
     finally:
         for sock in sockets:

@@ -158,7 +158,7 @@ def test_frames_split_anywhere_come_out_whole_and_in_order(backend, case):
         server_side.set_framing(prefix_size=prefix_size, byteorder=byteorder)
         batch = fastnet.Batch(capacity, 300)
         got = []
-        for begin, end in zip([0] + cuts, cuts + [len(stream)]):
+        for begin, end in zip([0] + cuts, cuts + [len(stream)], strict=True):
             client.sendall(stream[begin:end])
             wait_queued(server_side, end - begin)
             got += [payload for payload, _ in take_available(server_side, batch)]
@@ -225,7 +225,7 @@ def test_truncate_mode_with_a_frame_longer_than_the_receive_buffer(backend):
         batch = fastnet.Batch(4, 300)
         got = []
         while len(got) < 2:
-            n = server_side.recv_frames(batch, timeout=5)
+            server_side.recv_frames(batch, timeout=5)
             got += [(bytes(p), bool(batch.truncated[i])) for i, (p, _) in enumerate(batch)]
         sender.result()
         assert got == [(frames[0][:300], True), (b"after", False)]

@@ -181,9 +181,11 @@ def test_second_receiving_thread_is_refused(backend):
 def test_full_duplex_one_thread_each_way(backend):
     frames = [bytes([i % 256]) * (i % 700) for i in range(2000)]
     with tcp_pair(backend, rcvbuf=8192, sndbuf=8192) as (client, server_side):
-        batch = fastnet.Batch.from_payloads(frames, slot_size=700)
-        client_sends = in_thread(client.send_frames, batch)
-        server_sends = in_thread(server_side.send_frames, batch)
+        # A Batch serves one call at a time: each sending thread has its own.
+        client_sends = in_thread(client.send_frames,
+                                 fastnet.Batch.from_payloads(frames, slot_size=700))
+        server_sends = in_thread(server_side.send_frames,
+                                 fastnet.Batch.from_payloads(frames, slot_size=700))
         client_gets = in_thread(recv_all_frames, client, 700, 2000, 64, 20)
         assert recv_all_frames(server_side, 700, count=2000, timeout=20) == frames
         assert client_gets.result() == frames

@@ -29,7 +29,7 @@ CASES = [pytest.param(target, path, id=f"{target}/{os.path.basename(path)[:12]}"
 
 
 def test_every_target_has_a_corpus():
-    assert set(TARGETS) == {"cmsg", "frames", "npy", "pcap"}
+    assert set(TARGETS) == {"cmsg", "frames", "gro", "npy", "pcap"}
     for target in TARGETS:
         assert corpus_files(target), f"tests/fuzz/corpus/{target}/ is empty"
 

@@ -73,7 +73,7 @@ def batch_of(values, field, *, pad=3):
 def track(values, field, *, splits=(), window=fastnet.receive.seq.DEFAULT_WINDOW):
     tracker = SeqTracker(field, window=window)
     bounds = [0, *sorted(set(s for s in splits if 0 < s < len(values))), len(values)]
-    for start, stop in zip(bounds, bounds[1:]):
+    for start, stop in zip(bounds, bounds[1:], strict=False):
         tracker.update(batch_of(values[start:stop], field))
     return tracker
 

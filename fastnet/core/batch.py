@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import socket as _stdsocket
+import threading
 from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
@@ -31,6 +32,9 @@ MAX_CAPACITY = 1 << 20
 MAX_SLOT_SIZE = 1 << 26
 MAX_TOTAL_BYTES = 1 << 34
 
+#: Makes a Batch's in-use check and mark one step (see Batch._claim).
+_CLAIMS = threading.Lock()
+
 
 def _fixed(array: np.ndarray) -> np.ndarray:
     """A view of ``array``, which numpy then refuses to resize in place.
@@ -49,7 +53,9 @@ class Batch:
     many of its bytes are valid. Only rows ``0 .. count-1`` are meaningful;
     bytes past a row's length are left from earlier use.
 
-    A Batch is not thread-safe: use it from one call at a time.
+    A Batch serves one call at a time: a batch call (``recv_batch``,
+    ``send_batch``, ``recv_frames``, ``send_frames``) made while another is
+    using the same Batch, in any thread, raises RuntimeError.
     """
 
     MAX_CAPACITY = MAX_CAPACITY
@@ -59,7 +65,7 @@ class Batch:
     __slots__ = (
         "_capacity", "_slot_size", "_family", "_count",
         "_data", "_lengths", "_addresses", "_ports", "_flowinfo", "_scope_ids",
-        "_timestamps", "_truncated", "_truncated_u8", "_row_cache", "_scratch",
+        "_timestamps", "_truncated", "_truncated_u8", "_row_cache", "_scratch", "_user",
     )
 
     def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
@@ -93,6 +99,8 @@ class Batch:
         self._row_cache: list[memoryview] | None = None
         # Engine-private working memory (message headers), sized on first use.
         self._scratch = None
+        # The batch call using this Batch now, or None (see _claim).
+        self._user: str | None = None   # the method using the Batch now
 
     def _check_layout(self) -> None:
         """Raise ValueError if a 2-d array was reshaped in place (``data.shape = ...``).
@@ -107,6 +115,24 @@ class Batch:
             raise ValueError(f"batch.data or batch.addresses was reshaped (now "
                              f"{self._data.shape} and {self._addresses.shape}); a Batch's "
                              f"arrays keep their shape: make a new Batch instead")
+
+    def _claim(self, method: str) -> None:
+        """Mark the batch in use by ``method``; RuntimeError if another call uses it.
+
+        The Cython engine keeps message headers for a Batch, pointing into
+        it; two calls at once would rewrite them under each other's system
+        calls.
+        """
+        with _CLAIMS:
+            user = self._user
+            if user is None:
+                self._user = method
+                return
+        raise RuntimeError(f"{method}: this Batch is in use by {user} in another call; "
+                           f"a Batch serves one call at a time")
+
+    def _release(self) -> None:
+        self._user = None
 
     @property
     def _rows(self) -> list:

@@ -79,6 +79,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._waker = None
         self._ancillary = False
         self._pending_error = None
+        self._control_truncated = 0   # see control_truncated
         # (address, sockaddr) of the last numeric address resolved; any tuple shape
         self._last_address: tuple[Any, Any] = (None, None)
         self._drained = False  # the last recv_batch took fewer than it had room for
@@ -95,6 +96,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         if fileno is not None and self._kind == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
                 self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
+            except OSError:
+                pass
+            try:  # ... and timestamps or drop counts: both engines read them only then
+                self._ancillary = any(self.getsockopt(level, option)
+                                      for level, option in C.ANCILLARY_OPTIONS)
             except OSError:
                 pass
         if gro:
@@ -174,13 +180,22 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             twin.detach()  # the fd is closed once, below
         super().close()
 
-    def _enter(self) -> None:
+    def _enter(self, batch=None, method: str = "") -> None:
+        """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim)."""
         with self._lock:
             if self._closing or self._closed or super().fileno() < 0:
                 raise closed_error()
             self._users += 1
+        if batch is not None:
+            try:
+                batch._claim(method)
+            except BaseException:
+                self._leave()
+                raise
 
-    def _leave(self) -> None:
+    def _leave(self, batch=None) -> None:
+        if batch is not None:
+            batch._release()
         with self._lock:
             self._users -= 1
             last = self._closing and self._users == 0
@@ -197,6 +212,17 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             self._ancillary = any(self.getsockopt(lvl, opt) for lvl, opt in C.ANCILLARY_OPTIONS)
         if (level, optname) == (C.SOL_UDP, C.UDP_GRO):
             self._gro = bool(self.getsockopt(C.SOL_UDP, C.UDP_GRO))
+
+    @property
+    def control_truncated(self) -> int:
+        """Datagrams received whose control data the kernel cut for lack of room (MSG_CTRUNC).
+
+        fastnet sizes its control areas for every message it reads, so this
+        stays 0 unless options it does not read fill the room. A GRO buffer
+        whose segment size may be what was cut comes out as one row flagged
+        in ``batch.truncated``, never split by a guess.
+        """
+        return self._control_truncated
 
     def enable_timestamps(self, enabled: bool = True) -> None:
         """Have the kernel stamp each datagram's arrival (``SO_TIMESTAMPNS``).
@@ -335,9 +361,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         """
         self._check_batch(batch, "recv_batch")
         deadline = self._deadline(timeout)
-        batch._count = 0
-        self._enter()
+        self._enter(batch, "recv_batch")
         try:
+            batch._count = 0
             error, self._pending_error = self._pending_error, None
             if error is not None:
                 raise error
@@ -347,18 +373,21 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                 # than make a read that would almost surely find nothing.
                 self._wait(_POLLIN, deadline)
             while True:
+                # The path is chosen here, once: the engines take the GRO path
+                # only when told to, so a call that chose the plain one never
+                # touches the area, and every call in the area holds the lock.
                 if self._gro or self._gro_area is not None:
                     with self._gro_lock:  # one call at a time in the socket's GRO area
-                        n = engine_recv(self, batch, self._ancillary, self._gro)
+                        n = engine_recv(self, batch, self._ancillary, True)
                 else:
-                    n = engine_recv(self, batch, self._ancillary)
+                    n = engine_recv(self, batch, self._ancillary, False)
                 if n:
                     batch._count = n
                     self._drained = n < batch._capacity
                     return n
                 self._wait(_POLLIN, deadline)
         finally:
-            self._leave()
+            self._leave(batch)
 
     def send_batch(self, batch: Batch, address=None, *, gso=None) -> int:
         """Send rows ``0..batch.count-1`` as separate datagrams; return how many went out.
@@ -395,7 +424,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         deadline = self._deadline(None)
         if not count:
             return 0
-        self._enter()
+        self._enter(batch, "send_batch")
         total = 0
         try:
             engine_send = self._engine.send_batch
@@ -425,4 +454,4 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         raise
             return total
         finally:
-            self._leave()
+            self._leave(batch)

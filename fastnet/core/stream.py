@@ -50,8 +50,8 @@ if TYPE_CHECKING:
         def _check_batch(self, batch: Any, method: str, kind: int = ...,
                          match_family: bool = ...) -> None: ...
         def _deadline(self, timeout: Any) -> float | None: ...
-        def _enter(self) -> None: ...
-        def _leave(self) -> None: ...
+        def _enter(self, batch=None, method: str = "") -> None: ...
+        def _leave(self, batch=None) -> None: ...
         def _wait(self, events: int, deadline: float | None) -> None: ...
 else:
     _Host = object
@@ -141,10 +141,10 @@ class StreamMixin(_Host):
         """
         self._check_batch(batch, "recv_frames", _stdsocket.SOCK_STREAM)
         deadline = self._deadline(timeout)
-        batch._count = 0
         state = self._frame_state()
-        self._enter()
+        self._enter(batch, "recv_frames")
         try:
+            batch._count = 0
             self._claim(state, "recv_busy", "recv_frames")
             try:
                 error, state.pending_error = state.pending_error, None
@@ -164,7 +164,7 @@ class StreamMixin(_Host):
             finally:
                 state.recv_busy = False
         finally:
-            self._leave()
+            self._leave(batch)
 
     def send_frames(self, batch: Batch, start: int = 0) -> int:
         """Send rows ``start..batch.count-1`` as frames; return how many were sent.
@@ -201,7 +201,7 @@ class StreamMixin(_Host):
                     f"prefix can count)")
         deadline = self._deadline(None)
         state = self._frame_state()
-        self._enter()
+        self._enter(batch, "send_frames")
         total = 0
         try:
             self._claim(state, "send_busy", "send_frames")
@@ -220,13 +220,13 @@ class StreamMixin(_Host):
                                 return total
                             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                         self._wait(_POLLOUT, deadline)
-                    except OSError as exc:
+                    except (OSError, ValueError) as exc:   # ValueError: lengths changed meanwhile
                         with_sent(exc, total + getattr(exc, "sent", 0))
                         raise
             finally:
                 state.send_busy = False
         finally:
-            self._leave()
+            self._leave(batch)
 
     def flush_frames(self) -> int:
         """Write the held rest of a partly sent frame; return the bytes still held.

@@ -21,13 +21,16 @@ def recv_batch(sock: socket, batch: Batch, ancillary: bool, gro: bool = False) -
     Fills rows 0..n-1 of the batch's arrays; does not set batch.count. An
     error after some datagrams is kept in sock._pending_error for the next call.
 
-    With ``gro`` (UDP_GRO is on), or while ``sock._gro_area`` is not None,
+    ``gro`` chooses the GRO path (the caller chooses it, once, when UDP_GRO
+    is on or ``sock._gro_area`` is not None, and holds ``sock._gro_lock``):
     coalesced super-datagrams are received whole into ``sock._gro_area`` (an
     engine-private object, created on first use) and split into one row per
     datagram; rows that do not fit stay there and are returned first by the
     next call, which then makes no system call if they fill the batch. The
-    area is dropped (set to None) once empty with ``gro`` false. The caller
-    makes sure one call at a time uses a socket's area.
+    area is dropped (set to None) once empty with ``sock._gro`` false.
+    Without ``gro`` the area is never touched.
+
+    A message that came with MSG_CTRUNC adds 1 to ``sock._control_truncated``.
     """
 
 def send_batch(sock: socket, batch: Batch, start: int, stop: int,

@@ -143,7 +143,7 @@ def through_engine(backend, stream, cuts, framing, capacity, slot):
             batch, guards = guarded_batch(capacity, slot)
             peer = client.getsockname()
             frames, end = [], None
-            pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+            pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
             for piece in pieces:
                 client.sendall(piece)
                 try:   # take what has arrived so far, without waiting

@@ -12,10 +12,10 @@ random mutation loop runs instead, seeded from the same corpus.
 
 ``--update-corpus`` (atheris only) merges what the run found into
 ``corpus/<name>/``, keeping a minimal set that covers the same code: the
-``seed-*`` files of tests/fuzz/seeds.py and at most MAX_CORPUS small files. Findings (an input that crashes, raises
-an unexpected exception, or hangs for more than ``--timeout`` seconds) are
-written to ``--artifacts`` (default ``fuzz-artifacts/``) and make the exit
-status 1. The corpus is replayed by tests/test_fuzz_corpus.py.
+``seed-*`` files of tests/fuzz/seeds.py and at most MAX_CORPUS small files.
+Findings (an input that crashes, raises an unexpected exception, or hangs
+for more than ``--timeout`` seconds) are written to ``--artifacts``
+(default ``fuzz-artifacts/``) and make the exit status 1. The corpus is replayed by tests/test_fuzz_corpus.py.
 """
 
 from __future__ import annotations

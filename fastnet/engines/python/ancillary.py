@@ -16,10 +16,15 @@ import struct
 
 from ... import constants as C
 
-__all__ = ["receive_fields", "ANCILLARY_SPACE"]
+__all__ = ["receive_fields", "ANCILLARY_SPACE", "GRO_ANCILLARY_SPACE"]
 
 #: Room for a timestamp and two 32-bit values (drop counter, GRO segment size).
 ANCILLARY_SPACE = _stdsocket.CMSG_SPACE(16) + _stdsocket.CMSG_SPACE(4) * 2
+#: Room per GRO receive: every SOL_SOCKET message and UDP_GRO, which the
+#: kernel puts before the IP-level ones, with room to spare for those (the
+#: Cython engine's GRO_CONTROL_SPACE, src/_gro.pxi, says why). The segment
+#: size is never the message cut.
+GRO_ANCILLARY_SPACE = 1024
 
 _SOL_SOCKET = _stdsocket.SOL_SOCKET
 _INT = struct.Struct("=i")

@@ -25,7 +25,7 @@ import socket as _stdsocket
 
 from ...errors import with_sent
 from .ancillary import ANCILLARY_SPACE, receive_fields
-from .offload import recv_gro, send_gso
+from .offload import checked_lengths, recv_gro, send_gso
 
 __all__ = ["recv_batch", "send_batch", "FEATURES"]
 
@@ -54,8 +54,8 @@ def _address_bytes(family, address, cache):
 
 
 def recv_batch(sock, batch, ancillary, gro=False):
-    if gro or sock._gro_area is not None:
-        return recv_gro(sock, batch, gro)
+    if gro:   # the caller chose the GRO path, holding sock._gro_lock
+        return recv_gro(sock, batch)
     if ancillary:
         return _recv_with_ancillary(sock, batch)
     rows = batch._rows
@@ -118,6 +118,8 @@ def _recv_with_ancillary(sock, batch):
                 raise
             sock._pending_error = exc
             break
+        if msg_flags & _stdsocket.MSG_CTRUNC:   # the timestamp, first, is never what is cut
+            sock._control_truncated += 1
         stamp, _ = receive_fields(ancdata)
         batch._lengths[n] = min(size, slot)
         batch._truncated_u8[n] = size > slot or bool(msg_flags & _stdsocket.MSG_TRUNC)
@@ -132,10 +134,10 @@ def _recv_with_ancillary(sock, batch):
 
 
 def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
+    lengths = checked_lengths(batch, start, stop, gso_size)
     if gso_size:
-        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments)
+        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments, lengths)
     rows = batch._rows
-    lengths = batch._lengths[start:stop].tolist()
     sent = 0
     try:
         if address is None:

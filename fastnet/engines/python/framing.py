@@ -130,6 +130,8 @@ def _writer(sock):
 
 
 def recv_frames(sock, batch, st):
+    if not isinstance(st, FrameState):
+        raise TypeError(f"recv_frames needs a FrameState, not {type(st).__name__}")
     rows = batch._rows
     slot = batch._slot_size
     capacity = batch._capacity
@@ -216,10 +218,19 @@ def recv_frames(sock, batch, st):
 
 
 def send_frames(sock, batch, start, stop, st):
+    if not isinstance(st, FrameState):
+        raise TypeError(f"send_frames needs a FrameState, not {type(st).__name__}")
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     if st._tail:  # the caller flushes first; never write past a held tail
         return 0
     rows = batch._rows
+    # Read once: only these lengths are written, whatever another thread
+    # writes to the array meanwhile.
     lengths = batch._lengths[start:stop].tolist()
+    if lengths and not 0 <= min(lengths) <= max(lengths) <= batch._slot_size:
+        raise ValueError(f"batch.lengths[{start}:{stop}] changed while send_frames was "
+                         f"running (outside 0..{batch._slot_size})")
     prefix = st.prefix_size
     pack = st._pack
     write = _writer(sock)
@@ -259,6 +270,8 @@ def send_frames(sock, batch, start, stop, st):
 
 
 def flush_unsent(sock, st):
+    if not isinstance(st, FrameState):
+        raise TypeError(f"flush_unsent needs a FrameState, not {type(st).__name__}")
     tail = st._tail
     if not tail:
         return 0

@@ -14,9 +14,9 @@ import numpy as np
 
 from ... import constants as C
 from ...errors import with_sent
-from .ancillary import ANCILLARY_SPACE, receive_fields
+from .ancillary import GRO_ANCILLARY_SPACE, receive_fields
 
-__all__ = ["send_gso", "recv_gro"]
+__all__ = ["send_gso", "recv_gro", "checked_lengths"]
 
 _SEND_FLAGS = _stdsocket.MSG_DONTWAIT
 _UINT16 = struct.Struct("=H")
@@ -26,15 +26,41 @@ _UINT16 = struct.Struct("=H")
 GRO_BUFFER = 65536
 
 
-def send_gso(sock, batch, start, stop, address, segment, per_buffer):
+def checked_lengths(batch, start, stop, segment=0):
+    """The lengths of rows start..stop-1, read once and checked, as the Cython engine does.
+
+    The caller checked them, but another thread may write the array
+    meanwhile: only these values are sent (a row's slice would silently
+    shorten a length past the row), and with a GSO ``segment`` every row
+    but the last must still be one segment. ValueError otherwise, and for
+    rows out of range.
+    """
+    if not 0 <= start <= stop <= batch._capacity:
+        raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
+    lengths = batch._lengths[start:stop].tolist()
+    if lengths:
+        if min(lengths) < 0 or max(lengths) > batch._slot_size:
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed: outside "
+                             f"0..{batch._slot_size}")
+        head = lengths[:-1]
+        if segment and ((head and not min(head) == max(head) == segment)
+                        or not 0 < lengths[-1] <= segment):
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed from the GSO plan "
+                             f"(segment {segment})")
+    return lengths
+
+
+def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=None):
     """Send rows start..stop-1 as super-buffers of ``per_buffer`` rows; return rows sent.
 
     Each super-buffer is one sendmsg whose buffers are the rows themselves,
     with a UDP_SEGMENT control message; the kernel cuts it into datagrams of
     ``segment`` bytes. A refused super-buffer is not sent at all.
+    ``lengths``: those of the rows, already read by checked_lengths.
     """
     rows = batch._rows
-    lengths = batch._lengths[start:stop].tolist()
+    if lengths is None:
+        lengths = checked_lengths(batch, start, stop, segment)
     ancillary = [(C.SOL_UDP, C.UDP_SEGMENT, _UINT16.pack(segment))]
     target = () if address is None else (address,)
     sendmsg = sock._untimed.sendmsg
@@ -78,7 +104,10 @@ class GroArea:
         self.packed = np.frombuffer(_stdsocket.inet_pton(family, address[0]), dtype=np.uint8)
         self.address = address
         self.stamp = stamp
-        self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC)
+        # MSG_CTRUNC without a segment size: that may be what was cut, so the
+        # buffer is one row, flagged, not split by a guess.
+        self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC) or bool(
+            msg_flags & _stdsocket.MSG_CTRUNC and not segment)
         self.pending = True
 
     def split(self, batch, n):
@@ -124,11 +153,12 @@ class GroArea:
         return end
 
 
-def recv_gro(sock, batch, gro):
+def recv_gro(sock, batch):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
-    Returns the number of rows (0 if nothing was queued or carried). With
-    ``gro`` false the area is dropped once it holds nothing more.
+    Returns the number of rows (0 if nothing was queued or carried). Once
+    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
+    nothing more. The caller holds ``sock._gro_lock``.
     """
     area = sock._gro_area
     if area is None:
@@ -141,7 +171,7 @@ def recv_gro(sock, batch, gro):
     while n < capacity:
         if not area.pending:
             try:
-                size, ancdata, msg_flags, address = receive(buffers, ANCILLARY_SPACE,
+                size, ancdata, msg_flags, address = receive(buffers, GRO_ANCILLARY_SPACE,
                                                             _stdsocket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
@@ -150,8 +180,10 @@ def recv_gro(sock, batch, gro):
                     raise
                 sock._pending_error = exc
                 break
+            if msg_flags & _stdsocket.MSG_CTRUNC:
+                sock._control_truncated += 1
             area.load(size, ancdata, msg_flags, address, family)
         n = area.split(batch, n)
-    if not gro and not area.pending:
+    if not sock._gro and not area.pending:
         sock._gro_area = None
     return n

@@ -82,7 +82,8 @@ def test_timeout_by_wait_for_loses_nothing(pair, family_host):
 def test_cancelling_at_random_moments_loses_no_datagram(backend):
     """Every datagram ends in a batch returned, or is still queued afterwards."""
     rng = random.Random(1234)
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=4 << 20)
         address = receiver.getsockname()
@@ -148,7 +149,7 @@ def test_bad_batch_is_refused(pair):
 # -- Receiver ---------------------------------------------------------------------
 def test_async_for_over_a_receiver(backend):
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=64, rcvbuf=1 << 20) as rx, \
-            fastnet.socket(backend=backend) as sender:
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
 
         async def main():
             seen = []
@@ -187,7 +188,7 @@ def test_async_for_raises_capture_errors(backend):
         raise RuntimeError("sink failed")
 
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx, \
-            fastnet.socket(backend=backend) as sender:
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         rx._sinks.append(failing_sink)
 
         async def main():

@@ -77,7 +77,7 @@ def test_receiver_construction(backend, address, slot_size, batch_size, ring_siz
         return
     event("received")
     with rx:
-        with fastnet.socket(rx.family, backend=backend) as sender:
+        with fastnet.socket(rx.family, fastnet.SOCK_DGRAM, backend=backend) as sender:
             host = "::1" if rx.family == fastnet.AF_INET6 else "127.0.0.1"
             payload = bytes(range(8)) * 8
             sender.sendto(payload, (host, rx.address[1]))
@@ -93,7 +93,7 @@ def test_receiver_construction(backend, address, slot_size, batch_size, ring_siz
 @given(timeout=st.one_of(anything, st.sampled_from([math.inf, 1e10, 1e300, 0, 0.001, -0.0])))
 def test_receiver_get_timeouts(backend, timeout):
     with fastnet.Receiver(0, slot_size=16, batch_size=4, ring_size=2, backend=backend) as rx:
-        with fastnet.socket(backend=backend) as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
             sender.sendto(b"x", rx.address)
             try:
                 batch = rx.get(timeout=timeout)   # one is on its way: never waits long

@@ -31,6 +31,21 @@ def pytest_configure(config):
         raise pytest.UsageError(f"fastnet backends loaded but not expected: {', '.join(extra)}")
 
 
+#: Test files marked ``core`` (besides those that mark themselves): the
+#: subset .ci/other-pythons runs on every other Python (``pytest -m core``).
+CORE_FILES = {
+    "test_socket_steps.py", "test_tcp_steps.py", "test_batches.py", "test_batch_object.py",
+    "test_gso.py", "test_gro.py", "test_receiver.py", "test_receiver_sockets.py",
+    "test_backends.py", "test_errors_and_interrupts.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in CORE_FILES:
+            item.add_marker(pytest.mark.core)
+
+
 def pytest_report_header(config):
     return f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})"
 

@@ -82,6 +82,16 @@ def test_batch_methods_check_the_kind_the_kernel_reports(backend):
             assert sock.recv_batch(batch, timeout=5) == 1 and bytes(batch.payload(0)) == b"x"
 
 
+def test_a_receiver_refuses_a_stream_socket_called_a_datagram_one(backend):
+    with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        sock = fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(tcp.fileno()),
+                              backend=backend)
+        with pytest.raises(ValueError, match="SOCK_DGRAM socket, not SOCK_STREAM"):
+            fastnet.Receiver._from_socket(sock)
+        assert sock.fileno() == -1   # refused sockets are closed
+
+
 def test_the_default_socket_is_refused_by_datagram_batches(backend):
     with fastnet.socket(backend=backend) as sock:
         with pytest.raises(io.UnsupportedOperation, match="SOCK_DGRAM"):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import builtins
 import os
 import socket as _stdsocket
+from typing import Any, List
 
 from .socket import _engine_for, socket
 
 __all__ = ["create_server", "create_connection"]
 
 _GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT
-_ExceptionGroup = getattr(builtins, "ExceptionGroup", None)   # Python 3.11+
+_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)   # Python 3.11+
 
 
 def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
@@ -35,7 +36,7 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=N
     if all_errors and _ExceptionGroup is None:
         raise TypeError("create_connection(all_errors=True) needs Python 3.11 or later")
     host, port = address
-    exceptions = []
+    exceptions: List[OSError] = []
     for family, kind, proto, _, sockaddr in _stdsocket.getaddrinfo(
             host, port, 0, _stdsocket.SOCK_STREAM):
         sock = None

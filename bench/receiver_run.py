@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     child = subprocess.Popen(child_args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         hello = json.loads(child.stdout.readline())
-        with fastnet.socket(backend=args.sender_backend) as sock:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.sender_backend) as sock:
             sock.set_buffers(sndbuf=4 << 20)
             sent, seconds, gso = send_all(sock, ("127.0.0.1", hello["port"]), args.count, args.size)
         child.stdin.write("done\n")

@@ -29,7 +29,7 @@ def backend(request):
 
 
 def _receiver(backend, gro):
-    sock = fastnet.socket(backend=backend, gro=gro)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=gro)
     sock.bind(("127.0.0.1", 0))
     sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
     return sock
@@ -47,7 +47,8 @@ def _drain(sock, batch):
 @pytest.mark.parametrize("gso", [False, True], ids=["plain", "gso"])
 def test_send_batch(benchmark, backend, gso):
     payloads = [bytes([i]) * SIZE for i in range(ROWS)]
-    with _receiver(backend, gro=False) as receiver, fastnet.socket(backend=backend) as sender:
+    with _receiver(backend, gro=False) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         out = fastnet.Batch.from_payloads(payloads)
         sink = fastnet.Batch(1024, SIZE)
         address = receiver.getsockname()
@@ -60,7 +61,8 @@ def test_send_batch(benchmark, backend, gso):
 @pytest.mark.parametrize("gro", [False, True], ids=["plain", "gro"])
 def test_recv_batch(benchmark, backend, gro):
     payloads = [bytes([i]) * SIZE for i in range(ROWS)]
-    with _receiver(backend, gro=gro) as receiver, fastnet.socket(backend=backend) as sender:
+    with _receiver(backend, gro=gro) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         out = fastnet.Batch.from_payloads(payloads)
         batch = fastnet.Batch(ROWS, SIZE)
         address = receiver.getsockname()

@@ -19,7 +19,7 @@ from .capture.reader import CaptureReader, read_capture
 from .core.multicast import join_group, leave_group, prepare_multicast_sender
 from .capture.recorder import Recorder, RecorderStats, open_recorder
 from .send.sender import Sender, SenderStats
-from .core.socket import socket
+from .core.socket import fromfd, socket, socketpair
 from .core.tcp import create_connection, create_server
 from .receive.receiver import Receiver
 from .receive.seq import SeqField
@@ -34,7 +34,7 @@ backend: str = _engines.default_backend()
 __all__ = [
     "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
     "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
-    "Batch", "BufferSizeWarning", "socket", "available_backends", "backend",
+    "Batch", "BufferSizeWarning", "socket", "socketpair", "fromfd", "available_backends", "backend",
     "features",
     "create_connection", "create_server",
     "Framing", "FramingError", "FrameLimitError", "IncompleteFrameError", "SlotTooSmallError",

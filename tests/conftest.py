@@ -74,18 +74,29 @@ SLOW_MODULES = {"test_bench_cli", "test_bench_cli_tcp", "test_bench_tcp", "test_
                 "test_cli_workers", "test_fanout", "test_examples", "test_cpython_compat"}
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.module.__name__ in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
-
-
 def pytest_runtest_setup(item):
     marker = item.get_closest_marker("netns")
     if marker is not None:
         reason = netns_unavailable(*marker.args)
         if reason:
             skip_without_netns(reason)
+
+
+#: Test files marked ``core`` (besides those that mark themselves): the
+#: subset .ci/other-pythons runs on every other Python (``pytest -m core``).
+CORE_FILES = {
+    "test_socket_steps.py", "test_tcp_steps.py", "test_batches.py", "test_batch_object.py",
+    "test_gso.py", "test_gro.py", "test_receiver.py", "test_receiver_sockets.py",
+    "test_backends.py", "test_errors_and_interrupts.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in CORE_FILES:
+            item.add_marker(pytest.mark.core)
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_report_header(config):

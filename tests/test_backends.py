@@ -64,5 +64,5 @@ def test_engines_export_the_same_checked_names(backend):
 
 
 def test_per_socket_choice(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         assert sock.backend == backend

@@ -120,7 +120,8 @@ def test_connected_socket_sends_without_address(pair, family_host):
 
 
 def test_send_to_a_hostname_resolves_like_sendto(backend):
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         port = receiver.getsockname()[1]
         assert sender.send_batch(fastnet.Batch.from_payloads([b"hi"]), ("localhost", port)) == 1
@@ -138,7 +139,8 @@ def test_empty_batch_sends_nothing(pair, family_host):
 def test_error_after_partial_send_carries_the_count(backend):
     # The fourth row is over the largest IPv4 UDP datagram: the kernel sends
     # rows 0-2, then refuses row 3 with EMSGSIZE. The exception says 3 went.
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         batch = fastnet.Batch(5, MAX_UDP4 + 1)
         for i, size in enumerate([10, 10, 10, MAX_UDP4 + 1, 10]):
@@ -160,11 +162,11 @@ def test_backends_fill_byte_identical_batches(sizes, slot_size):
     receivers = {}
     try:
         for name in AVAILABLE:
-            sock = fastnet.socket(backend=name)
+            sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=name)
             sock.bind(("127.0.0.1", 0))
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4 << 20)
             receivers[name] = sock
-        with fastnet.socket(backend="python") as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python") as sender:
             payloads = [bytes((i * 7 + j) % 256 for j in range(size)) for i, size in enumerate(sizes)]
             for receiver in receivers.values():
                 for payload in payloads:

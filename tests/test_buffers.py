@@ -15,14 +15,14 @@ def _rmem_max():
 
 
 def test_returns_what_the_kernel_reports(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         rcv, snd = sock.set_buffers(rcvbuf=256 * 1024, sndbuf=128 * 1024)
         assert rcv == sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF) == 512 * 1024
         assert snd == sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF) == 256 * 1024
 
 
 def test_none_leaves_a_buffer_alone(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         before = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF)
         _, snd = sock.set_buffers(rcvbuf=64 * 1024)
         assert snd == before
@@ -31,7 +31,8 @@ def test_none_leaves_a_buffer_alone(backend):
 @pytest.mark.skipif(os.geteuid() != 0, reason="FORCE needs CAP_NET_ADMIN")
 def test_force_goes_past_rmem_max_when_privileged(backend):
     wanted = _rmem_max() * 2
-    with fastnet.socket(backend=backend) as sock, warnings.catch_warnings():
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock, \
+            warnings.catch_warnings():
         warnings.simplefilter("error")
         rcv, _ = sock.set_buffers(rcvbuf=wanted)
     assert rcv == 2 * wanted
@@ -48,7 +49,7 @@ def test_capped_request_warns_naming_the_sysctl(backend, monkeypatch):
 
     monkeypatch.setattr(stdsocket.socket, "setsockopt", no_force)
     wanted = _rmem_max() * 4
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.warns(fastnet.BufferSizeWarning, match="net.core.rmem_max"):
             rcv, _ = sock.set_buffers(rcvbuf=wanted)
     assert rcv == 2 * _rmem_max()
@@ -57,13 +58,13 @@ def test_capped_request_warns_naming_the_sysctl(backend, monkeypatch):
 @pytest.mark.parametrize("value,error", [(0, ValueError), (-5, ValueError), (2**40, ValueError),
                                          (1.5, TypeError), ("big", TypeError)])
 def test_bad_sizes_are_refused(backend, value, error):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):
             sock.set_buffers(rcvbuf=value)
 
 
 def test_closed_socket(backend):
-    sock = fastnet.socket(backend=backend)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sock.close()
     with pytest.raises(OSError):
         sock.set_buffers(rcvbuf=4096)

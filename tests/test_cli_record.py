@@ -33,7 +33,7 @@ def test_record_then_replay_gives_the_same_datagrams(backend, tmp_path, suffix):
     recorder = start_recv("127.0.0.1:0", "--out", str(path), "--count", "500", "--json",
                           "--rcvbuf", "4M", "--backend", backend, cwd=tmp_path)
     port = bound_port(recorder)
-    with fastnet.socket(backend=backend) as tx:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
         send_numbered(tx, ("127.0.0.1", port), 0, 500, size=200)
     status, out, err = finish(recorder)
     assert status == 0, err
@@ -106,7 +106,7 @@ def test_ctrl_c_leaves_a_complete_file(backend, tmp_path):
     path = tmp_path / "run.npy"
     child = start_recv("127.0.0.1:0", "--out", str(path), "--json", "--backend", backend)
     port = bound_port(child)
-    with fastnet.socket(backend=backend) as tx:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
         send_numbered(tx, ("127.0.0.1", port), 0, 30)
     wait_until_read(port)      # its capture thread has taken the 30 from the socket
     child.send_signal(signal.SIGINT)

@@ -21,7 +21,7 @@ def test_count_and_json(backend):
     child = start_recv("127.0.0.1:0", "--count", "1000", "--json", "--seq", "--rcvbuf", "8M",
                        "--backend", backend, "--batch-size", "64")
     port = bound_port(child)
-    with fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         for start in range(0, 1000, 100):
             send_numbered(sender, ("127.0.0.1", port), start, 100, size=100)
     status, out, err = finish(child)
@@ -50,7 +50,7 @@ def test_duration_ends_and_prints_a_summary(backend):
 def test_ctrl_c_or_sigterm_ends_cleanly_with_the_summary(backend, signum):
     child = start_recv("0", "--json", "--backend", backend)
     port = bound_port(child)
-    with fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         send_numbered(sender, ("127.0.0.1", port), 0, 3)
     wait_until_read(port)      # its capture thread has taken the 3 from the socket
     child.send_signal(signum)
@@ -66,7 +66,7 @@ def test_gro_receives_a_gso_stream_datagram_by_datagram(backend):
     child = start_recv("0", "--gro", "--seq", "--count", "3000", "--slot-size", "700", "--rcvbuf", "8M",
                        "--json", "--backend", backend)
     port = bound_port(child)
-    with fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         sender.set_buffers(sndbuf=1 << 20)
         send_numbered(sender, ("127.0.0.1", port), 0, 3000, size=700)  # GSO: equal rows
     status, out, err = finish(child)
@@ -117,7 +117,7 @@ def test_bad_input_exits_2_with_a_one_line_message(args):
 
 
 def test_busy_port_exits_2(backend):
-    with fastnet.socket(backend=backend) as taken:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as taken:
         taken.bind(("127.0.0.1", 0))
         status, out, err = finish(start_recv(str(taken.getsockname()[1])))
     assert status == 2

@@ -25,7 +25,7 @@ def test_non_batch_is_a_type_error(pair):
 
 
 def test_family_mismatch_is_a_value_error(backend):
-    with fastnet.socket(fastnet.AF_INET, backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(ValueError, match="AF_INET6"):
             sock.recv_batch(fastnet.Batch(1, 1, family=fastnet.AF_INET6), timeout=0)
 
@@ -39,7 +39,7 @@ def test_stream_socket_is_refused(backend):
 
 
 def test_closed_socket_raises_oserror(backend):
-    sock = fastnet.socket(backend=backend)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sock.close()
     with pytest.raises(OSError) as info:
         sock.recv_batch(fastnet.Batch(1, 1), timeout=0)
@@ -57,7 +57,7 @@ def test_closed_socket_raises_oserror(backend):
     ((b"127.0.0.1", 9), TypeError),
 ])
 def test_bad_addresses_are_refused(backend, address, error):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):
             sock.send_batch(fastnet.Batch.from_payloads([b"x"]), address)
 
@@ -80,7 +80,7 @@ def test_lengths_out_of_range_are_refused_before_sending(pair):
 @pytest.mark.parametrize("timeout,error", [(-1, ValueError), (float("nan"), ValueError),
                                            ("1", TypeError), (True, TypeError)])
 def test_bad_timeouts_are_refused(backend, timeout, error):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))
         with pytest.raises(error):
             sock.recv_batch(fastnet.Batch(1, 1), timeout=timeout)
@@ -143,7 +143,7 @@ def test_close_while_idle_from_another_thread_really_closes(pair):
 
 SIGINT_CHILD = textwrap.dedent("""
     import sys, time, fastnet
-    sock = fastnet.socket(backend=sys.argv[1])
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
     sock.bind(("127.0.0.1", 0))
     started = time.monotonic()
     try:
@@ -165,8 +165,9 @@ def test_ctrl_c_interrupts_blocked_receive(backend):
 # EAGAIN (the host's loopback frees the buffer at once and never would).
 NETNS_CHILD = textwrap.dedent("""
     import sys, socket, fastnet
-    receiver = fastnet.socket(backend=sys.argv[1]); receiver.bind(("127.0.0.1", 0))
-    sender = fastnet.socket(backend=sys.argv[1])
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
+    receiver.bind(("127.0.0.1", 0))
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
     sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sender.setblocking(False)
     batch = fastnet.Batch.from_payloads([bytes(1000)] * 500)
@@ -223,7 +224,7 @@ def test_explicit_timeout_wins_over_the_sockets(pair):
 def test_making_a_python_socket_keeps_the_fds_blocking_mode():
     stdsocket.setdefaulttimeout(3)
     try:
-        sock = fastnet.socket(backend="python")
+        sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python")
     finally:
         stdsocket.setdefaulttimeout(None)
     with sock:
@@ -232,6 +233,6 @@ def test_making_a_python_socket_keeps_the_fds_blocking_mode():
         with pytest.raises(TimeoutError):  # still a timeout socket, not a non-blocking one
             sock.settimeout(0.05)
             sock.recvfrom(10)
-    with fastnet.socket(backend="python") as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python") as sock:
         sock.bind(("127.0.0.1", 0))
         assert os.get_blocking(sock.fileno())  # blocking mode left as the standard library set it

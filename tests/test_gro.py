@@ -165,7 +165,8 @@ def test_empty_datagram_is_one_empty_row(gro_pair, family_host):
 
 
 def test_enable_gro_turns_the_option_on_and_off(backend):
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         assert receiver.getsockopt(C.SOL_UDP, C.UDP_GRO) == 0
         receiver.enable_gro()
@@ -181,8 +182,8 @@ def test_enable_gro_turns_the_option_on_and_off(backend):
 
 
 def test_rows_carried_over_are_kept_when_gro_is_turned_off(backend):
-    with fastnet.socket(backend=backend, gro=True) as receiver, \
-            fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         send_gso(sender, receiver, rows_of(20, 10))
         batch = fastnet.Batch(6, 10)
@@ -195,8 +196,8 @@ def test_rows_carried_over_are_kept_when_gro_is_turned_off(backend):
 
 
 def test_socket_from_a_gro_fd_splits_too(backend):
-    with fastnet.socket(backend=backend, gro=True) as receiver, \
-            fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         with receiver.dup() as twin:
             send_gso(sender, receiver, rows_of(40, 100))
@@ -205,9 +206,9 @@ def test_socket_from_a_gro_fd_splits_too(backend):
 
 
 def test_close_with_rows_carried_over(backend):
-    receiver = fastnet.socket(backend=backend, gro=True)
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True)
     receiver.bind(("127.0.0.1", 0))
-    with fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         send_gso(sender, receiver, rows_of(64, 100))
     assert receiver.recv_batch(fastnet.Batch(2, 100), timeout=2) == 2
     receiver.close()
@@ -227,12 +228,12 @@ def test_backends_fill_identical_batches_with_gro(capacity, slot_size):
     receivers = {}
     try:
         for name in AVAILABLE:
-            sock = fastnet.socket(backend=name, gro=True)
+            sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=name, gro=True)
             sock.bind(("127.0.0.1", 0))
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
             receivers[name] = sock
         traffic = [rows_of(100, 1000, 10), [b"", b"plain" * 200], rows_of(9, 50), rows_of(3, 700)]
-        with fastnet.socket(backend="python") as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python") as sender:
             for receiver in receivers.values():
                 for payloads in traffic:
                     if len(set(map(len, payloads[:-1]))) == 1 and len(payloads) > 2:

@@ -99,7 +99,8 @@ def test_gso_delivers_every_datagram_intact_and_in_order(pair, family_host, coun
     (7, 20000, [3, 3, 1]),      # and at most 65507 bytes
 ])
 def test_gso_super_buffers_are_what_the_kernel_receives(backend, count, size, expected):
-    with fastnet.socket(backend=backend) as sender, observer(stdsocket.AF_INET, "127.0.0.1") as obs:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender, \
+            observer(stdsocket.AF_INET, "127.0.0.1") as obs:
         batch = fastnet.Batch.from_payloads(rows_of(count, size), family=stdsocket.AF_INET)
         assert sender.send_batch(batch, obs.getsockname(), gso=True) == count
         seen = observe(obs, count * size)
@@ -109,7 +110,7 @@ def test_gso_super_buffers_are_what_the_kernel_receives(backend, count, size, ex
 @needs_gso_gro
 def test_gso_none_uses_gso_for_equal_rows_and_plain_for_others(backend, family_host):
     family, host = family_host
-    with fastnet.socket(family, backend=backend) as sender, observer(family, host) as obs:
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender, observer(family, host) as obs:
         equal = fastnet.Batch.from_payloads([b"a" * 100] * 5 + [b"b" * 40], family=family)
         assert sender.send_batch(equal, obs.getsockname()) == 6
         assert observe(obs, 540) == [(540, 100)]
@@ -123,7 +124,8 @@ def test_gso_none_uses_gso_for_equal_rows_and_plain_for_others(backend, family_h
 
 @needs_gso_gro
 def test_gso_false_sends_every_row_alone(backend):
-    with fastnet.socket(backend=backend) as sender, observer(stdsocket.AF_INET, "127.0.0.1") as obs:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender, \
+            observer(stdsocket.AF_INET, "127.0.0.1") as obs:
         batch = fastnet.Batch.from_payloads([b"x" * 50] * 4)
         assert sender.send_batch(batch, obs.getsockname(), gso=False) == 4
         assert observe(obs, 200) == [(50, None)] * 4
@@ -153,7 +155,7 @@ def test_gso_true_refuses_rows_it_cannot_carry_before_sending(pair, family_host,
 
 @pytest.mark.parametrize("gso", ["yes", 1, 0.0])
 def test_gso_must_be_a_bool_or_none(backend, gso):
-    with fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         with pytest.raises(TypeError, match="gso"):
             sender.send_batch(fastnet.Batch.from_payloads([b"x"] * 2), ("127.0.0.1", 9), gso=gso)
 
@@ -208,7 +210,8 @@ def test_socket_marked_as_refused_sends_plain_identical_datagrams(backend, famil
     payloads = rows_of(70, 200, 50)
     seen = {}
     for refused in (False, True):
-        with fastnet.socket(family, backend=backend) as sender, observer(family, host) as obs:
+        with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender, \
+                observer(family, host) as obs:
             if refused:
                 sender._gso_refused_from = 0  # as after the kernel refused GSO
             batch = fastnet.Batch.from_payloads(payloads, family=family)
@@ -222,7 +225,7 @@ def test_socket_marked_as_refused_sends_plain_identical_datagrams(backend, famil
 @pytest.mark.skipif(not conftest.HAS_IPV6, reason="no IPv6 loopback")
 def test_segment_refused_for_its_size_falls_back_for_that_size_only(backend):
     host = "::1"
-    with fastnet.socket(stdsocket.AF_INET6, backend=backend) as sender, \
+    with fastnet.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM, backend=backend) as sender, \
             observer(stdsocket.AF_INET6, host) as obs:
         big = rows_of(2, MAX_UNFRAGMENTED_UDP6 + 1)
         assert sender.send_batch(fastnet.Batch.from_payloads(big, family=stdsocket.AF_INET6),
@@ -253,9 +256,10 @@ def _in_netns(backend, setup, script):
 # MTU (EMSGSIZE) but fragments the same datagrams sent plain.
 MTU_CHILD = textwrap.dedent("""
     import sys, socket, fastnet
-    receiver = fastnet.socket(backend=sys.argv[1]); receiver.bind(("127.0.0.1", 0))
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
+    receiver.bind(("127.0.0.1", 0))
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    sender = fastnet.socket(backend=sys.argv[1])
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
     payloads = [bytes([i]) * 2000 for i in range(40)]
     sent = sender.send_batch(fastnet.Batch.from_payloads(payloads), receiver.getsockname(), gso=True)
     batch = fastnet.Batch(64, 4096)
@@ -279,8 +283,9 @@ def test_segments_over_the_mtu_fall_back_to_fragmented_plain_sends(backend):
 # so the partial count is a whole number of 64-row super-buffers.
 PARTIAL_CHILD = textwrap.dedent("""
     import sys, socket, fastnet
-    receiver = fastnet.socket(backend=sys.argv[1]); receiver.bind(("127.0.0.1", 0))
-    sender = fastnet.socket(backend=sys.argv[1])
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
+    receiver.bind(("127.0.0.1", 0))
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=sys.argv[1])
     sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     sender.setblocking(False)
     batch = fastnet.Batch.from_payloads([bytes(1000)] * 500)

@@ -433,7 +433,7 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
     receiver = _DecisionSeesNoArea(backend=backend, gro=True)
     try:
         receiver.bind(("127.0.0.1", 0))
-        with fastnet.socket(backend=backend) as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
             payloads = rows_of(40, 100)
             send_gso(sender, receiver.getsockname(), payloads)
             batch = fastnet.Batch(32, 100)
@@ -545,7 +545,7 @@ def _broadcast_receivers(gro):
     try:
         port = 0
         for name in AVAILABLE:
-            sock = fastnet.socket(backend=name, gro=gro)
+            sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=name, gro=gro)
             sockets.append(sock)
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 8 << 20)
@@ -588,7 +588,7 @@ def test_engines_fill_identical_batches_with_timestamps(option, gro):
     with _broadcast_receivers(gro) as receivers:
         for sock in receivers:
             sock.setsockopt(stdsocket.SOL_SOCKET, option, 1)
-        with fastnet.socket(backend="python") as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python") as sender:
             sender.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_BROADCAST, 1)
             target = ("127.255.255.255", receivers[0].getsockname()[1])
             _until_stamped_on_arrival(receivers, sender, target)

@@ -188,10 +188,11 @@ def test_changed_arrays_never_let_an_engine_stray(backend, name, change):
     batch, changed, guards = _changed_batch(name, change)
     if change == "resize":
         assert not changed or batch.capacity == 1, "a Batch's arrays must refuse resizing"
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         receiver.settimeout(2)
-        with fastnet.socket(backend=backend) as helper:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as helper:
             helper.send_batch(fastnet.Batch.from_payloads([b"12345678"] * 4),
                               receiver.getsockname())
         for call in (lambda: sender.send_batch(batch, receiver.getsockname()),
@@ -236,7 +237,7 @@ def test_guard_bytes_show_a_write_just_outside_an_array():
 def test_reshaped_rows_are_refused_before_any_system_call(backend, name):
     batch, changed, _ = _changed_batch(name, "reshape")
     assert changed
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))
         with pytest.raises(ValueError, match="reshaped"):
             sock.recv_batch(batch, timeout=0)

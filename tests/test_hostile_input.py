@@ -59,7 +59,7 @@ HOSTS = st.sampled_from(["127.0.0.1", "127.1", "::1", "localhost", "127.0.0.1\x0
                          st.tuples(HOSTS, anything), st.tuples(HOSTS, anything, anything),
                          st.tuples(HOSTS, anything, anything, anything, anything)))
 def test_send_batch_addresses(backend, address):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         batch = fastnet.Batch.from_payloads([b"x"])
         try:
             sent = sock.send_batch(batch, address)
@@ -74,7 +74,7 @@ def test_send_batch_addresses(backend, address):
 @settings(settings.get_profile("hostile"))
 @given(timeout=anything)
 def test_recv_batch_timeouts(backend, timeout):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))
         batch = fastnet.Batch(2, 2)
         finite_small = (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
@@ -93,7 +93,8 @@ def test_recv_batch_timeouts(backend, timeout):
 @settings(settings.get_profile("hostile"))
 @given(lengths=st.lists(st.integers(min_value=-(2**62), max_value=2**62), min_size=1, max_size=8))
 def test_send_batch_with_hostile_lengths_never_reads_out_of_bounds(backend, lengths):
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         batch, guards = guarded_batch(len(lengths), 16)
         batch.data[:] = np.arange(1, 17, dtype=np.uint8)     # no guard byte in any row
@@ -145,7 +146,7 @@ def test_batch_fill_and_count(value):
 @given(flowinfo=st.integers(min_value=-(2**40), max_value=2**40),
        scope_id=st.integers(min_value=-(2**40), max_value=2**40))
 def test_ipv6_address_fields(backend, flowinfo, scope_id):
-    with fastnet.socket(stdsocket.AF_INET6, backend=backend) as sock:
+    with fastnet.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         batch = fastnet.Batch.from_payloads([b"x"], family=stdsocket.AF_INET6)
         valid = 0 <= flowinfo < 2**20 and 0 <= scope_id < 2**32
         try:

@@ -32,12 +32,12 @@ needs_offload = pytest.mark.skipif(not OFFLOAD, reason="kernel without UDP GSO/G
 
 @pytest.fixture
 def offload_pair(backend):
-    receiver = fastnet.socket(backend=backend)
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     receiver.bind(("127.0.0.1", 0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastnet.BufferSizeWarning)   # capped: drops are counted
         receiver.set_buffers(rcvbuf=32 << 20)
-    sender = fastnet.socket(backend=backend)
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sender.bind(("127.0.0.1", 0))
     yield receiver, sender
     receiver.close()
@@ -132,7 +132,7 @@ def kernel_drops(sock) -> int:
 @given(enabled=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=2),
                          st.lists(st.integers(), max_size=1)))
 def test_enable_gro_takes_any_truth_value(backend, enabled):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         try:
             sock.enable_gro(enabled)
         except OSError:   # ENOPROTOOPT: no UDP_GRO in this kernel

@@ -97,7 +97,7 @@ def test_receiver_construction(backend, ring_guards, address, slot_size, batch_s
         return
     event("received")
     with rx:
-        with fastnet.socket(rx.family, backend=backend) as sender:
+        with fastnet.socket(rx.family, fastnet.SOCK_DGRAM, backend=backend) as sender:
             host = "::1" if rx.family == fastnet.AF_INET6 else "127.0.0.1"
             payload = bytes(range(8)) * 8
             sender.sendto(payload, (host, rx.address[1]))
@@ -115,7 +115,7 @@ def test_receiver_construction(backend, ring_guards, address, slot_size, batch_s
 @given(timeout=st.one_of(anything, st.sampled_from([math.inf, 1e10, 1e300, 0, 0.001, -0.0])))
 def test_receiver_get_timeouts(backend, timeout):
     with fastnet.Receiver(0, slot_size=16, batch_size=4, ring_size=2, backend=backend) as rx:
-        with fastnet.socket(backend=backend) as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
             sender.sendto(b"x", rx.address)
         # Captured already: any valid timeout, 0 included, returns it at once.
         deadline = time.monotonic() + HANG_S

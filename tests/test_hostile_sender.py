@@ -152,7 +152,7 @@ def test_membership_arguments(family, group, interface, source, join):
                      st.text(max_size=2)),
        loop=st.one_of(st.booleans(), st.none(), st.integers(), st.text(max_size=2)))
 def test_prepare_multicast_sender_arguments(backend, family, interface, ttl, loop):
-    with fastnet.socket(family, backend=backend) as sock:
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sock:
         try:
             fastnet.prepare_multicast_sender(sock, interface=interface, ttl=ttl, loop=loop)
         except (TypeError, ValueError, OverflowError, OSError):

@@ -22,7 +22,7 @@ from netns import multicast_netns, needs_netns
     (None, TypeError),
 ])
 def test_bad_groups_are_refused_before_any_system_call(backend, group, error):
-    with fastnet.socket(stdsocket.AF_INET, backend=backend) as sock:
+    with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):
             fastnet.join_group(sock, group)
         with pytest.raises(error):
@@ -40,13 +40,13 @@ def test_bad_groups_are_refused_before_any_system_call(backend, group, error):
     (dict(source="x"), ValueError, "not an IP address"),
 ])
 def test_bad_interfaces_and_sources_are_refused(backend, kwargs, error, message):
-    with fastnet.socket(stdsocket.AF_INET, backend=backend) as sock:
+    with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error, match=message):
             fastnet.join_group(sock, "239.1.1.1", **kwargs)
 
 
 def test_leaving_a_group_never_joined_is_the_kernels_error(backend):
-    with fastnet.socket(stdsocket.AF_INET, backend=backend) as sock:
+    with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(OSError) as info:
             fastnet.leave_group(sock, "239.1.1.1")
     assert info.value.errno == errno.EADDRNOTAVAIL
@@ -60,7 +60,7 @@ def test_leaving_a_group_never_joined_is_the_kernels_error(backend):
 ])
 def test_prepare_multicast_sender_sets_the_options(backend, family, level, ttl_option,
                                                    loop_option):
-    with fastnet.socket(family, backend=backend) as sock:
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sock:
         fastnet.prepare_multicast_sender(sock, ttl=5, loop=False)
         assert sock.getsockopt(level, ttl_option) == 5
         assert sock.getsockopt(level, loop_option) == 0
@@ -77,7 +77,7 @@ MULTICAST_CHILD = textwrap.dedent("""
         family, group, local, other = socket.AF_INET6, "ff1e::1234", "::1", "::2"
 
     def receiver():
-        sock = fastnet.socket(family, backend=backend)
+        sock = fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend)
         sock.bind((group, 0))   # bound to the group: only that group's datagrams
         return sock
 

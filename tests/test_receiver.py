@@ -42,7 +42,7 @@ def wait_for(condition, timeout=HANG_S):
 
 @pytest.fixture
 def sender(backend):
-    sock = fastnet.socket(backend=backend)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     yield sock
     sock.close()
 
@@ -81,7 +81,7 @@ def test_address_port_and_loopback_default(backend):
 @pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 def test_ipv6(backend):
     with fastnet.Receiver(("::1", 0), backend=backend, batch_size=8, ring_size=2) as rx, \
-            fastnet.socket(fastnet.AF_INET6, backend=backend) as tx:
+            fastnet.socket(fastnet.AF_INET6, fastnet.SOCK_DGRAM, backend=backend) as tx:
         assert rx.family == stdsocket.AF_INET6
         send_numbered(tx, rx.address, 0, 10)
         batch = rx.get(timeout=5)
@@ -180,7 +180,8 @@ def test_kernel_drops_are_read_when_stats_are_read(backend, family_host):
     # No datagram is taken after the drops happen: the count must still be current.
     family, host = family_host
     with fastnet.Receiver((host, 0), backend=backend, batch_size=4, ring_size=1,
-                          rcvbuf=8192) as rx, fastnet.socket(family, backend=backend) as sender:
+                          rcvbuf=8192) as rx, \
+            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
         send_numbered(sender, rx.address, 0, 500, size=200)
         # The capture thread fills the one ring slot, then waits: the queue stays full.
         wait_for(lambda: rx.stats.packets > 0)
@@ -348,7 +349,7 @@ def test_capped_rcvbuf_warns(backend, monkeypatch):
 
 
 def test_busy_port_raises_from_the_constructor(backend):
-    with fastnet.socket(backend=backend) as taken:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as taken:
         taken.bind(("127.0.0.1", 0))
         with pytest.raises(OSError) as info:
             fastnet.Receiver(taken.getsockname(), backend=backend, batch_size=1, ring_size=1)

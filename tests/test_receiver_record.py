@@ -42,7 +42,7 @@ def test_everything_received_is_in_the_file_after_stop(backend, family_host, tmp
         # needed): none is dropped for a slow disk.
         recorder = rx.record(path, buffers=300)
         assert rx.recorder is recorder
-        with fastnet.socket(family, backend=backend) as tx:
+        with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as tx:
             tx.bind((host, 0))
             sent = send_numbered(tx, rx.address, 0, 300, size=100)
             source = tx.getsockname()
@@ -63,7 +63,7 @@ def test_pcap_destination_is_the_bound_address(backend, tmp_path):
     path = tmp_path / "run.pcap"
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=2) as rx:
         rx.record(path)
-        with fastnet.socket(backend=backend) as tx:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
             send_numbered(tx, rx.address, 0, 3)
         take(rx, 3)
     raw = path.read_bytes()
@@ -113,7 +113,7 @@ def test_batches_the_ring_has_no_room_for_are_recorded_too(backend, tmp_path):
     recorder = rx.record(path)
     rx.start()
     try:
-        with fastnet.socket(backend=backend) as tx:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
             for start in range(0, 200, 20):
                 send_numbered(tx, rx.address, start, 20)
         deadline = time.monotonic() + 5
@@ -134,7 +134,7 @@ def test_a_write_error_is_raised_by_stop_and_nothing_goes_uncounted(backend):
     rx.record("/dev/full", format="npy")   # the first write (at the first batch) fails
     rx.start()
     try:
-        with fastnet.socket(backend=backend) as tx:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
             send_numbered(tx, rx.address, 0, 5)
         take(rx, 5)
         with pytest.raises(OSError) as info:
@@ -154,7 +154,7 @@ def test_close_raises_the_write_error_after_closing(backend):
     rx.record("/dev/full", format="npy")
     with pytest.raises(OSError):
         with rx:
-            with fastnet.socket(backend=backend) as tx:
+            with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
                 send_numbered(tx, rx.address, 0, 2)
             take(rx, 2)
     assert rx.fileno() == -1

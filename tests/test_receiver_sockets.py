@@ -53,7 +53,7 @@ RECEIVER_CHILD = textwrap.dedent("""
         tx.send(b"a"); tx.send(b"b"); results.append(outcome(rx, 2))
     # Closing left the group: a new socket on the port, bound but not a
     # member, gets nothing.
-    plain = fastnet.socket(rx.family, backend=backend)
+    plain = fastnet.socket(rx.family, fastnet.SOCK_DGRAM, backend=backend)
     plain.bind((group, rx.address[1]))
     tx.send(b"late")
     plain.settimeout(0.3)
@@ -92,7 +92,7 @@ def test_a_receiver_on_a_bound_reuse_port_socket(backend, family_host):
     with Receiver._from_socket(sock, batch_size=16, ring_size=4, timestamps=True,
                                seq=fastnet.SeqField()) as rx:
         assert rx.address == address and rx.backend == backend and rx.family == family
-        with fastnet.socket(family, backend=backend) as tx:
+        with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as tx:
             send_numbered(tx, address, 0, 10)
         batch = rx.get(timeout=5)
         numbers = numbers_in(batch)
@@ -108,7 +108,8 @@ def test_a_receiver_on_a_bound_reuse_port_socket(backend, family_host):
     (lambda backend: stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM), TypeError),
     (lambda backend: fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM, backend=backend),
      ValueError),
-    (lambda backend: fastnet.socket(stdsocket.AF_INET, backend=backend), ValueError),  # unbound
+    (lambda backend: fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend),
+     ValueError),  # unbound
 ])
 def test_unusable_sockets_are_refused_and_closed(backend, make, error):
     sock = make(backend)
@@ -118,7 +119,7 @@ def test_unusable_sockets_are_refused_and_closed(backend, make, error):
 
 
 def test_bad_options_close_the_socket(backend):
-    sock = fastnet.socket(backend=backend)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sock.bind(("127.0.0.1", 0))
     with pytest.raises(ValueError, match="on_full"):
         Receiver._from_socket(sock, on_full="wait")
@@ -132,7 +133,7 @@ def test_receiver_with_gro_has_one_row_per_datagram(backend):
     with fastnet.Receiver(0, gro=True, slot_size=512, backend=backend, rcvbuf=4 << 20,
                           seq=fastnet.SeqField()) as rx:
         assert rx._sock.getsockopt(C.SOL_UDP, C.UDP_GRO) == 1
-        with fastnet.socket(backend=backend) as sender:
+        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
             payloads = [i.to_bytes(8, "big") + bytes(504) for i in range(640)]
             batch = fastnet.Batch.from_payloads(payloads)
             assert sender.send_batch(batch, rx.address, gso=True) == 640

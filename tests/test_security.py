@@ -41,7 +41,7 @@ def test_named_addresses_get_no_notice(capsys, host):
 ])
 def test_a_sending_socket_is_bound_to_loopback_for_a_loopback_destination(backend, family,
                                                                           host):
-    with fastnet.socket(family, backend=backend) as sock:
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sock:
         assert bind_source(sock, (host, 9))[0] == host
 
 

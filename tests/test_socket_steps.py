@@ -22,7 +22,7 @@ def test_hello_reaches_receiver_with_senders_address(backend, family_host):
 
 
 def test_is_a_standard_socket(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         assert isinstance(sock, stdsocket.socket)
         assert sock.family == stdsocket.AF_INET
         assert sock.type == stdsocket.SOCK_DGRAM
@@ -38,7 +38,8 @@ def test_constants_are_the_standard_ones():
 
 
 def test_connect_send_recv_and_into_variants(backend):
-    with fastnet.socket(backend=backend) as a, fastnet.socket(backend=backend) as b:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as a, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as b:
         a.bind(("127.0.0.1", 0))
         b.bind(("127.0.0.1", 0))
         a.connect(b.getsockname())
@@ -57,7 +58,7 @@ def test_connect_send_recv_and_into_variants(backend):
 
 
 def test_timeouts_and_blocking_like_stdlib(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))
         assert sock.gettimeout() is None
         sock.settimeout(0.05)
@@ -71,7 +72,7 @@ def test_timeouts_and_blocking_like_stdlib(backend):
 
 
 def test_options_fileno_and_closed(backend):
-    sock = fastnet.socket(backend=backend)
+    sock = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
     assert sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR) == 1
     assert sock.fileno() >= 0
@@ -83,13 +84,14 @@ def test_options_fileno_and_closed(backend):
 
 
 def test_context_manager_closes(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         pass
     assert sock.closed and sock.fileno() == -1
 
 
 def test_works_with_selectors(backend):
-    with fastnet.socket(backend=backend) as receiver, fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         with selectors.DefaultSelector() as selector:
             selector.register(receiver, selectors.EVENT_READ)
@@ -99,14 +101,14 @@ def test_works_with_selectors(backend):
 
 
 def test_dup_keeps_backend(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with sock.dup() as copy:
             assert isinstance(copy, fastnet.socket)
             assert copy.backend == backend
 
 
 def test_enable_timestamps_sets_the_option(backend):
-    with fastnet.socket(backend=backend) as sock:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.enable_timestamps()
         assert sock.getsockopt(stdsocket.SOL_SOCKET, fastnet.SO_TIMESTAMPNS) == 1
         sock.enable_timestamps(False)

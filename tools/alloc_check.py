@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     if args.datagrams < ROWS:
         parser.error(f"--datagrams must be at least {ROWS}")
 
-    with fastnet.socket(backend=args.backend) as receiver, \
-            fastnet.socket(backend=args.backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=8 << 20)
         address = receiver.getsockname()

@@ -35,8 +35,8 @@ def _receive(receiver, count, slot, family, capacity=64):
 
 
 def datagrams(backend: str, family: int, host: str) -> None:
-    with fastnet.socket(family, backend=backend) as receiver, \
-            fastnet.socket(family, backend=backend) as sender:
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
+            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind((host, 0))
         receiver.set_buffers(rcvbuf=4 << 20)
         payloads = [bytes([i]) * (i * 7 % 300) for i in range(100)]
@@ -61,8 +61,8 @@ def datagrams(backend: str, family: int, host: str) -> None:
 def offload(backend: str) -> None:
     if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
         return
-    with fastnet.socket(backend=backend, gro=True) as receiver, \
-            fastnet.socket(backend=backend) as sender:
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=8 << 20)
         payloads = [i.to_bytes(2, "big") * 500 for i in range(150)] + [b"tail"]
@@ -105,7 +105,7 @@ def frames(backend: str) -> None:
 def receiver(backend: str) -> None:
     with fastnet.Receiver(("127.0.0.1", 0), slot_size=128, batch_size=64, ring_size=4,
                           seq=fastnet.SeqField(), on_full="drop", backend=backend) as rx, \
-            fastnet.socket(backend=backend) as sender:
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         batch = fastnet.Batch(250, 128)
         batch.lengths[:] = 100
         batch.data[:, :8] = (

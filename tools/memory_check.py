@@ -47,8 +47,8 @@ def _fastnet_filter():
 
 def _socket_path(backend):
     """(step, close): step() moves ROWS datagrams through a socket pair and returns ROWS."""
-    receiver = fastnet.socket(backend=backend)
-    sender = fastnet.socket(backend=backend)
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     receiver.bind(("127.0.0.1", 0))
     receiver.set_buffers(rcvbuf=8 << 20)
     address = receiver.getsockname()
@@ -71,7 +71,7 @@ def _receiver_path(backend):
     """The same through a fastnet.Receiver: sent on a socket, taken from the ring."""
     receiver = fastnet.Receiver(("127.0.0.1", 0), batch_size=ROWS, slot_size=SIZE,
                                 ring_size=RING, backend=backend, rcvbuf=8 << 20).start()
-    sender = fastnet.socket(backend=backend)
+    sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     address = receiver.address
     outgoing = fastnet.Batch(ROWS, SIZE)
     outgoing.lengths[:] = SIZE

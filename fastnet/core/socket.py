@@ -22,6 +22,7 @@ deferred close the standard library uses for ``makefile()``).
 
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import io
@@ -44,18 +45,44 @@ from .closing import Waker, closed_error
 from .batch import Batch
 from .stream import StreamMixin
 
-__all__ = ["socket"]
+__all__ = ["socket", "socketpair", "fromfd"]
 
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
 
+def _name(enum, value: int) -> str:
+    """``AF_INET`` for 2, or the number itself where the enum has no name for it."""
+    try:
+        return enum(value).name
+    except ValueError:
+        return str(value)
+
+
+def _engine_for(backend):
+    """``(name, engine module)`` for ``backend`` (None: ``fastnet.backend``), checked first."""
+    if backend is None:
+        backend = engines.default_backend()
+    elif not isinstance(backend, str):
+        raise TypeError(f"backend must be a str or None, not {type(backend).__name__}")
+    return backend, engines.load(backend)
+
+
 class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     """A ``socket.socket`` with batch receive and send.
 
-    ``backend`` chooses the engine for this socket (``"cython"`` or
-    ``"python"``); the default is ``fastnet.backend``. ``gro=True`` turns on
-    UDP receive offload (see :meth:`enable_gro`).
+    The constructor is the standard library's: ``socket()`` alone is an
+    ``AF_INET`` ``SOCK_STREAM`` (TCP) socket, so a UDP socket is
+    ``fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM)``; with
+    ``fileno=``, the family, type and protocol not given are read from the
+    file descriptor. ``backend`` chooses the engine for this socket
+    (``"cython"`` or ``"python"``); the default is ``fastnet.backend``.
+    ``gro=True`` turns on UDP receive offload (see :meth:`enable_gro`).
+
+    The batch methods check the socket's real kind, read from the kernel
+    (``SO_TYPE``, ``SO_DOMAIN``), not the arguments given for ``fileno=``:
+    ``recv_batch``/``send_batch`` need a ``SOCK_DGRAM`` socket,
+    ``recv_frames``/``send_frames`` a ``SOCK_STREAM`` one.
     """
 
     __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
@@ -63,16 +90,15 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     if TYPE_CHECKING:
         _closed: bool   # socket.socket's own flag; typeshed lists it only in __slots__
 
-    def __init__(self, family=_stdsocket.AF_INET, type=_stdsocket.SOCK_DGRAM, proto=0,
-                 fileno=None, *, backend=None, gro=False):
-        name = backend if backend is not None else engines.default_backend()
-        self._engine = engines.load(name)
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None, *, backend=None, gro=False):
+        name, self._engine = _engine_for(backend)
         self._backend = name
         super().__init__(family, type, proto, fileno)
         # The family and type as plain ints, read once: socket.socket's
         # properties build an enum on every access, four times a batch call.
-        self._af = int(super().family)
-        self._kind = int(super().type)
+        # Read from the kernel, so a fileno= given with the wrong family or
+        # type (which socket.socket takes on trust) is still checked right.
+        self._af, self._kind = self._real_kind()
         self._lock = threading.Lock()
         self._users = 0
         self._closing = False
@@ -110,6 +136,14 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                 self.close()
                 raise
 
+    def _real_kind(self):
+        """``(family, type)`` of the fd as the kernel has them, as ints."""
+        try:
+            return (super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_DOMAIN),
+                    super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_TYPE))
+        except OSError:   # not a socket (socket.socket accepts any fd when all is given)
+            return int(super().family), int(super().type)
+
     def _untimed_twin(self):
         """A second socket object on the same fd, with no timeout, for the pure-Python engine.
 
@@ -127,7 +161,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         if fd < 0:
             return None
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        twin = _stdsocket.socket(self.family, self.type, self.proto, fileno=fd)
+        # The C type, not socket.socket: code that sets socket.socket =
+        # fastnet.socket must not make this twin make a twin of its own.
+        twin = _socket.socket(self._af, self._kind, super().proto, fd)
         if twin.gettimeout() is not None:   # socket.setdefaulttimeout() was used
             twin.settimeout(None)
         if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
@@ -155,8 +191,16 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         return super().__repr__()[:-1] + f", backend={self._backend!r}>"
 
     def dup(self):
-        return type(self)(self.family, self.type, self.proto, fileno=os.dup(self.fileno()),
-                          backend=self._backend)
+        """A new fastnet socket on a duplicate of the fd: same backend, timeout and framing."""
+        fd = os.dup(self.fileno())
+        try:
+            sock = self.__class__(self.family, self.type, self.proto, fileno=fd, backend=self._backend)
+        except BaseException:
+            os.close(fd)
+            raise
+        sock.settimeout(self.gettimeout())
+        sock._framing = self._framing
+        return sock
 
     # -- closing ------------------------------------------------------------
     def close(self) -> None:
@@ -264,11 +308,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
         batch._check_layout()
         if self._kind != kind:
-            raise io.UnsupportedOperation(
-                f"{method} needs a {kind.name} socket, this one is {self.type.name}")
+            raise io.UnsupportedOperation(f"{method} needs a {kind.name} socket, this one is "
+                                          f"{_name(_stdsocket.SocketKind, self._kind)}")
         if match_family and batch._family != self._af:
-            raise ValueError(
-                f"batch is for {batch.family.name} but the socket is {self.family.name}")
+            raise ValueError(f"batch is for {batch.family.name} but the socket is "
+                             f"{_name(_stdsocket.AddressFamily, self._af)}")
 
     def _deadline(self, timeout):
         """None to block, 0.0 for non-blocking, else a time.monotonic() deadline."""
@@ -455,3 +499,46 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             return total
         finally:
             self._leave(batch)
+
+
+def socketpair(family=None, type=_stdsocket.SOCK_STREAM, proto=0, *, backend=None):
+    """A pair of connected fastnet sockets, as ``socket.socketpair``.
+
+    ``family`` defaults to ``AF_UNIX``; ``type`` to ``SOCK_STREAM``. Both
+    sockets use ``backend`` (default ``fastnet.backend``). A ``SOCK_DGRAM``
+    pair of ``AF_UNIX`` sockets has datagrams, but the batch methods need an
+    ``AF_INET``/``AF_INET6`` socket.
+    """
+    _engine_for(backend)   # an unknown backend is refused before any socket is made
+    if family is None:
+        family = _stdsocket.AF_UNIX
+    a, b = _socket.socketpair(family, type, proto)
+    try:
+        first = socket(family, type, proto, a.fileno(), backend=backend)
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+    a.detach()
+    try:
+        second = socket(family, type, proto, b.fileno(), backend=backend)
+    except BaseException:
+        first.close()
+        b.close()
+        raise
+    b.detach()
+    return first, second
+
+
+def fromfd(fd, family, type, proto=0, *, backend=None):
+    """A fastnet socket on a duplicate of file descriptor ``fd``, as ``socket.fromfd``.
+
+    ``fd`` stays open and is still the caller's to close.
+    """
+    _engine_for(backend)
+    nfd = _socket.dup(fd)
+    try:
+        return socket(family, type, proto, nfd, backend=backend)
+    except BaseException:
+        os.close(nfd)
+        raise

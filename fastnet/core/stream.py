@@ -76,7 +76,9 @@ class StreamMixin(_Host):
         deadline = self._deadline(None)
         self._enter()
         try:
-            if deadline != 0.0:
+            # Only a listening socket ever becomes ready to accept; on any
+            # other the kernel's error (EINVAL, EOPNOTSUPP) comes at once.
+            if deadline != 0.0 and self._listening():
                 self._wait(_POLLIN, deadline)
             fd, address = self._accept()
         finally:
@@ -88,6 +90,12 @@ class StreamMixin(_Host):
             sock.setblocking(True)
         sock._framing = self._framing
         return sock, address
+
+    def _listening(self) -> bool:
+        try:
+            return bool(self.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ACCEPTCONN))
+        except OSError:
+            return False
 
     # -- framing settings ----------------------------------------------------
     @property

@@ -8,30 +8,37 @@ errors); the only difference is the class of the socket they make and the
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket as _stdsocket
+from typing import Any, List
 
-from .socket import socket
+from .socket import _engine_for, socket
 
 __all__ = ["create_server", "create_connection"]
 
 # The stdlib's own sentinel, so a caller passing it means what it means there;
 # typeshed does not declare it.
 _GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)   # Python 3.11+
 
 
 def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
-                      backend=None):
+                      all_errors=False, backend=None):
     """Connect to ``(host, port)``; return the connected ``fastnet.socket``.
 
     As ``socket.create_connection``: every address ``host`` resolves to is
     tried in turn and the last error is raised if none connects
-    (``ConnectionRefusedError``, ``TimeoutError``, ...). ``timeout`` sets the
-    socket's timeout before connecting (default: the global default);
-    ``source_address`` is bound first if given.
+    (``ConnectionRefusedError``, ``TimeoutError``, ...), or, with
+    ``all_errors=True`` (Python 3.11+), an ``ExceptionGroup`` of them all.
+    ``timeout`` sets the socket's timeout before connecting (default: the
+    global default); ``source_address`` is bound first if given.
     """
+    _engine_for(backend)   # an unknown backend is refused before any look-up
+    if all_errors and _ExceptionGroup is None:
+        raise TypeError("create_connection(all_errors=True) needs Python 3.11 or later")
     host, port = address
-    last_error = None
+    exceptions: List[OSError] = []
     for family, kind, proto, _, sockaddr in _stdsocket.getaddrinfo(
             host, port, 0, _stdsocket.SOCK_STREAM):
         sock = None
@@ -42,16 +49,21 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=N
             if source_address:
                 sock.bind(source_address)
             sock.connect(sockaddr)
+            exceptions.clear()   # break the traceback's reference cycle, as the stdlib does
             return sock
         except OSError as exc:
-            last_error = exc
+            if not all_errors:
+                exceptions.clear()   # only the last error is raised
+            exceptions.append(exc)
             if sock is not None:
                 sock.close()
-    if last_error is not None:
+    if exceptions:
         try:
-            raise last_error
+            if not all_errors:
+                raise exceptions[0]
+            raise _ExceptionGroup("create_connection failed", exceptions)
         finally:
-            last_error = None  # break the traceback's reference cycle, as the stdlib does
+            exceptions.clear()
     raise OSError("getaddrinfo returns an empty list")
 
 
@@ -62,6 +74,7 @@ def create_server(address, *, family=_stdsocket.AF_INET, backlog=None, reuse_por
     SO_REUSEADDR is set (on POSIX); ``reuse_port`` sets SO_REUSEPORT;
     an AF_INET6 socket is IPv6-only unless ``dualstack_ipv6`` is true.
     """
+    _engine_for(backend)   # an unknown backend is refused before any socket is made
     if reuse_port and not hasattr(_stdsocket, "SO_REUSEPORT"):
         raise ValueError("SO_REUSEPORT not supported on this platform")
     if dualstack_ipv6:

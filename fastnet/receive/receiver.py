@@ -193,8 +193,9 @@ class Receiver:
         try:
             if not isinstance(sock, _fastsocket):
                 raise TypeError(f"sock must be a fastnet.socket, not {type(sock).__name__}")
-            if sock.type != _stdsocket.SOCK_DGRAM:
-                raise ValueError(f"sock must be a SOCK_DGRAM socket, not {sock.type.name}")
+            if sock._kind != _stdsocket.SOCK_DGRAM:   # the kernel's word, not fileno='s caller's
+                raise ValueError(f"sock must be a SOCK_DGRAM socket, not "
+                                 f"{_stdsocket.SocketKind(sock._kind).name}")
             self = cls.__new__(cls)
             self._configure(backend=sock.backend, **options)
             self._reuse_port = False
@@ -202,7 +203,7 @@ class Receiver:
             if address[1] == 0:
                 raise ValueError("sock must be bound to an address")
             self._group = self._multicast_group(address[0])
-            self._family = sock.family
+            self._family = _stdsocket.AddressFamily(sock._af)
             self._set_options(sock)
         except BaseException:
             if isinstance(sock, _stdsocket.socket):

@@ -531,6 +531,33 @@ def test_value_error_after_frames_went_out_says_how_many(backend):
         assert sent in (0, 512)
 
 
+def test_send_batch_value_error_part_way_carries_the_rows_sent(backend):
+    """An engine's ValueError in a later call of one send_batch says what went out before.
+
+    The engine here sends 3 rows, then meets a length gone bad (as when
+    another thread writes lengths between two calls). Before, the error
+    carried no ``sent``: the 3 datagrams delivered were not accounted for.
+    """
+    engine = _backend.load(backend)
+
+    class PartWay:
+        calls = 0
+
+        def send_batch(self, sock, batch, start, stop, *args):
+            PartWay.calls += 1
+            if PartWay.calls == 1:
+                return engine.send_batch(sock, batch, start, start + 3, *args)
+            raise ValueError("batch.lengths[3] changed")
+
+    with udp_pair(backend) as (receiver, sender):
+        sender._engine = PartWay()
+        with pytest.raises(ValueError) as info:
+            sender.send_batch(fastnet.Batch.from_payloads([b"a"] * 10), receiver.getsockname(),
+                              gso=False)
+        assert info.value.sent == 3
+        assert len(take_all(receiver, fastnet.Batch(16, 8))) == 3
+
+
 # -- 6. SCM_TIMESTAMP and SCM_TIMESTAMPNS: the engines agree, byte for byte ---------------
 
 

@@ -487,6 +487,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         continue
                     with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
+                except ValueError as exc:   # lengths changed meanwhile (the engines check)
+                    exc.sent = total + getattr(exc, "sent", 0)
+                    raise
                 total += sent
                 if total < count and sent == 0:
                     if deadline == 0.0 and total:

@@ -45,7 +45,9 @@ def send_batch(sock: socket, batch: Batch, start: int, stop: int,
     ``gso_segments`` per message with a UDP_SEGMENT control message of
     ``gso_size``; the caller (fastnet/core/gso.py) has checked that rows
     start..stop-1 all have that length except a shorter, non-empty last one.
-    Counts stay in rows; a refused message sent nothing.
+    Counts stay in rows; a refused message sent nothing. Rows outside
+    0..capacity, or lengths outside 0..slot_size (or off the GSO plan) when
+    the engine reads them, raise ValueError before any system call.
     """
 
 # -- length-prefixed frames on stream sockets (fastnet/engines/python/framing.py, src/_framing.pxi) --
@@ -98,7 +100,10 @@ def send_frames(sock: socket, batch: Batch, start: int, stop: int, state: FrameS
     A frame the kernel took only part of counts as sent; its rest is kept in
     ``state`` (``state.unsent``) for ``flush_unsent``. Returns 0 if the kernel
     would block, or if ``state.unsent`` was not 0 on entry (flush first).
-    Raises OSError; ``exc.sent`` is set when some frames went out.
+    Raises OSError; ``exc.sent`` is set when some frames went out. Rows
+    outside 0..capacity raise ValueError, and so does a length outside
+    0..slot_size when the engine reads it (with ``exc.sent`` if frames of
+    earlier writes went out); ``state`` must be a FrameState (TypeError).
     """
 
 def flush_unsent(sock: socket, state: FrameState) -> int:

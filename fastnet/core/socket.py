@@ -488,7 +488,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
                 except ValueError as exc:   # lengths changed meanwhile (the engines check)
-                    exc.sent = total + getattr(exc, "sent", 0)
+                    with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
                 total += sent
                 if total < count and sent == 0:

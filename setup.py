@@ -24,7 +24,8 @@ class build_ext_optional(build_ext):
         except Exception as exc:  # compiler missing or failing
             sys.stderr.write(
                 f"\nWARNING: fastnet's extension {ext.name} could not be built ({exc}).\n"
-                "fastnet will install with its pure-Python engine only.\n\n")
+                "fastnet will install with its pure-Python engine only.\n\n"
+            )
             if not ext.optional:
                 raise
 
@@ -40,11 +41,11 @@ def extensions():
         return []
     macros = []
     if os.environ.get("FASTNET_NO_MMSG", "") not in ("", "0"):
-        macros.append(("FASTNET_NO_MMSG", "1"))   # test the per-datagram C loop
+        macros.append(("FASTNET_NO_MMSG", "1"))  # test the per-datagram C loop
     if os.environ.get("FASTNET_GRO_COUNTERS", "") not in ("", "0"):
-        macros.append(("FASTNET_GRO_COUNTERS", "1"))   # count the GRO receive paths
+        macros.append(("FASTNET_GRO_COUNTERS", "1"))  # count the GRO receive paths
     compile_args, link_args = ["-O2"], []
-    sanitizers = os.environ.get("FASTNET_SANITIZE", "")   # e.g. "address,undefined"
+    sanitizers = os.environ.get("FASTNET_SANITIZE", "")  # e.g. "address,undefined"
     if sanitizers:
         sys.stderr.write(f"FASTNET_SANITIZE: building with -fsanitize={sanitizers}\n")
         flags = [f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
@@ -52,13 +53,19 @@ def extensions():
         link_args = flags
     # The included and cimported files: listed so that a change rebuilds the
     # extension and an sdist carries them (setuptools packs an Extension's depends).
-    depends = sorted(glob.glob("src/*.pyx") + glob.glob("src/*.pxi") + glob.glob("src/*.pxd")
-                     + glob.glob("src/*.h"))
-    ext = Extension("fastnet.engines._cengine", ["src/_cengine.pyx"], include_dirs=["src"], depends=depends,
-                    define_macros=macros, extra_compile_args=compile_args,
-                    extra_link_args=link_args)
-    modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3},
-                        quiet=True)
+    depends = sorted(
+        glob.glob("src/*.pyx") + glob.glob("src/*.pxi") + glob.glob("src/*.pxd") + glob.glob("src/*.h")
+    )
+    ext = Extension(
+        "fastnet.engines._cengine",
+        ["src/_cengine.pyx"],
+        include_dirs=["src"],
+        depends=depends,
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    modules = cythonize([ext], include_path=["src"], compiler_directives={"language_level": 3}, quiet=True)
     for module in modules:
         module.optional = True
     return modules

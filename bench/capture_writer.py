@@ -56,8 +56,7 @@ def run(fmt, size, args):
     calls = 0
     caller_ns = 0
     try:
-        recorder = fastnet.open_recorder(path, local_address=("127.0.0.1", 7788),
-                                         buffers=args.buffers)
+        recorder = fastnet.open_recorder(path, local_address=("127.0.0.1", 7788), buffers=args.buffers)
         started = time.perf_counter()
         end = started + args.seconds
         interval = None if args.rate is None else args.rows / args.rate
@@ -68,7 +67,7 @@ def run(fmt, size, args):
                 break
             if interval is None:
                 if recorder.backlog >= recorder.buffers:
-                    time.sleep(20e-6)      # releases the GIL for the writer
+                    time.sleep(20e-6)  # releases the GIL for the writer
                     continue
             else:
                 if now < due:
@@ -79,7 +78,7 @@ def run(fmt, size, args):
             recorder(batch)
             caller_ns += time.perf_counter_ns() - t0
             calls += 1
-        recorder.close()          # includes writing what was still staged
+        recorder.close()  # includes writing what was still staged
         elapsed = time.perf_counter() - started
         stats = recorder.stats
         file_size = os.path.getsize(path)
@@ -88,8 +87,11 @@ def run(fmt, size, args):
             os.unlink(path)
     offered = calls * args.rows
     return {
-        "format": fmt, "size": size, "written_per_s": stats.written / elapsed,
-        "mb_per_s": stats.bytes / elapsed / 1e6, "file_mb_per_s": file_size / elapsed / 1e6,
+        "format": fmt,
+        "size": size,
+        "written_per_s": stats.written / elapsed,
+        "mb_per_s": stats.bytes / elapsed / 1e6,
+        "file_mb_per_s": file_size / elapsed / 1e6,
         "dropped": stats.capture_dropped / offered if offered else 0.0,
         "caller_us_per_batch": caller_ns / calls / 1e3 if calls else 0.0,
     }
@@ -97,29 +99,39 @@ def run(fmt, size, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, nargs="+", default=[64, 8192],
-                        help="payload bytes (default 64 8192)")
+    parser.add_argument(
+        "--size", type=int, nargs="+", default=[64, 8192], help="payload bytes (default 64 8192)"
+    )
     parser.add_argument("--format", nargs="+", default=["pcap", "npy"], choices=["pcap", "npy"])
     parser.add_argument("--rows", type=int, default=1024, help="datagrams per batch")
-    parser.add_argument("--slot", type=int, default=0,
-                        help="receiver slot size (default: the payload size)")
+    parser.add_argument("--slot", type=int, default=0, help="receiver slot size (default: the payload size)")
     parser.add_argument("--buffers", type=int, default=4, help="recorder staging buffers")
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="offer this many datagrams/s instead of keeping the writer busy")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offer this many datagrams/s instead of keeping the writer busy",
+    )
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where to write")
     args = parser.parse_args(argv)
     mode = "writer kept busy" if args.rate is None else f"offered {args.rate:,.0f} datagrams/s"
-    print(f"writing to {args.dir}; {args.rows} rows per batch, {args.buffers} buffers, "
-          f"{args.seconds:g} s each, {mode}")
-    print(f"{'format':6} {'size':>6} {'written/s':>12} {'MB/s':>9} {'file MB/s':>10} "
-          f"{'dropped':>8} {'caller us/batch':>16}")
+    print(
+        f"writing to {args.dir}; {args.rows} rows per batch, {args.buffers} buffers, "
+        f"{args.seconds:g} s each, {mode}"
+    )
+    print(
+        f"{'format':6} {'size':>6} {'written/s':>12} {'MB/s':>9} {'file MB/s':>10} "
+        f"{'dropped':>8} {'caller us/batch':>16}"
+    )
     for fmt in args.format:
         for size in args.size:
             r = run(fmt, size, args)
-            print(f"{r['format']:6} {r['size']:>6} {r['written_per_s']:>12,.0f} "
-                  f"{r['mb_per_s']:>9,.0f} {r['file_mb_per_s']:>10,.0f} {r['dropped']:>8.1%} "
-                  f"{r['caller_us_per_batch']:>16,.1f}")
+            print(
+                f"{r['format']:6} {r['size']:>6} {r['written_per_s']:>12,.0f} "
+                f"{r['mb_per_s']:>9,.0f} {r['file_mb_per_s']:>10,.0f} {r['dropped']:>8.1%} "
+                f"{r['caller_us_per_batch']:>16,.1f}"
+            )
 
 
 if __name__ == "__main__":

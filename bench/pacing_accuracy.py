@@ -32,10 +32,12 @@ def measure(backend, size, seconds, pps=None, bps=None, burst=None):
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     try:
-        with fastnet.Sender(sink.getsockname(), pps=pps, bps=bps, burst=burst,
-                            backend=backend) as sender:
-            rows = 1024 if pps is None and bps is None else max(
-                1, min(1024, int((pps or bps / (8 * size)) * 0.01)))
+        with fastnet.Sender(sink.getsockname(), pps=pps, bps=bps, burst=burst, backend=backend) as sender:
+            rows = (
+                1024
+                if pps is None and bps is None
+                else max(1, min(1024, int((pps or bps / (8 * size)) * 0.01)))
+            )
             batch = fastnet.Batch(rows, size)
             batch.lengths[:] = size
             batch.count = rows
@@ -52,27 +54,38 @@ def measure(backend, size, seconds, pps=None, bps=None, burst=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pps", type=float, nargs="*",
-                        default=[100, 1_000, 10_000, 100_000, 500_000])
+    parser.add_argument("--pps", type=float, nargs="*", default=[100, 1_000, 10_000, 100_000, 500_000])
     parser.add_argument("--bps", type=float, nargs="*", default=[100e6, 1e9])
     parser.add_argument("--size", type=int, default=1000, help="payload bytes")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--burst", type=int, default=None)
     parser.add_argument("--backend", nargs="+", default=fastnet.available_backends())
-    parser.add_argument("--tolerance", type=float, default=None, metavar="F",
-                        help="exit 1 if a paced rate is off its target by more than F (0.2: 20 %%)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        metavar="F",
+        help="exit 1 if a paced rate is off its target by more than F (0.2: 20 %%)",
+    )
     args = parser.parse_args(argv)
     off = []
     print(f"{args.size} B payloads, {args.seconds:g} s per rate; error = achieved/target - 1")
-    print(f"{'backend':8} {'target':>14} {'achieved':>14} {'error':>8} {'sent':>10} "
-          f"{'burst':>6} {'calls':>8} {'cpu':>6}")
+    print(
+        f"{'backend':8} {'target':>14} {'achieved':>14} {'error':>8} {'sent':>10} "
+        f"{'burst':>6} {'calls':>8} {'cpu':>6}"
+    )
     for backend in args.backend:
         cases = [("pps", rate) for rate in args.pps] + [("bps", rate) for rate in args.bps]
         cases.append(("max", None))
         for kind, rate in cases:
-            stats, cpu, burst = measure(backend, args.size, args.seconds,
-                                        pps=rate if kind == "pps" else None,
-                                        bps=rate if kind == "bps" else None, burst=args.burst)
+            stats, cpu, burst = measure(
+                backend,
+                args.size,
+                args.seconds,
+                pps=rate if kind == "pps" else None,
+                bps=rate if kind == "bps" else None,
+                burst=args.burst,
+            )
             if kind == "pps":
                 target, achieved, unit = rate, stats.pps, "pps"
             elif kind == "bps":
@@ -81,8 +94,10 @@ def main(argv=None):
                 target, achieved, unit = None, stats.pps, "pps"
             error = f"{achieved / target - 1:+.2%}" if target else "max"
             shown = f"{target:,.0f} {unit}" if target else "unpaced"
-            print(f"{backend:8} {shown:>14} {f'{achieved:,.0f}':>14} {error:>8} "
-                  f"{stats.sent:>10,} {burst:>6} {stats.calls:>8,} {cpu:>6.0%}")
+            print(
+                f"{backend:8} {shown:>14} {f'{achieved:,.0f}':>14} {error:>8} "
+                f"{stats.sent:>10,} {burst:>6} {stats.calls:>8,} {cpu:>6.0%}"
+            )
             if target and args.tolerance is not None and abs(achieved / target - 1) > args.tolerance:
                 off.append(f"{backend} {shown}: {error}")
     if off:

@@ -45,16 +45,24 @@ def parse_args(argv=None):
     parser.add_argument("--sender-backend", default=None, help="sender engine")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--ring-size", type=int, default=64)
-    parser.add_argument("--rcvbuf", type=int, default=None,
-                        help="receive buffer to ask for (default 32 MiB; 64 KiB with --overload)")
+    parser.add_argument(
+        "--rcvbuf",
+        type=int,
+        default=None,
+        help="receive buffer to ask for (default 32 MiB; 64 KiB with --overload)",
+    )
     parser.add_argument("--on-full", choices=("block", "drop"), default="block")
-    parser.add_argument("--consumer-delay", type=float, default=None,
-                        help="seconds the consumer sleeps per batch (default 0; 2 ms with --overload)")
-    parser.add_argument("--overload", action="store_true",
-                        help="small receive buffer and a slow consumer, to force drops")
+    parser.add_argument(
+        "--consumer-delay",
+        type=float,
+        default=None,
+        help="seconds the consumer sleeps per batch (default 0; 2 ms with --overload)",
+    )
+    parser.add_argument(
+        "--overload", action="store_true", help="small receive buffer and a slow consumer, to force drops"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--role", choices=("main", "receiver"), default="main",
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("main", "receiver"), default="main", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rcvbuf is None:
         args.rcvbuf = 64 * 1024 if args.overload else 32 << 20
@@ -68,15 +76,21 @@ def run_receiver(args) -> int:
     sender_done = threading.Event()
 
     def wait_for_done():
-        sys.stdin.readline()   # the main process writes one line when the sender is done
+        sys.stdin.readline()  # the main process writes one line when the sender is done
         sender_done.set()
 
-    rx = fastnet.Receiver(("127.0.0.1", 0), slot_size=args.size, batch_size=args.batch_size,
-                          ring_size=args.ring_size, rcvbuf=args.rcvbuf, on_full=args.on_full,
-                          seq=fastnet.SeqField(), backend=args.backend)
+    rx = fastnet.Receiver(
+        ("127.0.0.1", 0),
+        slot_size=args.size,
+        batch_size=args.batch_size,
+        ring_size=args.ring_size,
+        rcvbuf=args.rcvbuf,
+        on_full=args.on_full,
+        seq=fastnet.SeqField(),
+        backend=args.backend,
+    )
     with rx:
-        print(json.dumps({"port": rx.address[1], "rcvbuf": rx.rcvbuf, "backend": rx.backend}),
-              flush=True)
+        print(json.dumps({"port": rx.address[1], "rcvbuf": rx.rcvbuf, "backend": rx.backend}), flush=True)
         threading.Thread(target=wait_for_done, daemon=True).start()
         taken = 0
         first = last = None
@@ -127,10 +141,24 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.role == "receiver":
         return run_receiver(args)
-    child_args = [sys.executable, os.path.abspath(__file__), "--role", "receiver",
-                  "--size", str(args.size), "--batch-size", str(args.batch_size),
-                  "--ring-size", str(args.ring_size), "--rcvbuf", str(args.rcvbuf),
-                  "--on-full", args.on_full, "--consumer-delay", str(args.consumer_delay)]
+    child_args = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--role",
+        "receiver",
+        "--size",
+        str(args.size),
+        "--batch-size",
+        str(args.batch_size),
+        "--ring-size",
+        str(args.ring_size),
+        "--rcvbuf",
+        str(args.rcvbuf),
+        "--on-full",
+        args.on_full,
+        "--consumer-delay",
+        str(args.consumer_delay),
+    ]
     if args.backend:
         child_args += ["--backend", args.backend]
     child = subprocess.Popen(child_args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -146,24 +174,45 @@ def main(argv=None) -> int:
     finally:
         child.kill()
     three = stats["packets"] + stats["kernel_drops"] + stats["ring_overruns"]
-    result = dict(sent=sent, send_seconds=seconds, send_rate=sent / seconds, gso=gso,
-                  receiver_backend=hello["backend"], rcvbuf=hello["rcvbuf"], stats=stats,
-                  adds_up=sent == three, adds_up_with_unread=sent == three + stats["unread"])
+    result = dict(
+        sent=sent,
+        send_seconds=seconds,
+        send_rate=sent / seconds,
+        gso=gso,
+        receiver_backend=hello["backend"],
+        rcvbuf=hello["rcvbuf"],
+        stats=stats,
+        adds_up=sent == three,
+        adds_up_with_unread=sent == three + stats["unread"],
+    )
     if args.json:
         print(json.dumps(result))
     else:
         rate = stats["packets"] / stats["seconds"] if stats["seconds"] else 0.0
-        print(f"sender:   {sent:,} datagrams of {args.size} B in {seconds:.3f} s "
-              f"({sent / seconds:,.0f}/s, {8 * sent * args.size / seconds / 1e9:.2f} Gbit/s"
-              f"{', gso' if gso else ''})")
-        print(f"receiver: {hello['backend']} engine, rcvbuf {hello['rcvbuf']:,} B, "
-              f"on_full={args.on_full}, consumer delay {args.consumer_delay * 1e3:g} ms/batch; "
-              f"{stats['packets']:,} datagrams at {rate:,.0f}/s")
-        for key in ("packets", "kernel_drops", "ring_overruns", "ring_overrun_batches", "unread",
-                    "truncated", "seq_lost", "seq_gaps", "seq_reordered", "seq_duplicates"):
+        print(
+            f"sender:   {sent:,} datagrams of {args.size} B in {seconds:.3f} s "
+            f"({sent / seconds:,.0f}/s, {8 * sent * args.size / seconds / 1e9:.2f} Gbit/s"
+            f"{', gso' if gso else ''})"
+        )
+        print(
+            f"receiver: {hello['backend']} engine, rcvbuf {hello['rcvbuf']:,} B, "
+            f"on_full={args.on_full}, consumer delay {args.consumer_delay * 1e3:g} ms/batch; "
+            f"{stats['packets']:,} datagrams at {rate:,.0f}/s"
+        )
+        for key in (
+            "packets",
+            "kernel_drops",
+            "ring_overruns",
+            "ring_overrun_batches",
+            "unread",
+            "truncated",
+            "seq_lost",
+            "seq_gaps",
+            "seq_reordered",
+            "seq_duplicates",
+        ):
             print(f"  {key:22} {stats[key]:>14,}")
-        print(f"sent == packets + kernel_drops + ring_overruns: {result['adds_up']} "
-              f"({sent:,} vs {three:,})")
+        print(f"sent == packets + kernel_drops + ring_overruns: {result['adds_up']} ({sent:,} vs {three:,})")
         if not result["adds_up"]:
             print(f"  ... + unread: {result['adds_up_with_unread']}")
     return 0 if result["adds_up_with_unread"] else 1

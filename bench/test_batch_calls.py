@@ -10,7 +10,6 @@ untimed setup step. ``extra_info`` adds the median per datagram.
 """
 
 import pytest
-
 from bench_helpers import drain, filled_batch
 
 SIZE = 64
@@ -19,7 +18,7 @@ ROUNDS = 200
 
 def per_datagram(benchmark, rows):
     benchmark.extra_info["rows"] = rows
-    if benchmark.stats is None:     # --benchmark-disable: ran once, nothing timed
+    if benchmark.stats is None:  # --benchmark-disable: ran once, nothing timed
         return
     median = benchmark.stats.stats.median
     benchmark.extra_info["median_ns_per_datagram"] = round(median * 1e9 / rows, 1)
@@ -41,7 +40,7 @@ def test_recv_batch_drains_1024(benchmark, pair):
         received.append(receiver.recv_batch(incoming, timeout=0))
 
     benchmark.pedantic(receive, setup=fill, rounds=ROUNDS, iterations=1, warmup_rounds=5)
-    assert set(received) == {rows}   # every call took the whole queue
+    assert set(received) == {rows}  # every call took the whole queue
     per_datagram(benchmark, rows)
 
 
@@ -61,5 +60,5 @@ def test_send_batch(benchmark, pair, rows):
 
     benchmark.pedantic(send, setup=empty_queue, rounds=ROUNDS, iterations=1, warmup_rounds=5)
     assert set(sent) == {rows}
-    assert drain(receiver, incoming) == rows   # the last round's datagrams all arrived
+    assert drain(receiver, incoming) == rows  # the last round's datagrams all arrived
     per_datagram(benchmark, rows)

@@ -61,8 +61,7 @@ def _per_frame(benchmark, frames):
     benchmark.extra_info["frames_per_call"] = frames
     if benchmark.stats is None:  # --benchmark-disable: ran once, nothing timed
         return
-    benchmark.extra_info["median_ns_per_frame"] = round(
-        benchmark.stats.stats.median * 1e9 / frames, 1)
+    benchmark.extra_info["median_ns_per_frame"] = round(benchmark.stats.stats.median * 1e9 / frames, 1)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -77,8 +76,7 @@ def test_recv_frames_per_call(benchmark, connection, size):
         assert sender.send_frames(outgoing) == count
         _wait_queued(receiver, wire_bytes)
 
-    benchmark.pedantic(_receive, args=(receiver, incoming, count), setup=fill,
-                       rounds=ROUNDS, warmup_rounds=5)
+    benchmark.pedantic(_receive, args=(receiver, incoming, count), setup=fill, rounds=ROUNDS, warmup_rounds=5)
     assert incoming.count > 0 and bytes(incoming.payload(0)) == bytes(size)
     _per_frame(benchmark, count)
 
@@ -96,7 +94,8 @@ def test_send_frames_per_call(benchmark, connection, size):
             _receive(receiver, incoming, count)
         rounds["sent"] = 1
 
-    result = benchmark.pedantic(sender.send_frames, args=(outgoing,), setup=drain,
-                                rounds=ROUNDS, warmup_rounds=5)
+    result = benchmark.pedantic(
+        sender.send_frames, args=(outgoing,), setup=drain, rounds=ROUNDS, warmup_rounds=5
+    )
     assert result == count
     _per_frame(benchmark, count)

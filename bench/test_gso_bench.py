@@ -19,8 +19,9 @@ import fastnet
 ROWS, SIZE = 64, 1024
 ROUNDS = 2000
 
-needs_offload = pytest.mark.skipif(not (fastnet.features()["gso"] and fastnet.features()["gro"]),
-                                   reason="kernel without UDP GSO/GRO")
+needs_offload = pytest.mark.skipif(
+    not (fastnet.features()["gso"] and fastnet.features()["gro"]), reason="kernel without UDP GSO/GRO"
+)
 
 
 @pytest.fixture(params=fastnet.available_backends())
@@ -47,13 +48,20 @@ def _drain(sock, batch):
 @pytest.mark.parametrize("gso", [False, True], ids=["plain", "gso"])
 def test_send_batch(benchmark, backend, gso):
     payloads = [bytes([i]) * SIZE for i in range(ROWS)]
-    with _receiver(backend, gro=False) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        _receiver(backend, gro=False) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         out = fastnet.Batch.from_payloads(payloads)
         sink = fastnet.Batch(1024, SIZE)
         address = receiver.getsockname()
-        sent = benchmark.pedantic(sender.send_batch, args=(out, address), kwargs={"gso": gso},
-                                  setup=lambda: _drain(receiver, sink), rounds=ROUNDS)
+        sent = benchmark.pedantic(
+            sender.send_batch,
+            args=(out, address),
+            kwargs={"gso": gso},
+            setup=lambda: _drain(receiver, sink),
+            rounds=ROUNDS,
+        )
         assert sent == ROWS
 
 
@@ -61,8 +69,10 @@ def test_send_batch(benchmark, backend, gso):
 @pytest.mark.parametrize("gro", [False, True], ids=["plain", "gro"])
 def test_recv_batch(benchmark, backend, gro):
     payloads = [bytes([i]) * SIZE for i in range(ROWS)]
-    with _receiver(backend, gro=gro) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        _receiver(backend, gro=gro) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         out = fastnet.Batch.from_payloads(payloads)
         batch = fastnet.Batch(ROWS, SIZE)
         address = receiver.getsockname()

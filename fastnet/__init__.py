@@ -8,22 +8,29 @@ preallocated numpy arrays. On TCP, batches of length-prefixed frames.
 from socket import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
 
 from . import engines as _engines
-from .engines import available_backends
+from .capture.reader import CaptureReader, read_capture
+from .capture.recorder import Recorder, RecorderStats, open_recorder
+from .constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from .core.batch import Batch
 from .core.features import features
-from .constants import SO_RXQ_OVFL, SO_TIMESTAMP, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO, UDP_SEGMENT
 from .core.framing import Framing
-from .errors import (BufferSizeWarning, CaptureError, FrameLimitError, FramingError,
-                     IncompleteFrameError, ReceiverStopped, SlotTooSmallError)
-from .capture.reader import CaptureReader, read_capture
 from .core.multicast import join_group, leave_group, prepare_multicast_sender
-from .capture.recorder import Recorder, RecorderStats, open_recorder
-from .send.sender import Sender, SenderStats
 from .core.socket import fromfd, socket, socketpair
 from .core.tcp import create_connection, create_server
+from .engines import available_backends
+from .errors import (
+    BufferSizeWarning,
+    CaptureError,
+    FrameLimitError,
+    FramingError,
+    IncompleteFrameError,
+    ReceiverStopped,
+    SlotTooSmallError,
+)
 from .receive.receiver import Receiver
 from .receive.seq import SeqField
 from .receive.stats import ReceiverStats
+from .send.sender import Sender, SenderStats
 
 __version__ = "0.1.0"
 
@@ -32,13 +39,44 @@ __version__ = "0.1.0"
 backend: str = _engines.default_backend()
 
 __all__ = [
-    "AF_INET", "AF_INET6", "SOCK_DGRAM", "SOCK_STREAM",
-    "SO_RXQ_OVFL", "SO_TIMESTAMP", "SO_TIMESTAMPNS", "SOL_UDP", "UDP_GRO", "UDP_SEGMENT",
-    "Batch", "BufferSizeWarning", "socket", "socketpair", "fromfd", "available_backends", "backend",
+    "AF_INET",
+    "AF_INET6",
+    "SOCK_DGRAM",
+    "SOCK_STREAM",
+    "SO_RXQ_OVFL",
+    "SO_TIMESTAMP",
+    "SO_TIMESTAMPNS",
+    "SOL_UDP",
+    "UDP_GRO",
+    "UDP_SEGMENT",
+    "Batch",
+    "BufferSizeWarning",
+    "socket",
+    "socketpair",
+    "fromfd",
+    "available_backends",
+    "backend",
     "features",
-    "create_connection", "create_server",
-    "Framing", "FramingError", "FrameLimitError", "IncompleteFrameError", "SlotTooSmallError",
-    "CaptureError", "CaptureReader", "read_capture", "Recorder", "RecorderStats", "open_recorder",
-    "Sender", "SenderStats", "join_group", "leave_group", "prepare_multicast_sender",
-    "Receiver", "ReceiverStats", "ReceiverStopped", "SeqField",
+    "create_connection",
+    "create_server",
+    "Framing",
+    "FramingError",
+    "FrameLimitError",
+    "IncompleteFrameError",
+    "SlotTooSmallError",
+    "CaptureError",
+    "CaptureReader",
+    "read_capture",
+    "Recorder",
+    "RecorderStats",
+    "open_recorder",
+    "Sender",
+    "SenderStats",
+    "join_group",
+    "leave_group",
+    "prepare_multicast_sender",
+    "Receiver",
+    "ReceiverStats",
+    "ReceiverStopped",
+    "SeqField",
 ]

@@ -20,9 +20,11 @@ UDP_SEGMENT = 103
 UDP_GRO = 104
 
 #: Socket options after which received datagrams carry control messages.
-ANCILLARY_OPTIONS = frozenset({
-    (1, SO_TIMESTAMP),      # SOL_SOCKET is 1 on the generic ABI
-    (1, SO_TIMESTAMPNS),
-    (1, SO_RXQ_OVFL),
-    (SOL_UDP, UDP_GRO),
-})
+ANCILLARY_OPTIONS = frozenset(
+    {
+        (1, SO_TIMESTAMP),  # SOL_SOCKET is 1 on the generic ABI
+        (1, SO_TIMESTAMPNS),
+        (1, SO_RXQ_OVFL),
+        (SOL_UDP, UDP_GRO),
+    }
+)

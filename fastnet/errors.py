@@ -13,8 +13,17 @@ from typing import TypeVar
 
 _E = TypeVar("_E", bound=Exception)
 
-__all__ = ["BufferSizeWarning", "CaptureError", "FramingError", "IncompleteFrameError",
-           "FrameLimitError", "SlotTooSmallError", "FanOutError", "ReceiverStopped"]
+__all__ = [
+    "BufferSizeWarning",
+    "CaptureError",
+    "FramingError",
+    "IncompleteFrameError",
+    "FrameLimitError",
+    "SlotTooSmallError",
+    "FanOutError",
+    "ReceiverStopped",
+]
+
 
 class BufferSizeWarning(RuntimeWarning):
     """The kernel gave a smaller socket buffer than was asked for."""
@@ -53,10 +62,11 @@ class IncompleteFrameError(FramingError):
         if expected is None:
             what = f"{received} of the {prefix_size} bytes of a length prefix"
         else:
-            what = (f"{received} of {expected} bytes of a frame "
-                    f"({prefix_size}-byte prefix + {expected - prefix_size}-byte payload)")
-        super().__init__(f"peer closed the connection in the middle of a frame: "
-                         f"{what} arrived and are lost")
+            what = (
+                f"{received} of {expected} bytes of a frame "
+                f"({prefix_size}-byte prefix + {expected - prefix_size}-byte payload)"
+            )
+        super().__init__(f"peer closed the connection in the middle of a frame: {what} arrived and are lost")
 
 
 class FrameLimitError(FramingError):
@@ -72,9 +82,11 @@ class FrameLimitError(FramingError):
     def __init__(self, length: int, max_frame: int):
         self.length = length
         self.max_frame = max_frame
-        super().__init__(f"length prefix announces a frame of {length} bytes, over max_frame "
-                         f"({max_frame}); the stream cannot be parsed past it: close the "
-                         f"connection")
+        super().__init__(
+            f"length prefix announces a frame of {length} bytes, over max_frame "
+            f"({max_frame}); the stream cannot be parsed past it: close the "
+            f"connection"
+        )
 
 
 class SlotTooSmallError(ValueError):
@@ -89,9 +101,11 @@ class SlotTooSmallError(ValueError):
     def __init__(self, length: int, slot_size: int):
         self.length = length
         self.slot_size = slot_size
-        super().__init__(f"next frame has {length} bytes, more than slot_size {slot_size}; it "
-                         f"stays queued: receive it into a Batch with slot_size >= {length}, or "
-                         f"set_framing(on_oversize='truncate')")
+        super().__init__(
+            f"next frame has {length} bytes, more than slot_size {slot_size}; it "
+            f"stays queued: receive it into a Batch with slot_size >= {length}, or "
+            f"set_framing(on_oversize='truncate')"
+        )
 
 
 class FanOutError(RuntimeError):

@@ -9,16 +9,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Ctrl-C must reach the child even when the test run itself ignores SIGINT
 # (as background jobs without job control do): restore Python's handler.
-CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "from fastnet.cli import main; sys.exit(main(sys.argv[1:]))")
+CHILD = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from fastnet.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def start_fastnet(*args, stderr=subprocess.PIPE, prefix=(), cwd=ROOT, session=False):
     """``fastnet ARGS...`` in a child process (``prefix``: e.g. ``ip netns exec NAME``;
     ``session``: in a process group of its own, for Ctrl-C to the whole group)."""
-    return subprocess.Popen([*prefix, sys.executable, "-c", CHILD, *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=stderr, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=session)
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-c", CHILD, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        start_new_session=session,
+    )
 
 
 def start_recv(*args, **kwargs):

@@ -20,16 +20,18 @@ import shutil
 import socket as stdsocket
 
 import pytest
-
-import fastnet
-
 from helpers import AVAILABLE, HAS_IPV6
 from netns import netns_expected, netns_unavailable, skip_without_netns
 
+import fastnet
+
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "netns(*tools): the test makes private network "
-                            "namespaces and runs ip and these tools in them (tests/netns.py)")
+    config.addinivalue_line(
+        "markers",
+        "netns(*tools): the test makes private network "
+        "namespaces and runs ip and these tools in them (tests/netns.py)",
+    )
     expected = [name for name in os.environ.get("FASTNET_EXPECT_BACKENDS", "").split(",") if name]
     missing = [name for name in expected if name not in AVAILABLE]
     if missing:
@@ -51,8 +53,10 @@ def pytest_configure(config):
     if netns_expected():
         reason = netns_unavailable("tc")
         if reason:
-            raise pytest.UsageError(f"network namespaces are expected (FASTNET_EXPECT_NETNS / "
-                                    f"CI) but cannot be used here: {reason}")
+            raise pytest.UsageError(
+                f"network namespaces are expected (FASTNET_EXPECT_NETNS / "
+                f"CI) but cannot be used here: {reason}"
+            )
 
 
 def _check_expected_features():
@@ -60,18 +64,30 @@ def _check_expected_features():
     found = fastnet.features()
     unknown = [name for name in expected if name not in found]
     if unknown:
-        raise pytest.UsageError(f"FASTNET_EXPECT_FEATURES names unknown features: "
-                                f"{', '.join(unknown)} (known: {', '.join(sorted(found))})")
+        raise pytest.UsageError(
+            f"FASTNET_EXPECT_FEATURES names unknown features: "
+            f"{', '.join(unknown)} (known: {', '.join(sorted(found))})"
+        )
     missing = [name for name in expected if not found[name]]
     if missing:
-        raise pytest.UsageError(f"expected kernel features reported missing by "
-                                f"fastnet.features(): {', '.join(missing)} (it says {found})")
+        raise pytest.UsageError(
+            f"expected kernel features reported missing by "
+            f"fastnet.features(): {', '.join(missing)} (it says {found})"
+        )
 
 
 #: Test modules that start whole commands, worker processes or subprocess
 #: suites and take seconds each: marked ``slow``, left out of the fast subset.
-SLOW_MODULES = {"test_bench_cli", "test_bench_cli_tcp", "test_bench_tcp", "test_soak",
-                "test_cli_workers", "test_fanout", "test_examples", "test_cpython_compat"}
+SLOW_MODULES = {
+    "test_bench_cli",
+    "test_bench_cli_tcp",
+    "test_bench_tcp",
+    "test_soak",
+    "test_cli_workers",
+    "test_fanout",
+    "test_examples",
+    "test_cpython_compat",
+}
 
 
 def pytest_runtest_setup(item):
@@ -85,9 +101,16 @@ def pytest_runtest_setup(item):
 #: Test files marked ``core`` (besides those that mark themselves): the
 #: subset .ci/other-pythons runs on every other Python (``pytest -m core``).
 CORE_FILES = {
-    "test_socket_steps.py", "test_tcp_steps.py", "test_batches.py", "test_batch_object.py",
-    "test_gso.py", "test_gro.py", "test_receiver.py", "test_receiver_sockets.py",
-    "test_backends.py", "test_errors_and_interrupts.py",
+    "test_socket_steps.py",
+    "test_tcp_steps.py",
+    "test_batches.py",
+    "test_batch_object.py",
+    "test_gso.py",
+    "test_gro.py",
+    "test_receiver.py",
+    "test_receiver_sockets.py",
+    "test_backends.py",
+    "test_errors_and_interrupts.py",
 }
 
 
@@ -101,8 +124,10 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_report_header(config):
     present = [name for name, value in fastnet.features().items() if value]
-    return [f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})",
-            f"kernel features present: {', '.join(present) or 'none'}"]
+    return [
+        f"fastnet backends tested: {', '.join(AVAILABLE)} (default: {fastnet.backend})",
+        f"kernel features present: {', '.join(present) or 'none'}",
+    ]
 
 
 @pytest.fixture(params=AVAILABLE)
@@ -113,8 +138,11 @@ def backend(request):
 
 FAMILIES = [
     pytest.param((stdsocket.AF_INET, "127.0.0.1"), id="ipv4"),
-    pytest.param((stdsocket.AF_INET6, "::1"), id="ipv6",
-                 marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")),
+    pytest.param(
+        (stdsocket.AF_INET6, "::1"),
+        id="ipv6",
+        marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"),
+    ),
 ]
 
 

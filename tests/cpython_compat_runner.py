@@ -54,15 +54,16 @@ def main(argv):
     info = {"patched": False, "backend": None, "python": sys.version}
     if patch:
         import fastnet
+
         socket.socket = fastnet.socket
         info.update(patched=True, backend=fastnet.backend)
     loader = unittest.TestLoader()
     suite = unittest.TestSuite(loader.loadTestsFromName(name) for name in names)
     # Test output goes to stderr (the caller keeps it for a failure report).
     result = unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=_Recorder).run(suite)
-    if patch:   # the patch held to the end: every socket made was fastnet's
+    if patch:  # the patch held to the end: every socket made was fastnet's
         info["still_patched"] = socket.socket is sys.modules["fastnet"].socket
-    else:       # the standard library's run never loaded fastnet
+    else:  # the standard library's run never loaded fastnet
         info["fastnet_imported"] = "fastnet" in sys.modules
     info.update(
         run=result.testsRun,

@@ -18,8 +18,16 @@ import numpy as np
 #: The fill of the guard regions (no test payload next to a guard uses it).
 GUARD = 0xA5
 #: The Batch slots holding its arrays, as the engines read them.
-ARRAY_SLOTS = ("_data", "_lengths", "_addresses", "_ports", "_flowinfo", "_scope_ids",
-               "_timestamps", "_truncated_u8")
+ARRAY_SLOTS = (
+    "_data",
+    "_lengths",
+    "_addresses",
+    "_ports",
+    "_flowinfo",
+    "_scope_ids",
+    "_timestamps",
+    "_truncated_u8",
+)
 
 
 def _pad_for(array):
@@ -39,7 +47,7 @@ class Guards:
             array = getattr(batch, slot)
             pad, size = _pad_for(array), array.nbytes
             raw = np.full(pad + size + pad, GUARD, dtype=np.uint8)
-            middle = raw[pad:pad + size].view(array.dtype).reshape(array.shape)
+            middle = raw[pad : pad + size].view(array.dtype).reshape(array.shape)
             middle[...] = array
             setattr(batch, slot, middle)
             self._regions.append((slot[1:], raw, pad, size))
@@ -52,12 +60,12 @@ class Guards:
     def check(self):
         """Fail if any guard byte changed, naming the array and the first offset."""
         for name, raw, pad, size in self._regions:
-            for side, region, origin in (("before", raw[:pad], -pad),
-                                         ("after", raw[pad + size:], size)):
+            for side, region, origin in (("before", raw[:pad], -pad), ("after", raw[pad + size :], size)):
                 changed = np.flatnonzero(region != GUARD)
                 assert changed.size == 0, (
                     f"{changed.size} guard byte(s) {side} batch.{name} were written, the "
-                    f"first at byte {origin + int(changed[0])} from its start")
+                    f"first at byte {origin + int(changed[0])} from its start"
+                )
 
     def clear(self):
         """Forget the regions (for a test that runs many examples)."""
@@ -77,5 +85,6 @@ def guard(batch, guards=None):
 def guarded_batch(capacity, slot_size, **kwargs):
     """A new ``fastnet.Batch(capacity, slot_size, **kwargs)`` and its Guards."""
     import fastnet
+
     batch = fastnet.Batch(capacity, slot_size, **kwargs)
     return batch, guard(batch)

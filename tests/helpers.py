@@ -31,8 +31,7 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=HANG_S,
-                    capacity=None):
+def receive_exactly(receiver, count, slot_size, *, family=fastnet.AF_INET, timeout=HANG_S, capacity=None):
     """Receive ``count`` datagrams with recv_batch; return (payloads, addresses, truncated)."""
     capacity = capacity or max(1, min(count, 1024))
     batch = fastnet.Batch(capacity, slot_size, family=family)
@@ -66,8 +65,9 @@ def assert_ctrl_c_interrupts(child_code, backend):
     """Run ``child_code`` (it prints "ready" inside the try that catches
     KeyboardInterrupt, then blocks; on KeyboardInterrupt it prints
     "interrupted after ..." and exits 0), send it SIGINT, check that."""
-    child = subprocess.Popen([sys.executable, "-c", child_code, backend],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", child_code, backend], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
         # Only so that the signal most often finds the call blocked: the
@@ -84,6 +84,7 @@ def assert_ctrl_c_interrupts(child_code, backend):
 def send_numbered(sender, address, start, count, size=64):
     """Send datagrams numbered ``start..start+count-1`` (64-bit big-endian at offset 0)."""
     import numpy as np
+
     batch = fastnet.Batch(min(count, 1024), size, family=sender.family)
     sent = 0
     while sent < count:
@@ -99,6 +100,7 @@ def send_numbered(sender, address, start, count, size=64):
 def numbers_in(batch):
     """The 64-bit big-endian numbers at offset 0 of a batch's rows."""
     import numpy as np
+
     n = batch.count
     return np.ascontiguousarray(batch.data[:n, :8]).view(">u8").reshape(n).tolist()
 
@@ -106,6 +108,7 @@ def numbers_in(batch):
 def proc_net_udp_drops(sock_fileno, family=fastnet.AF_INET):
     """The drops column of /proc/net/udp (udp6) for the socket with this fd's inode."""
     import os
+
     inode = str(os.fstat(sock_fileno).st_ino)
     table = "/proc/net/udp6" if family == fastnet.AF_INET6 else "/proc/net/udp"
     with open(table) as f:
@@ -155,7 +158,7 @@ def processes_in_group(pgid):
                 fields = stat.read().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state ppid pgrp
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state ppid pgrp
             found.append(int(entry))
     return found
 
@@ -224,7 +227,11 @@ class VirtualClock:
 def use_virtual_clock(monkeypatch):
     """Make the Sender, its pacing and replay read and sleep on a VirtualClock; return it."""
     import types
-    from fastnet.send import pacing as _pacing, replay as _replay, sender as _sender
+
+    from fastnet.send import pacing as _pacing
+    from fastnet.send import replay as _replay
+    from fastnet.send import sender as _sender
+
     clock = VirtualClock()
     monkeypatch.setattr(_pacing, "_monotonic_ns", clock.monotonic_ns)
     monkeypatch.setattr(_pacing, "_sleep", clock.sleep)

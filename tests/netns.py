@@ -34,14 +34,12 @@ def _probe_failure():
     """None if a namespace can be added and deleted here, else what went wrong."""
     name = f"fastnet-probe-{os.getpid()}"
     try:
-        made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
-                              timeout=30)
+        made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"ip netns add failed: {exc}"
     if made.returncode:
         return f"ip netns add failed: {made.stderr.strip()}"
-    gone = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True,
-                          timeout=30)
+    gone = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True, timeout=30)
     if gone.returncode:
         return f"ip netns del failed: {gone.stderr.strip()}"
     return None
@@ -70,8 +68,11 @@ def needs_netns(*tools):
 def skip_without_netns(reason):
     """Skip for ``reason`` (no namespace can be made), or fail where namespaces are expected."""
     if netns_expected():
-        pytest.fail(f"network namespace test cannot run, but namespaces are expected "
-                    f"(FASTNET_EXPECT_NETNS / CI): {reason}", pytrace=False)
+        pytest.fail(
+            f"network namespace test cannot run, but namespaces are expected "
+            f"(FASTNET_EXPECT_NETNS / CI): {reason}",
+            pytrace=False,
+        )
     pytest.skip(reason)
 
 
@@ -86,11 +87,9 @@ class Namespace:
 
     def run(self, *cmd, timeout=60):
         """Run ``cmd`` in the namespace (from the repository root); raise if it fails."""
-        done = subprocess.run(self.argv(*cmd), capture_output=True, text=True,
-                              timeout=timeout, cwd=ROOT)
+        done = subprocess.run(self.argv(*cmd), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         if done.returncode:
-            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n"
-                                 f"{done.stdout}{done.stderr}")
+            raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return done
 
 
@@ -118,6 +117,5 @@ def multicast_netns(tag):
         # An ordinary IPv6 route via lo becomes a reject route (the kernel's
         # ip6_route_info_create: "We cannot add true routes via loopback");
         # a route of type local is accepted and delivers to the members.
-        namespace.run("ip", "-6", "route", "add", "local", "ff00::/8", "dev", "lo",
-                      "table", "local")
+        namespace.run("ip", "-6", "route", "add", "local", "ff00::/8", "dev", "lo", "table", "local")
         yield namespace

@@ -7,8 +7,9 @@ import struct
 import termios
 import time
 
-import fastnet
 from helpers import HANG_S, in_thread  # noqa: F401 - in_thread: for the TCP tests
+
+import fastnet
 
 
 def encode(frames, prefix_size=4, byteorder="big"):
@@ -17,8 +18,16 @@ def encode(frames, prefix_size=4, byteorder="big"):
 
 
 @contextlib.contextmanager
-def tcp_pair(server_backend, client_backend=None, family=stdsocket.AF_INET, host="127.0.0.1",
-             *, rcvbuf=None, sndbuf=None, raw_client=False):
+def tcp_pair(
+    server_backend,
+    client_backend=None,
+    family=stdsocket.AF_INET,
+    host="127.0.0.1",
+    *,
+    rcvbuf=None,
+    sndbuf=None,
+    raw_client=False,
+):
     """``(client, server_side)``: a connected loopback pair, closed afterwards.
 
     ``raw_client`` makes the client a plain ``socket.socket`` (a peer that is
@@ -34,8 +43,7 @@ def tcp_pair(server_backend, client_backend=None, family=stdsocket.AF_INET, host
     if raw_client:
         client = stdsocket.socket(family, stdsocket.SOCK_STREAM)
     else:
-        client = fastnet.socket(family, stdsocket.SOCK_STREAM,
-                                backend=client_backend or server_backend)
+        client = fastnet.socket(family, stdsocket.SOCK_STREAM, backend=client_backend or server_backend)
     if sndbuf:
         client.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, sndbuf)
     # Small writes go out at once instead of waiting for an ACK (Nagle).

@@ -9,10 +9,9 @@ import random
 import threading
 
 import pytest
-
-import fastnet
 from helpers import HANG_S, numbers_in, send_numbered
 
+import fastnet
 
 pytestmark = pytest.mark.core
 
@@ -30,7 +29,9 @@ def run(request):
         async def bounded():
             assert type(asyncio.get_running_loop()).__module__.startswith(module)
             return await asyncio.wait_for(coroutine, timeout)
+
         return start(bounded())
+
     return run
 
 
@@ -42,7 +43,7 @@ def test_recv_batch_async_receives(pair, family_host, run):
     async def main():
         task = asyncio.ensure_future(receiver.recv_batch_async(batch))
         await asyncio.sleep(0.05)
-        assert not task.done()          # waiting, without blocking the loop
+        assert not task.done()  # waiting, without blocking the loop
         send_numbered(sender, receiver.getsockname(), 0, 5)
         return await task
 
@@ -100,8 +101,10 @@ def test_timeout_by_wait_for_loses_nothing(pair, family_host, run):
 def test_cancelling_at_random_moments_loses_no_datagram(backend, run):
     """Every datagram ends in a batch returned, or is still queued afterwards."""
     rng = random.Random(1234)
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=4 << 20)
         address = receiver.getsockname()
@@ -152,7 +155,7 @@ def test_close_from_another_thread_ends_the_wait(pair, family_host, run):
         closer.join()
         return info.value.errno
 
-    assert run(main(), timeout=HANG_S) == 9   # run() fails a wait the close did not end
+    assert run(main(), timeout=HANG_S) == 9  # run() fails a wait the close did not end
     assert receiver.fileno() == -1
 
 
@@ -164,15 +167,19 @@ def test_bad_batch_is_refused(pair, run):
 
 # -- Receiver ---------------------------------------------------------------------
 def test_async_for_over_a_receiver(backend, run):
-    with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=64, rcvbuf=1 << 20) as rx, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=64, rcvbuf=1 << 20) as rx,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
 
         async def main():
             seen = []
+
             async def produce():
                 for start in range(0, 200, 50):
                     await asyncio.sleep(0.01)
                     send_numbered(sender, rx.address, start, 50)
+
             producer = asyncio.ensure_future(produce())
             async for batch in rx:
                 seen.extend(numbers_in(batch))
@@ -186,6 +193,7 @@ def test_async_for_over_a_receiver(backend, run):
 
 def test_async_for_ends_when_stopped_from_another_thread(backend, run):
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx:
+
         async def main():
             stopper = threading.Timer(0.2, rx.stop)
             stopper.start()
@@ -193,7 +201,7 @@ def test_async_for_ends_when_stopped_from_another_thread(backend, run):
             stopper.join()
             return batches
 
-        assert run(main(), timeout=HANG_S) == []   # run() fails if the stop did not end it
+        assert run(main(), timeout=HANG_S) == []  # run() fails if the stop did not end it
         assert rx._async_waiters == []
 
 
@@ -201,8 +209,10 @@ def test_async_for_raises_capture_errors(backend, run):
     def failing_sink(batch):
         raise RuntimeError("sink failed")
 
-    with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         rx._sinks.append(failing_sink)
 
         async def main():

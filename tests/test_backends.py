@@ -14,8 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(code, **env):
     full_env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_default_is_first_available():
@@ -27,8 +28,9 @@ def test_default_is_first_available():
 
 @pytest.mark.parametrize("name", ["python", "cython"])
 def test_environment_chooses_default(name):
-    result = _run("import fastnet; print(fastnet.backend); print(fastnet.socket().backend)",
-                  FASTNET_BACKEND=name)
+    result = _run(
+        "import fastnet; print(fastnet.backend); print(fastnet.socket().backend)", FASTNET_BACKEND=name
+    )
     if name in fastnet.available_backends():
         assert result.stdout.split() == [name, name]
     else:

@@ -29,10 +29,19 @@ def test_arrays_cannot_be_replaced():
         batch.slot_size = 20
 
 
-@pytest.mark.parametrize("capacity,slot_size,error", [
-    (0, 10, ValueError), (-1, 10, ValueError), (10, 0, ValueError), (10, -5, ValueError),
-    (1.5, 10, TypeError), ("3", 10, TypeError), (10, None, TypeError), (True, 10, TypeError),
-])
+@pytest.mark.parametrize(
+    "capacity,slot_size,error",
+    [
+        (0, 10, ValueError),
+        (-1, 10, ValueError),
+        (10, 0, ValueError),
+        (10, -5, ValueError),
+        (1.5, 10, TypeError),
+        ("3", 10, TypeError),
+        (10, None, TypeError),
+        (True, 10, TypeError),
+    ],
+)
 def test_bad_shapes_are_rejected(capacity, slot_size, error):
     with pytest.raises(error):
         fastnet.Batch(capacity, slot_size)

@@ -4,20 +4,28 @@ import socket as stdsocket
 
 import numpy as np
 import pytest
+from helpers import AVAILABLE, numbered_payloads, receive_exactly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnet
-from helpers import AVAILABLE
-from helpers import numbered_payloads, receive_exactly
 
 MAX_UDP4 = 65507  # 65535 - 8 (UDP header) - 20 (IPv4 header)
 
 
-@pytest.mark.parametrize("count,size", [
-    (1, 0), (1, 1), (1, MAX_UDP4), (7, 1472), (1024, 0), (1024, 64), (1024, 1472),
-    (48, MAX_UDP4),
-])
+@pytest.mark.parametrize(
+    "count,size",
+    [
+        (1, 0),
+        (1, 1),
+        (1, MAX_UDP4),
+        (7, 1472),
+        (1024, 0),
+        (1024, 64),
+        (1024, 1472),
+        (48, MAX_UDP4),
+    ],
+)
 def test_batch_round_trip(pair, family_host, count, size):
     receiver, sender = pair
     family, _ = family_host
@@ -69,7 +77,7 @@ def test_truncation_is_flagged_and_never_overflows_slot(pair, family_host):
         assert bytes(batch.payload(i)) == payloads[i][:stored]
         assert bool(batch.truncated[i]) == (size > 8)
         assert (batch.data[i, stored:] == 0xEE).all()
-    assert (batch.data[len(sizes):] == 0xEE).all()
+    assert (batch.data[len(sizes) :] == 0xEE).all()
 
 
 def test_addresses_match_recvfrom(pair, family_host, backend):
@@ -95,6 +103,7 @@ def test_addresses_match_recvfrom(pair, family_host, backend):
 
 def test_timestamps_are_kernel_receive_times(pair, family_host):
     import time
+
     receiver, sender = pair
     family, _ = family_host
     batch = fastnet.Batch(4, 8, family=family)
@@ -120,8 +129,10 @@ def test_connected_socket_sends_without_address(pair, family_host):
 
 
 def test_send_to_a_hostname_resolves_like_sendto(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         port = receiver.getsockname()[1]
         assert sender.send_batch(fastnet.Batch.from_payloads([b"hi"]), ("localhost", port)) == 1
@@ -139,8 +150,10 @@ def test_empty_batch_sends_nothing(pair, family_host):
 def test_error_after_partial_send_carries_the_count(backend):
     # The fourth row is over the largest IPv4 UDP datagram: the kernel sends
     # rows 0-2, then refuses row 3 with EMSGSIZE. The exception says 3 went.
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         batch = fastnet.Batch(5, MAX_UDP4 + 1)
         for i, size in enumerate([10, 10, 10, MAX_UDP4 + 1, 10]):
@@ -155,8 +168,10 @@ def test_error_after_partial_send_carries_the_count(backend):
 
 @pytest.mark.skipif(len(AVAILABLE) < 2, reason="needs both backends")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=200),
-       slot_size=st.integers(min_value=1, max_value=2048))
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=200),
+    slot_size=st.integers(min_value=1, max_value=2048),
+)
 def test_backends_fill_byte_identical_batches(sizes, slot_size):
     """Identical traffic to one receiver per backend gives identical batches."""
     receivers = {}
@@ -179,10 +194,18 @@ def test_backends_fill_byte_identical_batches(sizes, slot_size):
         reference, *others = batches.values()
         n = len(sizes)
         for batch in others:
-            for array in ("lengths", "truncated", "addresses", "ports", "flowinfo", "scope_ids",
-                          "timestamps"):
-                np.testing.assert_array_equal(getattr(batch, array)[:n],
-                                              getattr(reference, array)[:n], err_msg=array)
+            for array in (
+                "lengths",
+                "truncated",
+                "addresses",
+                "ports",
+                "flowinfo",
+                "scope_ids",
+                "timestamps",
+            ):
+                np.testing.assert_array_equal(
+                    getattr(batch, array)[:n], getattr(reference, array)[:n], err_msg=array
+                )
             for i in range(n):
                 assert batch.payload(i) == reference.payload(i)
     finally:

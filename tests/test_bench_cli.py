@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from helpers import HANG_S, processes_in_group
 
 import fastnet
 from fastnet._bench import BACKENDS, DEFAULT_SIZES
@@ -21,20 +22,33 @@ from fastnet._bench.reference import find_compiler
 from fastnet._bench.report import ROW_KEYS, build_rows, receive_rate
 from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
-from helpers import HANG_S, processes_in_group
 
 INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
 STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
 FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS
-MEASURED = {"sent", "received", "lost", "loss_pct", "send_pps", "recv_pps", "gbit_s",
-            "send_gbit_s", "send_cpu_us", "recv_cpu_us", "send_wall_s", "recv_window_s",
-            "send_cpu_s", "recv_cpu_s"}
+MEASURED = {
+    "sent",
+    "received",
+    "lost",
+    "loss_pct",
+    "send_pps",
+    "recv_pps",
+    "gbit_s",
+    "send_gbit_s",
+    "send_cpu_us",
+    "recv_cpu_us",
+    "send_wall_s",
+    "recv_window_s",
+    "send_cpu_s",
+    "recv_cpu_s",
+}
 HAS_COMPILER = find_compiler() is not None
 
 
 def bench(*args, timeout=90):
-    return subprocess.run([sys.executable, "-m", "fastnet", "bench", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastnet", "bench", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def must_measure(backend):
@@ -45,7 +59,7 @@ def must_measure(backend):
         return "cython" in fastnet.available_backends()
     if backend == "reference":
         return HAS_COMPILER
-    return False   # GSO/GRO rows depend on the fastnet API and the kernel: checked apart
+    return False  # GSO/GRO rows depend on the fastnet API and the kernel: checked apart
 
 
 def check_row(row):
@@ -82,8 +96,9 @@ def check_document(doc, backends, sizes):
     assert machine["fastnet"] == fastnet.__version__
     assert machine["backend"] == fastnet.backend
     rows = doc["results"]
-    assert sorted((row["backend"], row["size"]) for row in rows) == \
-        sorted((backend, size) for backend in backends for size in sizes)
+    assert sorted((row["backend"], row["size"]) for row in rows) == sorted(
+        (backend, size) for backend in backends for size in sizes
+    )
     for row in rows:
         check_row(row)
     return {(row["backend"], row["size"]): row for row in rows}
@@ -119,7 +134,8 @@ def test_quick_run_measures_gso_where_the_kernel_has_it(quick):
     _, doc = quick
     rows = [row for row in doc["results"] if row["backend"].endswith("-gso")]
     assert sorted(row["backend"] for row in rows) == sorted(
-        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(DEFAULT_SIZES))
+        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(DEFAULT_SIZES)
+    )
     for row in rows:
         if row["backend"] == "cython-gso" and "cython" not in fastnet.available_backends():
             assert row["status"] == "skipped", row
@@ -154,8 +170,7 @@ def test_speedup_and_reference_columns_divide_the_right_rows(quick):
 
 def test_short_run_on_each_backend(backend, tmp_path):
     path = tmp_path / "report.json"
-    done = bench("--backends", backend, "--sizes", "64,1024", "--duration", "0.2",
-                 "--json", str(path))
+    done = bench("--backends", backend, "--sizes", "64,1024", "--duration", "0.2", "--json", str(path))
     assert done.returncode == 0, done.stderr
     rows = check_document(json.loads(path.read_text()), [backend], [64, 1024])
     assert all(row["status"] == "ok" for row in rows.values())
@@ -163,8 +178,18 @@ def test_short_run_on_each_backend(backend, tmp_path):
 
 def test_fixed_sender_runs_under_every_receiver(tmp_path):
     path = tmp_path / "report.json"
-    done = bench("--sender", "python", "--backends", "python,asyncio", "--sizes", "64",
-                 "--duration", "0.2", "--json", str(path))
+    done = bench(
+        "--sender",
+        "python",
+        "--backends",
+        "python,asyncio",
+        "--sizes",
+        "64",
+        "--duration",
+        "0.2",
+        "--json",
+        str(path),
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(path.read_text())
     rows = check_document(doc, ["python", "asyncio"], [64])
@@ -178,10 +203,26 @@ def test_fixed_sender_runs_under_every_receiver(tmp_path):
 def test_reference_rows_are_skipped_without_a_compiler(tmp_path):
     path = tmp_path / "report.json"
     env = dict(os.environ, CC=str(tmp_path / "no-such-cc"), XDG_CACHE_HOME=str(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "fastnet", "bench", "--backends",
-                           "reference,python", "--sizes", "64", "--duration", "0.2",
-                           "--json", str(path)],
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastnet",
+            "bench",
+            "--backends",
+            "reference,python",
+            "--sizes",
+            "64",
+            "--duration",
+            "0.2",
+            "--json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     rows = check_document(json.loads(path.read_text()), ["reference", "python"], [64])
     assert rows[("reference", 64)]["status"] == "skipped"
@@ -192,16 +233,30 @@ def test_reference_rows_are_skipped_without_a_compiler(tmp_path):
 def test_ctrl_c_stops_the_run_and_its_peers():
     # A session of its own, so Ctrl-C (SIGINT to the group) reaches only this
     # run; SIGINT restored to the default in case the test runner ignores it.
-    run = subprocess.Popen([sys.executable, "-m", "fastnet", "bench", "--backends", "python",
-                            "--sizes", "64", "--duration", "30"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fastnet",
+            "bench",
+            "--backends",
+            "python",
+            "--sizes",
+            "64",
+            "--duration",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     with run:
         try:
-            run.stdout.readline()                  # the headline: measuring has begun
+            run.stdout.readline()  # the headline: measuring has begun
             deadline = time.monotonic() + HANG_S
             while len(processes_in_group(run.pid)) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)                   # the runner, its receiver and its sender
+                time.sleep(0.05)  # the runner, its receiver and its sender
             assert len(processes_in_group(run.pid)) == 3
             os.killpg(run.pid, signal.SIGINT)
             assert run.wait(timeout=HANG_S) == 130
@@ -215,13 +270,25 @@ def test_ctrl_c_stops_the_run_and_its_peers():
     assert processes_in_group(run.pid) == []
 
 
-@pytest.mark.parametrize("args", [
-    ["--sizes", "0"], ["--sizes", "abc"], ["--sizes", "70000"], ["--sizes", "64,,1024"],
-    ["--backends", "nope"], ["--backends", ""], ["--duration", "-1"], ["--duration", "nan"],
-    ["--duration", "100000"], ["--sender", "nope"], ["--receiver", "x"],
-    ["--sender", "python", "--receiver", "python"],
-    ["--json", "/nonexistent-dir/report.json"], ["--plot", "/nonexistent-dir/plot.png"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sizes", "0"],
+        ["--sizes", "abc"],
+        ["--sizes", "70000"],
+        ["--sizes", "64,,1024"],
+        ["--backends", "nope"],
+        ["--backends", ""],
+        ["--duration", "-1"],
+        ["--duration", "nan"],
+        ["--duration", "100000"],
+        ["--sender", "nope"],
+        ["--receiver", "x"],
+        ["--sender", "python", "--receiver", "python"],
+        ["--json", "/nonexistent-dir/report.json"],
+        ["--plot", "/nonexistent-dir/plot.png"],
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(args, capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["bench", *args])
@@ -239,7 +306,7 @@ def test_json_path_that_is_a_directory_is_refused(capsys, tmp_path):
 
 
 def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib now fails
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     target = tmp_path / "plot.png"
     with pytest.raises(SystemExit) as info:
         main(["bench", "--plot", str(target), "--backends", "python", "--sizes", "64"])
@@ -253,27 +320,41 @@ def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys, tmp_pat
 def test_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
     target = tmp_path / "plot.png"
-    done = bench("--backends", "python", "--sizes", "64", "--duration", "0.2",
-                 "--plot", str(target))
+    done = bench("--backends", "python", "--sizes", "64", "--duration", "0.2", "--plot", str(target))
     assert done.returncode == 0, done.stderr
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- the derived columns, from known counts --------------------------------------
 
+
 def outcome(backend, size, sent, received, wall=1.0, window=1.0, first=0, status="ok"):
     job = Job(backend, backend, backend, size)
     if status != "ok":
         return Outcome(job, status=status, note="not here")
-    return Outcome(job, sender={"sent": sent, "wall_s": wall, "cpu_s": 0.5},
-                   receiver={"received": received, "first_count": first, "window_s": window,
-                             "cpu_s": 0.25, "rcvbuf": 1 << 20}, kernel_drops=sent - received)
+    return Outcome(
+        job,
+        sender={"sent": sent, "wall_s": wall, "cpu_s": 0.5},
+        receiver={
+            "received": received,
+            "first_count": first,
+            "window_s": window,
+            "cpu_s": 0.25,
+            "rcvbuf": 1 << 20,
+        },
+        kernel_drops=sent - received,
+    )
 
 
 def test_derived_columns_from_known_counts():
-    rows = build_rows([outcome("python", 1000, 1000, 800), outcome("cython", 1000, 4000, 4000),
-                       outcome("reference", 1000, 5000, 5000, window=0.5, first=0),
-                       outcome("cython-gso", 1000, 0, 0, status="skipped")])
+    rows = build_rows(
+        [
+            outcome("python", 1000, 1000, 800),
+            outcome("cython", 1000, 4000, 4000),
+            outcome("reference", 1000, 5000, 5000, window=0.5, first=0),
+            outcome("cython-gso", 1000, 0, 0, status="skipped"),
+        ]
+    )
     python, cython, reference, gso = rows
     assert python["lost"] == 200 and python["loss_pct"] == 20.0
     assert python["recv_pps"] == 800.0 and python["send_pps"] == 1000.0
@@ -301,9 +382,27 @@ def test_peers_import_the_same_fastnet_whatever_the_working_directory(tmp_path):
     shadow = tmp_path / "fastnet"
     shadow.mkdir()
     (shadow / "__init__.py").write_text("raise ImportError('the shadow fastnet was imported')\n")
-    done = subprocess.run([sys.executable, "-I", "-m", "fastnet", "bench", "--backends", "python",
-                           "--sizes", "64", "--duration", "0.2", "--json", str(tmp_path / "r.json")],
-                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-m",
+            "fastnet",
+            "bench",
+            "--backends",
+            "python",
+            "--sizes",
+            "64",
+            "--duration",
+            "0.2",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+    )
     assert "shadow" not in done.stdout + done.stderr
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "r.json").read_text())["results"]

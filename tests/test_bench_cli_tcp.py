@@ -16,8 +16,12 @@ NONE_ON_TCP = {"kernel_drops", "rcvbuf", "ref_backend", "ref_fraction", "send_re
 
 
 def bench(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "fastnet", "bench", "--proto", "tcp", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastnet", "bench", "--proto", "tcp", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def check_tcp_row(row, compared=True):
@@ -30,12 +34,12 @@ def check_tcp_row(row, compared=True):
     assert row["sent"] > 0 and row["received"] == row["sent"] and row["lost"] == 0
     assert row["loss_pct"] == 0.0
     assert math.isclose(row["gbit_s"], row["recv_pps"] * row["size"] * 8 / 1e9, rel_tol=1e-9)
-    assert math.isclose(row["send_gbit_s"], row["send_pps"] * row["size"] * 8 / 1e9,
-                        rel_tol=1e-9)
+    assert math.isclose(row["send_gbit_s"], row["send_pps"] * row["size"] * 8 / 1e9, rel_tol=1e-9)
     assert math.isclose(row["recv_pps"], row["received"] / row["recv_window_s"], rel_tol=1e-9)
     assert row["send_cpu_us"] > 0 and row["recv_cpu_us"] > 0
-    for key in ("send_pps", "recv_pps", "send_wall_s", "recv_window_s", "send_cpu_s",
-                "recv_cpu_s") + (("speedup", "send_speedup") if compared else ()):
+    for key in ("send_pps", "recv_pps", "send_wall_s", "recv_window_s", "send_cpu_s", "recv_cpu_s") + (
+        ("speedup", "send_speedup") if compared else ()
+    ):
         assert isinstance(row[key], float) and row[key] > 0, key
     if not compared:
         assert row["speedup"] is None and row["send_speedup"] is None
@@ -58,9 +62,10 @@ def test_quick_run_gives_complete_rows_for_every_engine_and_size(quick):
     engines = fastnet.available_backends()
     rows = doc["results"]
     assert [(row["size"], row["backend"]) for row in rows] == [
-        (size, backend) for size in (64, 1024, 65536) for backend in bench_tcp.BACKENDS]
+        (size, backend) for size in (64, 1024, 65536) for backend in bench_tcp.BACKENDS
+    ]
     for row in rows:
-        if row["backend"] not in engines:    # an engine not built here: said so, not measured
+        if row["backend"] not in engines:  # an engine not built here: said so, not measured
             assert row["status"] == "skipped" and row["note"] and row["sent"] is None
             continue
         check_tcp_row(row, compared="python" in engines)
@@ -78,8 +83,7 @@ def test_quick_run_prints_the_two_tables_in_frames(quick):
 
 def test_short_run_on_each_backend(backend, tmp_path):
     path = tmp_path / "report.json"
-    done = bench("--backends", backend, "--sizes", "100,5000", "--duration", "0.2",
-                 "--json", str(path))
+    done = bench("--backends", backend, "--sizes", "100,5000", "--duration", "0.2", "--json", str(path))
     assert done.returncode == 0, done.stderr
     rows = json.loads(path.read_text())["results"]
     assert [(row["backend"], row["size"]) for row in rows] == [(backend, 100), (backend, 5000)]
@@ -90,6 +94,7 @@ def test_short_run_on_each_backend(backend, tmp_path):
 def test_a_row_that_cannot_run_or_fails_says_why(monkeypatch):
     def unavailable(name):
         raise ImportError(f"the {name} engine is not built here")
+
     monkeypatch.setattr(fastnet.engines, "load", unavailable)
     [skipped] = bench_tcp.run_rows(["cython"], [64], 0.1)
     assert skipped["status"] == "skipped" and "not built" in skipped["note"]
@@ -98,19 +103,23 @@ def test_a_row_that_cannot_run_or_fails_says_why(monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("a benchmark worker failed")
+
     monkeypatch.setattr("fastnet._bench.tcp_run.run_tcp_bench", broken)
     [failed] = bench_tcp.run_rows(["python"], [64], 0.1)
     assert failed["status"] == "failed" and failed["note"] == "a benchmark worker failed"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--backends", "reference"], "fastnet engines"),
-    (["--backends", "python,asyncio"], "not asyncio"),
-    (["--sender", "python"], "--proto udp only"),
-    (["--receiver", "cython"], "--proto udp only"),
-    (["--sizes", str(2**24 + 1)], "longest frame"),
-    (["--proto", "sctp"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--backends", "reference"], "fastnet engines"),
+        (["--backends", "python,asyncio"], "not asyncio"),
+        (["--sender", "python"], "--proto udp only"),
+        (["--receiver", "cython"], "--proto udp only"),
+        (["--sizes", str(2**24 + 1)], "longest frame"),
+        (["--proto", "sctp"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(["bench", "--proto", "tcp", *args])
@@ -122,6 +131,6 @@ def test_bad_arguments_exit_2_with_one_line(args, message, capsys):
 
 def test_udp_keeps_its_size_limit(capsys):
     with pytest.raises(SystemExit) as info:
-        main(["bench", "--sizes", "65536"])     # the TCP default, too long for a datagram
+        main(["bench", "--sizes", "65536"])  # the TCP default, too long for a datagram
     assert info.value.code == 2
     assert "largest UDP payload" in capsys.readouterr().err

@@ -31,8 +31,10 @@ def test_none_leaves_a_buffer_alone(backend):
 @pytest.mark.skipif(os.geteuid() != 0, reason="FORCE needs CAP_NET_ADMIN")
 def test_force_goes_past_rmem_max_when_privileged(backend):
     wanted = _rmem_max() * 2
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock, \
-            warnings.catch_warnings():
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock,
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("error")
         rcv, _ = sock.set_buffers(rcvbuf=wanted)
     assert rcv == 2 * wanted
@@ -55,8 +57,10 @@ def test_capped_request_warns_naming_the_sysctl(backend, monkeypatch):
     assert rcv == 2 * _rmem_max()
 
 
-@pytest.mark.parametrize("value,error", [(0, ValueError), (-5, ValueError), (2**40, ValueError),
-                                         (1.5, TypeError), ("big", TypeError)])
+@pytest.mark.parametrize(
+    "value,error",
+    [(0, ValueError), (-5, ValueError), (2**40, ValueError), (1.5, TypeError), ("big", TypeError)],
+)
 def test_bad_sizes_are_refused(backend, value, error):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):

@@ -14,13 +14,13 @@ import time
 
 import numpy as np
 import pytest
+from helpers import HANG_S
 
 import fastnet
-from helpers import HANG_S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ["pcap", "npy"]
-SLOT = 48          # smaller than some payloads below, so rows are truncated
+SLOT = 48  # smaller than some payloads below, so rows are truncated
 SIZES = [0, 1, 7, 8, 33, 48, 49, 100, 1000]
 
 
@@ -38,9 +38,21 @@ def _receive_into(recorder, receiver, total, *, capacity=4):
         assert time.monotonic() < deadline, f"only {got} of {total} arrived"
         n = receiver.recv_batch(batch, timeout=5)
         recorder(batch)
-        copies.append({name: getattr(batch, name)[:n].copy() for name in
-                       ("data", "lengths", "addresses", "ports", "flowinfo", "scope_ids",
-                        "timestamps", "truncated")})
+        copies.append(
+            {
+                name: getattr(batch, name)[:n].copy()
+                for name in (
+                    "data",
+                    "lengths",
+                    "addresses",
+                    "ports",
+                    "flowinfo",
+                    "scope_ids",
+                    "timestamps",
+                    "truncated",
+                )
+            }
+        )
         got += n
     return {name: np.concatenate([c[name] for c in copies]) for name in copies[0]}
 
@@ -65,9 +77,8 @@ def recorded(pair, tmp_path, request):
 def _read_all(path, **kwargs):
     batches = list(fastnet.read_capture(path, **kwargs))
     fields = {}
-    for name in ("lengths", "addresses", "ports", "flowinfo", "scope_ids", "timestamps",
-                 "truncated"):
-        fields[name] = np.concatenate([getattr(b, name)[:b.count] for b in batches])
+    for name in ("lengths", "addresses", "ports", "flowinfo", "scope_ids", "timestamps", "truncated"):
+        fields[name] = np.concatenate([getattr(b, name)[: b.count] for b in batches])
     fields["payloads"] = [bytes(b.payload(i)) for b in batches for i in range(b.count)]
     fields["address"] = [b.address(i) for b in batches for i in range(b.count)]
     return batches, fields
@@ -78,8 +89,7 @@ def test_read_back_matches_what_was_received(recorded):
     path, live, payloads, _, source = recorded
     batches, back = _read_all(path)
     assert all(b.family == live_family(live) for b in batches)
-    for name in ("lengths", "ports", "timestamps", "truncated", "addresses", "flowinfo",
-                 "scope_ids"):
+    for name in ("lengths", "ports", "timestamps", "truncated", "addresses", "flowinfo", "scope_ids"):
         np.testing.assert_array_equal(back[name], live[name], err_msg=name)
     assert back["payloads"] == [p[:SLOT] for p in payloads]
     assert list(back["truncated"]) == [len(p) > SLOT for p in payloads]
@@ -109,7 +119,7 @@ def parse_pcap_independently(path):
     while offset < len(raw):
         sec, nsec, caplen, origlen = struct.unpack_from("<IIII", raw, offset)
         assert nsec < 1_000_000_000 and caplen <= origlen and caplen <= snaplen
-        packet = raw[offset + 16: offset + 16 + caplen]
+        packet = raw[offset + 16 : offset + 16 + caplen]
         assert len(packet) == caplen
         offset += 16 + caplen
         version = packet[0] >> 4
@@ -134,8 +144,17 @@ def parse_pcap_independently(path):
         assert usum != 0
         if not truncated:
             assert _ones_complement(pseudo + udp) == 0xFFFF, "UDP checksum"
-        records.append(dict(time=sec * 1_000_000_000 + nsec, src=src, dst=dst, sport=sport,
-                            dport=dport, payload=payload, truncated=truncated))
+        records.append(
+            dict(
+                time=sec * 1_000_000_000 + nsec,
+                src=src,
+                dst=dst,
+                sport=sport,
+                dport=dport,
+                payload=payload,
+                truncated=truncated,
+            )
+        )
     return records
 
 
@@ -159,11 +178,38 @@ def test_tshark_reads_the_pcap(recorded):
     path, live, payloads, local, source = recorded
     ip = "ip" if live_family(live) == stdsocket.AF_INET else "ipv6"
     out = subprocess.run(
-        ["tshark", "-r", str(path), "-o", "udp.check_checksum:TRUE", "-T", "fields",
-         "-E", "separator=,", "-e", f"{ip}.src", "-e", f"{ip}.dst", "-e", "udp.srcport",
-         "-e", "udp.dstport", "-e", "udp.length", "-e", "udp.checksum.status",
-         "-e", "frame.cap_len", "-e", "frame.time_epoch"],
-        capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            f"{ip}.src",
+            "-e",
+            f"{ip}.dst",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "udp.length",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "frame.cap_len",
+            "-e",
+            "frame.time_epoch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
     assert len(out) == len(payloads)
     header = 28 if ip == "ip" else 48
     for line, payload, stamp in zip(out, payloads, live["timestamps"].tolist(), strict=True):
@@ -174,7 +220,7 @@ def test_tshark_reads_the_pcap(recorded):
         assert int(caplen) == header + kept
         truncated = len(payload) > SLOT
         assert int(ulen) == 8 + kept + truncated
-        assert status == ("2" if truncated else "1")   # 1 good, 2 not verifiable
+        assert status == ("2" if truncated else "1")  # 1 good, 2 not verifiable
         assert abs(float(epoch) - stamp / 1e9) < 1e-5
 
 
@@ -203,7 +249,10 @@ def test_both_families_in_one_file_come_back_as_separate_batches(tmp_path, fmt):
         recorder(v4)
     batches = list(fastnet.read_capture(path))
     assert [(b.family, b.count) for b in batches] == [
-        (stdsocket.AF_INET, 3), (stdsocket.AF_INET6, 2), (stdsocket.AF_INET, 3)]
+        (stdsocket.AF_INET, 3),
+        (stdsocket.AF_INET6, 2),
+        (stdsocket.AF_INET, 3),
+    ]
     assert batches[0].address(0)[0] == "127.0.0.9" and batches[1].address(0)[0] == "::1"
     assert bytes(batches[1].payload(1)) == b"six"
 
@@ -278,8 +327,8 @@ def test_batches_that_find_no_free_buffer_are_counted_as_dropped(tmp_path, fmt):
 
     recorder._write = slow_write
     batch = fastnet.Batch.from_payloads([b"x" * 20] * 5)
-    recorder(batch)          # takes the only buffer; the writer waits on the gate
-    recorder(batch)          # no free buffer: dropped, not waited for
+    recorder(batch)  # takes the only buffer; the writer waits on the gate
+    recorder(batch)  # no free buffer: dropped, not waited for
     recorder(batch)
     gate.set()
     recorder.close()
@@ -300,13 +349,13 @@ def test_a_write_error_is_counted_and_raised_on_close(tmp_path):
     deadline = time.monotonic() + HANG_S
     while recorder.stats.error is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    recorder(batch)           # after the error: counted, not raised here
+    recorder(batch)  # after the error: counted, not raised here
     with pytest.raises(OSError) as info:
         recorder.close()
     assert info.value.errno == 28
     assert recorder.stats.written == 0
     assert recorder.stats.capture_dropped == 6
-    recorder(batch)           # after close: counted
+    recorder(batch)  # after close: counted
     assert recorder.stats.capture_dropped == 9
 
 
@@ -315,18 +364,21 @@ def test_an_unwritable_path_fails_at_open(tmp_path):
         fastnet.open_recorder(tmp_path / "no-such-dir" / "run.pcap")
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    (dict(path="run.txt"), ValueError),
-    (dict(path="run"), ValueError),
-    (dict(path="x.pcap", format="pcapng"), ValueError),
-    (dict(path="x.pcap", buffers=0), ValueError),
-    (dict(path="x.npy", payload_bytes=0), ValueError),
-    (dict(path="x.npy", payload_bytes=70000), ValueError),
-    (dict(path="x.pcap", local_address="127.0.0.1:9"), TypeError),
-    (dict(path="x.pcap", local_address=("127.0.0.1", "9")), TypeError),
-    (dict(path="x.pcap", local_address=("127.0.0.1", 70000)), ValueError),
-    (dict(path="x.pcap", local_address=("no such host.invalid", 9)), OSError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        (dict(path="run.txt"), ValueError),
+        (dict(path="run"), ValueError),
+        (dict(path="x.pcap", format="pcapng"), ValueError),
+        (dict(path="x.pcap", buffers=0), ValueError),
+        (dict(path="x.npy", payload_bytes=0), ValueError),
+        (dict(path="x.npy", payload_bytes=70000), ValueError),
+        (dict(path="x.pcap", local_address="127.0.0.1:9"), TypeError),
+        (dict(path="x.pcap", local_address=("127.0.0.1", "9")), TypeError),
+        (dict(path="x.pcap", local_address=("127.0.0.1", 70000)), ValueError),
+        (dict(path="x.pcap", local_address=("no such host.invalid", 9)), OSError),
+    ],
+)
 def test_bad_recorder_arguments(tmp_path, kwargs, error):
     kwargs["path"] = tmp_path / kwargs["path"]
     with pytest.raises(error):
@@ -369,12 +421,13 @@ RECORDING_CHILD = textwrap.dedent("""
 
 
 def _run_recording_child(path, mode):
-    child = subprocess.Popen([sys.executable, "-c", RECORDING_CHILD, str(path), mode],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", RECORDING_CHILD, str(path), mode], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         assert child.stdout.readline().strip() == "recording"
         if mode != "exit":
-            time.sleep(0.3)   # only so that more batches go than the first
+            time.sleep(0.3)  # only so that more batches go than the first
             child.send_signal(signal.SIGINT if mode == "interrupt" else signal.SIGKILL)
         out, _ = child.communicate(timeout=HANG_S)
     finally:
@@ -412,11 +465,11 @@ def test_a_killed_writer_leaves_what_was_written_readable(tmp_path, fmt):
     try:
         for batch in fastnet.read_capture(path):
             got += batch.count
-    except fastnet.CaptureError as exc:   # a record cut mid-write: named, after the rest
+    except fastnet.CaptureError as exc:  # a record cut mid-write: named, after the rest
         assert exc.offset > 0
     assert got >= 64
     if fmt == "npy":
-        assert 64 <= len(np.load(path)) <= got   # the header never claims too much
+        assert 64 <= len(np.load(path)) <= got  # the header never claims too much
 
 
 def test_payload_bytes_is_refused_for_pcap(tmp_path):
@@ -434,5 +487,4 @@ def test_payload_bytes_cuts_npy_rows_and_reads_back(tmp_path):
     assert recorder.stats.cut == 1
     batches = list(fastnet.read_capture(path))
     assert [bytes(payload) for batch in batches for payload, _ in batch] == [b"ab", b"x"]
-    assert [bool(flag) for batch in batches for flag in batch.truncated[:batch.count]] == [True,
-                                                                                          False]
+    assert [bool(flag) for batch in batches for flag in batch.truncated[: batch.count]] == [True, False]

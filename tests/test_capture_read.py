@@ -12,8 +12,7 @@ ROWS = 10
 
 
 def _write(path, rows=ROWS, family=stdsocket.AF_INET):
-    batch = fastnet.Batch.from_payloads([bytes([i]) * (10 + i) for i in range(rows)],
-                                        family=family)
+    batch = fastnet.Batch.from_payloads([bytes([i]) * (10 + i) for i in range(rows)], family=family)
     with fastnet.open_recorder(path, local_address=("127.0.0.1", 9)) as recorder:
         recorder(batch)
     return path
@@ -39,11 +38,11 @@ def _pcap_record_offsets(path):
     return raw, offsets
 
 
-@pytest.mark.parametrize("cut_into", [5, 20])   # inside the record header / its data
+@pytest.mark.parametrize("cut_into", [5, 20])  # inside the record header / its data
 def test_pcap_cut_short_yields_intact_rows_then_names_the_offset(tmp_path, cut_into):
     raw, offsets = _pcap_record_offsets(_write(tmp_path / "a.pcap"))
     cut = tmp_path / "cut.pcap"
-    cut.write_bytes(raw[:offsets[7] + cut_into])
+    cut.write_bytes(raw[: offsets[7] + cut_into])
     got, error = _consume(cut, batch_size=3)
     assert got == [bytes([i]) * (10 + i) for i in range(7)]
     assert error is not None and error.offset == offsets[7]
@@ -78,7 +77,7 @@ def _npy_layout(path):
 def test_npy_partial_record_yields_complete_rows_then_names_the_offset(tmp_path):
     raw, start, itemsize = _npy_layout(_write(tmp_path / "a.npy"))
     path = tmp_path / "cut.npy"
-    path.write_bytes(raw[:start + 6 * itemsize + 5])   # header still promises 10
+    path.write_bytes(raw[: start + 6 * itemsize + 5])  # header still promises 10
     got, error = _consume(path, batch_size=4)
     assert got == [bytes([i]) * (10 + i) for i in range(6)]
     assert error.offset == start + 6 * itemsize
@@ -86,7 +85,7 @@ def test_npy_partial_record_yields_complete_rows_then_names_the_offset(tmp_path)
 
 def test_npy_records_after_the_last_header_update_are_recovered(tmp_path):
     raw, start, itemsize = _npy_layout(_write(tmp_path / "a.npy"))
-    stale = raw.replace(b"'shape': (10,)", b"'shape': (3,) ")   # as if killed before the update
+    stale = raw.replace(b"'shape': (10,)", b"'shape': (3,) ")  # as if killed before the update
     path = tmp_path / "stale.npy"
     path.write_bytes(stale)
     assert len(np.load(path)) == 3
@@ -97,7 +96,7 @@ def test_npy_records_after_the_last_header_update_are_recovered(tmp_path):
 def test_npy_corrupt_record_is_named(tmp_path):
     raw, start, itemsize = _npy_layout(_write(tmp_path / "a.npy"))
     bad = bytearray(raw)
-    bad[start + 5 * itemsize + 13] = 7          # ip_version of record 5
+    bad[start + 5 * itemsize + 13] = 7  # ip_version of record 5
     path = tmp_path / "bad.npy"
     path.write_bytes(bytes(bad))
     got, error = _consume(path, batch_size=4)
@@ -105,11 +104,14 @@ def test_npy_corrupt_record_is_named(tmp_path):
     assert error.offset == start + 5 * itemsize and "corrupt" in str(error)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "empty"),
-    (b"hello, this is text\n", "unknown capture format"),
-    (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b"hello, this is text\n", "unknown capture format"),
+        (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng"),
+    ],
+)
 def test_unknown_formats_are_refused_at_open(tmp_path, content, message):
     path = tmp_path / "x.pcap"
     path.write_bytes(content)
@@ -134,8 +136,9 @@ def test_unsupported_pcap_link_type_is_refused(tmp_path):
     assert info.value.offset == 20
 
 
-@pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-1, ValueError),
-                                              ("8", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "batch_size,error", [(0, ValueError), (-1, ValueError), ("8", TypeError), (True, TypeError)]
+)
 def test_bad_batch_size(tmp_path, batch_size, error):
     with pytest.raises(error):
         fastnet.read_capture(_write(tmp_path / "a.pcap"), batch_size=batch_size)
@@ -154,11 +157,12 @@ def test_batch_size_and_slot_size(tmp_path, fmt):
     assert all(b.slot_size == 12 for b in batches)
     rows = [bytes(p) for b in batches for p, _ in b]
     assert rows == [(bytes([i]) * (10 + i))[:12] for i in range(ROWS)]
-    flags = [bool(f) for b in batches for f in b.truncated[:b.count]]
+    flags = [bool(f) for b in batches for f in b.truncated[: b.count]]
     assert flags == [10 + i > 12 for i in range(ROWS)]
 
 
 # -- pcap files as other tools write them ---------------------------------------
+
 
 def _checksum(data):
     if len(data) % 2:
@@ -169,13 +173,25 @@ def _checksum(data):
     return ~total & 0xFFFF
 
 
-def ipv4(payload, proto=17, src="10.0.0.1", dst="10.0.0.2", sport=1111, dport=2222, frag=0,
-         options=b""):
-    body = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload if proto == 17 \
-        else payload
+def ipv4(payload, proto=17, src="10.0.0.1", dst="10.0.0.2", sport=1111, dport=2222, frag=0, options=b""):
+    body = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload if proto == 17 else payload
     ihl = 5 + len(options) // 4
-    header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(body), 1, frag, 64,
-                         proto, 0, stdsocket.inet_aton(src), stdsocket.inet_aton(dst)) + options
+    header = (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x40 | ihl,
+            0,
+            ihl * 4 + len(body),
+            1,
+            frag,
+            64,
+            proto,
+            0,
+            stdsocket.inet_aton(src),
+            stdsocket.inet_aton(dst),
+        )
+        + options
+    )
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
     return header + body
 
@@ -185,11 +201,20 @@ def ipv6(payload, src="fd00::1", dst="fd00::2", sport=3333, dport=4444, extensio
     nxt, rest = 17, udp
     if extension == "hop-by-hop":
         nxt, rest = 0, bytes([17, 0]) + bytes(6) + udp
-    elif extension == "fragment":   # a non-first fragment
+    elif extension == "fragment":  # a non-first fragment
         nxt, rest = 44, bytes([17, 0]) + struct.pack("!HI", 8 << 3, 1) + udp
-    return struct.pack("!IHBB16s16s", 6 << 28, len(rest), nxt, 64,
-                       stdsocket.inet_pton(stdsocket.AF_INET6, src),
-                       stdsocket.inet_pton(stdsocket.AF_INET6, dst)) + rest
+    return (
+        struct.pack(
+            "!IHBB16s16s",
+            6 << 28,
+            len(rest),
+            nxt,
+            64,
+            stdsocket.inet_pton(stdsocket.AF_INET6, src),
+            stdsocket.inet_pton(stdsocket.AF_INET6, dst),
+        )
+        + rest
+    )
 
 
 def ethernet(packet, ethertype, vlan=False):
@@ -221,16 +246,19 @@ def pcap_file(path, linktype, packets, *, order="<", nanoseconds=False, snaplen=
 ARP = bytes(28)
 TCP = ipv4(bytes(20), proto=6)
 ICMP = ipv4(bytes(8), proto=1)
-FRAGMENT = ipv4(b"tail", frag=0x2000)   # MF set: the rest is elsewhere
+FRAGMENT = ipv4(b"tail", frag=0x2000)  # MF set: the rest is elsewhere
 
 
-@pytest.mark.parametrize("linktype,frame", [
-    (1, lambda p, t: ethernet(p, t)),
-    (1, lambda p, t: ethernet(p, t, vlan=True)),
-    (113, sll),
-    (276, sll2),
-    (101, lambda p, t: p),
-])
+@pytest.mark.parametrize(
+    "linktype,frame",
+    [
+        (1, lambda p, t: ethernet(p, t)),
+        (1, lambda p, t: ethernet(p, t, vlan=True)),
+        (113, sll),
+        (276, sll2),
+        (101, lambda p, t: p),
+    ],
+)
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_foreign_pcaps_yield_udp_and_count_the_rest(tmp_path, linktype, frame, order):
     packets = [
@@ -247,11 +275,13 @@ def test_foreign_pcaps_yield_udp_and_count_the_rest(tmp_path, linktype, frame, o
     reader = fastnet.read_capture(pcap_file(tmp_path / "f.pcap", linktype, packets, order=order))
     batches = list(reader)
     assert [(b.family, [bytes(p) for p, _ in b]) for b in batches] == [
-        (stdsocket.AF_INET, [b"first"]), (stdsocket.AF_INET6, [b"second"]),
-        (stdsocket.AF_INET, [b"third"])]
+        (stdsocket.AF_INET, [b"first"]),
+        (stdsocket.AF_INET6, [b"second"]),
+        (stdsocket.AF_INET, [b"third"]),
+    ]
     assert batches[0].address(0) == ("10.0.0.1", 1111)
     assert batches[1].address(0) == ("fd00::1", 3333, 0, 0)
-    assert batches[0].timestamps[0] == 1_600_000_000 * 10**9 + 500 * 1000   # µs magic
+    assert batches[0].timestamps[0] == 1_600_000_000 * 10**9 + 500 * 1000  # µs magic
     reasons = dict(reader.skip_reasons)
     assert reasons.pop("not UDP") == 2 and reasons.pop("IP fragment") == 2
     assert reasons == ({} if linktype == 101 else {"not IP": 1})
@@ -260,8 +290,7 @@ def test_foreign_pcaps_yield_udp_and_count_the_rest(tmp_path, linktype, frame, o
 
 def test_snap_length_cuts_become_truncated_rows(tmp_path):
     packets = [ipv4(b"x" * 100), ipv4(b"y" * 10), ipv4(b"z" * 5)[:24]]
-    reader = fastnet.read_capture(pcap_file(tmp_path / "s.pcap", 101, packets, snaplen=60,
-                                            nanoseconds=True))
+    reader = fastnet.read_capture(pcap_file(tmp_path / "s.pcap", 101, packets, snaplen=60, nanoseconds=True))
     (batch,) = list(reader)
     assert [bytes(p) for p, _ in batch] == [b"x" * 32, b"y" * 10]
     assert batch.truncated[:2].tolist() == [True, False]

@@ -8,13 +8,16 @@ import pytest
 from fastnet.cli._args import family_of, host_port, positive_float, positive_int
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("127.0.0.1:7788", ("127.0.0.1", 7788)),
-    (":7788", ("127.0.0.1", 7788)),
-    ("7788", ("127.0.0.1", 7788)),
-    ("[::1]:9", ("::1", 9)),
-    ("localhost:0", ("localhost", 0)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("127.0.0.1:7788", ("127.0.0.1", 7788)),
+        (":7788", ("127.0.0.1", 7788)),
+        ("7788", ("127.0.0.1", 7788)),
+        ("[::1]:9", ("::1", 9)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
 def test_host_port_accepts(text, expected):
     assert host_port(text) == expected
 
@@ -32,9 +35,16 @@ def test_family_of():
     assert family_of("localhost") == socket.AF_INET
 
 
-@pytest.mark.parametrize("parse,bad", [(positive_int, "0"), (positive_int, "1.5"),
-                                       (positive_float, "-1"), (positive_float, "nan"),
-                                       (positive_float, "inf")])
+@pytest.mark.parametrize(
+    "parse,bad",
+    [
+        (positive_int, "0"),
+        (positive_int, "1.5"),
+        (positive_float, "-1"),
+        (positive_float, "nan"),
+        (positive_float, "inf"),
+    ],
+)
 def test_positive_numbers_reject(parse, bad):
     with pytest.raises(argparse.ArgumentTypeError):
         parse(bad)

@@ -7,12 +7,12 @@ import socket
 
 import numpy as np
 import pytest
-
-import fastnet
-from fastnet.cli import build_parser
 from cli_helpers import bound_port, finish, one_error_line, start_fastnet, start_recv
 from helpers import numbers_in, send_numbered, wait_until_read
 from netns import netns_available, private_netns, skip_without_netns
+
+import fastnet
+from fastnet.cli import build_parser
 
 
 def numbers_in_file(path):
@@ -30,8 +30,19 @@ def test_recv_and_send_default_to_the_same_loopback_address():
 def test_record_then_replay_gives_the_same_datagrams(backend, tmp_path, suffix):
     path = tmp_path / f"run{suffix}"
     # fastnet recv HOST:PORT --out run.pcap
-    recorder = start_recv("127.0.0.1:0", "--out", str(path), "--count", "500", "--json",
-                          "--rcvbuf", "4M", "--backend", backend, cwd=tmp_path)
+    recorder = start_recv(
+        "127.0.0.1:0",
+        "--out",
+        str(path),
+        "--count",
+        "500",
+        "--json",
+        "--rcvbuf",
+        "4M",
+        "--backend",
+        backend,
+        cwd=tmp_path,
+    )
     port = bound_port(recorder)
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
         send_numbered(tx, ("127.0.0.1", port), 0, 500, size=200)
@@ -43,11 +54,13 @@ def test_record_then_replay_gives_the_same_datagrams(backend, tmp_path, suffix):
     assert numbers_in_file(path) == list(range(500))
 
     # fastnet send HOST:PORT --replay run.pcap, into a second receiver
-    again = start_recv("127.0.0.1:0", "--count", "500", "--json", "--seq", "--rcvbuf", "4M",
-                       "--backend", backend)
+    again = start_recv(
+        "127.0.0.1:0", "--count", "500", "--json", "--seq", "--rcvbuf", "4M", "--backend", backend
+    )
     port = bound_port(again)
-    replay = start_fastnet("send", f"127.0.0.1:{port}", "--replay", str(path), "--speed",
-                           "max", "--backend", backend, "--json")
+    replay = start_fastnet(
+        "send", f"127.0.0.1:{port}", "--replay", str(path), "--speed", "max", "--backend", backend, "--json"
+    )
     status, out, err = finish(replay)
     assert status == 0, err
     assert json.loads(out)["sent"] == 500
@@ -56,7 +69,7 @@ def test_record_then_replay_gives_the_same_datagrams(backend, tmp_path, suffix):
     report = json.loads(out)
     assert report["packets"] == 500 and report["bytes"] == 500 * 200
     assert report["seq_lost"] == report["seq_reordered"] == report["seq_duplicates"] == 0
-    assert report["recorded"] is None          # not recording: no recording counters
+    assert report["recorded"] is None  # not recording: no recording counters
 
 
 @contextlib.contextmanager
@@ -71,8 +84,7 @@ def port_7788_of_our_own(tag):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 7788))
     except OSError:
-        skip_without_netns("127.0.0.1:7788 is in use and no private network namespace "
-                           "can be made")
+        skip_without_netns("127.0.0.1:7788 is in use and no private network namespace can be made")
     yield ()
 
 
@@ -80,20 +92,35 @@ def test_the_readme_commands_as_written(backend, tmp_path):
     # The README's exact words, on the default address 127.0.0.1:7788; a
     # --count ends the recording (Ctrl-C is tested below).
     with port_7788_of_our_own(f"readme-{backend}") as prefix:
-        recorder = start_recv("127.0.0.1:7788", "--out", "run.pcap", "--count", "50",
-                              "--backend", backend, cwd=tmp_path, prefix=prefix)
+        recorder = start_recv(
+            "127.0.0.1:7788",
+            "--out",
+            "run.pcap",
+            "--count",
+            "50",
+            "--backend",
+            backend,
+            cwd=tmp_path,
+            prefix=prefix,
+        )
         assert bound_port(recorder) == 7788
-        status, out, err = finish(start_fastnet("send", "--count", "50", "--backend", backend,
-                                                prefix=prefix))
+        status, out, err = finish(start_fastnet("send", "--count", "50", "--backend", backend, prefix=prefix))
         assert status == 0, err
         status, out, err = finish(recorder)
         assert status == 0, err
         assert "recorded 50 datagrams to run.pcap; capture dropped 0" in out
-        again = start_recv("--count", "50", "--json", "--seq", "--backend", backend,
-                           prefix=prefix)
+        again = start_recv("--count", "50", "--json", "--seq", "--backend", backend, prefix=prefix)
         assert bound_port(again) == 7788
-        replay = start_fastnet("send", "127.0.0.1:7788", "--replay", "run.pcap",
-                               "--backend", backend, cwd=tmp_path, prefix=prefix)
+        replay = start_fastnet(
+            "send",
+            "127.0.0.1:7788",
+            "--replay",
+            "run.pcap",
+            "--backend",
+            backend,
+            cwd=tmp_path,
+            prefix=prefix,
+        )
         status, out, err = finish(replay)
         assert status == 0, err
         assert out.startswith("sent 50 datagrams") and "replayed from run.pcap" in out
@@ -108,7 +135,7 @@ def test_ctrl_c_leaves_a_complete_file(backend, tmp_path):
     port = bound_port(child)
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
         send_numbered(tx, ("127.0.0.1", port), 0, 30)
-    wait_until_read(port)      # its capture thread has taken the 30 from the socket
+    wait_until_read(port)  # its capture thread has taken the 30 from the socket
     child.send_signal(signal.SIGINT)
     status, out, err = finish(child)
     assert status == 130, err

@@ -10,16 +10,27 @@ import sys
 import time
 
 import pytest
-
-import fastnet
-from fastnet.cli.recv import byte_size
 from cli_helpers import CHILD, ROOT, bound_port, finish, start_recv
 from helpers import HANG_S, send_numbered, wait_until_read
 
+import fastnet
+from fastnet.cli.recv import byte_size
+
 
 def test_count_and_json(backend):
-    child = start_recv("127.0.0.1:0", "--count", "1000", "--json", "--seq", "--rcvbuf", "8M",
-                       "--backend", backend, "--batch-size", "64")
+    child = start_recv(
+        "127.0.0.1:0",
+        "--count",
+        "1000",
+        "--json",
+        "--seq",
+        "--rcvbuf",
+        "8M",
+        "--backend",
+        backend,
+        "--batch-size",
+        "64",
+    )
     port = bound_port(child)
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         for start in range(0, 1000, 100):
@@ -52,7 +63,7 @@ def test_ctrl_c_or_sigterm_ends_cleanly_with_the_summary(backend, signum):
     port = bound_port(child)
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         send_numbered(sender, ("127.0.0.1", port), 0, 3)
-    wait_until_read(port)      # its capture thread has taken the 3 from the socket
+    wait_until_read(port)  # its capture thread has taken the 3 from the socket
     child.send_signal(signum)
     status, out, err = finish(child)
     assert status == 130, err
@@ -63,8 +74,20 @@ def test_ctrl_c_or_sigterm_ends_cleanly_with_the_summary(backend, signum):
 def test_gro_receives_a_gso_stream_datagram_by_datagram(backend):
     if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
         pytest.skip("kernel without UDP GSO/GRO")
-    child = start_recv("0", "--gro", "--seq", "--count", "3000", "--slot-size", "700", "--rcvbuf", "8M",
-                       "--json", "--backend", backend)
+    child = start_recv(
+        "0",
+        "--gro",
+        "--seq",
+        "--count",
+        "3000",
+        "--slot-size",
+        "700",
+        "--rcvbuf",
+        "8M",
+        "--json",
+        "--backend",
+        backend,
+    )
     port = bound_port(child)
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
         sender.set_buffers(sndbuf=1 << 20)
@@ -78,9 +101,13 @@ def test_gro_receives_a_gso_stream_datagram_by_datagram(backend):
 def test_live_status_line_on_a_terminal(backend):
     master, slave = pty.openpty()
     try:
-        child = subprocess.Popen([sys.executable, "-c", CHILD, "recv", "0", "--duration", "1.2",
-                                  "--seq", "--backend", backend],
-                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, "recv", "0", "--duration", "1.2", "--seq", "--backend", backend],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
         os.close(slave)
         seen = b""
         deadline = time.monotonic() + 20
@@ -102,11 +129,20 @@ def test_live_status_line_on_a_terminal(backend):
     assert out.startswith("received 0 datagrams")
 
 
-@pytest.mark.parametrize("args", [
-    ["127.0.0.1:99999"], ["a:b:c"], ["0", "--count", "0"], ["0", "--duration", "-1"],
-    ["0", "--rcvbuf", "lots"], ["0", "--on-full", "wait"], ["0", "--slot-size", "4", "--seq"],
-    ["10.255.255.1:9"], ["0", "--backend", "java"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["127.0.0.1:99999"],
+        ["a:b:c"],
+        ["0", "--count", "0"],
+        ["0", "--duration", "-1"],
+        ["0", "--rcvbuf", "lots"],
+        ["0", "--on-full", "wait"],
+        ["0", "--slot-size", "4", "--seq"],
+        ["10.255.255.1:9"],
+        ["0", "--backend", "java"],
+    ],
+)
 def test_bad_input_exits_2_with_a_one_line_message(args):
     child = start_recv(*args)
     status, out, err = finish(child)
@@ -124,7 +160,9 @@ def test_busy_port_exits_2(backend):
     assert err.strip().count("\n") == 0 and "Address already in use" in err
 
 
-@pytest.mark.parametrize("text,value", [("4096", 4096), ("64K", 64 << 10), ("8M", 8 << 20),
-                                        ("1G", 1 << 30), ("8MiB", 8 << 20), ("2kb", 2048)])
+@pytest.mark.parametrize(
+    "text,value",
+    [("4096", 4096), ("64K", 64 << 10), ("8M", 8 << 20), ("1G", 1 << 30), ("8MiB", 8 << 20), ("2kb", 2048)],
+)
 def test_byte_sizes(text, value):
     assert byte_size(text) == value

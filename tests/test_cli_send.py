@@ -8,12 +8,12 @@ import socket as stdsocket
 
 import numpy as np
 import pytest
+from cli_helpers import finish, start_fastnet
+from helpers import HANG_S, receive_exactly
 
 import fastnet
 from fastnet.cli import main
 from fastnet.cli._args import bit_rate
-from cli_helpers import finish, start_fastnet
-from helpers import HANG_S, receive_exactly
 
 
 def _where(sock):
@@ -23,8 +23,9 @@ def _where(sock):
 
 def test_default_payload_is_a_big_endian_sequence_number(pair, capsys):
     receiver, _ = pair
-    code = main(["send", _where(receiver), "--count", "300", "--size", "100",
-                 "--backend", receiver.backend, "--json"])
+    code = main(
+        ["send", _where(receiver), "--count", "300", "--size", "100", "--backend", receiver.backend, "--json"]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["sent"] == 300 and summary["bytes"] == 30000
@@ -38,8 +39,23 @@ def test_default_payload_is_a_big_endian_sequence_number(pair, capsys):
 
 def test_text_summary_and_pacing_options(pair, capsys):
     receiver, _ = pair
-    assert main(["send", _where(receiver), "--count", "40", "--pps", "2000", "--burst", "4",
-                 "--backend", receiver.backend]) == 0
+    assert (
+        main(
+            [
+                "send",
+                _where(receiver),
+                "--count",
+                "40",
+                "--pps",
+                "2000",
+                "--burst",
+                "4",
+                "--backend",
+                receiver.backend,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip()
     assert out.startswith("sent 40 datagrams (2560 payload bytes) to ")
     assert "\n" not in out
@@ -49,9 +65,20 @@ def test_text_summary_and_pacing_options(pair, capsys):
 def test_duration_stops_sending(pair):
     receiver, _ = pair
     # No --count: only --duration can end it (finish() fails a run that hangs).
-    status, out, err = finish(start_fastnet("send", _where(receiver), "--duration", "0.3",
-                                            "--rate", "1M", "--backend", receiver.backend,
-                                            "--json"), timeout=HANG_S)
+    status, out, err = finish(
+        start_fastnet(
+            "send",
+            _where(receiver),
+            "--duration",
+            "0.3",
+            "--rate",
+            "1M",
+            "--backend",
+            receiver.backend,
+            "--json",
+        ),
+        timeout=HANG_S,
+    )
     assert status == 0, err
     summary = json.loads(out)
     assert summary["interrupted"] is False and summary["error"] is None
@@ -73,8 +100,22 @@ def test_replay_end_to_end(pair, tmp_path, capsys):
     batch = fastnet.Batch.from_payloads([b"p%d" % i for i in range(25)])
     with fastnet.open_recorder(path, local_address=("127.0.0.1", 9)) as recorder:
         recorder(batch)
-    assert main(["send", _where(receiver), "--replay", str(path), "--speed", "max",
-                 "--backend", receiver.backend, "--json"]) == 0
+    assert (
+        main(
+            [
+                "send",
+                _where(receiver),
+                "--replay",
+                str(path),
+                "--speed",
+                "max",
+                "--backend",
+                receiver.backend,
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["sent"] == 25 and summary["replay"] == str(path) and summary["speed"] == "max"
     got = receive_exactly(receiver, 25, 16, family=receiver.family)[0]
@@ -85,8 +126,9 @@ def test_ctrl_c_stops_with_the_summary(backend):
     with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM) as sink:
         sink.bind(("127.0.0.1", 0))
         sink.settimeout(HANG_S)
-        child = start_fastnet("send", _where(sink), "--pps", "200", "--duration", "600",
-                              "--backend", backend, "--json")
+        child = start_fastnet(
+            "send", _where(sink), "--pps", "200", "--duration", "600", "--backend", backend, "--json"
+        )
         try:
             # Sending has begun once two datagrams are in: the first is counted
             # (the second was sent after it), wherever Ctrl-C lands now.
@@ -106,7 +148,7 @@ def test_ctrl_c_stops_with_the_summary(backend):
     assert status == 130, err
     summary = json.loads(out)
     assert summary["interrupted"] is True and summary["sent"] >= 1
-    assert summary["sent"] <= arrived             # what it counts, it sent
+    assert summary["sent"] <= arrived  # what it counts, it sent
     assert "Traceback" not in err
 
 
@@ -151,15 +193,19 @@ def test_gso_flag_sends_with_gso(pair, capsys):
     # --gso is accepted (it is refused only where the socket has no such option).
     assert "gso" in inspect.signature(fastnet.socket.send_batch).parameters
     receiver, _ = pair
-    assert main(["send", _where(receiver), "--count", "3", "--gso", "--json",
-                 "--backend", receiver.backend]) == 0
+    assert (
+        main(["send", _where(receiver), "--count", "3", "--gso", "--json", "--backend", receiver.backend])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["sent"] == 3
     payloads = receive_exactly(receiver, 3, 128, family=receiver.family)[0]
     assert [int.from_bytes(p[:8], "big") for p in payloads] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("text,value", [("400M", 400e6), ("1.5G", 1.5e9), ("10k", 1e4),
-                                        ("1000", 1000.0), ("2Gbit", 2e9), ("5Mbps", 5e6)])
+@pytest.mark.parametrize(
+    "text,value",
+    [("400M", 400e6), ("1.5G", 1.5e9), ("10k", 1e4), ("1000", 1000.0), ("2Gbit", 2e9), ("5Mbps", 5e6)],
+)
 def test_bit_rate_accepts(text, value):
     assert bit_rate(text) == value
 

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-
 from cli_helpers import bound_address, bound_port, finish, one_error_line, start_fastnet, start_recv
 from helpers import HANG_S
 from tcp_helpers import encode
@@ -20,17 +19,26 @@ def send_tcp(port, *args, host="127.0.0.1"):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_frames_sent_are_the_frames_received(backend, host):
-    receiver = start_recv("--tcp", f"[{host}]:0" if ":" in host else f"{host}:0", "--seq",
-                          "--json", "--backend", backend, "--batch-size", "64")
+    receiver = start_recv(
+        "--tcp",
+        f"[{host}]:0" if ":" in host else f"{host}:0",
+        "--seq",
+        "--json",
+        "--backend",
+        backend,
+        "--batch-size",
+        "64",
+    )
     got_host, port = bound_address(receiver)
     assert got_host == host
-    status, out, err = finish(send_tcp(port, "--count", "5000", "--size", "300", "--json",
-                                       "--backend", backend, host=host))
+    status, out, err = finish(
+        send_tcp(port, "--count", "5000", "--size", "300", "--json", "--backend", backend, host=host)
+    )
     assert status == 0, err
     sent = json.loads(out)
     assert sent["sent"] == 5000 and sent["bytes"] == 5000 * 300 and sent["proto"] == "tcp"
     status, out, err = finish(receiver)
-    assert status == 0, err   # the sender closed at a frame boundary: a clean end
+    assert status == 0, err  # the sender closed at a frame boundary: a clean end
     report = json.loads(out)
     assert report["proto"] == "tcp" and report["backend"] == backend
     assert report["packets"] == 5000 and report["bytes"] == 5000 * 300
@@ -41,12 +49,37 @@ def test_frames_sent_are_the_frames_received(backend, host):
 
 
 def test_framing_flags_both_ends(backend):
-    receiver = start_recv("--tcp", "127.0.0.1:0", "--prefix-size", "2", "--byteorder",
-                          "little", "--max-frame", "1K", "--json", "--backend", backend)
+    receiver = start_recv(
+        "--tcp",
+        "127.0.0.1:0",
+        "--prefix-size",
+        "2",
+        "--byteorder",
+        "little",
+        "--max-frame",
+        "1K",
+        "--json",
+        "--backend",
+        backend,
+    )
     port = bound_port(receiver)
-    status, _, err = finish(send_tcp(port, "--count", "100", "--size", "1000", "--prefix-size",
-                                     "2", "--byteorder", "little", "--max-frame", "1K",
-                                     "--backend", backend))
+    status, _, err = finish(
+        send_tcp(
+            port,
+            "--count",
+            "100",
+            "--size",
+            "1000",
+            "--prefix-size",
+            "2",
+            "--byteorder",
+            "little",
+            "--max-frame",
+            "1K",
+            "--backend",
+            backend,
+        )
+    )
     assert status == 0, err
     status, out, err = finish(receiver)
     assert status == 0, err
@@ -56,22 +89,22 @@ def test_framing_flags_both_ends(backend):
 def test_paced_sending_and_text_summaries(backend):
     receiver = start_recv("--tcp", "127.0.0.1:0", "--backend", backend)
     port = bound_port(receiver)
-    status, out, err = finish(send_tcp(port, "--count", "40", "--pps", "400",
-                                       "--backend", backend))
+    status, out, err = finish(send_tcp(port, "--count", "40", "--pps", "400", "--backend", backend))
     assert status == 0, err
     assert out.startswith("sent 40 frames (2560 payload bytes) to 127.0.0.1:") and "TCP" in out
     status, out, err = finish(receiver)
     assert status == 0, err
     assert out.startswith("received 40 frames (2,560 bytes")
-    assert "dropped" not in out     # nothing is dropped on a stream
+    assert "dropped" not in out  # nothing is dropped on a stream
 
 
 def test_duration_and_rate(backend):
     receiver = start_recv("--tcp", "127.0.0.1:0", "--json", "--seq", "--backend", backend)
     port = bound_port(receiver)
     # No --count: only --duration can end it (finish() fails a run that hangs).
-    status, out, err = finish(send_tcp(port, "--duration", "0.3", "--rate", "1M", "--json",
-                                       "--backend", backend), timeout=HANG_S)
+    status, out, err = finish(
+        send_tcp(port, "--duration", "0.3", "--rate", "1M", "--json", "--backend", backend), timeout=HANG_S
+    )
     assert status == 0, err
     summary = json.loads(out)
     sent = summary["sent"]
@@ -87,11 +120,11 @@ def test_duration_and_rate(backend):
 
 def test_frames_are_recorded_to_npy(backend, tmp_path):
     path = tmp_path / "frames.npy"
-    receiver = start_recv("--tcp", "127.0.0.1:0", "--out", str(path), "--json",
-                          "--slot-size", "256", "--backend", backend)
+    receiver = start_recv(
+        "--tcp", "127.0.0.1:0", "--out", str(path), "--json", "--slot-size", "256", "--backend", backend
+    )
     port = bound_port(receiver)
-    status, _, err = finish(send_tcp(port, "--count", "3000", "--size", "200",
-                                     "--backend", backend))
+    status, _, err = finish(send_tcp(port, "--count", "3000", "--size", "200", "--backend", backend))
     assert status == 0, err
     status, out, err = finish(receiver)
     assert status == 0, err
@@ -104,8 +137,9 @@ def test_frames_are_recorded_to_npy(backend, tmp_path):
 
 
 def test_count_stops_the_receiver_early(backend):
-    receiver = start_recv("--tcp", "127.0.0.1:0", "--count", "10", "--json",
-                          "--backend", backend, "--batch-size", "4")
+    receiver = start_recv(
+        "--tcp", "127.0.0.1:0", "--count", "10", "--json", "--backend", backend, "--batch-size", "4"
+    )
     port = bound_port(receiver)
     with stdsocket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         raw.sendall(encode([i.to_bytes(8, "big") for i in range(12)]))
@@ -132,9 +166,9 @@ def test_a_frame_cut_by_the_peer_exits_1_saying_how_much_was_lost(backend):
     raw_peer_sends(port, encode([b"a" * 10, b"b" * 20]) + (100).to_bytes(4, "big") + b"c" * 30)
     status, out, err = finish(receiver)
     assert status == 1
-    assert json.loads(out)["packets"] == 2             # the whole frames still count
+    assert json.loads(out)["packets"] == 2  # the whole frames still count
     line = stream_error(err)
-    assert "middle of a frame" in line and "34 bytes" in line   # prefix + 30 bytes
+    assert "middle of a frame" in line and "34 bytes" in line  # prefix + 30 bytes
 
 
 def test_a_prefix_over_max_frame_exits_1(backend):
@@ -155,8 +189,9 @@ def test_a_frame_over_the_slot_exits_1_or_is_truncated(backend):
     line = stream_error(err)
     assert "--slot-size" in line and "--truncate" in line
 
-    receiver = start_recv("--tcp", "127.0.0.1:0", "--slot-size", "16", "--truncate", "--json",
-                          "--backend", backend)
+    receiver = start_recv(
+        "--tcp", "127.0.0.1:0", "--slot-size", "16", "--truncate", "--json", "--backend", backend
+    )
     port = bound_port(receiver)
     raw_peer_sends(port, encode([b"x" * 8, b"y" * 100, b"z" * 4]))
     status, out, err = finish(receiver)
@@ -167,10 +202,11 @@ def test_a_frame_over_the_slot_exits_1_or_is_truncated(backend):
 
 
 def test_mismatched_framing_is_a_broken_stream(backend):
-    receiver = start_recv("--tcp", "127.0.0.1:0", "--backend", backend)   # 4 bytes, big
+    receiver = start_recv("--tcp", "127.0.0.1:0", "--backend", backend)  # 4 bytes, big
     port = bound_port(receiver)
-    status, _, err = finish(send_tcp(port, "--count", "10", "--prefix-size", "8", "--byteorder",
-                                     "little", "--backend", backend))
+    status, _, err = finish(
+        send_tcp(port, "--count", "10", "--prefix-size", "8", "--byteorder", "little", "--backend", backend)
+    )
     status, out, err = finish(receiver)
     assert status == 1
     assert "over --max-frame" in err
@@ -179,11 +215,21 @@ def test_mismatched_framing_is_a_broken_stream(backend):
 def test_ctrl_c_on_the_sender_ends_on_a_frame_boundary(backend):
     # The peer is a plain socket here, so the test sees the bytes as they come.
     frame = 4 + 1000
-    chunk = 200       # frames per send_frames call at 20000/s: 10 ms of them
+    chunk = 200  # frames per send_frames call at 20000/s: 10 ms of them
     with stdsocket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(HANG_S)
-        sender = send_tcp(listener.getsockname()[1], "--duration", "600", "--size", "1000",
-                          "--pps", "20000", "--json", "--backend", backend)
+        sender = send_tcp(
+            listener.getsockname()[1],
+            "--duration",
+            "600",
+            "--size",
+            "1000",
+            "--pps",
+            "20000",
+            "--json",
+            "--backend",
+            backend,
+        )
         deadline = time.monotonic() + HANG_S
         stream = b""
         try:
@@ -203,7 +249,7 @@ def test_ctrl_c_on_the_sender_ends_on_a_frame_boundary(backend):
                     stream += data
             finally:
                 sender.send_signal(signal.SIGINT)
-            while data:                      # to the end of the stream
+            while data:  # to the end of the stream
                 assert time.monotonic() < deadline, "the sender did not stop"
                 data = conn.recv(1 << 16)
                 stream += data
@@ -237,14 +283,13 @@ def test_ctrl_c_while_waiting_for_a_connection(backend):
 
 
 def test_duration_without_a_connection(backend):
-    status, out, err = finish(start_recv("--tcp", "127.0.0.1:0", "--duration", "0.3",
-                                         "--backend", backend))
+    status, out, err = finish(start_recv("--tcp", "127.0.0.1:0", "--duration", "0.3", "--backend", backend))
     assert status == 0, err
     assert out.startswith("received 0 frames")
 
 
 def test_nothing_listening_exits_1(backend):
-    with stdsocket.socket() as probe:     # a port nobody listens on
+    with stdsocket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         status, out, err = finish(send_tcp(port, "--backend", backend))
@@ -252,21 +297,24 @@ def test_nothing_listening_exits_1(backend):
     assert "connection refused" in one_error_line(err, "send")
 
 
-@pytest.mark.parametrize("command,args,message", [
-    ("recv", ["0", "--prefix-size", "2"], "--prefix-size apply to --tcp only"),
-    ("recv", ["0", "--truncate"], "--truncate apply to --tcp only"),
-    ("send", ["--max-frame", "1K"], "--max-frame apply to --tcp only"),
-    ("send", ["--byteorder", "little", "--count", "1"], "--byteorder apply to --tcp only"),
-    ("recv", ["--tcp", "0", "--workers", "2"], "--workers do not apply to --tcp"),
-    ("recv", ["--tcp", "0", "--on-full", "drop", "--rcvbuf", "1M"], "--on-full, --rcvbuf"),
-    ("recv", ["--tcp", "0", "--out", "x.pcap"], ".npy only"),
-    ("recv", ["--tcp", "0", "--prefix-size", "3"], "invalid choice"),
-    ("recv", ["--tcp", "0", "--seq", "--slot-size", "4"], "--seq needs 8 bytes"),
-    ("send", ["--tcp", "--gso"], "--gso do not apply to --tcp"),
-    ("send", ["--tcp", "--replay", "x.pcap"], "--replay do not apply"),
-    ("send", ["--tcp", "--size", "70000", "--prefix-size", "2"], "longer than a frame"),
-    ("send", ["--tcp", "--size", "4"], "too small"),
-])
+@pytest.mark.parametrize(
+    "command,args,message",
+    [
+        ("recv", ["0", "--prefix-size", "2"], "--prefix-size apply to --tcp only"),
+        ("recv", ["0", "--truncate"], "--truncate apply to --tcp only"),
+        ("send", ["--max-frame", "1K"], "--max-frame apply to --tcp only"),
+        ("send", ["--byteorder", "little", "--count", "1"], "--byteorder apply to --tcp only"),
+        ("recv", ["--tcp", "0", "--workers", "2"], "--workers do not apply to --tcp"),
+        ("recv", ["--tcp", "0", "--on-full", "drop", "--rcvbuf", "1M"], "--on-full, --rcvbuf"),
+        ("recv", ["--tcp", "0", "--out", "x.pcap"], ".npy only"),
+        ("recv", ["--tcp", "0", "--prefix-size", "3"], "invalid choice"),
+        ("recv", ["--tcp", "0", "--seq", "--slot-size", "4"], "--seq needs 8 bytes"),
+        ("send", ["--tcp", "--gso"], "--gso do not apply to --tcp"),
+        ("send", ["--tcp", "--replay", "x.pcap"], "--replay do not apply"),
+        ("send", ["--tcp", "--size", "70000", "--prefix-size", "2"], "longer than a frame"),
+        ("send", ["--tcp", "--size", "4"], "too small"),
+    ],
+)
 def test_bad_combinations_exit_2(tmp_path, command, args, message):
     status, out, err = finish(start_fastnet(command, *args, cwd=tmp_path))
     assert status == 2 and out == ""

@@ -70,13 +70,22 @@ SUITES = {
 #: A whole suite must finish within this; the socket suite takes under a minute.
 RUN_TIMEOUT = 400
 
-HAS_TEST_PACKAGE = all(importlib.util.find_spec(name) is not None
-                       for name in ("test.test_socket", "test.test_asyncio.test_sock_lowlevel",
-                                    "test.test_asyncio.test_base_events"))
+HAS_TEST_PACKAGE = all(
+    importlib.util.find_spec(name) is not None
+    for name in (
+        "test.test_socket",
+        "test.test_asyncio.test_sock_lowlevel",
+        "test.test_asyncio.test_base_events",
+    )
+)
 
 if not HAS_TEST_PACKAGE:
-    pytestmark = [pytestmark, pytest.mark.skip(
-        reason="this interpreter has no test package (test.test_socket); install python3-test")]
+    pytestmark = [
+        pytestmark,
+        pytest.mark.skip(
+            reason="this interpreter has no test package (test.test_socket); install python3-test"
+        ),
+    ]
 
 
 class _Run:
@@ -95,8 +104,9 @@ class _Run:
             args.append("--fastnet")
         self.args = args + [self.out_path] + list(names)
         with open(self.err_path, "w") as err:
-            self.process = subprocess.Popen(self.args, env=env, cwd=directory,
-                                            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            self.process = subprocess.Popen(
+                self.args, env=env, cwd=directory, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+            )
 
     def result(self):
         try:
@@ -161,9 +171,11 @@ def stdlib_result(suite_runs, suite):
     assert result["run"] >= fewest, f"the standard library's run of {suite} ran only {result['run']} tests"
     failing = sorted(t for t, outcome in outcomes(result).items() if outcome == "failed")
     if failing and suite not in _checked_stdlib:
-        warnings.warn(f"{len(failing)} CPython {suite} tests fail with the standard library too "
-                      f"(not fastnet's doing; compared all the same): {', '.join(failing)}",
-                      stacklevel=1)
+        warnings.warn(
+            f"{len(failing)} CPython {suite} tests fail with the standard library too "
+            f"(not fastnet's doing; compared all the same): {', '.join(failing)}",
+            stacklevel=1,
+        )
     _checked_stdlib.add(suite)
     return result
 
@@ -177,9 +189,10 @@ def test_cpython_suite_has_the_same_outcomes_on_fastnet_socket(suite_runs, suite
     want, have = outcomes(expected), outcomes(got)
     assert set(want) == set(have)
     differing = sorted(t for t in want if want[t] != have[t])
-    if differing:   # once more, alone, in both worlds: a repeat is an incompatibility
+    if differing:  # once more, alone, in both worlds: a repeat is an incompatibility
         again_want, again_have = run_alone(differing, None), run_alone(differing, backend)
         still = [t for t in differing if again_want.get(t) != again_have.get(t)]
-        details = "\n\n".join(f"{t}: stdlib {want[t]}, fastnet {have[t]}\n{got['details'].get(t, '')}"
-                              for t in still)
+        details = "\n\n".join(
+            f"{t}: stdlib {want[t]}, fastnet {have[t]}\n{got['details'].get(t, '')}" for t in still
+        )
         assert not still, f"{len(still)} CPython tests differ on fastnet.socket ({backend}):\n{details}"

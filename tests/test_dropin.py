@@ -33,10 +33,15 @@ def test_defaults_are_the_standard_librarys(backend):
         assert kind(sock) == (stdsocket.AF_INET6, stdsocket.SOCK_STREAM, 0)
 
 
-@pytest.mark.parametrize("family,type_", [
-    (stdsocket.AF_INET, stdsocket.SOCK_STREAM), (stdsocket.AF_INET, stdsocket.SOCK_DGRAM),
-    (stdsocket.AF_INET6, stdsocket.SOCK_DGRAM), (stdsocket.AF_UNIX, stdsocket.SOCK_STREAM),
-])
+@pytest.mark.parametrize(
+    "family,type_",
+    [
+        (stdsocket.AF_INET, stdsocket.SOCK_STREAM),
+        (stdsocket.AF_INET, stdsocket.SOCK_DGRAM),
+        (stdsocket.AF_INET6, stdsocket.SOCK_DGRAM),
+        (stdsocket.AF_UNIX, stdsocket.SOCK_STREAM),
+    ],
+)
 def test_family_type_and_proto_are_read_from_fileno(backend, family, type_):
     with stdsocket.socket(family, type_) as original:
         with stdsocket.socket(fileno=os.dup(original.fileno())) as standard:
@@ -49,30 +54,34 @@ def test_family_type_and_proto_are_read_from_fileno(backend, family, type_):
 
 def test_an_explicit_family_or_type_wins_over_detection_as_in_the_standard_library(backend):
     with stdsocket.socket() as a, stdsocket.socket() as b:
-        expected = kind(stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM,
-                                         fileno=os.dup(a.fileno())))
-        with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(b.fileno()),
-                            backend=backend) as sock:
-            assert kind(sock) == expected   # what was said, right or wrong
+        expected = kind(stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(a.fileno())))
+        with fastnet.socket(
+            stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(b.fileno()), backend=backend
+        ) as sock:
+            assert kind(sock) == expected  # what was said, right or wrong
 
 
 def test_batch_methods_check_the_kind_the_kernel_reports(backend):
     with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM) as tcp:
         # Called SOCK_DGRAM, but a TCP socket: the datagram batches refuse it.
-        with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(tcp.fileno()),
-                            backend=backend) as sock:
+        with fastnet.socket(
+            stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(tcp.fileno()), backend=backend
+        ) as sock:
             batch = fastnet.Batch(4, 64)
-            with pytest.raises(io.UnsupportedOperation, match="needs a SOCK_DGRAM socket, this one is "
-                                                              "SOCK_STREAM"):
+            with pytest.raises(
+                io.UnsupportedOperation, match="needs a SOCK_DGRAM socket, this one is SOCK_STREAM"
+            ):
                 sock.recv_batch(batch, timeout=0)
             with pytest.raises(io.UnsupportedOperation, match="SOCK_STREAM"):
                 sock.send_batch(batch, ("127.0.0.1", 9))
     with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM) as udp:
-        with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM, fileno=os.dup(udp.fileno()),
-                            backend=backend) as sock:
+        with fastnet.socket(
+            stdsocket.AF_INET, stdsocket.SOCK_STREAM, fileno=os.dup(udp.fileno()), backend=backend
+        ) as sock:
             batch = fastnet.Batch(4, 64)
-            with pytest.raises(io.UnsupportedOperation, match="needs a SOCK_STREAM socket, this one is "
-                                                              "SOCK_DGRAM"):
+            with pytest.raises(
+                io.UnsupportedOperation, match="needs a SOCK_STREAM socket, this one is SOCK_DGRAM"
+            ):
                 sock.recv_frames(batch, timeout=0)
             with pytest.raises(io.UnsupportedOperation, match="SOCK_DGRAM"):
                 sock.send_frames(batch)
@@ -85,11 +94,12 @@ def test_batch_methods_check_the_kind_the_kernel_reports(backend):
 def test_a_receiver_refuses_a_stream_socket_called_a_datagram_one(backend):
     with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM) as tcp:
         tcp.bind(("127.0.0.1", 0))
-        sock = fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(tcp.fileno()),
-                              backend=backend)
+        sock = fastnet.socket(
+            stdsocket.AF_INET, stdsocket.SOCK_DGRAM, fileno=os.dup(tcp.fileno()), backend=backend
+        )
         with pytest.raises(ValueError, match="SOCK_DGRAM socket, not SOCK_STREAM"):
             fastnet.Receiver._from_socket(sock)
-        assert sock.fileno() == -1   # refused sockets are closed
+        assert sock.fileno() == -1  # refused sockets are closed
 
 
 def test_the_default_socket_is_refused_by_datagram_batches(backend):
@@ -101,19 +111,22 @@ def test_the_default_socket_is_refused_by_datagram_batches(backend):
 def _error(make):
     try:
         make()
-    except Exception as exc:   # noqa: BLE001 - the exception is what is compared
+    except Exception as exc:  # noqa: BLE001 - the exception is what is compared
         return type(exc), getattr(exc, "errno", None)
     return None
 
 
-@pytest.mark.parametrize("args,kwargs", [
-    ((stdsocket.AF_INET, 12345), {}),                         # no such type: EINVAL
-    ((12345, stdsocket.SOCK_STREAM), {}),                      # no such family: EAFNOSUPPORT
-    ((stdsocket.AF_INET, stdsocket.SOCK_DGRAM, 99), {}),       # no such protocol
-    (("x",), {}),                                              # TypeError
-    ((), {"fileno": -1}),                                      # ValueError
-    ((), {"fileno": "3"}),                                     # TypeError
-])
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((stdsocket.AF_INET, 12345), {}),  # no such type: EINVAL
+        ((12345, stdsocket.SOCK_STREAM), {}),  # no such family: EAFNOSUPPORT
+        ((stdsocket.AF_INET, stdsocket.SOCK_DGRAM, 99), {}),  # no such protocol
+        (("x",), {}),  # TypeError
+        ((), {"fileno": -1}),  # ValueError
+        ((), {"fileno": "3"}),  # TypeError
+    ],
+)
 def test_errors_are_the_standard_librarys(backend, args, kwargs):
     expected = _error(lambda: stdsocket.socket(*args, **kwargs))
     assert expected is not None
@@ -131,14 +144,17 @@ def test_a_fileno_that_is_no_socket_fails_as_in_the_standard_library(backend):
         os.close(write_end)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: fastnet.socket(backend="rust"),
-    lambda: fastnet.socket(backend=3),
-    lambda: fastnet.socketpair(backend="rust"),
-    lambda: fastnet.fromfd(0, stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend="rust"),
-    lambda: fastnet.create_connection(("127.0.0.1", 9), backend="rust"),
-    lambda: fastnet.create_server(("127.0.0.1", 0), backend="rust"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fastnet.socket(backend="rust"),
+        lambda: fastnet.socket(backend=3),
+        lambda: fastnet.socketpair(backend="rust"),
+        lambda: fastnet.fromfd(0, stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend="rust"),
+        lambda: fastnet.create_connection(("127.0.0.1", 9), backend="rust"),
+        lambda: fastnet.create_server(("127.0.0.1", 0), backend="rust"),
+    ],
+)
 def test_a_bad_backend_is_refused_before_any_socket_is_made(make):
     before = open_fds()
     with pytest.raises((ValueError, TypeError), match="backend"):
@@ -147,26 +163,34 @@ def test_a_bad_backend_is_refused_before_any_socket_is_made(make):
 
 
 def test_accept_returns_a_fastnet_socket_on_the_same_backend(backend):
-    with fastnet.create_server(("127.0.0.1", 0), backend=backend) as server, \
-            stdsocket.create_connection(server.getsockname(), timeout=5):
+    with (
+        fastnet.create_server(("127.0.0.1", 0), backend=backend) as server,
+        stdsocket.create_connection(server.getsockname(), timeout=5),
+    ):
         conn, _ = server.accept()
         with conn:
             assert isinstance(conn, fastnet.socket) and conn.backend == backend
             assert kind(conn) == kind(server)
 
 
-@pytest.mark.parametrize("type_,error", [
-    (stdsocket.SOCK_DGRAM, errno.EOPNOTSUPP),   # not a connection-based type
-    (stdsocket.SOCK_STREAM, errno.EINVAL),      # not listening
-])
+@pytest.mark.parametrize(
+    "type_,error",
+    [
+        (stdsocket.SOCK_DGRAM, errno.EOPNOTSUPP),  # not a connection-based type
+        (stdsocket.SOCK_STREAM, errno.EINVAL),  # not listening
+    ],
+)
 def test_accept_on_a_socket_that_cannot_accept_fails_at_once_as_in_the_standard_library(
-        backend, type_, error):
-    with stdsocket.socket(stdsocket.AF_INET, type_) as standard, \
-            fastnet.socket(stdsocket.AF_INET, type_, backend=backend) as sock:
+    backend, type_, error
+):
+    with (
+        stdsocket.socket(stdsocket.AF_INET, type_) as standard,
+        fastnet.socket(stdsocket.AF_INET, type_, backend=backend) as sock,
+    ):
         with pytest.raises(OSError) as expected:
             standard.accept()
         with pytest.raises(OSError) as got:
-            sock.accept()   # blocking, yet it must not wait
+            sock.accept()  # blocking, yet it must not wait
         assert got.value.errno == expected.value.errno == error
 
 
@@ -208,8 +232,9 @@ def test_socketpair_errors_are_the_kernels_as_in_the_standard_library(backend):
 def test_fromfd_duplicates_and_leaves_the_fd_to_the_caller(backend):
     with stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM) as standard:
         standard.bind(("127.0.0.1", 0))
-        with fastnet.fromfd(standard.fileno(), stdsocket.AF_INET, stdsocket.SOCK_DGRAM,
-                            backend=backend) as sock:
+        with fastnet.fromfd(
+            standard.fileno(), stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend
+        ) as sock:
             assert isinstance(sock, fastnet.socket) and sock.backend == backend
             assert sock.fileno() != standard.fileno()
             assert sock.getsockname() == standard.getsockname()
@@ -217,12 +242,14 @@ def test_fromfd_duplicates_and_leaves_the_fd_to_the_caller(backend):
             batch = fastnet.Batch(4, 64)
             assert sock.recv_batch(batch, timeout=5) == 1 and bytes(batch.payload(0)) == b"x"
         assert standard.fileno() >= 0
-        standard.getsockname()   # still open
+        standard.getsockname()  # still open
 
 
 def test_create_connection_and_create_server_make_fastnet_sockets(backend):
-    with fastnet.create_server(("127.0.0.1", 0), backend=backend) as server, \
-            fastnet.create_connection(server.getsockname(), timeout=5, backend=backend) as client:
+    with (
+        fastnet.create_server(("127.0.0.1", 0), backend=backend) as server,
+        fastnet.create_connection(server.getsockname(), timeout=5, backend=backend) as client,
+    ):
         assert isinstance(server, fastnet.socket) and server.backend == backend
         assert isinstance(client, fastnet.socket) and client.backend == backend
         assert kind(client) == (stdsocket.AF_INET, stdsocket.SOCK_STREAM, stdsocket.IPPROTO_TCP)
@@ -232,7 +259,7 @@ def test_create_connection_and_create_server_make_fastnet_sockets(backend):
 def test_create_connection_all_errors(backend):
     with stdsocket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
-        address = unused.getsockname()   # bound, never listening: refused
+        address = unused.getsockname()  # bound, never listening: refused
         with pytest.raises(ExceptionGroup) as group:  # noqa: F821 - Python 3.11+
             fastnet.create_connection(address, all_errors=True, backend=backend)
         assert all(isinstance(exc, ConnectionRefusedError) for exc in group.value.exceptions)

@@ -9,11 +9,10 @@ import textwrap
 import threading
 
 import pytest
-
-import fastnet
 from helpers import HANG_S, ROOT, assert_ctrl_c_interrupts, in_thread
 from netns import needs_netns
 
+import fastnet
 
 
 def test_non_batch_is_a_type_error(pair):
@@ -48,14 +47,17 @@ def test_closed_socket_raises_oserror(backend):
         sock.send_batch(fastnet.Batch.from_payloads([b"x"]), ("127.0.0.1", 9))
 
 
-@pytest.mark.parametrize("address,error", [
-    (("::1", 9), OSError),            # an IPv6 host on an IPv4 socket cannot resolve
-    ("127.0.0.1:9", TypeError),
-    (("127.0.0.1",), TypeError),
-    (("127.0.0.1", "9"), TypeError),
-    (("127.0.0.1", 70000), ValueError),
-    ((b"127.0.0.1", 9), TypeError),
-])
+@pytest.mark.parametrize(
+    "address,error",
+    [
+        (("::1", 9), OSError),  # an IPv6 host on an IPv4 socket cannot resolve
+        ("127.0.0.1:9", TypeError),
+        (("127.0.0.1",), TypeError),
+        (("127.0.0.1", "9"), TypeError),
+        (("127.0.0.1", 70000), ValueError),
+        ((b"127.0.0.1", 9), TypeError),
+    ],
+)
 def test_bad_addresses_are_refused(backend, address, error):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):
@@ -77,8 +79,9 @@ def test_lengths_out_of_range_are_refused_before_sending(pair):
         receiver.recvfrom(10)
 
 
-@pytest.mark.parametrize("timeout,error", [(-1, ValueError), (float("nan"), ValueError),
-                                           ("1", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "timeout,error", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)]
+)
 def test_bad_timeouts_are_refused(backend, timeout, error):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -186,11 +189,30 @@ def test_non_blocking_send_returns_partial_count(backend):
     name = f"fastnet-test-{os.getpid()}-{backend}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        run = lambda *cmd: subprocess.run(["ip", "netns", "exec", name, *cmd], check=True,  # noqa: E731
-                                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+        run = lambda *cmd: subprocess.run(
+            ["ip", "netns", "exec", name, *cmd],
+            check=True,  # noqa: E731
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         run("ip", "link", "set", "lo", "up")
-        run("tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "64kb",
-            "latency", "2s")
+        run(
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "lo",
+            "root",
+            "tbf",
+            "rate",
+            "1mbit",
+            "burst",
+            "64kb",
+            "latency",
+            "2s",
+        )
         out = run(sys.executable, "-c", NETNS_CHILD, backend).stdout.split()
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)

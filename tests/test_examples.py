@@ -79,8 +79,7 @@ EXAMPLES = python_examples()
 
 
 def test_the_examples_are_found():
-    assert len(EXAMPLES) >= MIN_BLOCKS, (
-        f"only {len(EXAMPLES)} ```python blocks found in README.md and docs/")
+    assert len(EXAMPLES) >= MIN_BLOCKS, f"only {len(EXAMPLES)} ```python blocks found in README.md and docs/"
     names = {param.values[0].name for param in EXAMPLES}
     assert "README.md" in names
 
@@ -90,7 +89,8 @@ def test_no_python_block_escapes_the_run():
     for path in markdown_files():
         for info, line, _ in code_blocks(path.read_text(encoding="utf-8")):
             assert info == "python" or info.lower() not in {"python", "py", "python3", "py3"}, (
-                f"{path.relative_to(ROOT)}:{line}: use ```python (run) or ```pycon/```text (not run)")
+                f"{path.relative_to(ROOT)}:{line}: use ```python (run) or ```pycon/```text (not run)"
+            )
 
 
 @pytest.mark.parametrize("path,line,code", EXAMPLES)
@@ -102,16 +102,23 @@ def test_example_runs(path, line, code, backend, tmp_path):
     package_parent = str(pathlib.Path(fastnet.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     # A session of its own, so a peer process an example starts is ended with it.
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-        pytest.fail(f"{where}: still running after {TIMEOUT} s on {backend}\n"
-                    f"--- stdout\n{stdout}--- stderr\n{stderr}")
+        pytest.fail(
+            f"{where}: still running after {TIMEOUT} s on {backend}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+        )
     finally:
         try:  # whatever the example left running in its session
             os.killpg(process.pid, signal.SIGKILL)
@@ -119,5 +126,5 @@ def test_example_runs(path, line, code, backend, tmp_path):
             pass
         process.wait()
     assert process.returncode == 0, (
-        f"{where}: exit status {process.returncode} on {backend}\n"
-        f"--- stdout\n{stdout}--- stderr\n{stderr}")
+        f"{where}: exit status {process.returncode} on {backend}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    )

@@ -5,12 +5,12 @@ import socket as stdsocket
 import time
 
 import pytest
+from helpers import HANG_S
 
 import fastnet
 from fastnet.receive.fanout import FanOut, FanOutError, bind_reuse_port, merge_stats
-from helpers import HANG_S
 
-FLOWS = 16           # distinct source ports: the kernel spreads flows, not datagrams
+FLOWS = 16  # distinct source ports: the kernel spreads flows, not datagrams
 PER_FLOW = 25
 
 
@@ -41,8 +41,9 @@ def _drain(sock, seen):
 def test_two_reuse_port_sockets_together_receive_exactly_what_was_sent(backend, family_host):
     family, host = family_host
     standard = bind_reuse_port((host, 0), 2, rcvbuf=4 << 20)
-    sockets = [fastnet.socket(family, fastnet.SOCK_DGRAM, fileno=s.detach(), backend=backend)
-               for s in standard]
+    sockets = [
+        fastnet.socket(family, fastnet.SOCK_DGRAM, fileno=s.detach(), backend=backend) for s in standard
+    ]
     try:
         address = sockets[0].getsockname()
         assert sockets[1].getsockname() == address
@@ -56,7 +57,7 @@ def test_two_reuse_port_sockets_together_receive_exactly_what_was_sent(backend, 
         for sock in sockets:
             sock.close()
     together = per_socket[0] + per_socket[1]
-    assert sorted(together) == sent                    # nothing lost, nothing twice
+    assert sorted(together) == sent  # nothing lost, nothing twice
     assert all(per_socket), "the kernel spread the flows over both sockets"
 
 
@@ -79,8 +80,12 @@ def counting_loop(sock, should_stop):
         except BlockingIOError:
             break
         seen.extend(batch.data[:n, :8].copy().view(">u8").ravel().tolist())
-    return {"received": len(seen), "numbers": seen, "elapsed": time.monotonic() - started,
-            "backend": sock.backend}
+    return {
+        "received": len(seen),
+        "numbers": seen,
+        "elapsed": time.monotonic() - started,
+        "backend": sock.backend,
+    }
 
 
 def failing_loop(sock, should_stop):
@@ -90,12 +95,11 @@ def failing_loop(sock, should_stop):
 def test_worker_processes_merge_their_stats(backend):
     with FanOut(("127.0.0.1", 0), 2, counting_loop, backend=backend, rcvbuf=4 << 20) as fan:
         sent = _send_numbered(fan.address, stdsocket.AF_INET, "127.0.0.1")
-    merged = fan.stats      # leaving the block stopped the workers and merged their stats
+    merged = fan.stats  # leaving the block stopped the workers and merged their stats
     assert merged["workers"] == 2
     assert merged["received"] == len(sent)
     assert sorted(merged["numbers"]) == sent
-    assert [w["received"] for w in fan.worker_stats] == [
-        len(w["numbers"]) for w in fan.worker_stats]
+    assert [w["received"] for w in fan.worker_stats] == [len(w["numbers"]) for w in fan.worker_stats]
     assert merged["backend"] == backend
     assert merged["elapsed"] == max(w["elapsed"] for w in fan.worker_stats)
 
@@ -107,15 +111,41 @@ def test_a_failing_worker_is_reported_with_its_traceback():
 
 
 def test_merge_stats_rules():
-    merged = merge_stats([
-        {"received": 3, "bytes": 30, "elapsed": 1.0, "truncated": False, "ids": [1],
-         "drops": {"kernel": 1}, "mode": "seq", "first_timestamp": 5},
-        {"received": 4, "bytes": 40, "elapsed": 2.5, "truncated": True, "ids": [2],
-         "drops": {"kernel": 2}, "mode": "seq", "first_timestamp": 3},
-    ])
-    assert merged == {"received": 7, "bytes": 70, "elapsed": 2.5, "truncated": True,
-                      "ids": [1, 2], "drops": {"kernel": 3}, "mode": "seq",
-                      "first_timestamp": 3, "workers": 2}
+    merged = merge_stats(
+        [
+            {
+                "received": 3,
+                "bytes": 30,
+                "elapsed": 1.0,
+                "truncated": False,
+                "ids": [1],
+                "drops": {"kernel": 1},
+                "mode": "seq",
+                "first_timestamp": 5,
+            },
+            {
+                "received": 4,
+                "bytes": 40,
+                "elapsed": 2.5,
+                "truncated": True,
+                "ids": [2],
+                "drops": {"kernel": 2},
+                "mode": "seq",
+                "first_timestamp": 3,
+            },
+        ]
+    )
+    assert merged == {
+        "received": 7,
+        "bytes": 70,
+        "elapsed": 2.5,
+        "truncated": True,
+        "ids": [1, 2],
+        "drops": {"kernel": 3},
+        "mode": "seq",
+        "first_timestamp": 3,
+        "workers": 2,
+    }
     assert collections.Counter(merge_stats([{"a": "x"}, {"a": "y"}])["a"]) == {"x": 1, "y": 1}
 
 
@@ -123,4 +153,3 @@ def test_merge_stats_rules():
 def test_bad_worker_counts(workers):
     with pytest.raises(ValueError):
         bind_reuse_port(("127.0.0.1", 0), workers)
-

@@ -6,13 +6,12 @@ import socket as stdsocket
 
 import numpy as np
 import pytest
+from helpers import AVAILABLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tcp_helpers import encode, in_thread, recv_all_frames, take_available, tcp_pair, wait_queued
 
 import fastnet
-from helpers import AVAILABLE
-from tcp_helpers import (encode, in_thread, recv_all_frames, take_available, tcp_pair,
-                         wait_queued)
 
 LAYOUTS = [(size, order) for size in (2, 4, 8) for order in ("big", "little")]
 
@@ -90,8 +89,7 @@ def test_frames_larger_than_the_receive_buffer(backend, prefix_size):
         client.settimeout(10)
         batch = fastnet.Batch.from_payloads(frames, slot_size=3 * 2**20)
         sender = in_thread(client.send_frames, batch)
-        assert recv_all_frames(server_side, 3 * 2**20, count=4, capacity=2,
-                               timeout=10) == frames
+        assert recv_all_frames(server_side, 3 * 2**20, count=4, capacity=2, timeout=10) == frames
         assert sender.result() == 4
 
 
@@ -127,7 +125,7 @@ def test_every_byte_boundary(backend):
         batch = fastnet.Batch(8, 256)
         got = []
         for offset in range(len(stream)):
-            client.sendall(stream[offset:offset + 1])
+            client.sendall(stream[offset : offset + 1])
             wait_queued(server_side, 1)
             got += [payload for payload, _ in take_available(server_side, batch)]
             complete = sum(1 for end in ends if end <= offset + 1)
@@ -143,13 +141,15 @@ def _split_streams(draw):
     stream = encode(frames, prefix_size, byteorder)
     cuts = draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=12, unique=True))
     capacity = draw(st.integers(1, 8))
-    return prefix_size, byteorder, frames, stream, sorted(c for c in cuts if c < len(stream)), \
-        capacity
+    return prefix_size, byteorder, frames, stream, sorted(c for c in cuts if c < len(stream)), capacity
 
 
 # The backend fixture is only a name: nothing in it needs resetting between examples.
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(case=_split_streams())
 def test_frames_split_anywhere_come_out_whole_and_in_order(backend, case):
     prefix_size, byteorder, frames, stream, cuts, capacity = case
@@ -163,7 +163,7 @@ def test_frames_split_anywhere_come_out_whole_and_in_order(backend, case):
             wait_queued(server_side, end - begin)
             got += [payload for payload, _ in take_available(server_side, batch)]
             # exactly the frames complete so far: never a part, never a later one
-            assert got == frames[:sum(1 for e in ends if e <= end)]
+            assert got == frames[: sum(1 for e in ends if e <= end)]
         client.shutdown(stdsocket.SHUT_WR)
         assert server_side.recv_frames(batch, timeout=5) == 0  # clean end at a boundary
         assert got == frames
@@ -183,6 +183,7 @@ def test_changing_framing_mid_stream_parses_buffered_bytes_anew(backend):
 
 
 # -- frames longer than a slot -------------------------------------------------
+
 
 def test_oversize_frame_is_an_error_and_stays_queued(backend):
     frames = [b"x" * 10, b"y" * 100, b"z" * 10]
@@ -233,6 +234,7 @@ def test_truncate_mode_with_a_frame_longer_than_the_receive_buffer(backend):
 
 # -- settings and argument checks ----------------------------------------------
 
+
 def test_framing_defaults_and_settings(backend):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_STREAM, backend=backend) as sock:
         assert sock.framing == fastnet.Framing(4, "big", 16 * 2**20, "error")
@@ -241,12 +243,19 @@ def test_framing_defaults_and_settings(backend):
         assert sock.framing == fastnet.Framing(8, "little", 1000, "truncate")
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    ({"prefix_size": 3}, ValueError), ({"prefix_size": "4"}, TypeError),
-    ({"prefix_size": True}, TypeError), ({"byteorder": "middle"}, ValueError),
-    ({"max_frame": -1}, ValueError), ({"max_frame": 2**63}, ValueError),
-    ({"max_frame": 1.5}, TypeError), ({"on_oversize": "drop"}, ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"prefix_size": 3}, ValueError),
+        ({"prefix_size": "4"}, TypeError),
+        ({"prefix_size": True}, TypeError),
+        ({"byteorder": "middle"}, ValueError),
+        ({"max_frame": -1}, ValueError),
+        ({"max_frame": 2**63}, ValueError),
+        ({"max_frame": 1.5}, TypeError),
+        ({"on_oversize": "drop"}, ValueError),
+    ],
+)
 def test_bad_framing_settings_are_refused(backend, kwargs, error):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_STREAM, backend=backend) as sock:
         with pytest.raises(error):
@@ -285,8 +294,7 @@ def test_send_checks_lengths_and_start_before_sending(backend):
         with pytest.raises(ValueError, match="lengths"):
             client.send_frames(batch)
         batch.lengths[0] = 2
-        for start, error in [(2, ValueError), (-1, ValueError), (True, TypeError),
-                             (1.0, TypeError)]:
+        for start, error in [(2, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError)]:
             with pytest.raises(error):
                 client.send_frames(batch, start=start)
         with pytest.raises(BlockingIOError):  # and nothing was sent
@@ -294,6 +302,7 @@ def test_send_checks_lengths_and_start_before_sending(backend):
 
 
 # -- both engines give the same bytes --------------------------------------------
+
 
 @pytest.mark.skipif(len(AVAILABLE) < 2, reason="needs both engines")
 @pytest.mark.parametrize("on_oversize,slot", [("error", 2048), ("truncate", 100)])
@@ -314,13 +323,11 @@ def test_engines_fill_batches_byte_identically(on_oversize, slot):
                 rows.append(batch.data[:n].copy())
                 lengths.append(batch.lengths[:n].copy())
                 flags.append(batch.truncated[:n].copy())
-            results[backend] = (np.concatenate(rows), np.concatenate(lengths),
-                                np.concatenate(flags))
+            results[backend] = (np.concatenate(rows), np.concatenate(lengths), np.concatenate(flags))
     (data_a, len_a, cut_a), (data_b, len_b, cut_b) = results.values()
     assert len(len_a) == 400
     for i in range(400):
-        assert bytes(data_a[i, :len_a[i]]) == frames[i][:slot]
+        assert bytes(data_a[i, : len_a[i]]) == frames[i][:slot]
     assert np.array_equal(len_a, len_b) and np.array_equal(cut_a, cut_b)
     for i in range(400):  # the filled part of every row is identical
-        assert np.array_equal(data_a[i, :len_a[i]], data_b[i, :len_b[i]])
-
+        assert np.array_equal(data_a[i, : len_a[i]], data_b[i, : len_b[i]])

@@ -10,14 +10,13 @@ import time
 
 import numpy as np
 import pytest
-
-import fastnet
 from helpers import HANG_S, assert_ctrl_c_interrupts
 from tcp_helpers import encode, in_thread, recv_all_frames, tcp_pair, wait_queued
 
-
+import fastnet
 
 # -- the peer closes -----------------------------------------------------------
+
 
 def test_clean_close_at_a_frame_boundary_returns_zero(backend):
     with tcp_pair(backend) as (client, server_side):
@@ -30,11 +29,14 @@ def test_clean_close_at_a_frame_boundary_returns_zero(backend):
             assert batch.count == 0
 
 
-@pytest.mark.parametrize("cut,received,expected", [
-    (2, 2, None),            # inside the length prefix
-    (4, 4, 4 + 100),         # right after the prefix
-    (4 + 37, 41, 4 + 100),   # inside the payload
-])
+@pytest.mark.parametrize(
+    "cut,received,expected",
+    [
+        (2, 2, None),  # inside the length prefix
+        (4, 4, 4 + 100),  # right after the prefix
+        (4 + 37, 41, 4 + 100),  # inside the payload
+    ],
+)
 def test_close_mid_frame_returns_whole_frames_then_raises(backend, cut, received, expected):
     whole = [b"first", b"second"]
     partial = encode([bytes(100)])[:cut]
@@ -77,6 +79,7 @@ def test_sending_to_a_closed_peer_raises_and_counts(backend):
 
 # -- lengths the stream must not be trusted with -----------------------------------
 
+
 def test_length_over_max_frame_is_refused_before_allocating(backend):
     with tcp_pair(backend, raw_client=True) as (client, server_side):
         client.sendall(encode([b"fine"]) + (2**32 - 1).to_bytes(4, "big") + b"junk")
@@ -111,6 +114,7 @@ def test_huge_eight_byte_length_is_refused(backend):
 
 
 # -- waiting -------------------------------------------------------------------------
+
 
 def test_timeout_with_a_partial_frame_keeps_it(backend):
     stream = encode([b"complete later"])
@@ -157,9 +161,9 @@ def test_close_from_another_thread_ends_blocked_send_frames(backend):
         batch = fastnet.Batch.from_payloads([bytes(1000)] * 1000)
         closer = threading.Timer(0.2, client.close)
         closer.start()
-        sending = in_thread(client.send_frames, batch)   # the peer never reads: this blocks
+        sending = in_thread(client.send_frames, batch)  # the peer never reads: this blocks
         with pytest.raises(OSError) as info:
-            sending.result()                             # fails if close() did not end it
+            sending.result()  # fails if close() did not end it
         closer.join()
         assert info.value.errno == errno.EBADF
         assert 0 <= info.value.sent < 1000
@@ -182,10 +186,8 @@ def test_full_duplex_one_thread_each_way(backend):
     frames = [bytes([i % 256]) * (i % 700) for i in range(2000)]
     with tcp_pair(backend, rcvbuf=8192, sndbuf=8192) as (client, server_side):
         # A Batch serves one call at a time: each sending thread has its own.
-        client_sends = in_thread(client.send_frames,
-                                 fastnet.Batch.from_payloads(frames, slot_size=700))
-        server_sends = in_thread(server_side.send_frames,
-                                 fastnet.Batch.from_payloads(frames, slot_size=700))
+        client_sends = in_thread(client.send_frames, fastnet.Batch.from_payloads(frames, slot_size=700))
+        server_sends = in_thread(server_side.send_frames, fastnet.Batch.from_payloads(frames, slot_size=700))
         client_gets = in_thread(recv_all_frames, client, 700, 2000, 64, 20)
         assert recv_all_frames(server_side, 700, count=2000, timeout=20) == frames
         assert client_gets.result() == frames
@@ -214,10 +216,13 @@ def test_ctrl_c_interrupts_blocked_recv_frames(backend):
 
 # -- partial writes --------------------------------------------------------------------
 
+
 def _varied_frames(count, longest, seed):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, size=int(n), dtype=np.uint8).tobytes()
-            for n in rng.integers(0, longest + 1, size=count)]
+    return [
+        rng.integers(0, 256, size=int(n), dtype=np.uint8).tobytes()
+        for n in rng.integers(0, longest + 1, size=count)
+    ]
 
 
 def _wait_writable(sock, timeout=5.0):

@@ -24,8 +24,11 @@ def _runner():
 _run = _runner()
 TARGETS, corpus_files, load_target = _run.TARGETS, _run.corpus_files, _run.load_target
 
-CASES = [pytest.param(target, path, id=f"{target}/{os.path.basename(path)[:12]}")
-         for target in TARGETS for path in corpus_files(target)]
+CASES = [
+    pytest.param(target, path, id=f"{target}/{os.path.basename(path)[:12]}")
+    for target in TARGETS
+    for path in corpus_files(target)
+]
 
 
 def test_every_target_has_a_corpus():

@@ -5,14 +5,14 @@ import time
 
 import numpy as np
 import pytest
+from helpers import AVAILABLE, receive_exactly
 
 import fastnet
-from helpers import AVAILABLE
 from fastnet import constants as C
-from helpers import receive_exactly
 
-pytestmark = pytest.mark.skipif(not (fastnet.features()["gso"] and fastnet.features()["gro"]),
-                                reason="kernel without UDP GSO/GRO")
+pytestmark = pytest.mark.skipif(
+    not (fastnet.features()["gso"] and fastnet.features()["gro"]), reason="kernel without UDP GSO/GRO"
+)
 
 
 def rows_of(count, size, last=None):
@@ -54,10 +54,17 @@ def test_gro_option_is_on(gro_pair):
     assert receiver.getsockopt(C.SOL_UDP, C.UDP_GRO) == 1
 
 
-@pytest.mark.parametrize("count,size,last", [
-    (2, 1, None), (64, 1024, None), (200, 1000, 17), (130, 1023, None), (10, 20000, 5),
-    (1000, 64, 1),
-])
+@pytest.mark.parametrize(
+    "count,size,last",
+    [
+        (2, 1, None),
+        (64, 1024, None),
+        (200, 1000, 17),
+        (130, 1023, None),
+        (10, 20000, 5),
+        (1000, 64, 1),
+    ],
+)
 def test_gro_rows_are_the_datagrams_sent(gro_pair, family_host, count, size, last):
     receiver, sender = gro_pair
     family, _ = family_host
@@ -149,7 +156,7 @@ def test_timestamps_are_copied_to_each_row(gro_pair, family_host):
     stamps = []
     while len(stamps) < 10:
         receiver.recv_batch(batch, timeout=2)
-        stamps += list(batch.timestamps[:batch.count])
+        stamps += list(batch.timestamps[: batch.count])
     after = time.time_ns()  # loopback delivery may finish after send_batch returns
     assert len(set(stamps)) == 1  # one super-datagram, one arrival time
     assert before <= stamps[0] <= after
@@ -165,8 +172,10 @@ def test_empty_datagram_is_one_empty_row(gro_pair, family_host):
 
 
 def test_enable_gro_turns_the_option_on_and_off(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         assert receiver.getsockopt(C.SOL_UDP, C.UDP_GRO) == 0
         receiver.enable_gro()
@@ -182,8 +191,10 @@ def test_enable_gro_turns_the_option_on_and_off(backend):
 
 
 def test_rows_carried_over_are_kept_when_gro_is_turned_off(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         send_gso(sender, receiver, rows_of(20, 10))
         batch = fastnet.Batch(6, 10)
@@ -196,8 +207,10 @@ def test_rows_carried_over_are_kept_when_gro_is_turned_off(backend):
 
 
 def test_socket_from_a_gro_fd_splits_too(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         with receiver.dup() as twin:
             send_gso(sender, receiver, rows_of(40, 100))
@@ -249,12 +262,24 @@ def test_backends_fill_identical_batches_with_gro(capacity, slot_size):
             while received < total:
                 n = receiver.recv_batch(batch, timeout=2)
                 received += n
-                calls[name].append((
-                    n, [bytes(batch.payload(i)) for i in range(n)],
-                    *(getattr(batch, array)[:n].tolist() for array in (
-                        "lengths", "truncated", "addresses", "ports", "flowinfo", "scope_ids",
-                        "timestamps")),
-                ))
+                calls[name].append(
+                    (
+                        n,
+                        [bytes(batch.payload(i)) for i in range(n)],
+                        *(
+                            getattr(batch, array)[:n].tolist()
+                            for array in (
+                                "lengths",
+                                "truncated",
+                                "addresses",
+                                "ports",
+                                "flowinfo",
+                                "scope_ids",
+                                "timestamps",
+                            )
+                        ),
+                    )
+                )
         reference, *others = calls.values()
         for other in others:
             assert other == reference
@@ -284,7 +309,7 @@ def test_direct_path_carries_over_what_does_not_fit(gro_pair, family_host, capac
     receiver, sender = gro_pair
     family, _ = family_host
     first = rows_of(64, 256, 7)
-    send_gso(sender, receiver, first)        # teaches the receiver the segment size
+    send_gso(sender, receiver, first)  # teaches the receiver the segment size
     second = rows_of(64, 256, 100)
     send_gso(sender, receiver, second)
     got, _, truncated = receive_exactly(receiver, 128, 256, family=family, capacity=capacity)

@@ -13,27 +13,28 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import conftest
+import pytest
+from helpers import receive_exactly
+from netns import needs_netns
+
 import fastnet
 from fastnet import constants as C
 from fastnet.core.gso import MAX_PAYLOAD, NEVER_REFUSED
-from helpers import receive_exactly
-from netns import needs_netns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_UDP4 = 65507
 # Loopback's MTU (65536) less the IPv6 and UDP headers: GSO segments must fit
 # unfragmented, so bigger IPv6 ones are refused (EMSGSIZE) and go plain.
 MAX_UNFRAGMENTED_UDP6 = 65536 - 40 - 8
-SO_NO_CHECK = 11          # asm-generic/socket.h: send IPv4 UDP without checksums
-UDP_NO_CHECK6_TX = 101    # linux/udp.h: the same for IPv6 ...
-UDP_NO_CHECK6_RX = 102    # ... and accept such datagrams on receive
+SO_NO_CHECK = 11  # asm-generic/socket.h: send IPv4 UDP without checksums
+UDP_NO_CHECK6_TX = 101  # linux/udp.h: the same for IPv6 ...
+UDP_NO_CHECK6_RX = 102  # ... and accept such datagrams on receive
 
 needs_gso = pytest.mark.skipif(not fastnet.features()["gso"], reason="kernel without UDP GSO")
-needs_gso_gro = pytest.mark.skipif(not (fastnet.features()["gso"] and fastnet.features()["gro"]),
-                                   reason="kernel without UDP GSO/GRO")
+needs_gso_gro = pytest.mark.skipif(
+    not (fastnet.features()["gso"] and fastnet.features()["gro"]), reason="kernel without UDP GSO/GRO"
+)
 
 
 def rows_of(count, size, last=None):
@@ -69,16 +70,19 @@ def observe(sock, total_bytes):
 
 
 @needs_gso
-@pytest.mark.parametrize("count,size,last", [
-    (2, 1, None),
-    (64, 1024, None),
-    (65, 1024, None),           # more than one super-buffer
-    (200, 1000, 17),            # a shorter last row
-    (130, 1023, None),          # 65507 // 1023 = 64: full 64-row super-buffers
-    (10, 20000, 5),             # big rows: 3 per super-buffer
-    (3, MAX_UDP4, 1),           # the largest IPv4 datagram: 1 per super-buffer (IPv6: plain)
-    (1500, 64, 1),              # more than 1024 super-buffers' worth of rows
-])
+@pytest.mark.parametrize(
+    "count,size,last",
+    [
+        (2, 1, None),
+        (64, 1024, None),
+        (65, 1024, None),  # more than one super-buffer
+        (200, 1000, 17),  # a shorter last row
+        (130, 1023, None),  # 65507 // 1023 = 64: full 64-row super-buffers
+        (10, 20000, 5),  # big rows: 3 per super-buffer
+        (3, MAX_UDP4, 1),  # the largest IPv4 datagram: 1 per super-buffer (IPv6: plain)
+        (1500, 64, 1),  # more than 1024 super-buffers' worth of rows
+    ],
+)
 def test_gso_delivers_every_datagram_intact_and_in_order(pair, family_host, count, size, last):
     receiver, sender = pair
     family, _ = family_host
@@ -94,13 +98,18 @@ def test_gso_delivers_every_datagram_intact_and_in_order(pair, family_host, coun
 
 
 @needs_gso_gro
-@pytest.mark.parametrize("count,size,expected", [
-    (130, 1023, [64, 64, 2]),   # at most 64 datagrams per super-buffer
-    (7, 20000, [3, 3, 1]),      # and at most 65507 bytes
-])
+@pytest.mark.parametrize(
+    "count,size,expected",
+    [
+        (130, 1023, [64, 64, 2]),  # at most 64 datagrams per super-buffer
+        (7, 20000, [3, 3, 1]),  # and at most 65507 bytes
+    ],
+)
 def test_gso_super_buffers_are_what_the_kernel_receives(backend, count, size, expected):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender, \
-            observer(stdsocket.AF_INET, "127.0.0.1") as obs:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+        observer(stdsocket.AF_INET, "127.0.0.1") as obs,
+    ):
         batch = fastnet.Batch.from_payloads(rows_of(count, size), family=stdsocket.AF_INET)
         assert sender.send_batch(batch, obs.getsockname(), gso=True) == count
         seen = observe(obs, count * size)
@@ -124,21 +133,26 @@ def test_gso_none_uses_gso_for_equal_rows_and_plain_for_others(backend, family_h
 
 @needs_gso_gro
 def test_gso_false_sends_every_row_alone(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender, \
-            observer(stdsocket.AF_INET, "127.0.0.1") as obs:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+        observer(stdsocket.AF_INET, "127.0.0.1") as obs,
+    ):
         batch = fastnet.Batch.from_payloads([b"x" * 50] * 4)
         assert sender.send_batch(batch, obs.getsockname(), gso=False) == 4
         assert observe(obs, 200) == [(50, None)] * 4
 
 
-@pytest.mark.parametrize("sizes,message", [
-    ([10, 20], "row 0 has 10"),
-    ([10, 9, 10], "row 1 has 9 bytes"),
-    ([10, 10, 11], "only a shorter last row"),
-    ([0, 0], "empty"),
-    ([10, 0], "empty"),
-    (["max + 1"] * 2, "largest UDP payload"),
-])
+@pytest.mark.parametrize(
+    "sizes,message",
+    [
+        ([10, 20], "row 0 has 10"),
+        ([10, 9, 10], "row 1 has 9 bytes"),
+        ([10, 10, 11], "only a shorter last row"),
+        ([0, 0], "empty"),
+        ([10, 0], "empty"),
+        (["max + 1"] * 2, "largest UDP payload"),
+    ],
+)
 def test_gso_true_refuses_rows_it_cannot_carry_before_sending(pair, family_host, sizes, message):
     receiver, sender = pair
     family, _ = family_host
@@ -210,8 +224,10 @@ def test_socket_marked_as_refused_sends_plain_identical_datagrams(backend, famil
     payloads = rows_of(70, 200, 50)
     seen = {}
     for refused in (False, True):
-        with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender, \
-                observer(family, host) as obs:
+        with (
+            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+            observer(family, host) as obs,
+        ):
             if refused:
                 sender._gso_refused_from = 0  # as after the kernel refused GSO
             batch = fastnet.Batch.from_payloads(payloads, family=family)
@@ -225,11 +241,15 @@ def test_socket_marked_as_refused_sends_plain_identical_datagrams(backend, famil
 @pytest.mark.skipif(not conftest.HAS_IPV6, reason="no IPv6 loopback")
 def test_segment_refused_for_its_size_falls_back_for_that_size_only(backend):
     host = "::1"
-    with fastnet.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM, backend=backend) as sender, \
-            observer(stdsocket.AF_INET6, host) as obs:
+    with (
+        fastnet.socket(stdsocket.AF_INET6, stdsocket.SOCK_DGRAM, backend=backend) as sender,
+        observer(stdsocket.AF_INET6, host) as obs,
+    ):
         big = rows_of(2, MAX_UNFRAGMENTED_UDP6 + 1)
-        assert sender.send_batch(fastnet.Batch.from_payloads(big, family=stdsocket.AF_INET6),
-                                 obs.getsockname()) == 2
+        assert (
+            sender.send_batch(fastnet.Batch.from_payloads(big, family=stdsocket.AF_INET6), obs.getsockname())
+            == 2
+        )
         assert observe(obs, 2 * len(big[0])) == [(len(big[0]), None)] * 2  # sent plain
         assert sender._gso_refused_from == MAX_UNFRAGMENTED_UDP6 + 1
         small = fastnet.Batch.from_payloads(rows_of(3, 1000), family=stdsocket.AF_INET6)
@@ -242,9 +262,17 @@ def _in_netns(backend, setup, script):
     name = f"fastnet-gso-{os.getpid()}-{backend}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
+
         def run(*cmd):
-            return subprocess.run(["ip", "netns", "exec", name, *cmd], check=True,
-                                  capture_output=True, text=True, timeout=60, cwd=ROOT)
+            return subprocess.run(
+                ["ip", "netns", "exec", name, *cmd],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+
         for command in setup:
             run(*command.split())
         return run(sys.executable, "-c", script, backend).stdout.split()
@@ -302,9 +330,11 @@ PARTIAL_CHILD = textwrap.dedent("""
 @needs_netns("tc")
 @needs_gso
 def test_non_blocking_gso_send_counts_rows(backend):
-    out = _in_netns(backend, ["ip link set lo up",
-                              "tc qdisc add dev lo root tbf rate 1mbit burst 64kb latency 2s"],
-                    PARTIAL_CHILD)
+    out = _in_netns(
+        backend,
+        ["ip link set lo up", "tc qdisc add dev lo root tbf rate 1mbit burst 64kb latency 2s"],
+        PARTIAL_CHILD,
+    )
     first, second = int(out[0]), " ".join(out[1:])
     assert 0 < first < 500 and first % 64 == 0, f"expected whole super-buffers, got {first}"
     assert second == "blocked sent=0"

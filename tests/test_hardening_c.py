@@ -16,13 +16,12 @@ import time
 
 import numpy as np
 import pytest
-
-import fastnet
-from fastnet import engines as _backend
-from fastnet import constants as C
-
 from helpers import AVAILABLE
 from tcp_helpers import encode, in_thread, tcp_pair
+
+import fastnet
+from fastnet import constants as C
+from fastnet import engines as _backend
 
 OFFLOAD = fastnet.features()["gso"] and fastnet.features()["gro"]
 needs_offload = pytest.mark.skipif(not OFFLOAD, reason="kernel without UDP GSO/GRO")
@@ -67,8 +66,9 @@ def take_all(receiver, batch, timeout=2.0, limit=10000):
     rows = []
     n = receiver.recv_batch(batch, timeout=timeout)
     while True:
-        rows += [(bytes(batch.payload(i)), bool(batch.truncated[i]), int(batch.timestamps[i]))
-                 for i in range(n)]
+        rows += [
+            (bytes(batch.payload(i)), bool(batch.truncated[i]), int(batch.timestamps[i])) for i in range(n)
+        ]
         assert len(rows) <= limit
         try:
             n = receiver.recv_batch(batch, timeout=0)
@@ -98,9 +98,9 @@ def _send_while_a_thread_raises_a_length(client, batch, row, raised):
 
     thread = threading.Thread(target=raise_length, daemon=True)
     thread.start()
-    time.sleep(0.05)   # let it block on the gate
+    time.sleep(0.05)  # let it block on the gate
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)   # far longer than the Python code up to the system call
+    sys.setswitchinterval(5.0)  # far longer than the Python code up to the system call
     try:
         gate.release()
         sent = client.send_frames(batch)
@@ -139,7 +139,7 @@ def test_held_tail_is_the_frame_that_was_checked(backend):
     batch.data[1] = np.resize(np.arange(251, dtype=np.uint8), slot)
     expected = encode([bytes(batch.data[0, :1000]), bytes(batch.data[1, :declared])])
     deadline = time.monotonic() + 60
-    for _ in range(20):   # bounded: the other thread must run during the system call
+    for _ in range(20):  # bounded: the other thread must run during the system call
         if time.monotonic() > deadline:
             break
         batch.lengths[:2] = (1000, declared)
@@ -149,7 +149,7 @@ def test_held_tail_is_the_frame_that_was_checked(backend):
             sent, interleaved = _send_while_a_thread_raises_a_length(client, batch, 1, slot)
             if not interleaved:
                 continue
-            assert sent == 2   # frame 1 was started: it counts, its rest is held
+            assert sent == 2  # frame 1 was started: it counts, its rest is held
             assert client._frames.unsent < 4 + declared
             reader = in_thread(_drain, server_side, len(expected) + 1)
             client.setblocking(True)
@@ -165,7 +165,7 @@ def test_gso_send_uses_the_lengths_of_its_plan(backend):
     with udp_pair(backend) as (receiver, sender):
         batch = fastnet.Batch.from_payloads(rows_of(10, 100))
         engine = _backend.load(backend)
-        batch.lengths[3] = 50   # as if written by another thread after the plan
+        batch.lengths[3] = 50  # as if written by another thread after the plan
         with pytest.raises(ValueError, match="GSO plan"):
             engine.send_batch(sender, batch, 0, 10, receiver.getsockname(), 100, 10)
         with pytest.raises(BlockingIOError):
@@ -176,8 +176,9 @@ def test_gso_send_uses_the_lengths_of_its_plan(backend):
 
 
 def _timestamping(receiver):
-    receiver.setsockopt(stdsocket.SOL_SOCKET, SO_TIMESTAMPING,
-                        SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+    receiver.setsockopt(
+        stdsocket.SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    )
 
 
 @needs_offload
@@ -214,7 +215,7 @@ def test_gro_control_area_holds_every_socket_level_message(backend):
         _timestamping(receiver)
         receiver.enable_timestamps()
         receiver.setsockopt(stdsocket.SOL_SOCKET, C.SO_RXQ_OVFL, 1)
-        for option in (75, 82):   # SO_RCVMARK (6.1), SO_RCVPRIORITY (6.5): if the kernel has them
+        for option in (75, 82):  # SO_RCVMARK (6.1), SO_RCVPRIORITY (6.5): if the kernel has them
             with contextlib.suppress(OSError):
                 receiver.setsockopt(stdsocket.SOL_SOCKET, option, 1)
         # IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR, IP_RECVOPTS,
@@ -251,8 +252,12 @@ def test_plain_receive_counts_cut_control_data_and_keeps_the_timestamp(backend):
 def _cmsg(level, kind, payload, cmsg_len=None):
     """One control message as the kernel lays it out (64-bit: 16-byte header, 8-byte alignment)."""
     length = 16 + len(payload) if cmsg_len is None else cmsg_len
-    raw = length.to_bytes(8, sys.byteorder) + level.to_bytes(4, sys.byteorder, signed=True) \
-        + kind.to_bytes(4, sys.byteorder, signed=True) + payload
+    raw = (
+        length.to_bytes(8, sys.byteorder)
+        + level.to_bytes(4, sys.byteorder, signed=True)
+        + kind.to_bytes(4, sys.byteorder, signed=True)
+        + payload
+    )
     return raw + bytes(-len(raw) % 8)
 
 
@@ -269,12 +274,15 @@ def test_cut_gro_header_is_not_read_past_its_length(last_message):
     the 4 bytes after the header lay past the end of the control memory.
     """
     from fastnet.engines._cengine import _GroArea
-    control = _cmsg(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48)) \
-        + _cmsg(C.SOL_UDP, C.UDP_GRO, b"", cmsg_len=16)
+
+    control = _cmsg(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48)) + _cmsg(
+        C.SOL_UDP, C.UDP_GRO, b"", cmsg_len=16
+    )
     area = _GroArea()
-    payload = bytes(range(256)) * 175   # 44800 bytes: 64 datagrams of 700
-    segment, stamp, cut = area._load_for_test(31 if last_message else 0, payload, control,
-                                              stdsocket.MSG_CTRUNC)
+    payload = bytes(range(256)) * 175  # 44800 bytes: 64 datagrams of 700
+    segment, stamp, cut = area._load_for_test(
+        31 if last_message else 0, payload, control, stdsocket.MSG_CTRUNC
+    )
     assert (segment, stamp, cut) == (0, 0, True)
     batch = fastnet.Batch(128, 65536)
     assert area._split_for_test(batch) == 1
@@ -284,9 +292,11 @@ def test_cut_gro_header_is_not_read_past_its_length(last_message):
 @pytest.mark.parametrize("flags,cut", [(0, False), (stdsocket.MSG_CTRUNC, True)])
 def test_python_engine_flags_a_cut_without_segment_size(flags, cut):
     from fastnet.engines.python.offload import GroArea
+
     area = GroArea()
-    area.load(1400, [(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48))], flags,
-              ("127.0.0.1", 9), stdsocket.AF_INET)
+    area.load(
+        1400, [(stdsocket.SOL_SOCKET, SO_TIMESTAMPING, bytes(48))], flags, ("127.0.0.1", 9), stdsocket.AF_INET
+    )
     batch = fastnet.Batch(4, 2048)
     assert area.split(batch, 0) == 1
     assert bool(batch.truncated[0]) is cut
@@ -317,7 +327,7 @@ def test_a_batch_in_use_refuses_a_second_call(backend):
     batch = fastnet.Batch(8, 64)
     with udp_pair(backend) as (receiver, sender), udp_pair(backend) as (sink, other):
         waiting = in_thread(receiver.recv_batch, batch, 10)
-        batch.fill(0, b"x")   # the rows a send would use; the receive overwrites them later
+        batch.fill(0, b"x")  # the rows a send would use; the receive overwrites them later
         error = _until_refused(lambda: other.send_batch(batch, sink.getsockname()))
         assert "in use" in str(error) and "recv_batch" in str(error)
         with pytest.raises(RuntimeError, match="in use"):
@@ -361,6 +371,7 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
     failed with EFAULT on headers the receive had rewritten.
     """
     from fastnet.engines import _cengine as engine
+
     batch = fastnet.Batch(64, 32)
     with udp_pair("cython") as (receiver, sender):
         target, source = receiver.getsockname(), sender.getsockname()
@@ -377,7 +388,7 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
                     refused[0] += 1
                 except BlockingIOError:
                     time.sleep(0.001)
-                except OSError as exc:   # EFAULT: headers rewritten under the system call
+                except OSError as exc:  # EFAULT: headers rewritten under the system call
                     bad.append(exc)
                     return
 
@@ -393,7 +404,7 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
             bad += [batch.address(i) for i in range(n) if batch.address(i) != source]
         thread.join(10)
         assert not bad
-        engine.recv_batch(receiver, batch, False)   # the Batch is free once both are done
+        engine.recv_batch(receiver, batch, False)  # the Batch is free once both are done
 
 
 # -- 4. the GRO path is chosen once; the split never computes a negative size -------------
@@ -437,13 +448,13 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
             payloads = rows_of(40, 100)
             send_gso(sender, receiver.getsockname(), payloads)
             batch = fastnet.Batch(32, 100)
-            assert receiver.recv_batch(batch, timeout=2) == 32   # 8 rows stay carried over
+            assert receiver.recv_batch(batch, timeout=2) == 32  # 8 rows stay carried over
             got = [bytes(batch.payload(i)) for i in range(32)]
-            receiver.enable_gro(False)   # from now on only the area sends calls down the GRO path
-            with receiver._gro_lock:   # "another thread" is splitting the area
+            receiver.enable_gro(False)  # from now on only the area sends calls down the GRO path
+            with receiver._gro_lock:  # "another thread" is splitting the area
                 receiver.hide_once = True
                 racing = in_thread(receiver.recv_batch, fastnet.Batch(32, 100), 0)
-                with pytest.raises(BlockingIOError):   # plain path, nothing queued
+                with pytest.raises(BlockingIOError):  # plain path, nothing queued
                     racing.result(timeout=10)
             got += [p for p, _, _ in take_all(receiver, batch)]
             assert got == payloads
@@ -452,8 +463,9 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
 
 
 @needs_cython
-@pytest.mark.parametrize("size,offset", [(44800, -5), (700, 700), (700, 701), (44800, 44800),
-                                         (44800, 10**9), (0, 1)])
+@pytest.mark.parametrize(
+    "size,offset", [(44800, -5), (700, 700), (700, 701), (44800, 44800), (44800, 10**9), (0, 1)]
+)
 def test_split_of_a_used_up_message_writes_nothing(size, offset):
     """A carry-over offset at or past the message's end never becomes a memcpy size.
 
@@ -463,6 +475,7 @@ def test_split_of_a_used_up_message_writes_nothing(size, offset):
     what tests/fuzz/fuzz_gro.py found in the first fix.
     """
     from fastnet.engines._cengine import _GroArea
+
     area = _GroArea()
     gro = _cmsg(C.SOL_UDP, C.UDP_GRO, (700).to_bytes(4, sys.byteorder, signed=True))
     area._load_for_test(0, bytes(size), gro, 0, offset)
@@ -482,8 +495,11 @@ def test_engine_framing_calls_refuse_no_frame_state(backend, call):
     engine = _backend.load(backend)
     batch = fastnet.Batch.from_payloads([b"abc"])
     with tcp_pair(backend) as (client, server_side):
-        args = {"send_frames": (client, batch, 0, 1, None), "recv_frames": (client, batch, None),
-                "flush_unsent": (client, None)}[call]
+        args = {
+            "send_frames": (client, batch, 0, 1, None),
+            "recv_frames": (client, batch, None),
+            "flush_unsent": (client, None),
+        }[call]
         with pytest.raises(TypeError):
             getattr(engine, call)(*args)
         server_side.setblocking(False)
@@ -519,7 +535,7 @@ def test_value_error_after_frames_went_out_says_how_many(backend):
     engine = _backend.load(backend)
     frames = [bytes([i % 256]) * 3 for i in range(600)]
     batch = fastnet.Batch.from_payloads(frames, slot_size=3)
-    batch.lengths[550] = 99   # past the slot, as if written by another thread
+    batch.lengths[550] = 99  # past the slot, as if written by another thread
     with tcp_pair(backend) as (client, server_side):
         with pytest.raises(ValueError) as info:
             engine.send_frames(client, batch, 0, 600, engine.FrameState())
@@ -552,8 +568,7 @@ def test_send_batch_value_error_part_way_carries_the_rows_sent(backend):
     with udp_pair(backend) as (receiver, sender):
         sender._engine = PartWay()
         with pytest.raises(ValueError) as info:
-            sender.send_batch(fastnet.Batch.from_payloads([b"a"] * 10), receiver.getsockname(),
-                              gso=False)
+            sender.send_batch(fastnet.Batch.from_payloads([b"a"] * 10), receiver.getsockname(), gso=False)
         assert info.value.sent == 3
         assert len(take_all(receiver, fastnet.Batch(16, 8))) == 3
 
@@ -595,11 +610,10 @@ def _until_stamped_on_arrival(receivers, sender, target):
     for _ in range(200):
         sender.sendto(b"probe", target)
         stamps = set()
-        for sock in receivers:   # read with the standard library: the engines are under test
+        for sock in receivers:  # read with the standard library: the engines are under test
             sock.settimeout(2)
             _, ancdata, _, _ = stdsocket.socket.recvmsg(sock, 16, 256)
-            stamps.add(b"".join(data for level, _, data in ancdata
-                                if level == stdsocket.SOL_SOCKET))
+            stamps.add(b"".join(data for level, _, data in ancdata if level == stdsocket.SOL_SOCKET))
         if len(stamps) == 1 and b"" not in stamps:
             return
         time.sleep(0.01)
@@ -633,10 +647,24 @@ def test_engines_fill_identical_batches_with_timestamps(option, gro):
                     n = sock.recv_batch(batch, timeout=2 if not seen else 0)
                 except BlockingIOError:
                     break
-                seen.append((n, [bytes(batch.payload(i)) for i in range(n)], *(
-                    getattr(batch, name)[:n].tolist() for name in (
-                        "lengths", "truncated", "addresses", "ports", "flowinfo", "scope_ids",
-                        "timestamps"))))
+                seen.append(
+                    (
+                        n,
+                        [bytes(batch.payload(i)) for i in range(n)],
+                        *(
+                            getattr(batch, name)[:n].tolist()
+                            for name in (
+                                "lengths",
+                                "truncated",
+                                "addresses",
+                                "ports",
+                                "flowinfo",
+                                "scope_ids",
+                                "timestamps",
+                            )
+                        ),
+                    )
+                )
             calls.append(seen)
         reference, *others = calls
         assert sum(call[0] for call in reference) == 5 + (69 if gro else 0)
@@ -657,7 +685,7 @@ def test_a_socket_made_from_a_stamping_fd_has_the_timestamps(backend, option):
             sender.sendto(b"x", receiver.getsockname())
             batch = fastnet.Batch(2, 8)
             assert twin.recv_batch(batch, timeout=2) == 1
-            assert batch.timestamps[0] >= before - 10**6   # SO_TIMESTAMP: microseconds
+            assert batch.timestamps[0] >= before - 10**6  # SO_TIMESTAMP: microseconds
 
 
 # -- 8. the GRO direct path, each branch on purpose ---------------------------------------
@@ -675,6 +703,7 @@ def test_gro_counters_are_built_when_expected():
     if not os.environ.get("FASTNET_EXPECT_GRO_COUNTERS"):
         pytest.skip("FASTNET_EXPECT_GRO_COUNTERS is not set")
     from fastnet.engines._cengine import _GroArea
+
     assert _GroArea().path_counts is not None
 
 
@@ -685,8 +714,7 @@ def _direct_receiver(backend, family_host, slot):
     with udp_pair(backend, gro=True, family=family, host=host) as (receiver, sender):
         teach = rows_of(8, slot)
         send_gso(sender, receiver.getsockname(), teach)
-        assert [p for p, _, _ in take_all(receiver, fastnet.Batch(64, slot, family=family))] \
-            == teach
+        assert [p for p, _, _ in take_all(receiver, fastnet.Batch(64, slot, family=family))] == teach
         if backend == "cython":
             assert receiver._gro_area.direct_segment_size == slot
         yield receiver, sender
@@ -722,13 +750,14 @@ def test_direct_path_plain_datagram(backend, family_host, capacity):
         plain = [b"p" * 100, b"q" * 256, b"r" * 1500]
         batch = fastnet.Batch(capacity, 256, family=family)
         got = []
-        for payload in plain:   # each reaches the direct path on its own
+        for payload in plain:  # each reaches the direct path on its own
             sender.sendto(payload, receiver.getsockname())
             got += take_all(receiver, batch)
             # Plain traffic turns the direct path off: turn it on again.
             send_gso(sender, receiver.getsockname(), rows_of(4, 256))
-            assert [p for p, _, _ in take_all(receiver, fastnet.Batch(8, 256, family=family))] \
-                == rows_of(4, 256)
+            assert [p for p, _, _ in take_all(receiver, fastnet.Batch(8, 256, family=family))] == rows_of(
+                4, 256
+            )
         assert [(p, c) for p, c, _ in got] == [(p[:256], len(p) > 256) for p in plain]
         after = _paths(receiver)
         if after is not None:
@@ -736,10 +765,13 @@ def test_direct_path_plain_datagram(backend, family_host, capacity):
 
 
 @needs_offload
-@pytest.mark.parametrize("count,size,capacity,branch", [
-    (8, 100, 16, "direct_changed"),              # the buffer fits in the free rows
-    (20, 300, 4, "direct_changed_overflow"),     # it runs on into the overflow buffer
-])
+@pytest.mark.parametrize(
+    "count,size,capacity,branch",
+    [
+        (8, 100, 16, "direct_changed"),  # the buffer fits in the free rows
+        (20, 300, 4, "direct_changed_overflow"),  # it runs on into the overflow buffer
+    ],
+)
 def test_direct_path_segment_change(backend, family_host, count, size, capacity, branch):
     """Another segment size in direct mode: gathered (from the rows, and from the overflow
     buffer when longer than them) and split like the batched path."""
@@ -765,6 +797,7 @@ def test_gro_fuzz_target_runs_on_random_inputs():
     """A bounded, seeded random run of tests/fuzz/fuzz_gro.py (beyond its saved corpus)."""
     import importlib.util
     import random
+
     fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz")
     spec = importlib.util.spec_from_file_location("fastnet_fuzz_run", os.path.join(fuzz, "run.py"))
     run = importlib.util.module_from_spec(spec)

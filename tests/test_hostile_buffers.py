@@ -15,16 +15,17 @@ import warnings
 
 import numpy as np
 import pytest
+from guards import ARRAY_SLOTS, GUARD, guarded_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnet
-from guards import ARRAY_SLOTS, GUARD, guarded_batch
 
 REFUSED = (TypeError, ValueError, BufferError)
-HOSTILE = settings(max_examples=60, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+HOSTILE = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # numpy arrays of many dtypes, shapes and layouts: C order, Fortran order,
 # strided (every other element), reversed, zero-size, 0-d.
@@ -33,8 +34,7 @@ _DTYPES = st.sampled_from(["u1", "i1", "<u2", ">i4", "<f8", "c16", "?", "S3", "U
 
 @st.composite
 def odd_arrays(draw):
-    base = draw(hnp.arrays(draw(_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
-                                                            max_side=5)))
+    base = draw(hnp.arrays(draw(_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)))
     layout = draw(st.sampled_from(["c", "fortran", "strided", "reversed", "transposed"]))
     if layout == "fortran":
         return np.asfortranarray(base)
@@ -51,7 +51,7 @@ def _flat_bytes(obj):
     """The bytes the buffer protocol gives for ``obj`` in C order, or None if refused."""
     try:
         view = memoryview(obj)
-    except (TypeError, ValueError):   # no buffer; numpy exports no datetime buffers
+    except (TypeError, ValueError):  # no buffer; numpy exports no datetime buffers
         return None
     if not view.c_contiguous:
         return None
@@ -60,12 +60,16 @@ def _flat_bytes(obj):
 
 odd_objects = st.one_of(
     odd_arrays(),
-    st.binary(max_size=40).map(lambda b: memoryview(b)[::2]),          # non-contiguous
+    st.binary(max_size=40).map(lambda b: memoryview(b)[::2]),  # non-contiguous
     st.binary(max_size=40).map(lambda b: memoryview(b)[::-1]),
     st.binary(max_size=40).map(bytearray),
     st.binary(min_size=8, max_size=40).map(lambda b: memoryview(b[:8]).cast("B", (2, 4))),
-    st.lists(st.integers(-2**31, 2**31 - 1), max_size=6).map(lambda v: array.array("i", v)),
-    st.text(max_size=8), st.integers(), st.none(), st.floats(), st.lists(st.integers(0, 255)),
+    st.lists(st.integers(-(2**31), 2**31 - 1), max_size=6).map(lambda v: array.array("i", v)),
+    st.text(max_size=8),
+    st.integers(),
+    st.none(),
+    st.floats(),
+    st.lists(st.integers(0, 255)),
     st.just(np.array([1, 2], dtype=object)),
 )
 
@@ -84,21 +88,22 @@ def test_fill_copies_exactly_the_buffer_or_refuses(obj, row):
         return
     except REFUSED:
         guards.check()
-        return   # no buffer, not C-contiguous, a format memoryview cannot cast, or too long
+        return  # no buffer, not C-contiguous, a format memoryview cannot cast, or too long
     guards.check()
     assert expected is not None, f"accepted {obj!r}, which has no C-contiguous buffer"
     assert len(expected) <= 32
     assert batch.lengths[row] == len(expected)
     assert bytes(batch.payload(row)) == expected
-    assert (batch.data[row, len(expected):] == 0xEE).all()   # nothing past the payload
+    assert (batch.data[row, len(expected) :] == 0xEE).all()  # nothing past the payload
     assert batch.count == row + 1 and not batch.truncated[row]
 
 
 @HOSTILE
-@given(items=st.lists(odd_objects, min_size=0, max_size=4),
-       slot_size=st.one_of(st.none(), st.integers(-1, 64), st.floats(), st.text(max_size=2)),
-       family=st.sampled_from([stdsocket.AF_INET, stdsocket.AF_INET6, stdsocket.AF_UNIX, 0,
-                               "AF_INET", None]))
+@given(
+    items=st.lists(odd_objects, min_size=0, max_size=4),
+    slot_size=st.one_of(st.none(), st.integers(-1, 64), st.floats(), st.text(max_size=2)),
+    family=st.sampled_from([stdsocket.AF_INET, stdsocket.AF_INET6, stdsocket.AF_UNIX, 0, "AF_INET", None]),
+)
 def test_from_payloads_builds_exactly_the_payloads_or_refuses(items, slot_size, family):
     try:
         batch = fastnet.Batch.from_payloads(items, slot_size, family=family)
@@ -111,8 +116,16 @@ def test_from_payloads_builds_exactly_the_payloads_or_refuses(items, slot_size, 
 
 
 @HOSTILE
-@given(payloads=st.one_of(st.integers(), st.none(), st.text(max_size=3), st.binary(max_size=3),
-                          st.just(iter([b"a", 5])), st.just({b"a": 1})))
+@given(
+    payloads=st.one_of(
+        st.integers(),
+        st.none(),
+        st.text(max_size=3),
+        st.binary(max_size=3),
+        st.just(iter([b"a", 5])),
+        st.just({b"a": 1}),
+    )
+)
 def test_from_payloads_needs_an_iterable_of_buffers(payloads):
     try:
         batch = fastnet.Batch.from_payloads(payloads)
@@ -123,6 +136,7 @@ def test_from_payloads_needs_an_iterable_of_buffers(payloads):
 
 
 # -- a Batch's own arrays, changed in place --------------------------------------
+
 
 def _reshape(array_):
     array_.shape = (1, array_.size) if array_.ndim == 2 else (array_.size // 2, 2)
@@ -142,13 +156,17 @@ def _resize(array_):
 
 
 def _restride(array_):
-    array_.strides = (0,) * array_.ndim   # every element aliases the first: still in bounds
+    array_.strides = (0,) * array_.ndim  # every element aliases the first: still in bounds
 
 
-CHANGES = {"reshape": _reshape, "reshape-rows": _reshape_rows, "retype": _retype,
-           "resize": _resize, "restride": _restride}
-ARRAYS = ("data", "lengths", "addresses", "ports", "flowinfo", "scope_ids", "timestamps",
-          "truncated")
+CHANGES = {
+    "reshape": _reshape,
+    "reshape-rows": _reshape_rows,
+    "retype": _retype,
+    "resize": _resize,
+    "restride": _restride,
+}
+ARRAYS = ("data", "lengths", "addresses", "ports", "flowinfo", "scope_ids", "timestamps", "truncated")
 
 
 def _changed_batch(name, change):
@@ -159,13 +177,13 @@ def _changed_batch(name, change):
         batch.fill(row, b"abcdefgh")
     array_ = getattr(batch, name)
     if name == "truncated":
-        array_ = batch._truncated_u8   # the engines write this one
+        array_ = batch._truncated_u8  # the engines write this one
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)   # setting strides (numpy 2.4)
+            warnings.simplefilter("ignore", DeprecationWarning)  # setting strides (numpy 2.4)
             CHANGES[change](array_)
     except (ValueError, AttributeError, TypeError):
-        return batch, False, guards   # numpy refused the change itself
+        return batch, False, guards  # numpy refused the change itself
     return batch, True, guards
 
 
@@ -188,15 +206,18 @@ def test_changed_arrays_never_let_an_engine_stray(backend, name, change):
     batch, changed, guards = _changed_batch(name, change)
     if change == "resize":
         assert not changed or batch.capacity == 1, "a Batch's arrays must refuse resizing"
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         receiver.settimeout(2)
         with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as helper:
-            helper.send_batch(fastnet.Batch.from_payloads([b"12345678"] * 4),
-                              receiver.getsockname())
-        for call in (lambda: sender.send_batch(batch, receiver.getsockname()),
-                     lambda: receiver.recv_batch(batch, timeout=1)):
+            helper.send_batch(fastnet.Batch.from_payloads([b"12345678"] * 4), receiver.getsockname())
+        for call in (
+            lambda: sender.send_batch(batch, receiver.getsockname()),
+            lambda: receiver.recv_batch(batch, timeout=1),
+        ):
             try:
                 call()
             # The pure-Python engine writes through numpy, which checks bounds
@@ -226,8 +247,7 @@ def test_guard_bytes_show_a_write_just_outside_an_array():
             flat = getattr(batch, slot).reshape(-1).view(np.uint8)
             if side == "before":
                 flat = flat[::-1]
-            stray = np.lib.stride_tricks.as_strided(flat, shape=(flat.size + 1,),
-                                                    strides=flat.strides)
+            stray = np.lib.stride_tricks.as_strided(flat, shape=(flat.size + 1,), strides=flat.strides)
             stray[-1] = 0
             with pytest.raises(AssertionError, match=f"{side} batch.{slot[1:]} were written"):
                 guards.check()

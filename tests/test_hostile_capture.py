@@ -21,8 +21,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuz
 import fuzz_npy  # noqa: E402  (tests/fuzz/fuzz_npy.py)
 import fuzz_pcap  # noqa: E402  (tests/fuzz/fuzz_pcap.py)
 
-HOSTILE = settings(max_examples=100, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+HOSTILE = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 _PCAP_HEADS = [bytes.fromhex(h) for h in ("d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d")]
 
@@ -35,15 +36,17 @@ def test_random_bytes_as_pcap(data):
 
 
 @HOSTILE
-@given(head=st.sampled_from(_PCAP_HEADS + [MAGIC + b"\x01\x00", MAGIC + b"\x02\x00", b""]),
-       body=st.binary(max_size=400))
+@given(
+    head=st.sampled_from(_PCAP_HEADS + [MAGIC + b"\x01\x00", MAGIC + b"\x02\x00", b""]),
+    body=st.binary(max_size=400),
+)
 def test_random_bytes_after_a_real_magic(tmp_path, head, body):
     path = tmp_path / "random.cap"
     path.write_bytes(head + body)
     try:
         fuzz_pcap.read_all(str(path))
     except fastnet.CaptureError:
-        pass   # refused at open
+        pass  # refused at open
 
 
 @HOSTILE
@@ -58,8 +61,7 @@ def _capture(tmp_path, suffix):
     path = str(tmp_path / f"whole{suffix}")
     with fastnet.open_recorder(path, local_address=("127.0.0.1", 9)) as recorder:
         for family in (stdsocket.AF_INET, stdsocket.AF_INET6):
-            batch = fastnet.Batch.from_payloads([bytes([i]) * (i + 1) for i in range(5)],
-                                                family=family)
+            batch = fastnet.Batch.from_payloads([bytes([i]) * (i + 1) for i in range(5)], family=family)
             recorder(batch)
     with open(path, "rb") as handle:
         return handle.read()
@@ -68,8 +70,7 @@ def _capture(tmp_path, suffix):
 @pytest.mark.parametrize("suffix", [".pcap", ".npy"])
 def test_a_capture_cut_anywhere_yields_a_prefix_then_an_error(tmp_path, suffix):
     whole = _capture(tmp_path, suffix)
-    complete = [bytes(p) for b in fastnet.read_capture(str(tmp_path / f"whole{suffix}"))
-                for p, _ in b]
+    complete = [bytes(p) for b in fastnet.read_capture(str(tmp_path / f"whole{suffix}")) for p, _ in b]
     assert len(complete) == 10
     path = tmp_path / f"cut{suffix}"
     for end in range(len(whole)):
@@ -80,10 +81,11 @@ def test_a_capture_cut_anywhere_yields_a_prefix_then_an_error(tmp_path, suffix):
                 got.extend(bytes(p) for p, _ in batch)
         except fastnet.CaptureError as exc:
             assert 0 <= exc.offset <= end
-        assert got == complete[:len(got)], end
+        assert got == complete[: len(got)], end
 
 
 # -- npy headers that are valid Python but not a capture ---------------------------
+
 
 def _npy(text):
     body = text.encode("latin1")
@@ -93,21 +95,24 @@ def _npy(text):
 _DESCR = repr(record_dtype(8).descr)
 
 
-@pytest.mark.parametrize("text", [
-    "{'descr': %s, 'fortran_order': False, 'shape': ('x',), }" % _DESCR,
-    "{'descr': %s, 'fortran_order': False, 'shape': (-1,), }" % _DESCR,
-    "{'descr': %s, 'fortran_order': False, 'shape': (True,), }" % _DESCR,
-    "{'descr': %s, 'fortran_order': False, 'shape': 3, }" % _DESCR,
-    "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % _DESCR.replace("(8,)", "()"),
-    "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % _DESCR.replace("(8,)", "(2, 4)"),
-    "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % repr(record_dtype(2**27).descr),
-    "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % repr(record_dtype(2**30).descr),
-    "-" * 5000 + "1",
-    "(" * 5000,
-    "[" * 90 + "]" * 90,
-    "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
-    " " * 20000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'descr': %s, 'fortran_order': False, 'shape': ('x',), }" % _DESCR,
+        "{'descr': %s, 'fortran_order': False, 'shape': (-1,), }" % _DESCR,
+        "{'descr': %s, 'fortran_order': False, 'shape': (True,), }" % _DESCR,
+        "{'descr': %s, 'fortran_order': False, 'shape': 3, }" % _DESCR,
+        "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % _DESCR.replace("(8,)", "()"),
+        "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % _DESCR.replace("(8,)", "(2, 4)"),
+        "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % repr(record_dtype(2**27).descr),
+        "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % repr(record_dtype(2**30).descr),
+        "-" * 5000 + "1",
+        "(" * 5000,
+        "[" * 90 + "]" * 90,
+        "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
+        " " * 20000,
+    ],
+)
 def test_npy_headers_that_are_not_captures_are_capture_errors(tmp_path, text):
     path = tmp_path / "header.npy"
     path.write_bytes(_npy(text) + bytes(256))
@@ -135,8 +140,12 @@ def test_a_wide_npy_capture_is_read_in_bounded_pieces(tmp_path):
 # -- hostile arguments ----------------------------------------------------------------
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4), st.binary(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.binary(max_size=4),
 )
 
 
@@ -152,7 +161,7 @@ def test_read_capture_arguments(tmp_path, batch_size, slot_size):
     except (TypeError, ValueError):
         return
     rows = [bytes(p) for batch in reader for p, _ in batch]
-    assert rows == [b"abc", b"de"][:len(rows)] or rows == [b"abc"[:slot_size], b"de"[:slot_size]]
+    assert rows == [b"abc", b"de"][: len(rows)] or rows == [b"abc"[:slot_size], b"de"[:slot_size]]
 
 
 @HOSTILE
@@ -169,21 +178,26 @@ def test_read_capture_paths(tmp_path, path):
 
 # Hosts are numeric or "localhost": the recorder resolves a host name, and a
 # free-text one would send DNS queries off this machine.
-_HOSTS = st.sampled_from(["127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "fe80::1%lo",
-                          None, 5, b"127.0.0.1"])
+_HOSTS = st.sampled_from(
+    ["127.0.0.1", "::1", "localhost", "0.0.0.0", "::", "fe80::1%lo", None, 5, b"127.0.0.1"]
+)
 
 
 @HOSTILE
-@given(local_address=st.one_of(anything, st.tuples(_HOSTS, anything),
-                               st.tuples(_HOSTS, anything, anything, anything)),
-       buffers=anything, payload_bytes=anything,
-       fmt=st.sampled_from([None, "pcap", "npy", "csv", 5]))
+@given(
+    local_address=st.one_of(
+        anything, st.tuples(_HOSTS, anything), st.tuples(_HOSTS, anything, anything, anything)
+    ),
+    buffers=anything,
+    payload_bytes=anything,
+    fmt=st.sampled_from([None, "pcap", "npy", "csv", 5]),
+)
 def test_open_recorder_arguments(tmp_path, local_address, buffers, payload_bytes, fmt):
     path = tmp_path / "rec.pcap"
     try:
-        recorder = fastnet.open_recorder(str(path), local_address=local_address,
-                                         buffers=buffers, payload_bytes=payload_bytes,
-                                         format=fmt)
+        recorder = fastnet.open_recorder(
+            str(path), local_address=local_address, buffers=buffers, payload_bytes=payload_bytes, format=fmt
+        )
     except (TypeError, ValueError, OSError):
         return
     with recorder:

@@ -14,27 +14,112 @@ from hypothesis import strategies as st
 import fastnet
 from fastnet.cli import main
 
-HOSTILE = settings(max_examples=120, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+HOSTILE = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
-GARBAGE = ["0", "-1", "1", "8", "64", "1e9", "nan", "inf", "-inf", "1e-300", "1e308", "abc", "",
-           " ", "max", "400M", "5G", "10Q", "1,2", ",", "0x10", "\x00", "é", "--", "-",
-           "127.0.0.1:9", "[::1]:9", ":9", "9", "127.0.0.1:99999", "localhost:9", "[::1]9",
-           "127.0.0.1:", "cython", "python", "gpu", "lo", "no-such-if0", "/nonexistent.pcap",
-           "/", "x" * 300]
+GARBAGE = [
+    "0",
+    "-1",
+    "1",
+    "8",
+    "64",
+    "1e9",
+    "nan",
+    "inf",
+    "-inf",
+    "1e-300",
+    "1e308",
+    "abc",
+    "",
+    " ",
+    "max",
+    "400M",
+    "5G",
+    "10Q",
+    "1,2",
+    ",",
+    "0x10",
+    "\x00",
+    "é",
+    "--",
+    "-",
+    "127.0.0.1:9",
+    "[::1]:9",
+    ":9",
+    "9",
+    "127.0.0.1:99999",
+    "localhost:9",
+    "[::1]9",
+    "127.0.0.1:",
+    "cython",
+    "python",
+    "gpu",
+    "lo",
+    "no-such-if0",
+    "/nonexistent.pcap",
+    "/",
+    "x" * 300,
+]
 OPTIONS = {
-    "send": ["--count", "--size", "--pps", "--rate", "--duration", "--burst", "--gso",
-             "--backend", "--interface", "--replay", "--speed", "--json", "--tcp",
-             "--prefix-size", "--byteorder", "--max-frame", "little", "--bogus"],
-    "bench": ["--quick", "--duration", "--sizes", "--backends", "--sender", "--receiver",
-              "--no-pin", "--json", "--plot", "--bogus"],
+    "send": [
+        "--count",
+        "--size",
+        "--pps",
+        "--rate",
+        "--duration",
+        "--burst",
+        "--gso",
+        "--backend",
+        "--interface",
+        "--replay",
+        "--speed",
+        "--json",
+        "--tcp",
+        "--prefix-size",
+        "--byteorder",
+        "--max-frame",
+        "little",
+        "--bogus",
+    ],
+    "bench": [
+        "--quick",
+        "--duration",
+        "--sizes",
+        "--backends",
+        "--sender",
+        "--receiver",
+        "--no-pin",
+        "--json",
+        "--plot",
+        "--bogus",
+    ],
     "info": ["--json", "--bogus"],
     # (--tcp and --workers wait for a peer or run workers until stopped: they
     # appear in the known-bad lines below only.)
-    "recv": ["--count", "--duration", "--json", "--seq", "--slot-size", "--batch-size",
-             "--ring-size", "--rcvbuf", "--on-full", "--backend", "drop", "block", "--gro",
-             "--interface", "--source", "--out", "--truncate", "--prefix-size", "--byteorder",
-             "--max-frame", "--bogus"],
+    "recv": [
+        "--count",
+        "--duration",
+        "--json",
+        "--seq",
+        "--slot-size",
+        "--batch-size",
+        "--ring-size",
+        "--rcvbuf",
+        "--on-full",
+        "--backend",
+        "drop",
+        "block",
+        "--gro",
+        "--interface",
+        "--source",
+        "--out",
+        "--truncate",
+        "--prefix-size",
+        "--byteorder",
+        "--max-frame",
+        "--bogus",
+    ],
 }
 
 
@@ -50,7 +135,8 @@ def no_work(monkeypatch):
 
     def stopped(self, timeout=None):
         raise fastnet.ReceiverStopped("stopped at once")
-    monkeypatch.setattr(fastnet.Receiver, "get", stopped)   # recv: bind, then stop at once
+
+    monkeypatch.setattr(fastnet.Receiver, "get", stopped)  # recv: bind, then stop at once
 
 
 def _outcome(argv, capsys):
@@ -66,7 +152,7 @@ def _check(argv, code, err):
     if code == 2:
         assert len(err) == 1, (argv, err)
         assert err[0].startswith("fastnet") and "error:" in err[0], (argv, err)
-    elif code == 1:   # valid arguments, then a failure at run time (nothing listens...)
+    elif code == 1:  # valid arguments, then a failure at run time (nothing listens...)
         assert err and err[-1].startswith("fastnet") and "error:" in err[-1], (argv, err)
     else:
         assert code == 0, (argv, code, err)
@@ -91,20 +177,41 @@ def test_garbage_commands(no_work, capsys, argv):
     _check(argv, code, err)
 
 
-@pytest.mark.parametrize("argv", [
-    ["send", "--pps", "nan"], ["send", "--rate", "10Q"], ["send", "127.0.0.1:99999"],
-    ["send", "--pps", "1", "--rate", "1M"], ["send", "--count"], ["send", "--burst", "0"],
-    ["send", "--speed", "2"], ["send", "--size", "4"], ["send", "--replay", "/nonexistent.pcap"],
-    ["send", "--backend", "gpu"], ["bench", "--sizes", "0"], ["bench", "--sizes", ","],
-    ["bench", "--duration", "1e9"], ["bench", "--backends", "gpu"],
-    ["bench", "--sender", "python", "--receiver", "python"], ["info", "--bogus"], [],
-    ["recv", "127.0.0.1:99999"], ["recv", "9", "--rcvbuf", "5G"],
-    ["recv", "9", "--on-full", "never"], ["recv", "0", "--slot-size", "0"],
-    ["recv", "--workers", "0"], ["recv", "--workers", "2", "--tcp"], ["recv", "--tcp", "--gro"],
-    ["recv", "--prefix-size", "3"], ["recv", "--out", "/nonexistent-dir/x.pcap"],
-    ["send", "--tcp", "--gso"], ["send", "--max-frame", "-1"],
-    ["nosuch"], ["--bogus"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["send", "--pps", "nan"],
+        ["send", "--rate", "10Q"],
+        ["send", "127.0.0.1:99999"],
+        ["send", "--pps", "1", "--rate", "1M"],
+        ["send", "--count"],
+        ["send", "--burst", "0"],
+        ["send", "--speed", "2"],
+        ["send", "--size", "4"],
+        ["send", "--replay", "/nonexistent.pcap"],
+        ["send", "--backend", "gpu"],
+        ["bench", "--sizes", "0"],
+        ["bench", "--sizes", ","],
+        ["bench", "--duration", "1e9"],
+        ["bench", "--backends", "gpu"],
+        ["bench", "--sender", "python", "--receiver", "python"],
+        ["info", "--bogus"],
+        [],
+        ["recv", "127.0.0.1:99999"],
+        ["recv", "9", "--rcvbuf", "5G"],
+        ["recv", "9", "--on-full", "never"],
+        ["recv", "0", "--slot-size", "0"],
+        ["recv", "--workers", "0"],
+        ["recv", "--workers", "2", "--tcp"],
+        ["recv", "--tcp", "--gro"],
+        ["recv", "--prefix-size", "3"],
+        ["recv", "--out", "/nonexistent-dir/x.pcap"],
+        ["send", "--tcp", "--gso"],
+        ["send", "--max-frame", "-1"],
+        ["nosuch"],
+        ["--bogus"],
+    ],
+)
 def test_known_bad_command_lines(no_work, capsys, argv):
     code, err = _outcome(argv, capsys)
     assert code == 2

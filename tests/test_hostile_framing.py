@@ -12,25 +12,30 @@ import socket as stdsocket
 import sys
 
 import pytest
+from guards import guarded_batch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tcp_helpers import tcp_pair
 
 import fastnet
 from fastnet.core.framing import MAX_FRAME_LIMIT
 
-from guards import guarded_batch
-from tcp_helpers import tcp_pair
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
 import fuzz_frames  # noqa: E402  (tests/fuzz/fuzz_frames.py)
 
-HOSTILE = settings(max_examples=40, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+HOSTILE = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6), st.binary(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.binary(max_size=4),
     st.sampled_from([2, 4, 8, "big", "little", "error", "truncate", 0, 2**62, 2**62 + 1, -1]),
 )
 
@@ -38,24 +43,29 @@ anything = st.one_of(
 def _valid(prefix_size, byteorder, max_frame, on_oversize):
     def whole(value):
         return isinstance(value, int) and not isinstance(value, bool)
-    return ((prefix_size is None or (whole(prefix_size) and prefix_size in (2, 4, 8)))
-            and (byteorder is None or byteorder in ("big", "little"))
-            and (max_frame is None or (whole(max_frame) and 0 <= max_frame <= MAX_FRAME_LIMIT))
-            and (on_oversize is None or on_oversize in ("error", "truncate")))
+
+    return (
+        (prefix_size is None or (whole(prefix_size) and prefix_size in (2, 4, 8)))
+        and (byteorder is None or byteorder in ("big", "little"))
+        and (max_frame is None or (whole(max_frame) and 0 <= max_frame <= MAX_FRAME_LIMIT))
+        and (on_oversize is None or on_oversize in ("error", "truncate"))
+    )
 
 
 @HOSTILE
 @given(prefix_size=anything, byteorder=anything, max_frame=anything, on_oversize=anything)
-def test_set_framing_accepts_exactly_the_documented_values(backend, prefix_size, byteorder,
-                                                           max_frame, on_oversize):
+def test_set_framing_accepts_exactly_the_documented_values(
+    backend, prefix_size, byteorder, max_frame, on_oversize
+):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_STREAM, backend=backend) as sock:
         before = sock.framing
         try:
-            framing = sock.set_framing(prefix_size=prefix_size, byteorder=byteorder,
-                                       max_frame=max_frame, on_oversize=on_oversize)
+            framing = sock.set_framing(
+                prefix_size=prefix_size, byteorder=byteorder, max_frame=max_frame, on_oversize=on_oversize
+            )
         except (TypeError, ValueError):
             assert not _valid(prefix_size, byteorder, max_frame, on_oversize)
-            assert sock.framing == before   # a refused change changes nothing
+            assert sock.framing == before  # a refused change changes nothing
             return
         assert _valid(prefix_size, byteorder, max_frame, on_oversize)
         assert sock.framing == framing
@@ -94,11 +104,12 @@ def test_send_frames_start_is_checked(backend, start):
 
 # -- arbitrary streams ----------------------------------------------------------------
 
+
 @HOSTILE
 @given(data=st.binary(max_size=600))
 @example(data=b"")
 @example(data=bytes(8))
-@example(data=b"\x00\x03\x00\x00\x02\x00\x00\xff\xff\xff\xff\xff")   # a frame past max_frame
+@example(data=b"\x00\x03\x00\x00\x02\x00\x00\xff\xff\xff\xff\xff")  # a frame past max_frame
 def test_random_streams_match_an_independent_parser(backend, data):
     fuzz_frames.run(data, backends=[backend])
 
@@ -113,12 +124,17 @@ def frames_near_the_limits(draw):
     limit = min(max_frame, 2 ** (8 * prefix) - 1)
     stream = b""
     for _ in range(draw(st.integers(0, 6))):
-        size = draw(st.sampled_from([0, 1, slot - 1, slot, slot + 1, limit, limit + 1,
-                                     2 ** (8 * prefix) - 1]))
-        size = min(max(size, 0), 2 ** (8 * prefix) - 1)   # what the prefix can say
+        size = draw(
+            st.sampled_from([0, 1, slot - 1, slot, slot + 1, limit, limit + 1, 2 ** (8 * prefix) - 1])
+        )
+        size = min(max(size, 0), 2 ** (8 * prefix) - 1)  # what the prefix can say
         stream += size.to_bytes(prefix, order) + bytes(min(size, 300))
-    framing = {"prefix_size": prefix, "byteorder": order, "max_frame": max_frame,
-               "on_oversize": draw(st.sampled_from(["error", "truncate"]))}
+    framing = {
+        "prefix_size": prefix,
+        "byteorder": order,
+        "max_frame": max_frame,
+        "on_oversize": draw(st.sampled_from(["error", "truncate"])),
+    }
     return stream, framing, slot, draw(st.sampled_from([1, 2, 64]))
 
 

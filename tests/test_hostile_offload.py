@@ -12,6 +12,8 @@ import struct
 import warnings
 
 import pytest
+from guards import guarded_batch
+from helpers import receive_exactly
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -20,12 +22,11 @@ from fastnet import constants as C
 from fastnet.engines.python.ancillary import receive_fields
 from fastnet.engines.python.offload import GroArea
 
-from guards import guarded_batch
-from helpers import receive_exactly
-
-HOSTILE = settings(max_examples=40, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+HOSTILE = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 OFFLOAD = fastnet.features()["gso"] and fastnet.features()["gro"]
 needs_offload = pytest.mark.skipif(not OFFLOAD, reason="kernel without UDP GSO/GRO")
 
@@ -35,7 +36,7 @@ def offload_pair(backend):
     receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     receiver.bind(("127.0.0.1", 0))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fastnet.BufferSizeWarning)   # capped: drops are counted
+        warnings.simplefilter("ignore", fastnet.BufferSizeWarning)  # capped: drops are counted
         receiver.set_buffers(rcvbuf=32 << 20)
     sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     sender.bind(("127.0.0.1", 0))
@@ -45,8 +46,11 @@ def offload_pair(backend):
 
 
 @HOSTILE
-@given(gso=st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(),
-                     st.text(max_size=3), st.just(b"")))
+@given(
+    gso=st.one_of(
+        st.none(), st.booleans(), st.integers(-2, 2), st.floats(), st.text(max_size=3), st.just(b"")
+    )
+)
 def test_gso_argument(offload_pair, gso):
     receiver, sender = offload_pair
     batch = fastnet.Batch.from_payloads([b"ab"] * 3)
@@ -80,9 +84,13 @@ def row_lengths(draw):
 
 @needs_offload
 @HOSTILE
-@given(lengths=st.one_of(row_lengths(), st.lists(_SIZES, min_size=1, max_size=70)),
-       gso=st.sampled_from([None, True]), gro=st.booleans(),
-       capacity=st.sampled_from([1, 3, 64, 1024]), slot=st.sampled_from([1, 100, 9000, 65536]))
+@given(
+    lengths=st.one_of(row_lengths(), st.lists(_SIZES, min_size=1, max_size=70)),
+    gso=st.sampled_from([None, True]),
+    gro=st.booleans(),
+    capacity=st.sampled_from([1, 3, 64, 1024]),
+    slot=st.sampled_from([1, 100, 9000, 65536]),
+)
 def test_any_row_lengths_arrive_as_sent(offload_pair, lengths, gso, gro, capacity, slot):
     receiver, sender = offload_pair
     receiver.enable_gro(gro)
@@ -95,9 +103,9 @@ def test_any_row_lengths_arrive_as_sent(offload_pair, lengths, gso, gro, capacit
     except ValueError:
         assert gso is True and not _gso_shape_ok(lengths) or max(lengths) > 65507
         return
-    except OSError as exc:   # EMSGSIZE: a datagram longer than UDP allows
+    except OSError as exc:  # EMSGSIZE: a datagram longer than UDP allows
         assert max(lengths) > 65507, exc
-        payloads = payloads[:getattr(exc, "sent", 0)]
+        payloads = payloads[: getattr(exc, "sent", 0)]
         sent = len(payloads)
     assert sent == len(payloads)
     event(f"received {sent} rows, gro={gro}")
@@ -118,7 +126,7 @@ def test_any_row_lengths_arrive_as_sent(offload_pair, lengths, gso, gro, capacit
         assert got == expected
     else:
         remaining = iter(expected)
-        assert all(row in remaining for row in got)   # an in-order subsequence
+        assert all(row in remaining for row in got)  # an in-order subsequence
     receiver.enable_gro(False)
 
 
@@ -129,13 +137,16 @@ def kernel_drops(sock) -> int:
 
 
 @HOSTILE
-@given(enabled=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=2),
-                         st.lists(st.integers(), max_size=1)))
+@given(
+    enabled=st.one_of(
+        st.none(), st.booleans(), st.integers(), st.text(max_size=2), st.lists(st.integers(), max_size=1)
+    )
+)
 def test_enable_gro_takes_any_truth_value(backend, enabled):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         try:
             sock.enable_gro(enabled)
-        except OSError:   # ENOPROTOOPT: no UDP_GRO in this kernel
+        except OSError:  # ENOPROTOOPT: no UDP_GRO in this kernel
             assert not OFFLOAD
             return
         assert sock.getsockopt(C.SOL_UDP, C.UDP_GRO) == int(bool(enabled))
@@ -149,6 +160,7 @@ def test_enable_gro_on_a_stream_socket_is_the_kernels_error(backend):
 
 # -- the GRO control message, as the pure-Python engine reads it --------------------
 
+
 @pytest.mark.parametrize("segment", [-5, 0, 1, 1000, 2**31 - 1])
 def test_an_empty_datagram_is_one_row_whatever_segment_size_came_with_it(segment):
     ancdata = [(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", segment))]
@@ -160,18 +172,25 @@ def test_an_empty_datagram_is_one_row_whatever_segment_size_came_with_it(segment
     guards.check()
 
 
-@pytest.mark.parametrize("ancdata,expected", [
-    ([], (0, 0)),
-    ([(C.SOL_UDP, C.UDP_GRO, b"\x01")], (0, 0)),                         # too short
-    ([(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", -1))], (0, 0)),            # not positive
-    ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, struct.pack("@qq", 2, 5))], (2_000_000_005, 0)),
-    ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMP, struct.pack("@qq", 2, 5))], (2_000_005_000, 0)),
-    ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, bytes(15))], (0, 0)),    # too short
-    ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, struct.pack("@qq", 2**62, 0))],
-     ((2**62 * 10**9 + 2**63) % 2**64 - 2**63, 0)),                      # wraps like int64
-    ([(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", 9)), (C.SOL_UDP, C.UDP_GRO, struct.pack("=i", 7))],
-     (0, 7)),                                                            # the last one wins
-    ([(7, 7, b"x" * 100)], (0, 0)),                                      # unknown: ignored
-])
+@pytest.mark.parametrize(
+    "ancdata,expected",
+    [
+        ([], (0, 0)),
+        ([(C.SOL_UDP, C.UDP_GRO, b"\x01")], (0, 0)),  # too short
+        ([(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", -1))], (0, 0)),  # not positive
+        ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, struct.pack("@qq", 2, 5))], (2_000_000_005, 0)),
+        ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMP, struct.pack("@qq", 2, 5))], (2_000_005_000, 0)),
+        ([(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, bytes(15))], (0, 0)),  # too short
+        (
+            [(stdsocket.SOL_SOCKET, C.SCM_TIMESTAMPNS, struct.pack("@qq", 2**62, 0))],
+            ((2**62 * 10**9 + 2**63) % 2**64 - 2**63, 0),
+        ),  # wraps like int64
+        (
+            [(C.SOL_UDP, C.UDP_GRO, struct.pack("=i", 9)), (C.SOL_UDP, C.UDP_GRO, struct.pack("=i", 7))],
+            (0, 7),
+        ),  # the last one wins
+        ([(7, 7, b"x" * 100)], (0, 0)),  # unknown: ignored
+    ],
+)
 def test_receive_fields(ancdata, expected):
     assert receive_fields(ancdata) == expected

@@ -14,23 +14,29 @@ import time
 
 import numpy as np
 import pytest
+from guards import Guards
+from helpers import HANG_S
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import fastnet
 from fastnet.receive import receiver as _receiver
 from fastnet.receive.seq import SeqTracker
-from guards import Guards
-from helpers import HANG_S
 
-HOSTILE = settings(max_examples=50, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+HOSTILE = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CLEAR = (TypeError, ValueError, OverflowError, OSError)
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4), st.binary(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.binary(max_size=4),
 )
 
 
@@ -44,15 +50,32 @@ SIZES = mostly(st.integers(1, 64), st.sampled_from([0, -1, 2**31, 2**70, True, 1
 # Addresses a Receiver accepts: a port, "HOST:PORT", or a tuple. Hosts are
 # numeric or "localhost": a free-text host would be looked up by DNS.
 _HOSTS = ["127.0.0.1", "::1", "localhost", "127.0.0.1\x00", None, 7]
-ADDRESSES = mostly(st.sampled_from([0, "127.0.0.1:0", ("127.0.0.1", 0), "[::1]:0", ("::1", 0)]),
-                   st.one_of(
-    st.integers(-1, 70000), st.none(), st.booleans(), st.floats(),
-    st.sampled_from(["0", "127.0.0.1:0", "[::1]:0", ":0", "localhost:0", "127.0.0.1:",
-                     "127.0.0.1:99999", "[::1]0", "1:2:3", ""]),
-    st.text(alphabet="0123456789 +-_", max_size=6),
-    st.tuples(st.sampled_from(_HOSTS), st.one_of(st.integers(-1, 70000), st.none())),
-    st.tuples(st.sampled_from(_HOSTS), st.just(0), anything, anything),
-))
+ADDRESSES = mostly(
+    st.sampled_from([0, "127.0.0.1:0", ("127.0.0.1", 0), "[::1]:0", ("::1", 0)]),
+    st.one_of(
+        st.integers(-1, 70000),
+        st.none(),
+        st.booleans(),
+        st.floats(),
+        st.sampled_from(
+            [
+                "0",
+                "127.0.0.1:0",
+                "[::1]:0",
+                ":0",
+                "localhost:0",
+                "127.0.0.1:",
+                "127.0.0.1:99999",
+                "[::1]0",
+                "1:2:3",
+                "",
+            ]
+        ),
+        st.text(alphabet="0123456789 +-_", max_size=6),
+        st.tuples(st.sampled_from(_HOSTS), st.one_of(st.integers(-1, 70000), st.none())),
+        st.tuples(st.sampled_from(_HOSTS), st.just(0), anything, anything),
+    ),
+)
 
 
 def _fds():
@@ -73,26 +96,38 @@ def ring_guards(monkeypatch):
 
 
 @HOSTILE
-@given(address=ADDRESSES, slot_size=SIZES, batch_size=SIZES, ring_size=SIZES,
-       rcvbuf=mostly(st.sampled_from([None, 1, 65536]),
-                     st.sampled_from([0, -5, 2**31, 2**40, 1.5, "4M"])),
-       on_full=mostly(st.sampled_from(["block", "drop"]), st.sampled_from(["BLOCK", "", None, 1])),
-       seq=mostly(st.sampled_from([None, fastnet.SeqField()]),
-                  st.sampled_from([fastnet.SeqField(offset=60, size=2), 5, "seq"])))
-@example(address=0, slot_size=64, batch_size=64, ring_size=2**17, rcvbuf=None, on_full="block",
-         seq=None)
-@example(address=0, slot_size=2**26, batch_size=1024, ring_size=64, rcvbuf=None,
-         on_full="block", seq=None)
-def test_receiver_construction(backend, ring_guards, address, slot_size, batch_size, ring_size,
-                               rcvbuf, on_full, seq):
+@given(
+    address=ADDRESSES,
+    slot_size=SIZES,
+    batch_size=SIZES,
+    ring_size=SIZES,
+    rcvbuf=mostly(st.sampled_from([None, 1, 65536]), st.sampled_from([0, -5, 2**31, 2**40, 1.5, "4M"])),
+    on_full=mostly(st.sampled_from(["block", "drop"]), st.sampled_from(["BLOCK", "", None, 1])),
+    seq=mostly(
+        st.sampled_from([None, fastnet.SeqField()]),
+        st.sampled_from([fastnet.SeqField(offset=60, size=2), 5, "seq"]),
+    ),
+)
+@example(address=0, slot_size=64, batch_size=64, ring_size=2**17, rcvbuf=None, on_full="block", seq=None)
+@example(address=0, slot_size=2**26, batch_size=1024, ring_size=64, rcvbuf=None, on_full="block", seq=None)
+def test_receiver_construction(
+    backend, ring_guards, address, slot_size, batch_size, ring_size, rcvbuf, on_full, seq
+):
     ring_guards.clear()
     fds, threads = _fds(), threading.active_count()
     try:
-        rx = fastnet.Receiver(address, slot_size=slot_size, batch_size=batch_size,
-                              ring_size=ring_size, rcvbuf=rcvbuf, on_full=on_full, seq=seq,
-                              backend=backend)
+        rx = fastnet.Receiver(
+            address,
+            slot_size=slot_size,
+            batch_size=batch_size,
+            ring_size=ring_size,
+            rcvbuf=rcvbuf,
+            on_full=on_full,
+            seq=seq,
+            backend=backend,
+        )
     except CLEAR:
-        assert (_fds(), threading.active_count()) == (fds, threads)   # nothing left open
+        assert (_fds(), threading.active_count()) == (fds, threads)  # nothing left open
         event("refused")
         return
     event("received")
@@ -104,7 +139,7 @@ def test_receiver_construction(backend, ring_guards, address, slot_size, batch_s
             batch = rx.get(timeout=5)
             assert bytes(batch.payload(0)) == payload[:slot_size]
             assert bool(batch.truncated[0]) == (slot_size < 64)
-    assert len(ring_guards) > 0          # the ring's batches were guarded
+    assert len(ring_guards) > 0  # the ring's batches were guarded
     ring_guards.check()
     stats = rx.stats
     assert stats.accounted == 1
@@ -125,8 +160,12 @@ def test_receiver_get_timeouts(backend, timeout):
         try:
             batch = rx.get(timeout=timeout)
         except (TypeError, ValueError):
-            assert not (timeout is None or isinstance(timeout, (int, float))
-                        and not isinstance(timeout, bool) and timeout >= 0)
+            assert not (
+                timeout is None
+                or isinstance(timeout, (int, float))
+                and not isinstance(timeout, bool)
+                and timeout >= 0
+            )
             return
         assert bytes(batch.payload(0)) == b"x"
 
@@ -140,6 +179,7 @@ def test_a_ring_too_large_is_refused_before_allocating(backend):
 
 # -- SeqField and its tracker ------------------------------------------------------------
 
+
 @HOSTILE
 @given(offset=anything, size=anything, byteorder=anything)
 def test_seqfield_arguments(offset, size, byteorder):
@@ -151,9 +191,12 @@ def test_seqfield_arguments(offset, size, byteorder):
 
 
 @HOSTILE
-@given(count=st.one_of(st.none(), anything), lengths=st.lists(st.integers(0, 16), min_size=1,
-                                                              max_size=6),
-       offset=st.integers(0, 20), size=st.sampled_from([2, 4, 8]))
+@given(
+    count=st.one_of(st.none(), anything),
+    lengths=st.lists(st.integers(0, 16), min_size=1, max_size=6),
+    offset=st.integers(0, 20),
+    size=st.sampled_from([2, 4, 8]),
+)
 def test_seqfield_values_on_any_batch(count, lengths, offset, size):
     field = fastnet.SeqField(offset=offset, size=size)
     batch = fastnet.Batch(len(lengths), 16)
@@ -174,7 +217,7 @@ def test_seqfield_values_on_any_batch(count, lengths, offset, size):
 @given(window=anything)
 def test_seqtracker_window(window):
     if isinstance(window, int) and not isinstance(window, bool) and window > 2**20:
-        window = 2**20 + 1   # a valid but large window is a large array: keep it small here
+        window = 2**20 + 1  # a valid but large window is a large array: keep it small here
     try:
         tracker = SeqTracker(fastnet.SeqField(), window)
     except (TypeError, ValueError, OverflowError):

@@ -39,12 +39,15 @@ def test_features_are_a_fresh_copy_each_time():
     assert fastnet.features()["gso"] in (True, False)
 
 
-@pytest.mark.parametrize("key,level,option", [
-    ("gso", C.SOL_UDP, C.UDP_SEGMENT),
-    ("gro", C.SOL_UDP, C.UDP_GRO),
-    ("timestamps", stdsocket.SOL_SOCKET, C.SO_TIMESTAMPNS),
-    ("rxq_ovfl", stdsocket.SOL_SOCKET, C.SO_RXQ_OVFL),
-])
+@pytest.mark.parametrize(
+    "key,level,option",
+    [
+        ("gso", C.SOL_UDP, C.UDP_SEGMENT),
+        ("gro", C.SOL_UDP, C.UDP_GRO),
+        ("timestamps", stdsocket.SOL_SOCKET, C.SO_TIMESTAMPNS),
+        ("rxq_ovfl", stdsocket.SOL_SOCKET, C.SO_RXQ_OVFL),
+    ],
+)
 def test_features_agree_with_the_kernel(key, level, option):
     assert fastnet.features()[key] == _kernel_accepts(level, option)
 
@@ -89,7 +92,12 @@ def test_unreadable_limit_is_reported_as_unavailable(monkeypatch, capsys):
 
 
 def test_python_m_fastnet_info_runs():
-    result = subprocess.run([sys.executable, "-m", "fastnet", "info", "--json"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnet", "info", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["features"]) == KEYS

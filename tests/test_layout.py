@@ -18,13 +18,17 @@ PACKAGE = pathlib.Path(fastnet.__file__).parent
 
 #: Each part of the package and its layer: imports point to lower numbers.
 LAYERS = {
-    "fastnet.cli": 5, "fastnet.__main__": 5, "fastnet._bench": 5,
-    "fastnet": 4,          # the package's __init__: the public names
-    "fastnet.receive": 3, "fastnet.send": 3,
+    "fastnet.cli": 5,
+    "fastnet.__main__": 5,
+    "fastnet._bench": 5,
+    "fastnet": 4,  # the package's __init__: the public names
+    "fastnet.receive": 3,
+    "fastnet.send": 3,
     "fastnet.capture": 2,
     "fastnet.core": 1,
     "fastnet.engines": 0,
-    "fastnet.errors": -1, "fastnet.constants": -1,
+    "fastnet.errors": -1,
+    "fastnet.constants": -1,
 }
 #: Parts of one layer that may use each other, and in which direction.
 SIDEWAYS = {("fastnet.cli", "fastnet._bench"), ("fastnet.__main__", "fastnet.cli")}
@@ -54,7 +58,7 @@ def imports_of(name: str, path: pathlib.Path) -> set:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -111,8 +115,9 @@ def find_cycles(graph: dict) -> list:
 
 def test_the_walk_sees_the_package():
     # The checks below mean nothing if the walk finds no modules or no imports.
-    assert {"fastnet.core.socket", "fastnet.engines", "fastnet.receive.receiver",
-            "fastnet.cli.recv"} <= set(MODULES)
+    assert {"fastnet.core.socket", "fastnet.engines", "fastnet.receive.receiver", "fastnet.cli.recv"} <= set(
+        MODULES
+    )
     assert "fastnet.core.batch" in GRAPH["fastnet.core.socket"]
     assert "fastnet.engines" in GRAPH["fastnet.core.socket"]
 
@@ -140,14 +145,20 @@ def test_imports_point_down():
 
 
 def test_the_library_never_imports_the_cli():
-    offenders = [name for name, targets in GRAPH.items()
-                 if part_of(name) not in ("fastnet.cli", "fastnet.__main__")
-                 and any(part_of(target) == "fastnet.cli" for target in targets)]
+    offenders = [
+        name
+        for name, targets in GRAPH.items()
+        if part_of(name) not in ("fastnet.cli", "fastnet.__main__")
+        and any(part_of(target) == "fastnet.cli" for target in targets)
+    ]
     assert offenders == []
 
 
 def test_engines_import_nothing_above_them():
     for name, targets in GRAPH.items():
         if part_of(name) == "fastnet.engines":
-            assert {part_of(t) for t in targets} <= {"fastnet.engines", "fastnet.errors",
-                                                     "fastnet.constants"}, name
+            assert {part_of(t) for t in targets} <= {
+                "fastnet.engines",
+                "fastnet.errors",
+                "fastnet.constants",
+            }, name

@@ -7,20 +7,23 @@ import sys
 import textwrap
 
 import pytest
-
-import fastnet
 from netns import multicast_netns, needs_netns
 
+import fastnet
 
-@pytest.mark.parametrize("group,error", [
-    ("127.0.0.1", ValueError),          # unicast
-    ("10.1.2.3", ValueError),
-    ("::1", ValueError),                # IPv6 on an IPv4 socket
-    ("ff02::1", ValueError),
-    ("not-an-address", ValueError),
-    (b"239.1.1.1", TypeError),
-    (None, TypeError),
-])
+
+@pytest.mark.parametrize(
+    "group,error",
+    [
+        ("127.0.0.1", ValueError),  # unicast
+        ("10.1.2.3", ValueError),
+        ("::1", ValueError),  # IPv6 on an IPv4 socket
+        ("ff02::1", ValueError),
+        ("not-an-address", ValueError),
+        (b"239.1.1.1", TypeError),
+        (None, TypeError),
+    ],
+)
 def test_bad_groups_are_refused_before_any_system_call(backend, group, error):
     with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error):
@@ -29,16 +32,19 @@ def test_bad_groups_are_refused_before_any_system_call(backend, group, error):
             fastnet.leave_group(sock, group)
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    (dict(interface="no-such-if0"), ValueError, "no network interface"),
-    (dict(interface="::1"), ValueError, "IPv6"),
-    (dict(interface=-1), ValueError, "0 or more"),
-    (dict(interface=True), TypeError, "bool"),
-    (dict(interface=1.5), TypeError, "float"),
-    (dict(source="239.2.2.2"), ValueError, "unicast"),
-    (dict(source="::1"), ValueError, "IPv6"),
-    (dict(source="x"), ValueError, "not an IP address"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        (dict(interface="no-such-if0"), ValueError, "no network interface"),
+        (dict(interface="::1"), ValueError, "IPv6"),
+        (dict(interface=-1), ValueError, "0 or more"),
+        (dict(interface=True), TypeError, "bool"),
+        (dict(interface=1.5), TypeError, "float"),
+        (dict(source="239.2.2.2"), ValueError, "unicast"),
+        (dict(source="::1"), ValueError, "IPv6"),
+        (dict(source="x"), ValueError, "not an IP address"),
+    ],
+)
 def test_bad_interfaces_and_sources_are_refused(backend, kwargs, error, message):
     with fastnet.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM, backend=backend) as sock:
         with pytest.raises(error, match=message):
@@ -52,14 +58,19 @@ def test_leaving_a_group_never_joined_is_the_kernels_error(backend):
     assert info.value.errno == errno.EADDRNOTAVAIL
 
 
-@pytest.mark.parametrize("family,level,ttl_option,loop_option", [
-    (stdsocket.AF_INET, stdsocket.IPPROTO_IP, stdsocket.IP_MULTICAST_TTL,
-     stdsocket.IP_MULTICAST_LOOP),
-    (stdsocket.AF_INET6, stdsocket.IPPROTO_IPV6, stdsocket.IPV6_MULTICAST_HOPS,
-     stdsocket.IPV6_MULTICAST_LOOP),
-])
-def test_prepare_multicast_sender_sets_the_options(backend, family, level, ttl_option,
-                                                   loop_option):
+@pytest.mark.parametrize(
+    "family,level,ttl_option,loop_option",
+    [
+        (stdsocket.AF_INET, stdsocket.IPPROTO_IP, stdsocket.IP_MULTICAST_TTL, stdsocket.IP_MULTICAST_LOOP),
+        (
+            stdsocket.AF_INET6,
+            stdsocket.IPPROTO_IPV6,
+            stdsocket.IPV6_MULTICAST_HOPS,
+            stdsocket.IPV6_MULTICAST_LOOP,
+        ),
+    ],
+)
+def test_prepare_multicast_sender_sets_the_options(backend, family, level, ttl_option, loop_option):
     with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sock:
         fastnet.prepare_multicast_sender(sock, ttl=5, loop=False)
         assert sock.getsockopt(level, ttl_option) == 5
@@ -121,5 +132,4 @@ def test_join_leave_and_source_filter_on_loopback(backend, version):
     with multicast_netns(f"mcast-{backend}-{version}") as namespace:
         out = namespace.run(sys.executable, "-c", MULTICAST_CHILD, backend, version).stdout.split()
     local = "127.0.0.1" if version == "4" else "::1"
-    assert out == ["nothing", f"a,b@{local}", "nothing", f"by-address@{local}",
-                   f"ssm@{local}", "nothing"]
+    assert out == ["nothing", f"a,b@{local}", "nothing", f"by-address@{local}", f"ssm@{local}", "nothing"]

@@ -10,10 +10,10 @@ import time
 import warnings
 
 import pytest
-
-import fastnet
 from conftest import HAS_IPV6
 from helpers import HANG_S, in_thread, numbers_in, proc_net_udp_drops, send_numbered
+
+import fastnet
 
 
 def take_until_accounted(rx, sent, delay=0.0):
@@ -50,8 +50,9 @@ def sender(backend):
 # -- delivery -------------------------------------------------------------------
 def test_delivers_every_datagram_in_order(backend, sender):
     # The socket's queue holds the whole burst while the small ring is full.
-    with fastnet.Receiver(0, backend=backend, batch_size=16, ring_size=4, rcvbuf=4 << 20,
-                          seq=fastnet.SeqField()) as rx:
+    with fastnet.Receiver(
+        0, backend=backend, batch_size=16, ring_size=4, rcvbuf=4 << 20, seq=fastnet.SeqField()
+    ) as rx:
         assert send_numbered(sender, rx.address, 0, 500) == 500
         seen = []
         while len(seen) < 500:
@@ -80,8 +81,10 @@ def test_address_port_and_loopback_default(backend):
 
 @pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 def test_ipv6(backend):
-    with fastnet.Receiver(("::1", 0), backend=backend, batch_size=8, ring_size=2) as rx, \
-            fastnet.socket(fastnet.AF_INET6, fastnet.SOCK_DGRAM, backend=backend) as tx:
+    with (
+        fastnet.Receiver(("::1", 0), backend=backend, batch_size=8, ring_size=2) as rx,
+        fastnet.socket(fastnet.AF_INET6, fastnet.SOCK_DGRAM, backend=backend) as tx,
+    ):
         assert rx.family == stdsocket.AF_INET6
         send_numbered(tx, rx.address, 0, 10)
         batch = rx.get(timeout=5)
@@ -118,7 +121,7 @@ def test_sinks_see_every_batch_before_the_consumer(backend, sender):
             batch = rx.get(timeout=5)
             taken.append(numbers_in(batch))
             # The sink ran before the consumer could take this batch.
-            assert seen_by_sink[:len(taken)] == taken
+            assert seen_by_sink[: len(taken)] == taken
     assert sum(seen_by_sink, []) == list(range(100))
 
 
@@ -133,8 +136,15 @@ def test_overload_block_counts_add_up_exactly(backend, sender):
     sent = 3000
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastnet.BufferSizeWarning)
-        rx = fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=2, rcvbuf=16 * 1024,
-                              on_full="block", seq=fastnet.SeqField())
+        rx = fastnet.Receiver(
+            0,
+            backend=backend,
+            batch_size=8,
+            ring_size=2,
+            rcvbuf=16 * 1024,
+            on_full="block",
+            seq=fastnet.SeqField(),
+        )
     with rx:
         seen = overload(rx, sender, sent)
         stats = rx.stats
@@ -157,8 +167,9 @@ def test_overload_block_counts_add_up_exactly(backend, sender):
 
 def test_overload_drop_counts_ring_overruns(backend, sender):
     sent = 3000
-    with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=2, rcvbuf=4 << 20,
-                          on_full="drop", seq=fastnet.SeqField()) as rx:
+    with fastnet.Receiver(
+        0, backend=backend, batch_size=8, ring_size=2, rcvbuf=4 << 20, on_full="drop", seq=fastnet.SeqField()
+    ) as rx:
         # Let the capture thread read the whole burst into a full ring first.
         assert send_numbered(sender, rx.address, 0, sent, size=200) == sent
         wait_for(lambda: rx.stats.accounted == sent)
@@ -179,9 +190,10 @@ def test_overload_drop_counts_ring_overruns(backend, sender):
 def test_kernel_drops_are_read_when_stats_are_read(backend, family_host):
     # No datagram is taken after the drops happen: the count must still be current.
     family, host = family_host
-    with fastnet.Receiver((host, 0), backend=backend, batch_size=4, ring_size=1,
-                          rcvbuf=8192) as rx, \
-            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.Receiver((host, 0), backend=backend, batch_size=4, ring_size=1, rcvbuf=8192) as rx,
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         send_numbered(sender, rx.address, 0, 500, size=200)
         # The capture thread fills the one ring slot, then waits: the queue stays full.
         wait_for(lambda: rx.stats.packets > 0)
@@ -199,13 +211,13 @@ def test_stop_counts_what_is_left_queued_as_unread(backend, sender):
     rx = fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=2, rcvbuf=1 << 20)
     with rx:
         send_numbered(sender, rx.address, 0, 50)
-        wait_for(lambda: rx.stats.batches == 2)   # the ring is full, the rest wait in the socket
+        wait_for(lambda: rx.stats.batches == 2)  # the ring is full, the rest wait in the socket
         packets = rx.stats.packets
         rx.stop()
         stats = rx.stats
         assert (stats.packets, stats.unread, stats.kernel_drops) == (packets, 50 - packets, 0)
         drained = [n for batch in rx for n in numbers_in(batch)]
-        assert drained == list(range(packets))     # captured batches are still delivered
+        assert drained == list(range(packets))  # captured batches are still delivered
     assert rx.stats.accounted == 50
 
 
@@ -225,7 +237,7 @@ def test_stop_from_another_thread_ends_blocked_iteration(backend):
         stopper = threading.Timer(0.2, rx.stop)
         stopper.start()
         iterating = in_thread(list, rx)
-        assert iterating.result() == []        # fails if the stop did not end it
+        assert iterating.result() == []  # fails if the stop did not end it
         stopper.join()
 
 
@@ -245,7 +257,7 @@ def test_stop_ends_a_capture_thread_waiting_for_a_full_ring(backend, sender):
     with fastnet.Receiver(0, backend=backend, batch_size=1, ring_size=1) as rx:
         send_numbered(sender, rx.address, 0, 3)
         wait_for(lambda: rx.stats.packets == 1)
-        in_thread(rx.stop).result()            # fails if the stop hangs
+        in_thread(rx.stop).result()  # fails if the stop hangs
         assert not rx._thread.is_alive()
         assert [numbers_in(b) for b in rx] == [[0]]
         assert rx.stats.unread == 2
@@ -299,7 +311,7 @@ def test_sink_error_reaches_the_consumer_after_its_batch(backend, sender):
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx:
         rx._sinks.append(failing_sink)
         sender.sendto(bytes(8), rx.address)
-        first = rx.get(timeout=5)   # the batch the sink failed on is not lost
+        first = rx.get(timeout=5)  # the batch the sink failed on is not lost
         assert first.count == 1
         with pytest.raises(ValueError, match="disk full"):
             rx.get(timeout=5)
@@ -310,7 +322,7 @@ def test_sink_error_reaches_the_consumer_after_its_batch(backend, sender):
 
 def test_socket_error_in_capture_thread_reaches_iteration(backend):
     with fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4) as rx:
-        rx._sock.close()    # the capture thread's recv_batch fails with EBADF
+        rx._sock.close()  # the capture thread's recv_batch fails with EBADF
         with pytest.raises(OSError) as info:
             for _ in rx:
                 pass
@@ -327,8 +339,8 @@ def test_rcvbuf_is_what_the_kernel_set(backend):
         rx = fastnet.Receiver(0, backend=backend, rcvbuf=wanted, batch_size=1, ring_size=1)
     with rx:
         assert rx.rcvbuf == rx._sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF)
-        assert rx.rcvbuf == 2 * granted   # socket(7): the kernel doubles the value
-    assert rx.rcvbuf == 2 * granted       # still known after close
+        assert rx.rcvbuf == 2 * granted  # socket(7): the kernel doubles the value
+    assert rx.rcvbuf == 2 * granted  # still known after close
 
 
 def test_capped_rcvbuf_warns(backend, monkeypatch):
@@ -358,8 +370,12 @@ def test_busy_port_raises_from_the_constructor(backend):
 
 def test_reuse_port_lets_receivers_share_a_port(backend):
     first = fastnet.Receiver(0, backend=backend, batch_size=1, ring_size=1, reuse_port=True)
-    with first, fastnet.Receiver(first.address, backend=backend, batch_size=1, ring_size=1,
-                                 reuse_port=True) as second:
+    with (
+        first,
+        fastnet.Receiver(
+            first.address, backend=backend, batch_size=1, ring_size=1, reuse_port=True
+        ) as second,
+    ):
         assert second.address == first.address
 
 
@@ -368,39 +384,59 @@ def test_interface_is_kept_for_multicast(backend):
         assert rx.interface == "lo"
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    (dict(slot_size=0), ValueError), (dict(batch_size=-1), ValueError),
-    (dict(ring_size=0), ValueError), (dict(slot_size=1.5), TypeError),
-    (dict(batch_size="8"), TypeError), (dict(ring_size=True), TypeError),
-    (dict(on_full="wait"), ValueError), (dict(on_full=None), TypeError),
-    (dict(seq=fastnet.SeqField(offset=9000 - 7)), ValueError),
-    (dict(slot_size=4, seq=fastnet.SeqField(size=8)), ValueError),
-    (dict(seq=(0, 8)), TypeError), (dict(rcvbuf=0), ValueError), (dict(rcvbuf=1.0), TypeError),
-    (dict(backend="java"), ValueError), (dict(interface=3.0), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        (dict(slot_size=0), ValueError),
+        (dict(batch_size=-1), ValueError),
+        (dict(ring_size=0), ValueError),
+        (dict(slot_size=1.5), TypeError),
+        (dict(batch_size="8"), TypeError),
+        (dict(ring_size=True), TypeError),
+        (dict(on_full="wait"), ValueError),
+        (dict(on_full=None), TypeError),
+        (dict(seq=fastnet.SeqField(offset=9000 - 7)), ValueError),
+        (dict(slot_size=4, seq=fastnet.SeqField(size=8)), ValueError),
+        (dict(seq=(0, 8)), TypeError),
+        (dict(rcvbuf=0), ValueError),
+        (dict(rcvbuf=1.0), TypeError),
+        (dict(backend="java"), ValueError),
+        (dict(interface=3.0), TypeError),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_socket(backend, kwargs, error, monkeypatch):
     kwargs.setdefault("backend", backend)
     made = []
-    monkeypatch.setattr(fastnet.receive.receiver, "_fastsocket",
-                        lambda *a, **k: made.append(1) or fastnet.socket(*a, **k))
+    monkeypatch.setattr(
+        fastnet.receive.receiver, "_fastsocket", lambda *a, **k: made.append(1) or fastnet.socket(*a, **k)
+    )
     with pytest.raises(error):
         fastnet.Receiver(0, **kwargs)
     assert made == []
 
 
-@pytest.mark.parametrize("address,error", [
-    (70000, ValueError), (-1, ValueError), ("127.0.0.1:x", ValueError), (True, TypeError),
-    (["127.0.0.1", 0], TypeError), ((b"127.0.0.1", 0), TypeError), (("127.0.0.1", "0"), TypeError),
-    (3.5, TypeError),
-])
+@pytest.mark.parametrize(
+    "address,error",
+    [
+        (70000, ValueError),
+        (-1, ValueError),
+        ("127.0.0.1:x", ValueError),
+        (True, TypeError),
+        (["127.0.0.1", 0], TypeError),
+        ((b"127.0.0.1", 0), TypeError),
+        (("127.0.0.1", "0"), TypeError),
+        (3.5, TypeError),
+    ],
+)
 def test_bad_addresses_are_refused(backend, address, error):
     with pytest.raises(error):
         fastnet.Receiver(address, backend=backend)
 
 
 def test_seq_short_rows_are_counted(backend, sender):
-    with fastnet.Receiver(0, backend=backend, slot_size=64, batch_size=8, ring_size=4,
-                          seq=fastnet.SeqField(offset=4, size=4)) as rx:
+    with fastnet.Receiver(
+        0, backend=backend, slot_size=64, batch_size=8, ring_size=4, seq=fastnet.SeqField(offset=4, size=4)
+    ) as rx:
         for payload in (b"\0" * 8, b"\0" * 7, b"", b"\0\0\0\0\0\0\0\2"):
             sender.sendto(payload, rx.address)
         wait_for(lambda: rx.stats.packets == 4)
@@ -425,11 +461,15 @@ print("closed", rx.fileno(), flush=True)
 
 
 def test_ctrl_c_ends_a_blocked_iteration(backend):
-    child = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, backend], text=True,
-                             stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_CHILD, backend],
+        text=True,
+        stdout=subprocess.PIPE,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.2)   # only so that Ctrl-C most often finds the loop blocked
+        time.sleep(0.2)  # only so that Ctrl-C most often finds the loop blocked
         child.send_signal(signal.SIGINT)
         out, _ = child.communicate(timeout=HANG_S)
     finally:

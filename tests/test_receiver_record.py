@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from helpers import numbers_in, send_numbered
 
 import fastnet
-from helpers import numbers_in, send_numbered
 
 
 def take(rx, count, timeout=5.0):
@@ -28,7 +28,7 @@ def read_back(path):
         for batch in reader:
             numbers.extend(numbers_in(batch))
             sources.extend(batch.address(i) for i in range(batch.count))
-            stamps.extend(batch.timestamps[:batch.count].tolist())
+            stamps.extend(batch.timestamps[: batch.count].tolist())
     return numbers, sources, stamps
 
 
@@ -36,8 +36,7 @@ def read_back(path):
 def test_everything_received_is_in_the_file_after_stop(backend, family_host, tmp_path, suffix):
     family, host = family_host
     path = tmp_path / f"run{suffix}"
-    with fastnet.Receiver((host, 0), backend=backend, batch_size=32, ring_size=8,
-                          rcvbuf=4 << 20) as rx:
+    with fastnet.Receiver((host, 0), backend=backend, batch_size=32, ring_size=8, rcvbuf=4 << 20) as rx:
         # A staging buffer for every batch there can be (allocated as
         # needed): none is dropped for a slow disk.
         recorder = rx.record(path, buffers=300)
@@ -48,14 +47,14 @@ def test_everything_received_is_in_the_file_after_stop(backend, family_host, tmp
             source = tx.getsockname()
         assert sorted(take(rx, sent)) == list(range(sent))
         rx.stop()
-        assert recorder.closed            # finished when stop() returned
+        assert recorder.closed  # finished when stop() returned
         stats = rx.stats
     assert stats.recorded == stats.packets == sent
     assert stats.capture_dropped == 0
     numbers, sources, stamps = read_back(path)
-    assert numbers == list(range(sent))   # in arrival order, as the ring got them
+    assert numbers == list(range(sent))  # in arrival order, as the ring got them
     assert {s[:2] for s in sources} == {source[:2]}
-    assert all(stamp > 0 for stamp in stamps)   # kernel receive times were on
+    assert all(stamp > 0 for stamp in stamps)  # kernel receive times were on
     assert recorder.stats.written == sent
 
 
@@ -69,9 +68,9 @@ def test_pcap_destination_is_the_bound_address(backend, tmp_path):
     raw = path.read_bytes()
     # The first record: 24-byte file header, 16-byte record header, then IPv4
     # (20 bytes, destination at 16) and UDP (destination port at 2).
-    ip = raw[24 + 16:]
+    ip = raw[24 + 16 :]
     assert ip[16:20] == bytes([127, 0, 0, 1])
-    assert int.from_bytes(ip[20 + 2:20 + 4], "big") == rx.address[1]
+    assert int.from_bytes(ip[20 + 2 : 20 + 4], "big") == rx.address[1]
 
 
 def test_unknown_suffix_is_refused_before_any_file_exists(backend, tmp_path):
@@ -108,8 +107,7 @@ def test_batches_the_ring_has_no_room_for_are_recorded_too(backend, tmp_path):
     # One ring slot and no consumer: the capture thread reads on into its
     # spare batch and discards (ring_overruns), but the recorder saw them.
     path = tmp_path / "overrun.npy"
-    rx = fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=1, on_full="drop",
-                          rcvbuf=4 << 20)
+    rx = fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=1, on_full="drop", rcvbuf=4 << 20)
     recorder = rx.record(path)
     rx.start()
     try:
@@ -131,7 +129,7 @@ def test_batches_the_ring_has_no_room_for_are_recorded_too(backend, tmp_path):
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_write_error_is_raised_by_stop_and_nothing_goes_uncounted(backend):
     rx = fastnet.Receiver(0, backend=backend, batch_size=8, ring_size=4)
-    rx.record("/dev/full", format="npy")   # the first write (at the first batch) fails
+    rx.record("/dev/full", format="npy")  # the first write (at the first batch) fails
     rx.start()
     try:
         with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
@@ -140,7 +138,7 @@ def test_a_write_error_is_raised_by_stop_and_nothing_goes_uncounted(backend):
         with pytest.raises(OSError) as info:
             rx.stop()
         assert info.value.errno == errno.ENOSPC
-        rx.stop()          # raised once
+        rx.stop()  # raised once
     finally:
         rx.close()
     stats = rx.stats

@@ -8,11 +8,11 @@ import socket as stdsocket
 
 import numpy as np
 import pytest
-
-import fastnet
 from helpers import receive_exactly, use_virtual_clock
 
-STEP_NS = 100_000_000       # the recorded datagrams are 0.1 s apart
+import fastnet
+
+STEP_NS = 100_000_000  # the recorded datagrams are 0.1 s apart
 ROWS = 5
 #: What the clock's own ticks (1 us a reading) may add to a replay this short.
 SLACK_NS = 1_000_000
@@ -31,8 +31,7 @@ def _timed(clock, call):
 
 
 def _capture(path, family=stdsocket.AF_INET, rows=ROWS):
-    batch = fastnet.Batch.from_payloads([f"datagram {i}".encode() for i in range(rows)],
-                                        family=family)
+    batch = fastnet.Batch.from_payloads([f"datagram {i}".encode() for i in range(rows)], family=family)
     batch.timestamps[:] = 1_700_000_000 * 10**9 + np.arange(rows) * STEP_NS
     with fastnet.open_recorder(path, local_address=("127.0.0.1", 9)) as recorder:
         recorder(batch)
@@ -49,7 +48,7 @@ def test_replay_sends_the_capture_at_its_recorded_pace(pair, tmp_path, fmt, cloc
     got = receive_exactly(receiver, ROWS, 64, family=receiver.family)[0]
     assert got == [f"datagram {i}".encode() for i in range(ROWS)]
     span = (ROWS - 1) * STEP_NS
-    assert span <= took <= span + SLACK_NS       # never early, and not late either
+    assert span <= took <= span + SLACK_NS  # never early, and not late either
 
 
 def test_replay_speed_scales_and_max_does_not_wait(pair, tmp_path, clock):
@@ -61,7 +60,7 @@ def test_replay_speed_scales_and_max_does_not_wait(pair, tmp_path, clock):
         _, fastest = _timed(clock, lambda: sender.replay(path, speed="max"))
     span = (ROWS - 1) * STEP_NS // 4
     assert span <= fast <= span + SLACK_NS
-    assert clock.slept_ns == slept and fastest <= SLACK_NS   # "max" never sleeps
+    assert clock.slept_ns == slept and fastest <= SLACK_NS  # "max" never sleeps
     assert len(receive_exactly(receiver, 2 * ROWS, 64, family=receiver.family)[0]) == 2 * ROWS
 
 
@@ -70,7 +69,7 @@ def test_replay_count_and_duration_limits(pair, tmp_path, clock):
     path = _capture(tmp_path / "run.pcap", rows=50)
     with fastnet.Sender(receiver.getsockname(), backend=receiver.backend) as sender:
         assert sender.replay(path, speed=None, count=7) == 7
-        sent = sender.replay(path, duration=0.25)          # 0.1 s apart: 3 fit
+        sent = sender.replay(path, duration=0.25)  # 0.1 s apart: 3 fit
     assert sent == 3
     assert len(receive_exactly(receiver, 7 + sent, 64, family=receiver.family)[0]) == 7 + sent
 
@@ -87,8 +86,9 @@ def test_replay_timestamps_that_step_backwards_are_not_sent_early(pair, tmp_path
     assert receive_exactly(receiver, 3, 8, family=receiver.family)[0] == [b"a", b"b", b"c"]
 
 
-@pytest.mark.parametrize("speed,error", [(0, ValueError), (-2, ValueError),
-                                         (float("nan"), ValueError), ("fast", TypeError)])
+@pytest.mark.parametrize(
+    "speed,error", [(0, ValueError), (-2, ValueError), (float("nan"), ValueError), ("fast", TypeError)]
+)
 def test_bad_speed_is_refused(tmp_path, speed, error):
     path = _capture(tmp_path / "run.pcap")
     with fastnet.Sender(("127.0.0.1", 9)) as sender:

@@ -9,12 +9,11 @@ import pathlib
 import socket as stdsocket
 
 import pytest
+from helpers import HAS_IPV6
 
 import fastnet
 from fastnet.cli import main
 from fastnet.cli._bind import bind_source, is_wildcard, notice_if_wildcard
-
-from helpers import HAS_IPV6
 
 PACKAGE = pathlib.Path(fastnet.__file__).parent
 
@@ -34,31 +33,36 @@ def test_named_addresses_get_no_notice(capsys, host):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("family,host", [
-    (stdsocket.AF_INET, "127.0.0.1"),
-    pytest.param(stdsocket.AF_INET6, "::1",
-                 marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")),
-])
-def test_a_sending_socket_is_bound_to_loopback_for_a_loopback_destination(backend, family,
-                                                                          host):
+@pytest.mark.parametrize(
+    "family,host",
+    [
+        (stdsocket.AF_INET, "127.0.0.1"),
+        pytest.param(
+            stdsocket.AF_INET6, "::1", marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
+        ),
+    ],
+)
+def test_a_sending_socket_is_bound_to_loopback_for_a_loopback_destination(backend, family, host):
     with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sock:
         assert bind_source(sock, (host, 9))[0] == host
 
 
 def test_fastnet_send_never_sends_from_all_interfaces(monkeypatch, capsys):
     import fastnet.cli.send as send
+
     sources = []
-    monkeypatch.setattr(send, "_send_numbered",
-                        lambda sender, *args: sources.append(sender.socket.getsockname()))
+    monkeypatch.setattr(
+        send, "_send_numbered", lambda sender, *args: sources.append(sender.socket.getsockname())
+    )
     assert main(["send", "--count", "1", "127.0.0.1:9"]) == 0
     assert sources and sources[0][0] == "127.0.0.1"
 
 
 def test_fastnet_send_defaults_to_loopback(monkeypatch, capsys):
     import fastnet.cli.send as send
+
     destinations = []
-    monkeypatch.setattr(send, "_send_numbered",
-                        lambda sender, *args: destinations.append(sender.address))
+    monkeypatch.setattr(send, "_send_numbered", lambda sender, *args: destinations.append(sender.address))
     assert main(["send", "--count", "1"]) == 0
     assert destinations[0][0] == "127.0.0.1"
 
@@ -111,25 +115,25 @@ def test_the_package_never_unpickles_evaluates_or_loads_arbitrary_objects():
 
 def test_an_npy_with_object_fields_is_refused(tmp_path):
     import numpy as np
+
     from fastnet.capture.npy import record_dtype
-    fields = [(name, "O") if name == "payload" else (name, *rest)
-              for name, *rest in record_dtype(8).descr]
+
+    fields = [(name, "O") if name == "payload" else (name, *rest) for name, *rest in record_dtype(8).descr]
     path = tmp_path / "objects.npy"
     text = "{'descr': %r, 'fortran_order': False, 'shape': (1,), }" % (fields,)
     header = text.encode("latin1")
-    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
-                     + bytes(64))
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(64))
     with pytest.raises(fastnet.CaptureError):
         list(fastnet.read_capture(str(path)))
-    assert np.dtype(fields).hasobject   # such a file would need pickle to load
+    assert np.dtype(fields).hasobject  # such a file would need pickle to load
 
 
 # -- capture files ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("suffix", [".pcap", ".npy"])
 @pytest.mark.parametrize("umask,mode", [(0o077, 0o600), (0o022, 0o644), (0o000, 0o664)])
-def test_capture_files_follow_the_umask_and_are_never_world_writable(tmp_path, suffix, umask,
-                                                                     mode):
+def test_capture_files_follow_the_umask_and_are_never_world_writable(tmp_path, suffix, umask, mode):
     path = tmp_path / f"capture{suffix}"
     old = os.umask(umask)
     try:

@@ -5,20 +5,19 @@ import math
 import socket as stdsocket
 
 import pytest
+from helpers import numbered_payloads, receive_exactly, use_virtual_clock
 
 import fastnet
-from helpers import numbered_payloads, receive_exactly, use_virtual_clock
 
 
 @pytest.mark.parametrize("burst", [None, 3])
 def test_send_batch_delivers_every_row_in_order(pair, burst):
     receiver, _ = pair
     payloads = numbered_payloads(20, 30)
-    with fastnet.Sender(receiver.getsockname(), burst=burst,
-                        backend=receiver.backend) as sender:
+    with fastnet.Sender(receiver.getsockname(), burst=burst, backend=receiver.backend) as sender:
         batch = fastnet.Batch.from_payloads(payloads, family=receiver.family)
         assert sender.send_batch(batch) == 20
-        assert batch.count == 20                 # the caller's batch is left as it was
+        assert batch.count == 20  # the caller's batch is left as it was
         stats = sender.stats
     got, addresses, _ = receive_exactly(receiver, 20, 64, family=receiver.family)
     assert got == payloads
@@ -46,11 +45,14 @@ def test_send_single_datagrams(pair):
     assert got == [bytes([i]) * 3 for i in range(5)]
 
 
-@pytest.mark.parametrize("kwargs,expected_pps", [
-    (dict(pps=2000), 2000),
-    (dict(pps=20000), 20000),
-    (dict(bps=8_000_000), 1000),     # 1000-byte payloads: 8 Mbit/s is 1000 datagrams/s
-])
+@pytest.mark.parametrize(
+    "kwargs,expected_pps",
+    [
+        (dict(pps=2000), 2000),
+        (dict(pps=20000), 20000),
+        (dict(bps=8_000_000), 1000),  # 1000-byte payloads: 8 Mbit/s is 1000 datagrams/s
+    ],
+)
 def test_pacing_holds_the_rate(backend, monkeypatch, kwargs, expected_pps):
     """Half a second of traffic, paced on a clock that moves only when the Sender
     waits (helpers.VirtualClock): the schedule is exact whatever the machine's load.
@@ -73,7 +75,7 @@ def test_pacing_holds_the_rate(backend, monkeypatch, kwargs, expected_pps):
     # The bucket starts empty, so sent / elapsed is the rate from the first send
     # on (the clock's own ticks, 1 us a reading, cost a few parts per million).
     assert stats.pps == pytest.approx(expected_pps, rel=1e-3)
-    assert stats.pps <= expected_pps                     # never ahead of the rate
+    assert stats.pps <= expected_pps  # never ahead of the rate
     assert stats.bps == pytest.approx(stats.pps * 8000, rel=1e-9)
     # It waited by sleeping, polling the clock only for the last 50 us of a wait.
     assert clock.slept_ns >= 0.8 * stats.elapsed * 1e9
@@ -128,29 +130,35 @@ def test_gso_is_passed_through_to_the_socket(pair, gso):
     assert receive_exactly(receiver, 3, 128, family=receiver.family)[0] == payloads
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    (dict(pps=-1), ValueError),
-    (dict(pps=0), ValueError),
-    (dict(pps=math.nan), ValueError),
-    (dict(pps=math.inf), ValueError),
-    (dict(bps=-5e6), ValueError),
-    (dict(pps="100"), TypeError),
-    (dict(pps=True), TypeError),
-    (dict(burst=0), ValueError),
-    (dict(burst=1.5), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        (dict(pps=-1), ValueError),
+        (dict(pps=0), ValueError),
+        (dict(pps=math.nan), ValueError),
+        (dict(pps=math.inf), ValueError),
+        (dict(bps=-5e6), ValueError),
+        (dict(pps="100"), TypeError),
+        (dict(pps=True), TypeError),
+        (dict(burst=0), ValueError),
+        (dict(burst=1.5), TypeError),
+    ],
+)
 def test_bad_rates_are_refused(backend, kwargs, error):
     with pytest.raises(error):
         fastnet.Sender(("127.0.0.1", 9), backend=backend, **kwargs)
 
 
-@pytest.mark.parametrize("address,error", [
-    ("127.0.0.1:9", TypeError),
-    (("127.0.0.1",), TypeError),
-    (("127.0.0.1", "9"), TypeError),
-    (("127.0.0.1", 70000), ValueError),
-    ((b"127.0.0.1", 9), TypeError),
-])
+@pytest.mark.parametrize(
+    "address,error",
+    [
+        ("127.0.0.1:9", TypeError),
+        (("127.0.0.1",), TypeError),
+        (("127.0.0.1", "9"), TypeError),
+        (("127.0.0.1", 70000), ValueError),
+        ((b"127.0.0.1", 9), TypeError),
+    ],
+)
 def test_bad_addresses_are_refused(backend, address, error):
     with pytest.raises(error):
         fastnet.Sender(address, backend=backend)

@@ -65,7 +65,7 @@ def batch_of(values, field, *, pad=3):
     payloads = []
     for value in values:
         payload = bytearray(b"\xab" * (field.end + pad))
-        payload[field.offset:field.end] = value.to_bytes(field.size, field.byteorder)
+        payload[field.offset : field.end] = value.to_bytes(field.size, field.byteorder)
         payloads.append(bytes(payload))
     return fastnet.Batch.from_payloads(payloads, slot_size=field.end + pad)
 
@@ -78,8 +78,12 @@ def track(values, field, *, splits=(), window=fastnet.receive.seq.DEFAULT_WINDOW
     return tracker
 
 
-FIELDS = [fastnet.SeqField(offset, size, order)
-          for size in (2, 4, 8) for order in ("big", "little") for offset in (0, 5)]
+FIELDS = [
+    fastnet.SeqField(offset, size, order)
+    for size in (2, 4, 8)
+    for order in ("big", "little")
+    for offset in (0, 5)
+]
 
 
 # -- SeqField ------------------------------------------------------------------
@@ -98,11 +102,18 @@ def test_defaults_are_a_64_bit_big_endian_counter_at_offset_0():
     assert (field.offset, field.size, field.byteorder, field.end) == (0, 8, "big", 8)
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    (dict(size=3), ValueError), (dict(size=16), ValueError), (dict(offset=-1), ValueError),
-    (dict(byteorder="network"), ValueError), (dict(offset=1.0), TypeError),
-    (dict(size="8"), TypeError), (dict(offset=True), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        (dict(size=3), ValueError),
+        (dict(size=16), ValueError),
+        (dict(offset=-1), ValueError),
+        (dict(byteorder="network"), ValueError),
+        (dict(offset=1.0), TypeError),
+        (dict(size="8"), TypeError),
+        (dict(offset=True), TypeError),
+    ],
+)
 def test_bad_fields_are_refused(kwargs, error):
     with pytest.raises(error):
         fastnet.SeqField(**kwargs)
@@ -111,12 +122,13 @@ def test_bad_fields_are_refused(kwargs, error):
 def test_short_rows_are_counted_and_skipped():
     field = fastnet.SeqField(offset=2, size=4)
     batch = fastnet.Batch.from_payloads(
-        [b"\0\0\0\0\0\0", b"\0\0\0\0\0", b"", b"\0\0\0\0\0\1", b"xx"], slot_size=8)
+        [b"\0\0\0\0\0\0", b"\0\0\0\0\0", b"", b"\0\0\0\0\0\1", b"xx"], slot_size=8
+    )
     tracker = SeqTracker(field)
     tracker.update(batch)
     assert tracker.short == 3
     assert counts_of(tracker) == (0, 0, 0, 0)
-    tracker.update(batch_of([3, 4], field))   # 2 is missing
+    tracker.update(batch_of([3, 4], field))  # 2 is missing
     assert counts_of(tracker) == (1, 1, 0, 0)
     assert tracker.short == 3
 
@@ -128,11 +140,11 @@ PATTERNS = [
     ([7], (0, 0, 0, 0)),
     ([0, 1, 3, 4], (1, 1, 0, 0)),
     ([0, 3, 4, 8, 9], (2, 5, 0, 0)),
-    ([0, 1, 4, 2, 3, 5], (1, 0, 2, 0)),          # a gap of 2, both filled late
-    ([0, 1, 4, 3, 5], (1, 1, 1, 0)),             # one of the two filled
+    ([0, 1, 4, 2, 3, 5], (1, 0, 2, 0)),  # a gap of 2, both filled late
+    ([0, 1, 4, 3, 5], (1, 1, 1, 0)),  # one of the two filled
     ([0, 1, 1, 2, 2, 2], (0, 0, 0, 3)),
-    ([0, 2, 2, 1, 1], (1, 0, 1, 2)),             # duplicate, late fill, duplicate of it
-    ([5, 3, 4, 6], (0, 0, 2, 0)),                # below the first: late, never lost
+    ([0, 2, 2, 1, 1], (1, 0, 1, 2)),  # duplicate, late fill, duplicate of it
+    ([5, 3, 4, 6], (0, 0, 2, 0)),  # below the first: late, never lost
     ([5, 3, 3], (0, 0, 1, 1)),
     ([10, 11, 12, 20, 15, 12, 21], (1, 6, 1, 1)),
 ]

@@ -14,22 +14,38 @@ SOAK = os.path.join(ROOT, "tools", "soak.py")
 
 
 def test_a_short_soak_accounts_for_every_datagram(backend):
-    run = subprocess.run([sys.executable, SOAK, "--seconds", "5", "--cycles", "1",
-                          "--pps", "20000", "--backend", backend, "--json"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            SOAK,
+            "--seconds",
+            "5",
+            "--cycles",
+            "1",
+            "--pps",
+            "20000",
+            "--backend",
+            backend,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert run.returncode in (0, 1), run.stderr
     result = json.loads(run.stdout)
     assert result["problems"] == [] and result["ok"] and run.returncode == 0
     # Every fault was applied, and each blocked call it should end, ended.
-    assert all(entry["count"] >= 1 and entry["problems"] == 0
-               for entry in result["faults"].values())
+    assert all(entry["count"] >= 1 and entry["problems"] == 0 for entry in result["faults"].values())
     assert result["senders_killed"] >= 1 and result["receivers"] >= 3
     # sent == packets + kernel_drops + ring_overruns + unread, exactly (rows sent
     # by a killed sender are "in doubt" only if something was dropped around the kill).
     assert result["sent"] > 0
     assert 0 <= result["accounted"] - result["sent"] <= result["in_doubt"]
-    assert result["accounted"] == (result["packets"] + result["kernel_drops"]
-                                   + result["ring_overruns"] + result["unread"])
+    assert result["accounted"] == (
+        result["packets"] + result["kernel_drops"] + result["ring_overruns"] + result["unread"]
+    )
     assert result["consumer_seen"] == result["delivered"]
     resources = result["resources"]
     assert resources["fds_after"] == resources["fds_before"]
@@ -38,6 +54,7 @@ def test_a_short_soak_accounts_for_every_datagram(backend):
 
 
 def test_soak_arguments_are_checked():
-    run = subprocess.run([sys.executable, SOAK, "--seconds", "0"], capture_output=True,
-                         text=True, timeout=60, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, SOAK, "--seconds", "0"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert run.returncode == 2 and "--seconds" in run.stderr

@@ -10,8 +10,10 @@ import fastnet
 
 def test_hello_reaches_receiver_with_senders_address(backend, family_host):
     family, host = family_host
-    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind((host, 0))
         sender.bind((host, 0))
         sender.sendto("Hello".encode("utf-8"), receiver.getsockname())
@@ -38,8 +40,10 @@ def test_constants_are_the_standard_ones():
 
 
 def test_connect_send_recv_and_into_variants(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as a, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as b:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as a,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as b,
+    ):
         a.bind(("127.0.0.1", 0))
         b.bind(("127.0.0.1", 0))
         a.connect(b.getsockname())
@@ -90,8 +94,10 @@ def test_context_manager_closes(backend):
 
 
 def test_works_with_selectors(backend):
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         with selectors.DefaultSelector() as selector:
             selector.register(receiver, selectors.EVENT_READ)

@@ -4,9 +4,9 @@ import socket as stdsocket
 import threading
 
 import pytest
+from helpers import HAS_IPV6, in_thread
 
 import fastnet
-from helpers import HAS_IPV6, in_thread
 
 
 def _exchange(client, server_side):
@@ -31,8 +31,7 @@ def test_create_server_and_create_connection(backend, family_host):
         assert isinstance(server, fastnet.socket) and server.backend == backend
         assert server.type == stdsocket.SOCK_STREAM and server.family == family
         assert server.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR) == 1
-        with fastnet.create_connection(server.getsockname()[:2], timeout=5,
-                                       backend=backend) as client:
+        with fastnet.create_connection(server.getsockname()[:2], timeout=5, backend=backend) as client:
             assert isinstance(client, fastnet.socket) and client.backend == backend
             assert client.gettimeout() == 5
             server.settimeout(5)
@@ -47,8 +46,10 @@ def test_create_server_and_create_connection(backend, family_host):
 
 def test_manual_steps_bind_listen_accept_connect(backend, family_host):
     family, host = family_host
-    with fastnet.socket(family, fastnet.SOCK_STREAM, backend=backend) as listener, \
-            fastnet.socket(family, fastnet.SOCK_STREAM, backend=backend) as client:
+    with (
+        fastnet.socket(family, fastnet.SOCK_STREAM, backend=backend) as listener,
+        fastnet.socket(family, fastnet.SOCK_STREAM, backend=backend) as client,
+    ):
         listener.bind((host, 0))
         listener.listen(4)
         client.settimeout(5)
@@ -97,7 +98,7 @@ def test_close_from_another_thread_ends_blocked_accept(backend):
     closer.start()
     accepting = in_thread(server.accept)
     with pytest.raises(OSError) as info:
-        accepting.result()                # fails if close() did not end the accept
+        accepting.result()  # fails if close() did not end the accept
     closer.join()
     assert info.value.errno == 9
     assert server.fileno() == -1
@@ -121,8 +122,7 @@ def test_create_connection_binds_source_address(backend):
 
 
 def test_create_server_options(backend):
-    with fastnet.create_server(("127.0.0.1", 0), reuse_port=True, backlog=3,
-                               backend=backend) as server:
+    with fastnet.create_server(("127.0.0.1", 0), reuse_port=True, backlog=3, backend=backend) as server:
         assert server.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEPORT) == 1
     with fastnet.create_server(("127.0.0.1", 0), backend=backend) as taken:
         with pytest.raises(OSError, match="while attempting to bind on address"):
@@ -136,8 +136,9 @@ def test_create_server_ipv6_only_unless_dualstack(backend):
     with fastnet.create_server(("::1", 0), family=fastnet.AF_INET6, backend=backend) as server:
         assert server.getsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY) == 1
     if stdsocket.has_dualstack_ipv6():
-        with fastnet.create_server(("::", 0), family=fastnet.AF_INET6, dualstack_ipv6=True,
-                                   backend=backend) as server:
+        with fastnet.create_server(
+            ("::", 0), family=fastnet.AF_INET6, dualstack_ipv6=True, backend=backend
+        ) as server:
             assert server.getsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY) == 0
 
 

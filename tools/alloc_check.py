@@ -63,8 +63,10 @@ def main(argv=None) -> int:
     if args.datagrams < ROWS:
         parser.error(f"--datagrams must be at least {ROWS}")
 
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=args.backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=8 << 20)
         address = receiver.getsockname()
@@ -77,10 +79,10 @@ def main(argv=None) -> int:
         for _ in range(WARMUP_ROUNDS):
             one_round(sender, receiver, outgoing, incoming, address)
 
-        rounds = -(-args.datagrams // ROWS)   # at least --datagrams
+        rounds = -(-args.datagrams // ROWS)  # at least --datagrams
         gc.collect()
         tracemalloc.start()
-        snapshot_before = tracemalloc.take_snapshot()   # before the count: not in it
+        snapshot_before = tracemalloc.take_snapshot()  # before the count: not in it
         rss_before = resident_kib()
         traced_before, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
@@ -96,16 +98,23 @@ def main(argv=None) -> int:
 
     sent = rounds * ROWS
     growth = traced_after - traced_before
-    print(f"backend {args.backend}: {sent:,} datagrams of {SIZE} B sent and {received:,} "
-          f"received in {rounds:,} batch calls each way ({elapsed:.2f} s, with tracemalloc on)")
-    print(f"tracemalloc: {traced_before:,} B before, {traced_after:,} B after: "
-          f"net {growth:+,} B = {growth / sent:+.6f} B per datagram")
-    print(f"tracemalloc: peak {traced_peak - traced_before:+,} B above the start "
-          f"(temporaries of one call, the same for any count)")
-    print(f"resident memory: {rss_before:,} KiB before, {rss_after:,} KiB after "
-          f"({rss_after - rss_before:+,} KiB)")
-    top = [stat for stat in snapshot_after.compare_to(snapshot_before, "lineno")
-           if stat.size_diff][:5]
+    print(
+        f"backend {args.backend}: {sent:,} datagrams of {SIZE} B sent and {received:,} "
+        f"received in {rounds:,} batch calls each way ({elapsed:.2f} s, with tracemalloc on)"
+    )
+    print(
+        f"tracemalloc: {traced_before:,} B before, {traced_after:,} B after: "
+        f"net {growth:+,} B = {growth / sent:+.6f} B per datagram"
+    )
+    print(
+        f"tracemalloc: peak {traced_peak - traced_before:+,} B above the start "
+        f"(temporaries of one call, the same for any count)"
+    )
+    print(
+        f"resident memory: {rss_before:,} KiB before, {rss_after:,} KiB after "
+        f"({rss_after - rss_before:+,} KiB)"
+    )
+    top = [stat for stat in snapshot_after.compare_to(snapshot_before, "lineno") if stat.size_diff][:5]
     if top:
         print("largest net changes by line (tracemalloc's own bookkeeping included):")
         for stat in top:

@@ -21,7 +21,7 @@ import sys
 
 import fastnet
 
-TIMEOUT = 20.0   # generous: everything runs 20-50 times slower under valgrind
+TIMEOUT = 20.0  # generous: everything runs 20-50 times slower under valgrind
 
 
 def _receive(receiver, count, slot, family, capacity=64):
@@ -29,29 +29,34 @@ def _receive(receiver, count, slot, family, capacity=64):
     got = []
     while len(got) < count:
         n = receiver.recv_batch(batch, timeout=TIMEOUT)
-        got.extend((bytes(batch.payload(i)), bool(batch.truncated[i]), int(batch.timestamps[i]))
-                   for i in range(n))
+        got.extend(
+            (bytes(batch.payload(i)), bool(batch.truncated[i]), int(batch.timestamps[i])) for i in range(n)
+        )
     return got
 
 
 def datagrams(backend: str, family: int, host: str) -> None:
-    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver, \
-            fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind((host, 0))
         receiver.set_buffers(rcvbuf=4 << 20)
         payloads = [bytes([i]) * (i * 7 % 300) for i in range(100)]
         batch = fastnet.Batch.from_payloads(payloads, slot_size=300, family=family)
         assert sender.send_batch(batch, receiver.getsockname(), gso=False) == 100
-        got = _receive(receiver, 100, 200, family, capacity=33)   # partial batches, truncation
+        got = _receive(receiver, 100, 200, family, capacity=33)  # partial batches, truncation
         assert [p for p, _, _ in got] == [p[:200] for p in payloads]
         assert [t for _, t, _ in got] == [len(p) > 200 for p in payloads]
         receiver.enable_timestamps()
         assert sender.send_batch(batch, receiver.getsockname()) == 100
         got = _receive(receiver, 100, 300, family)
         assert all(stamp > 0 for _, _, stamp in got)
-        for bad in (lambda: sender.send_batch(batch, ("127.0.0.1", 99999)),
-                    lambda: receiver.recv_batch(batch, timeout=-1),
-                    lambda: receiver.recv_batch("not a batch")):
+        for bad in (
+            lambda: sender.send_batch(batch, ("127.0.0.1", 99999)),
+            lambda: receiver.recv_batch(batch, timeout=-1),
+            lambda: receiver.recv_batch("not a batch"),
+        ):
             try:
                 bad()
             except (TypeError, ValueError, OverflowError):
@@ -61,8 +66,10 @@ def datagrams(backend: str, family: int, host: str) -> None:
 def offload(backend: str) -> None:
     if not (fastnet.features()["gso"] and fastnet.features()["gro"]):
         return
-    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         receiver.bind(("127.0.0.1", 0))
         receiver.set_buffers(rcvbuf=8 << 20)
         payloads = [i.to_bytes(2, "big") * 500 for i in range(150)] + [b"tail"]
@@ -103,13 +110,23 @@ def frames(backend: str) -> None:
 
 
 def receiver(backend: str) -> None:
-    with fastnet.Receiver(("127.0.0.1", 0), slot_size=128, batch_size=64, ring_size=4,
-                          seq=fastnet.SeqField(), on_full="drop", backend=backend) as rx, \
-            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
+    with (
+        fastnet.Receiver(
+            ("127.0.0.1", 0),
+            slot_size=128,
+            batch_size=64,
+            ring_size=4,
+            seq=fastnet.SeqField(),
+            on_full="drop",
+            backend=backend,
+        ) as rx,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
         batch = fastnet.Batch(250, 128)
         batch.lengths[:] = 100
-        batch.data[:, :8] = (
-            fastnet.Batch.from_payloads([i.to_bytes(8, "big") for i in range(250)]).data[:, :8])
+        batch.data[:, :8] = fastnet.Batch.from_payloads([i.to_bytes(8, "big") for i in range(250)]).data[
+            :, :8
+        ]
         batch.count = 250
         assert sender.send_batch(batch, rx.address) == 250
         got = 0
@@ -136,8 +153,10 @@ def main(argv=None) -> int:
             offload(backend)
             frames(backend)
             receiver(backend)
-        print(f"round {round_ + 1} of {args.rounds} done "
-              f"({', '.join(fastnet.available_backends())})", flush=True)
+        print(
+            f"round {round_ + 1} of {args.rounds} done ({', '.join(fastnet.available_backends())})",
+            flush=True,
+        )
     return 0
 
 

@@ -32,13 +32,13 @@ import sys
 import time
 import tracemalloc
 
-import fastnet
-
 from alloc_check import ROWS, SIZE, WARMUP_ROUNDS, one_round, resident_kib
+
+import fastnet
 
 FASTNET_DIR = os.path.dirname(os.path.abspath(fastnet.__file__))
 SAMPLES = 10
-RING = 64            # the Receiver's ring_size (its default)
+RING = 64  # the Receiver's ring_size (its default)
 
 
 def _fastnet_filter():
@@ -64,13 +64,15 @@ def _socket_path(backend):
     def close():
         receiver.close()
         sender.close()
+
     return step, close
 
 
 def _receiver_path(backend):
     """The same through a fastnet.Receiver: sent on a socket, taken from the ring."""
-    receiver = fastnet.Receiver(("127.0.0.1", 0), batch_size=ROWS, slot_size=SIZE,
-                                ring_size=RING, backend=backend, rcvbuf=8 << 20).start()
+    receiver = fastnet.Receiver(
+        ("127.0.0.1", 0), batch_size=ROWS, slot_size=SIZE, ring_size=RING, backend=backend, rcvbuf=8 << 20
+    ).start()
     sender = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend)
     address = receiver.address
     outgoing = fastnet.Batch(ROWS, SIZE)
@@ -110,7 +112,7 @@ def paths_available():
 
 def run_path(name, datagrams, traced):
     if name.startswith("receiver-"):
-        step, close = _receiver_path(name[len("receiver-"):])
+        step, close = _receiver_path(name[len("receiver-") :])
     else:
         step, close = _socket_path(name)
     try:
@@ -131,8 +133,7 @@ def run_path(name, datagrams, traced):
                 rss.append(resident_kib())
         elapsed = time.perf_counter() - started
         gc.collect()
-        result = {"name": name, "datagrams": rounds * ROWS, "moved": moved, "elapsed": elapsed,
-                  "rss": rss}
+        result = {"name": name, "datagrams": rounds * ROWS, "moved": moved, "elapsed": elapsed, "rss": rss}
         if traced:
             after = tracemalloc.take_snapshot().filter_traces(_fastnet_filter())
             tracemalloc.stop()
@@ -146,10 +147,14 @@ def run_path(name, datagrams, traced):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datagrams", type=int, default=10_000_000,
-                        help="datagrams per path (default 10 million)")
-    parser.add_argument("--paths", default=",".join(paths_available()),
-                        help=f"comma-separated, from {', '.join(paths_available())}")
+    parser.add_argument(
+        "--datagrams", type=int, default=10_000_000, help="datagrams per path (default 10 million)"
+    )
+    parser.add_argument(
+        "--paths",
+        default=",".join(paths_available()),
+        help=f"comma-separated, from {', '.join(paths_available())}",
+    )
     parser.add_argument("--rss-tolerance", type=int, default=1024, metavar="KIB")
     parser.add_argument("--traced-tolerance", type=int, default=4096, metavar="BYTES")
     parser.add_argument("--no-tracemalloc", dest="traced", action="store_false")
@@ -166,18 +171,23 @@ def main(argv=None) -> int:
         result = run_path(name, args.datagrams, args.traced)
         rss = result["rss"]
         growth = max(rss) - rss[0]
-        print(f"{name}: {result['datagrams']:,} datagrams of {SIZE} B sent and "
-              f"{result['moved']:,} received in {result['elapsed']:.1f} s"
-              f"{' (tracemalloc on)' if args.traced else ''}")
-        print(f"  resident memory, KiB, after warm-up then every {100 // SAMPLES}%: "
-              f"{' '.join(str(value) for value in rss)}")
+        print(
+            f"{name}: {result['datagrams']:,} datagrams of {SIZE} B sent and "
+            f"{result['moved']:,} received in {result['elapsed']:.1f} s"
+            f"{' (tracemalloc on)' if args.traced else ''}"
+        )
+        print(
+            f"  resident memory, KiB, after warm-up then every {100 // SAMPLES}%: "
+            f"{' '.join(str(value) for value in rss)}"
+        )
         late = rss[-1] - rss[len(rss) // 2]
-        print(f"  largest growth over the first sample: {growth:+,} KiB; over the second "
-              f"half of the run: {late:+,} KiB ({late * 1024 / (result['datagrams'] / 2):+.4f} "
-              f"B per datagram)")
+        print(
+            f"  largest growth over the first sample: {growth:+,} KiB; over the second "
+            f"half of the run: {late:+,} KiB ({late * 1024 / (result['datagrams'] / 2):+.4f} "
+            f"B per datagram)"
+        )
         if args.traced:
-            print(f"  tracemalloc, allocations under fastnet's files: "
-                  f"{result['traced_growth']:+,} B net")
+            print(f"  tracemalloc, allocations under fastnet's files: {result['traced_growth']:+,} B net")
             for line in result["traced_top"]:
                 print(f"    {line}")
         problems = []

@@ -49,33 +49,33 @@ import socket as stdsocket
 import sys
 import threading
 import time
+from multiprocessing import resource_tracker
 
 import numpy as np
-from multiprocessing import resource_tracker
 
 import fastnet
 
-FAULTS = ("shrink-rcvbuf", "pause-consumer", "sigint", "kill-sender", "close-socket",
-          "close-receiver")
-SIZE = 64            # payload bytes: incarnation (u32), 4 spare, sequence number (u64)
-CHUNK = 64           # rows per ledger entry (one Sender.send_batch)
-BATCH = 256          # Receiver batch_size
-RING = 16            # Receiver ring_size
-PROMPT_S = 2.0       # a blocked call a fault should end must end within this (it takes ~0.1 s)
-STARTUP_S = 30.0     # a sender process must be sending within this (it imports numpy)
+FAULTS = ("shrink-rcvbuf", "pause-consumer", "sigint", "kill-sender", "close-socket", "close-receiver")
+SIZE = 64  # payload bytes: incarnation (u32), 4 spare, sequence number (u64)
+CHUNK = 64  # rows per ledger entry (one Sender.send_batch)
+BATCH = 256  # Receiver batch_size
+RING = 16  # Receiver ring_size
+PROMPT_S = 2.0  # a blocked call a fault should end must end within this (it takes ~0.1 s)
+STARTUP_S = 30.0  # a sender process must be sending within this (it imports numpy)
 PROBE_RATES = (25_000, 50_000, 100_000, 200_000, 400_000, 800_000)
 
 # Ledger slots (int64), shared with the sender process.
 DONE, INTENT, COMMAND, STATE = range(4)
-RUN, PAUSE, STOP = 0, 1, 2            # COMMAND
-STARTING, SENDING, PAUSED, STOPPED = 0, 1, 2, 3   # STATE
+RUN, PAUSE, STOP = 0, 1, 2  # COMMAND
+STARTING, SENDING, PAUSED, STOPPED = 0, 1, 2, 3  # STATE
 
 
 # -- the sender process ------------------------------------------------------------
 
+
 def sender_main(ledger, address, pps, backend, incarnation):
     """Send numbered datagrams at ``pps`` until told to stop (or killed)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     batch = fastnet.Batch(CHUNK, SIZE)
     batch.lengths[:] = SIZE
     batch.count = CHUNK
@@ -113,8 +113,11 @@ class SenderProcess:
         self.incarnation = incarnation
         for slot in (DONE, INTENT, COMMAND, STATE):
             ledger[slot] = 0
-        self.process = context.Process(target=sender_main, name=f"soak-sender-{incarnation}",
-                                       args=(ledger, address, pps, backend, incarnation))
+        self.process = context.Process(
+            target=sender_main,
+            name=f"soak-sender-{incarnation}",
+            args=(ledger, address, pps, backend, incarnation),
+        )
         self.process.start()
         self.killed = False
         self.in_doubt = 0
@@ -158,6 +161,7 @@ class SenderProcess:
 
 # -- the consumer's checks ---------------------------------------------------------
 
+
 class Tally:
     """What the consumer saw: counts per sender incarnation, order checked."""
 
@@ -166,7 +170,7 @@ class Tally:
         self.per_incarnation = {}
         self.last_key = -1
         self.out_of_order = 0
-        self.last_batch = None   # the Batch object counted last
+        self.last_batch = None  # the Batch object counted last
 
     def take(self, batch):
         self.last_batch = batch
@@ -188,6 +192,7 @@ class Tally:
 
 
 # -- the soak --------------------------------------------------------------------------
+
 
 class Interrupts:
     """SIGINT as Ctrl-C, except that an injected one never lands in the soak's own code.
@@ -230,7 +235,7 @@ def _fds():
     for name in os.listdir("/proc/self/fd"):
         try:
             found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:   # the descriptor listdir itself used, now closed
+        except OSError:  # the descriptor listdir itself used, now closed
             pass
     return found
 
@@ -245,9 +250,9 @@ class Soak:
         self.context = context
         self.ledger = ledger
         self.faults = {name: {"count": 0, "slowest_s": 0.0, "problems": 0} for name in FAULTS}
-        self.closed_stats = []          # final stats of every Receiver closed so far
-        self.senders_sent = []          # (incarnation, sent, killed, in_doubt)
-        self.kill_windows = []          # (incarnation, done, counters before, receiver index)
+        self.closed_stats = []  # final stats of every Receiver closed so far
+        self.senders_sent = []  # (incarnation, sent, killed, in_doubt)
+        self.kill_windows = []  # (incarnation, done, counters before, receiver index)
         self.problems = []
         self.tally = Tally()
         self.receivers = 0
@@ -258,9 +263,15 @@ class Soak:
         # Alternately; the first and last (there is an odd number) block.
         on_full = ("block", "drop")[self.receivers % 2]
         self.receivers += 1
-        rx = fastnet.Receiver(("127.0.0.1", port), batch_size=BATCH, slot_size=SIZE,
-                              ring_size=RING, on_full=on_full, backend=self.args.backend,
-                              rcvbuf=self.args.rcvbuf)
+        rx = fastnet.Receiver(
+            ("127.0.0.1", port),
+            batch_size=BATCH,
+            slot_size=SIZE,
+            ring_size=RING,
+            on_full=on_full,
+            backend=self.args.backend,
+            rcvbuf=self.args.rcvbuf,
+        )
         return rx.start()
 
     def retire(self, rx):
@@ -301,7 +312,7 @@ class Soak:
     def shrink_rcvbuf(self, rx, slot):
         with stdsocket.socket(fileno=os.dup(rx.fileno())) as dup:
             before = dup.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF)
-            dup.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 1)   # the kernel's minimum
+            dup.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 1)  # the kernel's minimum
             self.consume(rx, slot / 2)
             dup.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, before // 2)
         self._record("shrink-rcvbuf", 0.0)
@@ -349,8 +360,7 @@ class Soak:
         # consumer take them, then see whether anything was dropped meanwhile.
         self.consume(rx, 0.3)
         after = rx.stats
-        quiet = (after.kernel_drops, after.ring_overruns) == (before.kernel_drops,
-                                                               before.ring_overruns)
+        quiet = (after.kernel_drops, after.ring_overruns) == (before.kernel_drops, before.ring_overruns)
         self.kill_windows.append((sender.incarnation, done, quiet))
         return replacement
 
@@ -358,10 +368,10 @@ class Soak:
         """Close the socket (or the Receiver) from another thread while the consumer waits."""
         sender.pause()
         self.drain(rx)
-        _ = rx.stats   # reads the kernel's drop count while the socket is still open
+        _ = rx.stats  # reads the kernel's drop count while the socket is still open
         port = rx.address[1]
         if name == "close-socket":
-            closer = threading.Timer(0.1, rx._sock.close)   # the fastnet.socket itself
+            closer = threading.Timer(0.1, rx._sock.close)  # the fastnet.socket itself
         else:
             closer = threading.Timer(0.1, rx.close)
         started = time.monotonic()
@@ -379,16 +389,21 @@ class Soak:
         late = time.monotonic() - started - 0.1
         closer.join()
         expected = "stopped" if name == "close-receiver" else "OSError(9)"
-        self._record(name, late, outcome == expected and late < PROMPT_S,
-                     f"the blocked get() ended with {outcome} after {late:.2f} s")
+        self._record(
+            name,
+            late,
+            outcome == expected and late < PROMPT_S,
+            f"the blocked get() ended with {outcome} after {late:.2f} s",
+        )
         self.retire(rx)
         replacement = self.open_receiver(port)
         sender.resume()
         return replacement
 
     def start_sender(self, port, incarnation):
-        return SenderProcess(self.context, self.ledger, ("127.0.0.1", port), self.args.pps,
-                             self.args.backend, incarnation)
+        return SenderProcess(
+            self.context, self.ledger, ("127.0.0.1", port), self.args.pps, self.args.backend, incarnation
+        )
 
     # the run ---------------------------------------------------------------------
     def run(self):
@@ -420,7 +435,7 @@ class Soak:
             self.senders_sent.append([sender.incarnation, sender.stop(), False, 0])
             sender = None
         finally:
-            if sender is not None:     # interrupted: stop the sender, count what it sent
+            if sender is not None:  # interrupted: stop the sender, count what it sent
                 self.senders_sent.append([sender.incarnation, sender.stop(), False, 0])
             self.retire(rx)
         self.settle_kills()
@@ -440,10 +455,15 @@ def probe_rate(args, context, ledger):
     """The highest of PROBE_RATES received without loss, halved (quick: ~0.5 s per rate)."""
     clean = PROBE_RATES[0] // 2
     for pps in PROBE_RATES:
-        rx = fastnet.Receiver(("127.0.0.1", 0), batch_size=BATCH, slot_size=SIZE,
-                              ring_size=RING, backend=args.backend, rcvbuf=args.rcvbuf).start()
-        sender = SenderProcess(context, ledger, ("127.0.0.1", rx.address[1]), pps,
-                               args.backend, 1)
+        rx = fastnet.Receiver(
+            ("127.0.0.1", 0),
+            batch_size=BATCH,
+            slot_size=SIZE,
+            ring_size=RING,
+            backend=args.backend,
+            rcvbuf=args.rcvbuf,
+        ).start()
+        sender = SenderProcess(context, ledger, ("127.0.0.1", rx.address[1]), pps, args.backend, 1)
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             try:
@@ -469,16 +489,18 @@ def probe_rate(args, context, ledger):
 def report(soak, args, resources, elapsed):
     sent = sum(entry[1] for entry in soak.senders_sent)
     in_doubt = sum(entry[3] for entry in soak.senders_sent)
-    totals = {key: sum(getattr(s, key) for s in soak.closed_stats)
-              for key in ("packets", "kernel_drops", "ring_overruns", "unread", "delivered")}
+    totals = {
+        key: sum(getattr(s, key) for s in soak.closed_stats)
+        for key in ("packets", "kernel_drops", "ring_overruns", "unread", "delivered")
+    }
     accounted = totals["packets"] + totals["kernel_drops"] + totals["ring_overruns"] + totals["unread"]
     problems = list(soak.problems)
     if not 0 <= accounted - sent <= in_doubt:
-        problems.append(f"accounting: sent {sent} (+ up to {in_doubt} in doubt) != accounted "
-                        f"{accounted}")
+        problems.append(f"accounting: sent {sent} (+ up to {in_doubt} in doubt) != accounted {accounted}")
     if soak.tally.seen != totals["delivered"]:
-        problems.append(f"the consumer saw {soak.tally.seen} datagrams, the Receivers "
-                        f"delivered {totals['delivered']}")
+        problems.append(
+            f"the consumer saw {soak.tally.seen} datagrams, the Receivers delivered {totals['delivered']}"
+        )
     if soak.tally.out_of_order:
         problems.append(f"{soak.tally.out_of_order} datagrams out of order or twice")
     for incarnation, count_top in soak.tally.per_incarnation.items():
@@ -487,53 +509,66 @@ def report(soak, args, resources, elapsed):
             problems.append(f"sender {incarnation}: received {count_top[0]}, more than sent")
     problems += resources["problems"]
     return {
-        "seconds": round(elapsed, 2), "backend": args.backend, "pps": args.pps,
-        "rate_source": args.rate_source, "senders": len(soak.senders_sent),
+        "seconds": round(elapsed, 2),
+        "backend": args.backend,
+        "pps": args.pps,
+        "rate_source": args.rate_source,
+        "senders": len(soak.senders_sent),
         "senders_killed": sum(1 for e in soak.senders_sent if e[2]),
         "receivers": soak.receivers,
-        "sent": sent, "in_doubt": in_doubt, **totals, "accounted": accounted,
+        "sent": sent,
+        "in_doubt": in_doubt,
+        **totals,
+        "accounted": accounted,
         "difference": sent - accounted,
-        "consumer_seen": soak.tally.seen, "faults": soak.faults, "resources": resources,
-        "problems": problems, "ok": not problems,
+        "consumer_seen": soak.tally.seen,
+        "faults": soak.faults,
+        "resources": resources,
+        "problems": problems,
+        "ok": not problems,
     }
 
 
 def print_report(result):
-    print(f"fastnet soak: {result['seconds']} s on 127.0.0.1, {result['backend']} backend, "
-          f"{result['pps']:,} datagrams/s ({result['rate_source']}), "
-          f"{result['senders']} sender processes ({result['senders_killed']} killed), "
-          f"{result['receivers']} Receivers")
+    print(
+        f"fastnet soak: {result['seconds']} s on 127.0.0.1, {result['backend']} backend, "
+        f"{result['pps']:,} datagrams/s ({result['rate_source']}), "
+        f"{result['senders']} sender processes ({result['senders_killed']} killed), "
+        f"{result['receivers']} Receivers"
+    )
     print(f"{'fault':<16} {'times':>5}  {'slowest end of a blocked call':>30}")
     for name, entry in result["faults"].items():
-        slow = f"{entry['slowest_s']:.3f} s" if name in ("sigint", "close-socket",
-                                                         "close-receiver") else "-"
-        print(f"{name:<16} {entry['count']:>5}  {slow:>30}"
-              f"{'  PROBLEMS: ' + str(entry['problems']) if entry['problems'] else ''}")
+        slow = f"{entry['slowest_s']:.3f} s" if name in ("sigint", "close-socket", "close-receiver") else "-"
+        print(
+            f"{name:<16} {entry['count']:>5}  {slow:>30}"
+            f"{'  PROBLEMS: ' + str(entry['problems']) if entry['problems'] else ''}"
+        )
     print("accounting, datagrams:")
     for key in ("sent", "packets", "kernel_drops", "ring_overruns", "unread"):
         print(f"  {key:<14} {result[key]:>12,}")
-    print(f"  {'sent - (packets + kernel_drops + ring_overruns + unread)':<14} "
-          f"{result['difference']:,}")
+    print(f"  {'sent - (packets + kernel_drops + ring_overruns + unread)':<14} {result['difference']:,}")
     if result["in_doubt"]:
-        print(f"  in doubt (killed while sending, with drops around the kill): "
-              f"{result['in_doubt']:,}")
+        print(f"  in doubt (killed while sending, with drops around the kill): {result['in_doubt']:,}")
     print(f"  consumer saw {result['consumer_seen']:,} (delivered {result['delivered']:,})")
     res = result["resources"]
-    print(f"resources: fds {res['fds_before']} -> {res['fds_after']}, threads "
-          f"{len(res['threads_before'])} -> {len(res['threads_after'])}, "
-          f"child processes left {res['children_after']}")
+    print(
+        f"resources: fds {res['fds_before']} -> {res['fds_after']}, threads "
+        f"{len(res['threads_before'])} -> {len(res['threads_after'])}, "
+        f"child processes left {res['children_after']}"
+    )
     print("OK" if result["ok"] else "FAIL:\n  " + "\n  ".join(result["problems"]))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="soak time (default 60)")
-    parser.add_argument("--pps", type=int, help="send rate (default: the highest loss-free "
-                                                "rate found first, halved)")
-    parser.add_argument("--backend", choices=fastnet.available_backends(),
-                        default=fastnet.backend)
-    parser.add_argument("--cycles", type=int,
-                        help="times each fault is applied (default: once per 30 s, at least once)")
+    parser.add_argument(
+        "--pps", type=int, help="send rate (default: the highest loss-free rate found first, halved)"
+    )
+    parser.add_argument("--backend", choices=fastnet.available_backends(), default=fastnet.backend)
+    parser.add_argument(
+        "--cycles", type=int, help="times each fault is applied (default: once per 30 s, at least once)"
+    )
     parser.add_argument("--rcvbuf", type=int, default=4 << 20)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -542,7 +577,7 @@ def main(argv=None) -> int:
     if not 0 < args.seconds <= 24 * 3600 or args.cycles < 1:
         parser.error("--seconds must be in (0, 86400] and --cycles at least 1")
 
-    context = multiprocessing.get_context("spawn")   # never fork a threaded process
+    context = multiprocessing.get_context("spawn")  # never fork a threaded process
     ledger = context.RawArray("q", 4)
     # The harness's own machinery exists before the count starts: the shared
     # ledger, and the resource tracker every spawned process registers with
@@ -566,16 +601,20 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGINT, previous)
     elapsed = time.monotonic() - started
     fds_after = _fds()
-    resources.update(fds_after=len(fds_after), threads_after=_thread_names(),
-                     children_after=len(context.active_children()), problems=[])
+    resources.update(
+        fds_after=len(fds_after),
+        threads_after=_thread_names(),
+        children_after=len(context.active_children()),
+        problems=[],
+    )
     if fds_after.keys() != fds_before.keys():
         opened = {fd: target for fd, target in fds_after.items() if fd not in fds_before}
         closed = sorted(set(fds_before) - set(fds_after))
-        resources["problems"].append(f"file descriptors {len(fds_before)} -> {len(fds_after)}"
-                                     f" (left open: {opened}; closed: {closed})")
+        resources["problems"].append(
+            f"file descriptors {len(fds_before)} -> {len(fds_after)} (left open: {opened}; closed: {closed})"
+        )
     if resources["threads_after"] != resources["threads_before"]:
-        resources["problems"].append(f"threads {resources['threads_before']} -> "
-                                     f"{resources['threads_after']}")
+        resources["problems"].append(f"threads {resources['threads_before']} -> {resources['threads_after']}")
     if resources["children_after"]:
         resources["problems"].append(f"{resources['children_after']} child processes left")
     result = report(soak, args, resources, elapsed)

@@ -75,14 +75,30 @@ class Catalog:
 
     def receiver_argv(self, name: str, size: int, rcvbuf: int, max_seconds: int) -> List[str]:
         if name in _PYTHON_KINDS:
-            return [sys.executable, "-m", "fastnet._bench.peer", "recv", name,
-                    str(size), str(rcvbuf), str(max_seconds)]
+            return [
+                sys.executable,
+                "-m",
+                "fastnet._bench.peer",
+                "recv",
+                name,
+                str(size),
+                str(rcvbuf),
+                str(max_seconds),
+            ]
         argv = [str(self._binary), "recv", str(size), str(rcvbuf), str(max_seconds)]
         return argv + ["gro"] if name == "reference-gso" else argv
 
     def sender_argv(self, name: str, size: int, port: int, duration: float) -> List[str]:
         if name in _PYTHON_KINDS:
-            return [sys.executable, "-m", "fastnet._bench.peer", "send", name,
-                    str(size), str(port), _number(duration)]
+            return [
+                sys.executable,
+                "-m",
+                "fastnet._bench.peer",
+                "send",
+                name,
+                str(size),
+                str(port),
+                _number(duration),
+            ]
         argv = [str(self._binary), "send", str(size), str(port), _number(duration)]
         return argv + ["gso"] if name == "reference-gso" else argv

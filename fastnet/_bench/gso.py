@@ -24,11 +24,12 @@ def unsupported_reason() -> Optional[str]:
         return "the cython backend is not built"
     found = fastnet.features()
     if not (found.get("gso") and found.get("gro")):
-        return (f"UDP GSO/GRO unavailable here (features: gso={found.get('gso')}, "
-                f"gro={found.get('gro')})")
+        return f"UDP GSO/GRO unavailable here (features: gso={found.get('gso')}, gro={found.get('gro')})"
     try:
-        with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="cython") as receiver, \
-                fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="cython") as sender:
+        with (
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="cython") as receiver,
+            fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="cython") as sender,
+        ):
             receiver.bind(("127.0.0.1", 0))
             receiver.enable_gro()
             batch = fastnet.Batch(2, 8)

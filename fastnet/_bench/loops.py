@@ -19,8 +19,16 @@ import resource
 import time
 from typing import Any
 
-__all__ = ["StopFlag", "receive_batches", "send_batches", "receive_asyncio", "send_asyncio",
-           "IDLE_S", "DRAIN_MAX_S", "ROWS"]
+__all__ = [
+    "StopFlag",
+    "receive_batches",
+    "send_batches",
+    "receive_asyncio",
+    "send_asyncio",
+    "IDLE_S",
+    "DRAIN_MAX_S",
+    "ROWS",
+]
 
 #: Datagrams per batch call (sendmmsg/recvmmsg take at most UIO_MAXIOV = 1024).
 ROWS = 1024
@@ -52,12 +60,18 @@ def cpu_seconds() -> float:
 
 
 def _receiver_report(received, first_count, t_first, t_last, cpu, drain_timed_out, timed_out):
-    return {"received": received, "first_count": first_count,
-            "window_s": max(0.0, t_last - t_first), "cpu_s": cpu,
-            "drain_timed_out": drain_timed_out, "timed_out": timed_out}
+    return {
+        "received": received,
+        "first_count": first_count,
+        "window_s": max(0.0, t_last - t_first),
+        "cpu_s": cpu,
+        "drain_timed_out": drain_timed_out,
+        "timed_out": timed_out,
+    }
 
 
 # -- fastnet sockets (cython, cython-gso, python) ---------------------------------
+
 
 def receive_batches(sock, size: int, stop: StopFlag, max_seconds: float) -> dict:
     """Count datagrams taken with ``sock.recv_batch`` until stopped and drained."""
@@ -79,7 +93,7 @@ def receive_batches(sock, size: int, stop: StopFlag, max_seconds: float) -> dict
             n = recv(batch, IDLE_S)
         except TimeoutError:
             if stop.requested:
-                break                       # sender done, queue empty
+                break  # sender done, queue empty
             if monotonic() > hard_end:
                 timed_out = True
                 break
@@ -102,8 +116,9 @@ def receive_batches(sock, size: int, stop: StopFlag, max_seconds: float) -> dict
 
 def send_batches(sock, size: int, address, duration: float, gso: bool) -> dict:
     """Send ``size``-byte datagrams with ``sock.send_batch`` for ``duration`` seconds."""
-    import fastnet
     import numpy as np
+
+    import fastnet
 
     batch = fastnet.Batch(ROWS, size, family=sock.family)
     # Distinct rows, as an application's data would be (not one hot buffer).
@@ -126,6 +141,7 @@ def send_batches(sock, size: int, address, duration: float, gso: bool) -> dict:
 
 
 # -- asyncio (the standard library's datagram transport) ---------------------------
+
 
 class _Counter(asyncio.DatagramProtocol):
     def __init__(self):
@@ -151,8 +167,15 @@ async def _receive_asyncio(sock, stop, max_seconds):
     transport, counter = await loop.create_datagram_endpoint(_Counter, sock=sock.dup())
     done = loop.create_future()
     monotonic = time.monotonic
-    state: dict[str, Any] = {"last": 0, "first_count": 0, "t_first": 0.0, "t_last": 0.0,
-                             "drain_end": None, "drain_timed_out": False, "timed_out": False}
+    state: dict[str, Any] = {
+        "last": 0,
+        "first_count": 0,
+        "t_first": 0.0,
+        "t_last": 0.0,
+        "drain_end": None,
+        "drain_timed_out": False,
+        "timed_out": False,
+    }
     cpu0 = cpu_seconds()
     hard_end = monotonic() + max_seconds
 
@@ -190,8 +213,15 @@ async def _receive_asyncio(sock, stop, max_seconds):
     finally:
         transport.close()
     cpu = cpu_seconds() - cpu0
-    return _receiver_report(counter.count, state["first_count"], state["t_first"],
-                            state["t_last"], cpu, state["drain_timed_out"], state["timed_out"])
+    return _receiver_report(
+        counter.count,
+        state["first_count"],
+        state["t_first"],
+        state["t_last"],
+        cpu,
+        state["drain_timed_out"],
+        state["timed_out"],
+    )
 
 
 class _Sending(asyncio.DatagramProtocol):
@@ -221,8 +251,7 @@ def send_asyncio(size: int, address, duration: float) -> dict:
 
 async def _send_asyncio(size, address, duration):
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        _Sending, local_addr=("127.0.0.1", 0))
+    transport, protocol = await loop.create_datagram_endpoint(_Sending, local_addr=("127.0.0.1", 0))
     payload = bytes([0x5A]) * size
     sendto = transport.sendto
     # The loop's datagram transports have it; typeshed's DatagramTransport does not.

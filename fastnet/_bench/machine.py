@@ -33,8 +33,9 @@ def _read_int(path: str) -> Optional[int]:
 def _compiler_version(compiler) -> Optional[str]:
     """First line of ``cc --version``, e.g. ``gcc (Debian 12.2.0-14) 12.2.0``."""
     try:
-        done = subprocess.run([*compiler, "--version"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=10)
+        done = subprocess.run(
+            [*compiler, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = done.stdout.strip().splitlines()

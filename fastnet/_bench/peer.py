@@ -41,8 +41,9 @@ class Unsupported(Exception):
 def _fastnet_socket(kind: str):
     import fastnet
 
-    return fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM,
-                          backend="python" if kind == "python" else "cython")
+    return fastnet.socket(
+        fastnet.AF_INET, fastnet.SOCK_DGRAM, backend="python" if kind == "python" else "cython"
+    )
 
 
 def _set_rcvbuf(sock, size: int) -> int:
@@ -69,7 +70,7 @@ def receive(kind: str, size: int, rcvbuf: int, max_seconds: float) -> dict:
     with sock:
         granted = _set_rcvbuf(sock, rcvbuf)
         if kind == "cython-gso":
-            cast("fastnet.socket", sock).enable_gro()   # not asyncio: a fastnet.socket
+            cast("fastnet.socket", sock).enable_gro()  # not asyncio: a fastnet.socket
         sock.bind((HOST, 0))
         port = sock.getsockname()[1]
         print(f"ready {port} {os.fstat(sock.fileno()).st_ino}", flush=True)
@@ -93,8 +94,8 @@ def send(kind: str, size: int, port: int, duration: float) -> dict:
         report = loops.send_asyncio(size, address, duration)
     else:
         with _fastnet_socket(kind) as sock:
-            sock.bind((HOST, 0))    # a loopback source, never all interfaces
-            sock.settimeout(10.0)   # bounds any wait for buffer space
+            sock.bind((HOST, 0))  # a loopback source, never all interfaces
+            sock.settimeout(10.0)  # bounds any wait for buffer space
             report = loops.send_batches(sock, size, address, duration, gso=kind == "cython-gso")
     print(json.dumps(report), flush=True)
     return report
@@ -112,8 +113,10 @@ def _check_gso():
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 5 or argv[0] not in ("recv", "send") or argv[1] not in KINDS:
-        sys.stderr.write(f"usage: python -m fastnet._bench.peer recv|send {'|'.join(KINDS)} "
-                         "SIZE (RCVBUF MAX_SECONDS | PORT DURATION)\n")
+        sys.stderr.write(
+            f"usage: python -m fastnet._bench.peer recv|send {'|'.join(KINDS)} "
+            "SIZE (RCVBUF MAX_SECONDS | PORT DURATION)\n"
+        )
         return 1
     role, kind = argv[0], argv[1]
     try:

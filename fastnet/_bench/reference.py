@@ -40,8 +40,7 @@ def find_compiler() -> Optional[List[str]]:
 
 def _cache_dirs() -> List[Path]:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return [Path(base) / "fastnet",
-            Path(tempfile.gettempdir()) / f"fastnet-{os.getuid()}"]
+    return [Path(base) / "fastnet", Path(tempfile.gettempdir()) / f"fastnet-{os.getuid()}"]
 
 
 def _key(source: bytes, compiler: List[str]) -> str:
@@ -79,15 +78,19 @@ def build() -> Tuple[Optional[Path], Optional[str]]:
             last_error = f"cannot write to {directory}: {exc.strerror}"
             continue
         try:
-            done = subprocess.run([*compiler, "-O2", "-o", partial, str(SOURCE)],
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=COMPILE_TIMEOUT_S)
+            done = subprocess.run(
+                [*compiler, "-O2", "-o", partial, str(SOURCE)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=COMPILE_TIMEOUT_S,
+            )
             if done.returncode != 0:
                 lines = [line for line in done.stderr.splitlines() if line.strip()]
                 detail = lines[-1] if lines else f"exit status {done.returncode}"
                 return None, f"{' '.join(compiler)} failed on reference.c: {detail}"
             os.chmod(partial, 0o755)
-            os.replace(partial, binary)   # atomic: a parallel run sees all or nothing
+            os.replace(partial, binary)  # atomic: a parallel run sees all or nothing
             return binary, None
         except subprocess.TimeoutExpired:
             return None, f"{' '.join(compiler)} took over {COMPILE_TIMEOUT_S} s on reference.c"

@@ -37,15 +37,46 @@ from __future__ import annotations
 import json
 from typing import Dict, List, Optional
 
-__all__ = ["ROW_KEYS", "build_rows", "receive_rate", "format_tables", "document",
-           "write_json", "plot_unavailable", "write_plot"]
+__all__ = [
+    "ROW_KEYS",
+    "build_rows",
+    "receive_rate",
+    "format_tables",
+    "document",
+    "write_json",
+    "plot_unavailable",
+    "write_plot",
+]
 
 ROW_KEYS = (
-    "proto", "backend", "sender", "receiver", "size", "status", "note",
-    "sent", "received", "lost", "kernel_drops", "loss_pct",
-    "send_pps", "recv_pps", "gbit_s", "send_gbit_s", "send_cpu_us", "recv_cpu_us",
-    "speedup", "ref_fraction", "ref_backend", "send_speedup", "send_ref_fraction",
-    "send_wall_s", "recv_window_s", "send_cpu_s", "recv_cpu_s", "rcvbuf",
+    "proto",
+    "backend",
+    "sender",
+    "receiver",
+    "size",
+    "status",
+    "note",
+    "sent",
+    "received",
+    "lost",
+    "kernel_drops",
+    "loss_pct",
+    "send_pps",
+    "recv_pps",
+    "gbit_s",
+    "send_gbit_s",
+    "send_cpu_us",
+    "recv_cpu_us",
+    "speedup",
+    "ref_fraction",
+    "ref_backend",
+    "send_speedup",
+    "send_ref_fraction",
+    "send_wall_s",
+    "recv_window_s",
+    "send_cpu_s",
+    "recv_cpu_s",
+    "rcvbuf",
 )
 
 
@@ -53,8 +84,7 @@ def ref_backend_for(backend: str) -> str:
     return "reference-gso" if backend.endswith("-gso") else "reference"
 
 
-def receive_rate(received: int, first_count: int, window_s: float,
-                 fallback_s: float) -> Optional[float]:
+def receive_rate(received: int, first_count: int, window_s: float, fallback_s: float) -> Optional[float]:
     """Datagrams per second the receiver took in.
 
     The window runs from the first batch's arrival to the last one's, so the
@@ -78,9 +108,16 @@ def _ratio(value, base) -> Optional[float]:
 def _row(outcome) -> dict:
     job = outcome.job
     row = dict.fromkeys(ROW_KEYS)
-    row.update(proto="udp", backend=job.backend, sender=job.sender, receiver=job.receiver,
-               size=job.size, status=outcome.status, note=outcome.note,
-               ref_backend=ref_backend_for(job.backend))
+    row.update(
+        proto="udp",
+        backend=job.backend,
+        sender=job.sender,
+        receiver=job.receiver,
+        size=job.size,
+        status=outcome.status,
+        note=outcome.note,
+        ref_backend=ref_backend_for(job.backend),
+    )
     if outcome.status != "ok":
         return row
     tx, rx = outcome.sender, outcome.receiver
@@ -89,7 +126,9 @@ def _row(outcome) -> dict:
     recv_pps = receive_rate(received, int(rx["first_count"]), window, wall)
     send_pps = sent / wall if wall > 0 else None
     row.update(
-        sent=sent, received=received, lost=sent - received,
+        sent=sent,
+        received=received,
+        lost=sent - received,
         kernel_drops=outcome.kernel_drops,
         loss_pct=100.0 * (sent - received) / sent if sent else 0.0,
         send_pps=send_pps,
@@ -98,8 +137,10 @@ def _row(outcome) -> dict:
         send_gbit_s=send_pps * job.size * 8 / 1e9 if send_pps is not None else None,
         send_cpu_us=float(tx["cpu_s"]) * 1e6 / sent if sent else None,
         recv_cpu_us=float(rx["cpu_s"]) * 1e6 / received if received else None,
-        send_wall_s=wall, recv_window_s=window,
-        send_cpu_s=float(tx["cpu_s"]), recv_cpu_s=float(rx["cpu_s"]),
+        send_wall_s=wall,
+        recv_window_s=window,
+        send_cpu_s=float(tx["cpu_s"]),
+        recv_cpu_s=float(rx["cpu_s"]),
         rcvbuf=rx.get("rcvbuf"),
     )
     if received > sent:
@@ -124,6 +165,7 @@ def build_rows(outcomes) -> List[dict]:
 
 # -- the terminal ---------------------------------------------------------------
 
+
 def _count(value) -> str:
     return "-" if value is None else f"{value:,}"
 
@@ -141,6 +183,7 @@ def _rate(value) -> str:
 def _fixed(digits: int):
     def show(value) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
+
     return show
 
 
@@ -149,18 +192,29 @@ def _times(value) -> str:
 
 
 _RECEIVER_COLUMNS = (
-    ("size", "size", str), ("receiver", "receiver", str), ("sender", "sender", str),
-    ("sent", "sent", _count), ("received", "received", _count),
-    ("loss %", "loss_pct", _fixed(2)), ("recv pps", "recv_pps", _rate),
-    ("Gbit/s", "gbit_s", _fixed(2)), ("CPU us/dgram", "recv_cpu_us", _fixed(3)),
-    ("vs python", "speedup", _times), ("vs ref", "ref_fraction", _times),
+    ("size", "size", str),
+    ("receiver", "receiver", str),
+    ("sender", "sender", str),
+    ("sent", "sent", _count),
+    ("received", "received", _count),
+    ("loss %", "loss_pct", _fixed(2)),
+    ("recv pps", "recv_pps", _rate),
+    ("Gbit/s", "gbit_s", _fixed(2)),
+    ("CPU us/dgram", "recv_cpu_us", _fixed(3)),
+    ("vs python", "speedup", _times),
+    ("vs ref", "ref_fraction", _times),
 )
 
 _SENDER_COLUMNS = (
-    ("size", "size", str), ("sender", "sender", str), ("receiver", "receiver", str),
-    ("sent", "sent", _count), ("send pps", "send_pps", _rate),
-    ("Gbit/s", "send_gbit_s", _fixed(2)), ("CPU us/dgram", "send_cpu_us", _fixed(3)),
-    ("vs python", "send_speedup", _times), ("vs ref", "send_ref_fraction", _times),
+    ("size", "size", str),
+    ("sender", "sender", str),
+    ("receiver", "receiver", str),
+    ("sent", "sent", _count),
+    ("send pps", "send_pps", _rate),
+    ("Gbit/s", "send_gbit_s", _fixed(2)),
+    ("CPU us/dgram", "send_cpu_us", _fixed(3)),
+    ("vs python", "send_speedup", _times),
+    ("vs ref", "send_ref_fraction", _times),
 )
 
 _LEFT = {"receiver", "sender"}
@@ -173,7 +227,7 @@ def _cell(row, key, show) -> str:
 
 
 def _table(rows, columns, unit) -> List[str]:
-    if all(row["ref_backend"] is None for row in rows):   # nothing to compare with
+    if all(row["ref_backend"] is None for row in rows):  # nothing to compare with
         columns = [column for column in columns if column[0] != "vs ref"]
     per = "dgram" if unit == "datagrams" else unit.rstrip("s")
     header = [title.replace("/dgram", f"/{per}") for title, _, _ in columns]
@@ -199,7 +253,7 @@ def format_tables(rows, *, fixed_sender=None, fixed_receiver=None, unit="datagra
     ``unit`` names what was counted (``"frames"`` for TCP); rows without a
     reference to compare with (``ref_backend`` None) have no "vs ref" column.
     """
-    ordered = sorted(rows, key=lambda row: row["size"])   # stable: backend order kept
+    ordered = sorted(rows, key=lambda row: row["size"])  # stable: backend order kept
     out = []
     if fixed_receiver is None:
         who = f"the {fixed_sender} sender for every row" if fixed_sender else "each row's own sender"
@@ -208,16 +262,17 @@ def format_tables(rows, *, fixed_sender=None, fixed_receiver=None, unit="datagra
     if fixed_sender is None:
         if out:
             out.append("")
-        who = (f"the {fixed_receiver} receiver for every row" if fixed_receiver
-               else "each row's own receiver")
+        who = f"the {fixed_receiver} receiver for every row" if fixed_receiver else "each row's own receiver"
         out.append(f"Sender side: how fast each sender put {unit} out ({who})")
         out.extend(_table(ordered, _SENDER_COLUMNS, unit))
     sizes_by_note: Dict[tuple, List[int]] = {}
     for row in ordered:
         if row["note"]:
             sizes_by_note.setdefault((row["backend"], row["note"]), []).append(row["size"])
-    notes = [f"  {backend} ({', '.join(map(str, sizes))} B): {note}"
-             for (backend, note), sizes in sizes_by_note.items()]
+    notes = [
+        f"  {backend} ({', '.join(map(str, sizes))} B): {note}"
+        for (backend, note), sizes in sizes_by_note.items()
+    ]
     if notes:
         out.append("")
         out.append("Notes:")
@@ -226,6 +281,7 @@ def format_tables(rows, *, fixed_sender=None, fixed_receiver=None, unit="datagra
 
 
 # -- files -----------------------------------------------------------------------
+
 
 def document(machine: dict, settings: dict, rows: List[dict]) -> dict:
     return {"machine": machine, "settings": settings, "results": rows}
@@ -242,8 +298,7 @@ def plot_unavailable() -> Optional[str]:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        return ("--plot needs matplotlib, which is not installed; "
-                "install it with: pip install 'fastnet[plot]'")
+        return "--plot needs matplotlib, which is not installed; install it with: pip install 'fastnet[plot]'"
     return None
 
 
@@ -257,8 +312,11 @@ def write_plot(path: str, rows: List[dict], title: str) -> None:
     sizes = sorted({row["size"] for row in rows})
     backends = list(dict.fromkeys(row["backend"] for row in rows))
     by_key = {(row["backend"], row["size"]): row for row in rows}
-    panels = (("recv_pps", "received datagrams/s", True), ("send_pps", "sent datagrams/s", True),
-              ("gbit_s", "received Gbit/s", False))
+    panels = (
+        ("recv_pps", "received datagrams/s", True),
+        ("send_pps", "sent datagrams/s", True),
+        ("gbit_s", "received Gbit/s", False),
+    )
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
     width = 0.8 / max(1, len(backends))
     for axis, (key, label, log) in zip(axes, panels, strict=True):
@@ -266,10 +324,8 @@ def write_plot(path: str, rows: List[dict], title: str) -> None:
             values = [by_key.get((backend, size), {}).get(key) for size in sizes]
             values = [float("nan") if value is None else value for value in values]
             positions = [s + (i - (len(backends) - 1) / 2) * width for s in range(len(sizes))]
-            measured = any(by_key.get((backend, size), {}).get("status") == "ok"
-                           for size in sizes)
-            axis.bar(positions, values, width,
-                     label=backend if measured else f"{backend} (not measured)")
+            measured = any(by_key.get((backend, size), {}).get("status") == "ok" for size in sizes)
+            axis.bar(positions, values, width, label=backend if measured else f"{backend} (not measured)")
         axis.set_xticks(range(len(sizes)))
         axis.set_xticklabels([f"{size} B" for size in sizes])
         axis.set_ylabel(label)

@@ -44,6 +44,7 @@ REPORT_S = 10.0
 @dataclass(frozen=True)
 class Job:
     """One row: ``backend`` names the row, ``sender`` and ``receiver`` what runs."""
+
     backend: str
     sender: str
     receiver: str
@@ -53,7 +54,7 @@ class Job:
 @dataclass
 class Outcome:
     job: Job
-    status: str = "ok"                 # "ok", "skipped" or "failed"
+    status: str = "ok"  # "ok", "skipped" or "failed"
     note: str = ""
     sender: dict = field(default_factory=dict)
     receiver: dict = field(default_factory=dict)
@@ -85,6 +86,7 @@ def peer_directory() -> str:
     install) instead of the one this process runs.
     """
     import fastnet
+
     return os.path.dirname(os.path.dirname(os.path.abspath(fastnet.__file__)))
 
 
@@ -109,9 +111,15 @@ class _Peer:
         self.role = role
         self.stderr = tempfile.TemporaryFile()
         self._buffer = b""
-        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, close_fds=True, env=peer_environment(),
-                                     cwd=peer_directory())
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            close_fds=True,
+            env=peer_environment(),
+            cwd=peer_directory(),
+        )
         # stdout=PIPE: Popen always makes the pipe (typeshed types it Optional).
         self._stdout = cast(IO[bytes], self.proc.stdout)
         if cpu is not None:
@@ -181,7 +189,7 @@ def udp_drops(inode: int) -> Optional[int]:
     """The kernel's drop counter of the UDP socket with this inode (/proc/net/udp)."""
     try:
         with open("/proc/net/udp") as table:
-            next(table)                          # header
+            next(table)  # header
             for line in table:
                 fields = line.split()
                 # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
@@ -192,8 +200,9 @@ def udp_drops(inode: int) -> Optional[int]:
     return None
 
 
-def run_job(job: Job, catalog, duration: float, cpus: Optional[Tuple[int, int]],
-            rcvbuf: int = RCVBUF) -> Outcome:
+def run_job(
+    job: Job, catalog, duration: float, cpus: Optional[Tuple[int, int]], rcvbuf: int = RCVBUF
+) -> Outcome:
     """Measure one row; never raises for a peer's failure (the outcome says it)."""
     outcome = Outcome(job)
     for role, name in (("sender", job.sender), ("receiver", job.receiver)):
@@ -207,15 +216,22 @@ def run_job(job: Job, catalog, duration: float, cpus: Optional[Tuple[int, int]],
     receiver = sender = None
     finished = False
     try:
-        receiver = _Peer("receiver", catalog.receiver_argv(job.receiver, job.size, rcvbuf,
-                                                            max_seconds),
-                         recv_cpu, stdin=subprocess.PIPE)
+        receiver = _Peer(
+            "receiver",
+            catalog.receiver_argv(job.receiver, job.size, rcvbuf, max_seconds),
+            recv_cpu,
+            stdin=subprocess.PIPE,
+        )
         words = receiver.read_line(STARTUP_S).split()
         if len(words) != 3 or words[0] != "ready":
             raise PeerError(f"receiver said {' '.join(words)[:80]!r} instead of 'ready PORT INODE'")
         port, inode = int(words[1]), int(words[2])
-        sender = _Peer("sender", catalog.sender_argv(job.sender, job.size, port, duration),
-                       send_cpu, stdin=subprocess.DEVNULL)
+        sender = _Peer(
+            "sender",
+            catalog.sender_argv(job.sender, job.size, port, duration),
+            send_cpu,
+            stdin=subprocess.DEVNULL,
+        )
         outcome.sender = sender.read_report(STARTUP_S + duration + 30)
         sender.proc.wait(timeout=10)
         if sender.proc.returncode != 0:
@@ -243,13 +259,18 @@ def run_job(job: Job, catalog, duration: float, cpus: Optional[Tuple[int, int]],
         for peer in (sender, receiver):
             if peer is not None:
                 if not finished and peer.proc.poll() is None:
-                    peer.proc.kill()       # a failure or Ctrl-C: do not wait for it
+                    peer.proc.kill()  # a failure or Ctrl-C: do not wait for it
                 peer.stop()
     return outcome
 
 
-def run_jobs(jobs: List[Job], catalog, duration: float, cpus: Optional[Tuple[int, int]],
-             progress: Optional[Callable[[int, Job], None]] = None) -> List[Outcome]:
+def run_jobs(
+    jobs: List[Job],
+    catalog,
+    duration: float,
+    cpus: Optional[Tuple[int, int]],
+    progress: Optional[Callable[[int, Job], None]] = None,
+) -> List[Outcome]:
     """Measure every job in order; ``progress(index, job)`` is called before each."""
     outcomes = []
     for index, job in enumerate(jobs):

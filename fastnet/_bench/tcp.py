@@ -31,6 +31,7 @@ MAX_SIZE = 16 * 2**20
 def _outcome(job: Job, duration: float) -> Outcome:
     from fastnet import engines as _backend
     from fastnet._bench.tcp_run import run_tcp_bench
+
     try:
         _backend.load(job.backend)
     except ImportError as exc:
@@ -42,17 +43,28 @@ def _outcome(job: Job, duration: float) -> Outcome:
     sent, received = row["sent"], row["received"]
     # The report derives rates from counts and times: give it the times
     # these rates came from (the receiver's window opens at its first frame).
-    sender = {"sent": sent, "wall_s": sent / row["send_pps"] if row["send_pps"] else duration,
-              "cpu_s": row["send_cpu_us"] * sent / 1e6}
-    receiver = {"received": received, "first_count": 0,
-                "window_s": received / row["recv_pps"] if row["recv_pps"] else 0.0,
-                "cpu_s": row["recv_cpu_us"] * received / 1e6, "rcvbuf": None}
+    sender = {
+        "sent": sent,
+        "wall_s": sent / row["send_pps"] if row["send_pps"] else duration,
+        "cpu_s": row["send_cpu_us"] * sent / 1e6,
+    }
+    receiver = {
+        "received": received,
+        "first_count": 0,
+        "window_s": received / row["recv_pps"] if row["recv_pps"] else 0.0,
+        "cpu_s": row["recv_cpu_us"] * received / 1e6,
+        "rcvbuf": None,
+    }
     note = "" if sent == received else "the receiver gave up before the sender finished"
     return Outcome(job, note=note, sender=sender, receiver=receiver)
 
 
-def run_rows(backends: Iterable[str], sizes: Iterable[int], duration: float,
-             progress: Optional[Callable[[int, Job], None]] = None) -> List[dict]:
+def run_rows(
+    backends: Iterable[str],
+    sizes: Iterable[int],
+    duration: float,
+    progress: Optional[Callable[[int, Job], None]] = None,
+) -> List[dict]:
     """One report row per (size, backend), in the UDP bench's order.
 
     ``progress(index, job)`` is called before each row, as for UDP.

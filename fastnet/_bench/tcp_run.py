@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from typing import IO, Callable, Iterable, List, Optional, cast
+
 from .runner import peer_directory, peer_environment
 
 __all__ = ["run_tcp_bench", "DEFAULT_SIZES", "format_table", "main"]
@@ -46,15 +47,19 @@ def _capacity(size: int) -> int:
     return max(1, min(1024, BATCH_BYTES // max(size, 1)))
 
 
-def run_tcp_bench(backends: Optional[Iterable[str]] = None, sizes: Iterable[int] = DEFAULT_SIZES,
-                  duration: float = 2.0,
-                  progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+def run_tcp_bench(
+    backends: Optional[Iterable[str]] = None,
+    sizes: Iterable[int] = DEFAULT_SIZES,
+    duration: float = 2.0,
+    progress: Optional[Callable[[str], None]] = None,
+) -> List[dict]:
     """Measure framed messages/s and Gbit/s; one row per (backend, size).
 
     ``backends`` defaults to every backend that loads; ``progress``, if
     given, is called with a one-line description before each measurement.
     """
     import fastnet
+
     names = list(backends) if backends is not None else fastnet.available_backends()
     for name in names:
         fastnet.engines.load(name)  # fail now, with the reason, not in a worker
@@ -87,17 +92,25 @@ def _worker_env() -> dict:
 def _measure(backend: str, size: int, duration: float) -> dict:
     env = _worker_env()
     limit = duration + GRACE_SECONDS
-    receiver = subprocess.Popen(_worker_command("recv", backend, size, duration),
-                                stdout=subprocess.PIPE, text=True, env=env,
-                                cwd=peer_directory())
+    receiver = subprocess.Popen(
+        _worker_command("recv", backend, size, duration),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=peer_directory(),
+    )
     sender = None
     try:
-        port = cast(IO[str], receiver.stdout).readline().strip()   # stdout=PIPE: never None
+        port = cast(IO[str], receiver.stdout).readline().strip()  # stdout=PIPE: never None
         if not port.isdigit():
             raise RuntimeError(f"the receiver did not start (it said {port!r})")
-        sender = subprocess.Popen(_worker_command("send", backend, size, duration, port),
-                                  stdout=subprocess.PIPE, text=True, env=env,
-                                  cwd=peer_directory())
+        sender = subprocess.Popen(
+            _worker_command("send", backend, size, duration, port),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=peer_directory(),
+        )
         sent_out, _ = sender.communicate(timeout=limit)
         received_out, _ = receiver.communicate(timeout=limit)
     finally:
@@ -106,8 +119,10 @@ def _measure(backend: str, size: int, duration: float) -> dict:
                 child.kill()
                 child.wait()
     if sender.returncode or receiver.returncode:
-        raise RuntimeError(f"a benchmark worker failed (sender {sender.returncode}, "
-                           f"receiver {receiver.returncode}); see its error above")
+        raise RuntimeError(
+            f"a benchmark worker failed (sender {sender.returncode}, "
+            f"receiver {receiver.returncode}); see its error above"
+        )
     sent = json.loads(sent_out.strip().splitlines()[-1])
     received = json.loads(received_out.strip().splitlines()[-1])
     count_sent, count_received = sent["frames"], received["frames"]
@@ -127,8 +142,10 @@ def _measure(backend: str, size: int, duration: float) -> dict:
 
 # -- the two workers (run in their own processes) ----------------------------------
 
+
 def _receive(backend: str, size: int, duration: float) -> dict:
     import fastnet
+
     with fastnet.create_server(("127.0.0.1", 0), backend=backend) as server:
         print(server.getsockname()[1], flush=True)
         server.settimeout(GRACE_SECONDS)
@@ -153,10 +170,10 @@ def _receive(backend: str, size: int, duration: float) -> dict:
 
 def _send(backend: str, size: int, duration: float, port: int) -> dict:
     import fastnet
+
     batch = fastnet.Batch.from_payloads([bytes(size)] * _capacity(size), slot_size=max(size, 1))
     frames = 0
-    with fastnet.create_connection(("127.0.0.1", port), timeout=GRACE_SECONDS,
-                                   backend=backend) as sock:
+    with fastnet.create_connection(("127.0.0.1", port), timeout=GRACE_SECONDS, backend=backend) as sock:
         started, cpu = time.monotonic(), time.process_time()
         end = started + duration
         while time.monotonic() < end:
@@ -169,31 +186,52 @@ def _send(backend: str, size: int, duration: float, port: int) -> dict:
 
 # -- table -------------------------------------------------------------------------
 
+
 def format_table(rows: List[dict]) -> str:
     """The rows as a text table, with each backend's speed-up over ``python``."""
     baseline = {row["size"]: row["recv_pps"] for row in rows if row["backend"] == "python"}
-    header = ("backend", "size B", "sent", "received", "loss %", "send msg/s", "recv msg/s",
-              "Gbit/s", "send us/msg", "recv us/msg", "vs python")
+    header = (
+        "backend",
+        "size B",
+        "sent",
+        "received",
+        "loss %",
+        "send msg/s",
+        "recv msg/s",
+        "Gbit/s",
+        "send us/msg",
+        "recv us/msg",
+        "vs python",
+    )
     lines = [header]
     for row in rows:
         base = baseline.get(row["size"])
-        lines.append((
-            row["backend"], str(row["size"]), str(row["sent"]), str(row["received"]),
-            f"{row['loss_pct']:.2f}", f"{row['send_pps']:,.0f}", f"{row['recv_pps']:,.0f}",
-            f"{row['gbit_s']:.2f}", f"{row['send_cpu_us']:.3f}", f"{row['recv_cpu_us']:.3f}",
-            f"{row['recv_pps'] / base:.1f}x" if base else "-",
-        ))
+        lines.append(
+            (
+                row["backend"],
+                str(row["size"]),
+                str(row["sent"]),
+                str(row["received"]),
+                f"{row['loss_pct']:.2f}",
+                f"{row['send_pps']:,.0f}",
+                f"{row['recv_pps']:,.0f}",
+                f"{row['gbit_s']:.2f}",
+                f"{row['send_cpu_us']:.3f}",
+                f"{row['recv_cpu_us']:.3f}",
+                f"{row['recv_pps'] / base:.1f}x" if base else "-",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
-                     for line in lines)
+    return "\n".join(
+        "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) for line in lines
+    )
 
 
 def _sizes(text: str) -> List[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of sizes") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes") from None
     if not sizes or any(size < 0 for size in sizes):
         raise argparse.ArgumentTypeError(f"{text!r}: sizes must be 0 or more bytes")
     return sizes
@@ -212,18 +250,25 @@ def main(argv=None) -> int:
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m fastnet._bench.tcp_run",
-        description="Framed messages over loopback TCP: messages/s and Gbit/s per backend.")
+        description="Framed messages over loopback TCP: messages/s and Gbit/s per backend.",
+    )
     parser.add_argument("--quick", action="store_true", help="0.5 s per measurement")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
-    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
-                        help="payload sizes in bytes, comma-separated (default 64,1024,65536)")
-    parser.add_argument("--backends", default=None,
-                        help="comma-separated backends (default: every one that loads)")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=list(DEFAULT_SIZES),
+        help="payload sizes in bytes, comma-separated (default 64,1024,65536)",
+    )
+    parser.add_argument(
+        "--backends", default=None, help="comma-separated backends (default: every one that loads)"
+    )
     args = parser.parse_args(argv)
     duration = 0.5 if args.quick else args.duration
     backends = args.backends.split(",") if args.backends else None
-    rows = run_tcp_bench(backends, args.sizes, duration,
-                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = run_tcp_bench(
+        backends, args.sizes, duration, progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     print(format_table(rows))
     return 0
 

@@ -37,10 +37,19 @@ from ..errors import CaptureError
 __all__ = ["record_dtype", "NpyEncoder", "iter_npy", "MAGIC"]
 
 MAGIC = b"\x93NUMPY"
-_VERSION = b"\x01\x00"        # format 1.0: a 2-byte header length
-_ALIGN = 64                   # numpy pads the header so the data starts 64-aligned
-_FIELDS = ("timestamp", "length", "truncated", "ip_version", "port", "flowinfo",
-           "scope_id", "address", "payload")
+_VERSION = b"\x01\x00"  # format 1.0: a 2-byte header length
+_ALIGN = 64  # numpy pads the header so the data starts 64-aligned
+_FIELDS = (
+    "timestamp",
+    "length",
+    "truncated",
+    "ip_version",
+    "port",
+    "flowinfo",
+    "scope_id",
+    "address",
+    "payload",
+)
 #: Longest header text read, as numpy.load's default max_header_size: the
 #: text is parsed with ast.literal_eval, whose time and memory grow with it.
 MAX_HEADER = 10000
@@ -53,17 +62,27 @@ READ_BYTES = 1 << 26
 
 def record_dtype(width: int) -> np.dtype:
     """The record layout for payloads of up to ``width`` bytes."""
-    return np.dtype([
-        ("timestamp", "<i8"), ("length", "<u4"), ("truncated", "?"), ("ip_version", "u1"),
-        ("port", "<u2"), ("flowinfo", "<u4"), ("scope_id", "<u4"),
-        ("address", "u1", (16,)), ("payload", "u1", (width,)),
-    ])
+    return np.dtype(
+        [
+            ("timestamp", "<i8"),
+            ("length", "<u4"),
+            ("truncated", "?"),
+            ("ip_version", "u1"),
+            ("port", "<u2"),
+            ("flowinfo", "<u4"),
+            ("scope_id", "<u4"),
+            ("address", "u1", (16,)),
+            ("payload", "u1", (width,)),
+        ]
+    )
 
 
 def _header(dtype: np.dtype, count: int, size: int | None = None) -> bytes:
     """A format-1.0 header for ``count`` records, padded to ``size`` bytes if given."""
     text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (
-        np.lib.format.dtype_to_descr(dtype), count)
+        np.lib.format.dtype_to_descr(dtype),
+        count,
+    )
     if size is None:
         # Room for the largest count, so later rewrites never move the data.
         reserve = len(str(2**63)) - len(str(count))
@@ -93,6 +112,7 @@ class NpyEncoder:
 
 # -- reading -----------------------------------------------------------------
 
+
 def _parse_header(handle, path):
     start = handle.read(10)
     if len(start) < 10 or not start.startswith(MAGIC):
@@ -106,8 +126,10 @@ def _parse_header(handle, path):
     else:
         raise CaptureError(f"{path}: unsupported .npy version {major}", 6)
     if size > MAX_HEADER:
-        raise CaptureError(f"{path}: .npy header of {size} bytes, more than the "
-                           f"{MAX_HEADER} read (numpy.load's limit too)", 8)
+        raise CaptureError(
+            f"{path}: .npy header of {size} bytes, more than the {MAX_HEADER} read (numpy.load's limit too)",
+            8,
+        )
     text = handle.read(size)
     if len(text) < size:
         raise CaptureError(f"{path}: .npy header cut short", offset + len(text))
@@ -121,20 +143,40 @@ def _parse_header(handle, path):
             dtype = np.lib.format.descr_to_dtype(header["descr"])
         shape = header["shape"]
     # A deeply nested text exhausts the parser (MemoryError, RecursionError).
-    except (ValueError, SyntaxError, KeyError, TypeError, IndexError, MemoryError,
-            RecursionError, DeprecationWarning) as exc:
-        raise CaptureError(f"{path}: unreadable .npy header ({type(exc).__name__}: "
-                           f"{str(exc)[:200]})", offset) from None
+    except (
+        ValueError,
+        SyntaxError,
+        KeyError,
+        TypeError,
+        IndexError,
+        MemoryError,
+        RecursionError,
+        DeprecationWarning,
+    ) as exc:
+        raise CaptureError(
+            f"{path}: unreadable .npy header ({type(exc).__name__}: {str(exc)[:200]})", offset
+        ) from None
     names = dtype.names or ()
-    if (names[:len(_FIELDS)] != _FIELDS or not isinstance(shape, tuple) or len(shape) != 1
-            or type(shape[0]) is not int or shape[0] < 0):
-        raise CaptureError(f"{path}: an .npy file, but not a fastnet capture "
-                           f"(needs a 1-d array with fields {', '.join(_FIELDS)})", offset)
+    if (
+        names[: len(_FIELDS)] != _FIELDS
+        or not isinstance(shape, tuple)
+        or len(shape) != 1
+        or type(shape[0]) is not int
+        or shape[0] < 0
+    ):
+        raise CaptureError(
+            f"{path}: an .npy file, but not a fastnet capture "
+            f"(needs a 1-d array with fields {', '.join(_FIELDS)})",
+            offset,
+        )
     payload_shape = dtype["payload"].shape
     width = payload_shape[0] if len(payload_shape) == 1 else 0
     if not 0 < width <= MAX_WIDTH or dtype != record_dtype(width):
-        raise CaptureError(f"{path}: fastnet capture fields with unexpected types or sizes "
-                           f"(payload {dtype['payload'].str}{payload_shape})", offset)
+        raise CaptureError(
+            f"{path}: fastnet capture fields with unexpected types or sizes "
+            f"(payload {dtype['payload'].str}{payload_shape})",
+            offset,
+        )
     return dtype, width, shape[0], offset + size
 
 
@@ -161,21 +203,29 @@ def iter_npy(path, handle, chunk: int):
             if not n:
                 break
         records = buffer[:n]
-        bad = np.flatnonzero((records["length"] > width)
-                             | ((records["ip_version"] != 4) & (records["ip_version"] != 6)))
+        bad = np.flatnonzero(
+            (records["length"] > width) | ((records["ip_version"] != 4) & (records["ip_version"] != 6))
+        )
         if bad.size:
             first = int(bad[0])
             if first:
                 yield records[:first], data_start + done * itemsize
             offset = data_start + (done + first) * itemsize
-            raise CaptureError(f"{path}: corrupt record at byte {offset} (length or "
-                               f"ip_version out of range)", offset)
+            raise CaptureError(
+                f"{path}: corrupt record at byte {offset} (length or ip_version out of range)", offset
+            )
         yield records, data_start + done * itemsize
         done += n
     end = data_start + complete * itemsize
     if complete < promised:
-        raise CaptureError(f"{path}: file ends at byte {end} after {complete} complete records; "
-                           f"its header promises {promised}", end)
+        raise CaptureError(
+            f"{path}: file ends at byte {end} after {complete} complete records; "
+            f"its header promises {promised}",
+            end,
+        )
     if size > end:
-        raise CaptureError(f"{path}: partial record at byte {end} ({size - end} of {itemsize} "
-                           f"bytes; the writer stopped mid-write)", end)
+        raise CaptureError(
+            f"{path}: partial record at byte {end} ({size - end} of {itemsize} "
+            f"bytes; the writer stopped mid-write)",
+            end,
+        )

@@ -45,14 +45,34 @@ SNAPLEN = 262144
 
 _RECORD = [("ts_sec", "<u4"), ("ts_frac", "<u4"), ("caplen", "<u4"), ("origlen", "<u4")]
 _UDP = [("sport", ">u2"), ("dport", ">u2"), ("ulen", ">u2"), ("usum", ">u2")]
-_V4 = np.dtype(_RECORD + [
-    ("ver_ihl", "u1"), ("tos", "u1"), ("total", ">u2"), ("ident", ">u2"), ("frag", ">u2"),
-    ("ttl", "u1"), ("proto", "u1"), ("ipsum", ">u2"), ("src", "u1", (4,)), ("dst", "u1", (4,)),
-] + _UDP)
-_V6 = np.dtype(_RECORD + [
-    ("vtcfl", ">u4"), ("plen", ">u2"), ("nxt", "u1"), ("hlim", "u1"),
-    ("src", "u1", (16,)), ("dst", "u1", (16,)),
-] + _UDP)
+_V4 = np.dtype(
+    _RECORD
+    + [
+        ("ver_ihl", "u1"),
+        ("tos", "u1"),
+        ("total", ">u2"),
+        ("ident", ">u2"),
+        ("frag", ">u2"),
+        ("ttl", "u1"),
+        ("proto", "u1"),
+        ("ipsum", ">u2"),
+        ("src", "u1", (4,)),
+        ("dst", "u1", (4,)),
+    ]
+    + _UDP
+)
+_V6 = np.dtype(
+    _RECORD
+    + [
+        ("vtcfl", ">u4"),
+        ("plen", ">u2"),
+        ("nxt", "u1"),
+        ("hlim", "u1"),
+        ("src", "u1", (16,)),
+        ("dst", "u1", (16,)),
+    ]
+    + _UDP
+)
 _HEADER_DTYPE: dict[int, np.dtype] = {_stdsocket.AF_INET: _V4, _stdsocket.AF_INET6: _V6}
 #: Bytes before the payload: pcap record header + IP header + UDP header (44 or 64).
 _IP_HEADER = {_stdsocket.AF_INET: 20, _stdsocket.AF_INET6: 40}
@@ -70,9 +90,18 @@ def header_size(family: int) -> int:
 
 def file_header(snaplen: int = SNAPLEN, linktype: int = LINKTYPE_RAW) -> bytes:
     """The 24-byte pcap global header (version 2.4, nanosecond magic)."""
-    head = np.zeros(1, dtype=[("magic", "<u4"), ("major", "<u2"), ("minor", "<u2"),
-                              ("zone", "<i4"), ("sigfigs", "<u4"), ("snaplen", "<u4"),
-                              ("linktype", "<u4")])
+    head = np.zeros(
+        1,
+        dtype=[
+            ("magic", "<u4"),
+            ("major", "<u2"),
+            ("minor", "<u2"),
+            ("zone", "<i4"),
+            ("sigfigs", "<u4"),
+            ("snaplen", "<u4"),
+            ("linktype", "<u4"),
+        ],
+    )
     head[0] = (MAGIC_NS, 2, 4, 0, 0, snaplen, linktype)
     return head.tobytes()
 
@@ -97,10 +126,10 @@ def _packed_destination(local_address, family: int) -> bytes:
     text = local_address[0].split("%", 1)[0]
     try:
         host = ipaddress.ip_address(text)
-    except ValueError:   # a host name: its address in this family, else in any
+    except ValueError:  # a host name: its address in this family, else in any
         host = ipaddress.ip_address(_resolve_name(text, family))
     if family == _stdsocket.AF_INET6 and host.version == 4:
-        host = ipaddress.IPv6Address(f"::ffff:{host}")       # how a dual-stack socket sees it
+        host = ipaddress.IPv6Address(f"::ffff:{host}")  # how a dual-stack socket sees it
     elif family == _stdsocket.AF_INET and host.version == 6:
         host = host.ipv4_mapped or ipaddress.IPv4Address(0)
     return host.packed
@@ -111,7 +140,7 @@ def _resolve_name(name: str, family: int) -> str:
         infos = _stdsocket.getaddrinfo(name, None, family, _stdsocket.SOCK_DGRAM)
     except _stdsocket.gaierror:
         infos = _stdsocket.getaddrinfo(name, None, 0, _stdsocket.SOCK_DGRAM)
-    host = cast(str, infos[0][4][0])   # an IP sockaddr starts with the host text
+    host = cast(str, infos[0][4][0])  # an IP sockaddr starts with the host text
     return host.split("%", 1)[0]
 
 
@@ -129,19 +158,23 @@ class PcapEncoder:
 
     def __init__(self, local_address):
         if local_address is not None:
-            if (not isinstance(local_address, tuple) or not 2 <= len(local_address) <= 4
-                    or not isinstance(local_address[0], str)
-                    or isinstance(local_address[1], bool) or not isinstance(local_address[1], int)):
-                raise TypeError(f"local_address must be a (host, port) tuple, "
-                                f"not {local_address!r}")
+            if (
+                not isinstance(local_address, tuple)
+                or not 2 <= len(local_address) <= 4
+                or not isinstance(local_address[0], str)
+                or isinstance(local_address[1], bool)
+                or not isinstance(local_address[1], int)
+            ):
+                raise TypeError(f"local_address must be a (host, port) tuple, not {local_address!r}")
             if not 0 <= local_address[1] <= 65535:
                 raise ValueError(f"local_address port must be 0-65535, got {local_address[1]}")
         port = 0 if local_address is None else local_address[1]
         self._dport = port
-        self._dst = {family: np.frombuffer(_packed_destination(local_address, family), np.uint8)
-                     for family in _HEADER_DTYPE}
-        self._dst_words = {family: int(_word_sum(dst.reshape(1, -1))[0])
-                           for family, dst in self._dst.items()}
+        self._dst = {
+            family: np.frombuffer(_packed_destination(local_address, family), np.uint8)
+            for family in _HEADER_DTYPE
+        }
+        self._dst_words = {family: int(_word_sum(dst.reshape(1, -1))[0]) for family, dst in self._dst.items()}
 
     @staticmethod
     def row_width(family: int, longest: int) -> int:
@@ -161,7 +194,7 @@ class PcapEncoder:
         uniform = shortest == int(kept.max())
         # Clear what lies past each payload: the checksum sums whole rows.
         if uniform:
-            rows[:, hsize + shortest:] = 0
+            rows[:, hsize + shortest :] = 0
         else:
             rows[:, hsize:][np.arange(room) >= kept[:, None]] = 0
         # The length every header claims: one byte more for a truncated row.
@@ -182,8 +215,15 @@ class PcapEncoder:
         src_words = _word_sum(addresses)
         # UDP checksum: pseudo-header (addresses, protocol, UDP length), the
         # UDP header with its checksum field 0, then the payload (RFC 768).
-        total = (src_words + self._dst_words[family] + _IPPROTO_UDP + ulen.astype(np.uint64) * 2
-                 + ports.astype(np.uint64) + self._dport + payload_sum)
+        total = (
+            src_words
+            + self._dst_words[family]
+            + _IPPROTO_UDP
+            + ulen.astype(np.uint64) * 2
+            + ports.astype(np.uint64)
+            + self._dport
+            + payload_sum
+        )
         usum = (~_fold(total)) & 0xFFFF
         head["usum"] = np.where(usum == 0, 0xFFFF, usum)  # 0 would mean "no checksum"
         if family == _stdsocket.AF_INET:
@@ -204,5 +244,5 @@ class PcapEncoder:
             head["hlim"] = _TTL
         rows[:, :hsize] = head.view(np.uint8).reshape(n, hsize)
         if uniform:  # every record has the same size: the rows are the records
-            return rows.reshape(-1) if shortest == room else rows[:, :hsize + shortest].copy()
+            return rows.reshape(-1) if shortest == room else rows[:, : hsize + shortest].copy()
         return rows[np.arange(width) < (hsize + kept)[:, None]]

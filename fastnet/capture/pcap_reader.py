@@ -33,12 +33,12 @@ _AF_INET6 = _stdsocket.AF_INET6
 # link type -> (bytes before the network header, offset of a 2-byte
 # EtherType in it, or None when the IP version nibble decides).
 LINK_TYPES = {
-    0: ("NULL", 4, None),          # BSD loopback: 4-byte address family in host order
+    0: ("NULL", 4, None),  # BSD loopback: 4-byte address family in host order
     1: ("ETHERNET", 14, 12),
-    12: ("RAW", 0, None),          # DLT_RAW as some systems number it
+    12: ("RAW", 0, None),  # DLT_RAW as some systems number it
     14: ("RAW", 0, None),
     101: ("RAW", 0, None),
-    108: ("LOOP", 4, None),        # OpenBSD loopback
+    108: ("LOOP", 4, None),  # OpenBSD loopback
     113: ("LINUX_SLL", 16, 14),
     228: ("IPV4", 0, None),
     229: ("IPV6", 0, None),
@@ -47,7 +47,7 @@ LINK_TYPES = {
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
-_IPV6_EXTENSIONS = (0, 43, 60)   # hop-by-hop, routing, destination options
+_IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options
 _IPV6_FRAGMENT = 44
 _UDP = 17
 _MAX_EXTENSIONS = 8
@@ -60,13 +60,13 @@ def _network_offset(mm, start, end, link):
         return start + skip if start + skip < end else None
     if start + skip > end:
         return None
-    ethertype = int.from_bytes(mm[start + ethertype_at:start + ethertype_at + 2], "big")
+    ethertype = int.from_bytes(mm[start + ethertype_at : start + ethertype_at + 2], "big")
     offset = start + skip
     if skip == 14:  # Ethernet: step over up to two VLAN tags
         for _ in range(2):
             if ethertype not in _VLAN_TAGS or offset + 4 > end:
                 break
-            ethertype = int.from_bytes(mm[offset + 2:offset + 4], "big")
+            ethertype = int.from_bytes(mm[offset + 2 : offset + 4], "big")
             offset += 4
     if ethertype not in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6):
         return None
@@ -80,18 +80,18 @@ def _udp_of(mm, ip, end):
         if ip + 20 > end:
             return "cut before the UDP header"
         ihl = (mm[ip] & 0x0F) * 4
-        total = int.from_bytes(mm[ip + 2:ip + 4], "big")
+        total = int.from_bytes(mm[ip + 2 : ip + 4], "big")
         if ihl < 20 or total < ihl:
             return "malformed IP header"
         if mm[ip + 9] != _UDP:
             return "not UDP"
-        if int.from_bytes(mm[ip + 6:ip + 8], "big") & 0x3FFF:  # MF flag or an offset
+        if int.from_bytes(mm[ip + 6 : ip + 8], "big") & 0x3FFF:  # MF flag or an offset
             return "IP fragment"
-        return _AF_INET, mm[ip + 12:ip + 16], ip + ihl, ip + total
+        return _AF_INET, mm[ip + 12 : ip + 16], ip + ihl, ip + total
     if version == 6:
         if ip + 40 > end:
             return "cut before the UDP header"
-        payload = int.from_bytes(mm[ip + 4:ip + 6], "big")
+        payload = int.from_bytes(mm[ip + 4 : ip + 6], "big")
         if payload == 0:
             return "IPv6 jumbogram"
         next_header = mm[ip + 6]
@@ -104,14 +104,14 @@ def _udp_of(mm, ip, end):
             elif next_header == _IPV6_FRAGMENT:
                 if offset + 8 > end:
                     return "cut before the UDP header"
-                if int.from_bytes(mm[offset + 2:offset + 4], "big") & 0xFFF9:  # offset or M
+                if int.from_bytes(mm[offset + 2 : offset + 4], "big") & 0xFFF9:  # offset or M
                     return "IP fragment"
                 next_header, offset = mm[offset], offset + 8
             else:
                 break
         if next_header != _UDP:
             return "not UDP"
-        return _AF_INET6, mm[ip + 8:ip + 24], offset, ip + 40 + payload
+        return _AF_INET6, mm[ip + 8 : ip + 24], offset, ip + 40 + payload
     return "not IP"
 
 
@@ -131,13 +131,14 @@ class _Pending:
 
     def batch(self, data, slot_size):
         from ..core.batch import Batch
+
         n = len(self.stamps)
         kept = np.array(self.kept, dtype=np.int64)
         slot = slot_size or max(1, int(kept.max()))
         batch = Batch(n, slot, family=self.family)
         rows = batch.data
         for i, (offset, size) in enumerate(zip(self.offsets, np.minimum(kept, slot).tolist(), strict=True)):
-            rows[i, :size] = data[offset:offset + size]
+            rows[i, :size] = data[offset : offset + size]
         batch.lengths[:] = np.minimum(kept, slot)
         batch.truncated[:] = np.array(self.truncated, dtype=bool) | (kept > slot)
         batch.addresses[:] = np.frombuffer(b"".join(self.sources), np.uint8).reshape(n, -1)
@@ -158,8 +159,9 @@ def _file_header(mm, path):
     link = LINK_TYPES.get(linktype & 0x03FFFFFF)
     if link is None:
         names = sorted({name for name, _, _ in LINK_TYPES.values()})
-        raise CaptureError(f"{path}: pcap link type {linktype & 0x03FFFFFF} is not supported "
-                           f"({', '.join(names)} are)", 20)
+        raise CaptureError(
+            f"{path}: pcap link type {linktype & 0x03FFFFFF} is not supported ({', '.join(names)} are)", 20
+        )
     return struct.Struct(order + "IIII"), (1 if nanoseconds else 1000), max(snaplen, SNAPLEN), link
 
 
@@ -177,18 +179,25 @@ def iter_pcap(path, handle, batch_size, slot_size, skip_reasons):
         offset = 24
         while offset < size:
             if offset + 16 > size:
-                error = CaptureError(f"{path}: record header cut short at byte {offset} "
-                                     f"({size - offset} of 16 bytes)", offset)
+                error = CaptureError(
+                    f"{path}: record header cut short at byte {offset} ({size - offset} of 16 bytes)", offset
+                )
                 break
             seconds, fraction, caplen, _origlen = record.unpack_from(mm, offset)
             if caplen > max_caplen:
-                error = CaptureError(f"{path}: corrupt record at byte {offset}: it claims "
-                                     f"{caplen} bytes (at most {max_caplen})", offset)
+                error = CaptureError(
+                    f"{path}: corrupt record at byte {offset}: it claims "
+                    f"{caplen} bytes (at most {max_caplen})",
+                    offset,
+                )
                 break
             start, end = offset + 16, offset + 16 + caplen
             if end > size:
-                error = CaptureError(f"{path}: record at byte {offset} cut short: {caplen} bytes "
-                                     f"claimed, the file ends after {size - start}", offset)
+                error = CaptureError(
+                    f"{path}: record at byte {offset} cut short: {caplen} bytes "
+                    f"claimed, the file ends after {size - start}",
+                    offset,
+                )
                 break
             offset = end
             ip = _network_offset(mm, start, end, link)
@@ -200,7 +209,7 @@ def iter_pcap(path, handle, batch_size, slot_size, skip_reasons):
             if udp + 8 > end:
                 skip_reasons["cut before the UDP header"] += 1
                 continue
-            claimed = int.from_bytes(mm[udp + 4:udp + 6], "big") - 8
+            claimed = int.from_bytes(mm[udp + 4 : udp + 6], "big") - 8
             if claimed < 0 or udp + 8 + claimed > ip_end:
                 skip_reasons["malformed UDP header"] += 1
                 continue
@@ -211,7 +220,7 @@ def iter_pcap(path, handle, batch_size, slot_size, skip_reasons):
                 pending.clear(family)
             pending.stamps.append(seconds * 1_000_000_000 + fraction * tick)
             pending.sources.append(source)
-            pending.ports.append(int.from_bytes(mm[udp:udp + 2], "big"))
+            pending.ports.append(int.from_bytes(mm[udp : udp + 2], "big"))
             pending.offsets.append(udp + 8)
             pending.kept.append(kept)
             pending.truncated.append(kept < claimed)

@@ -45,8 +45,10 @@ def format_for_path(path, format=None) -> str:
     try:
         return SUFFIXES[suffix]
     except KeyError:
-        raise ValueError(f"unknown capture file format {suffix or '(no suffix)'!r} for "
-                         f"{os.fspath(path)!r}: name it .pcap or .npy") from None
+        raise ValueError(
+            f"unknown capture file format {suffix or '(no suffix)'!r} for "
+            f"{os.fspath(path)!r}: name it .pcap or .npy"
+        ) from None
 
 
 def detect_format(head: bytes, path) -> str:
@@ -56,15 +58,14 @@ def detect_format(head: bytes, path) -> str:
     if head[:6] == b"\x93NUMPY":
         return "npy"
     if head[:4] == _PCAPNG_MAGIC:
-        raise CaptureError(f"{path}: pcapng is not supported; convert it with "
-                           f"'editcap -F pcap IN OUT'", 0)
+        raise CaptureError(f"{path}: pcapng is not supported; convert it with 'editcap -F pcap IN OUT'", 0)
     if not head:
         raise CaptureError(f"{path}: empty file, not a capture", 0)
     raise CaptureError(f"{path}: unknown capture format (not pcap or fastnet .npy)", 0)
 
 
 def _at_most(value: int, name: str, limit: int) -> int:
-    if value > limit:   # the Batches yielded could not be made
+    if value > limit:  # the Batches yielded could not be made
         raise ValueError(f"{name} must be at most {limit}, got {value}")
     return value
 
@@ -79,14 +80,18 @@ class CaptureReader:
 
     def __init__(self, path, batch_size: int = 1024, *, slot_size: int | None = None):
         from ..core.batch import MAX_CAPACITY, MAX_SLOT_SIZE, MAX_TOTAL_BYTES
-        self.batch_size = _at_most(positive_int(batch_size, "batch_size"), "batch_size",
-                                   MAX_CAPACITY)
-        self.slot_size = (None if slot_size is None else
-                          _at_most(positive_int(slot_size, "slot_size"), "slot_size",
-                                   MAX_SLOT_SIZE))
+
+        self.batch_size = _at_most(positive_int(batch_size, "batch_size"), "batch_size", MAX_CAPACITY)
+        self.slot_size = (
+            None
+            if slot_size is None
+            else _at_most(positive_int(slot_size, "slot_size"), "slot_size", MAX_SLOT_SIZE)
+        )
         if self.slot_size is not None and self.batch_size * self.slot_size > MAX_TOTAL_BYTES:
-            raise ValueError(f"batch_size x slot_size is {self.batch_size * self.slot_size} "
-                             f"bytes, more than a Batch may hold ({MAX_TOTAL_BYTES})")
+            raise ValueError(
+                f"batch_size x slot_size is {self.batch_size * self.slot_size} "
+                f"bytes, more than a Batch may hold ({MAX_TOTAL_BYTES})"
+            )
         self.path = os.fspath(path)
         self._handle = open(self.path, "rb")
         try:
@@ -110,8 +115,10 @@ class CaptureReader:
         try:
             if self.format == "pcap":
                 from .pcap_reader import iter_pcap
-                batches = iter_pcap(self.path, self._handle, self.batch_size, self.slot_size,
-                                    self.skip_reasons)
+
+                batches = iter_pcap(
+                    self.path, self._handle, self.batch_size, self.slot_size, self.skip_reasons
+                )
             else:
                 batches = self._npy_batches()
             for batch in batches:
@@ -122,6 +129,7 @@ class CaptureReader:
 
     def _npy_batches(self):
         from .npy import iter_npy
+
         for records, _ in iter_npy(self.path, self._handle, self.batch_size):
             versions = records["ip_version"]
             cuts = np.flatnonzero(versions[1:] != versions[:-1]) + 1
@@ -145,6 +153,7 @@ class CaptureReader:
 def batch_from_records(records, slot_size=None):
     """A new Batch holding ``.npy`` capture records of one IP version."""
     from ..core.batch import Batch
+
     n = len(records)
     lengths = records["length"].astype(np.int64)
     slot = slot_size or max(1, int(lengths.max()))
@@ -154,7 +163,7 @@ def batch_from_records(records, slot_size=None):
     batch.data[:, :width] = records["payload"][:, :width]
     batch.lengths[:] = np.minimum(lengths, slot)
     batch.truncated[:] = records["truncated"] | (lengths > slot)
-    batch.addresses[:] = records["address"][:, :batch.addresses.shape[1]]
+    batch.addresses[:] = records["address"][:, : batch.addresses.shape[1]]
     batch.ports[:] = records["port"]
     batch.flowinfo[:] = records["flowinfo"]
     batch.scope_ids[:] = records["scope_id"]

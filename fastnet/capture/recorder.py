@@ -25,14 +25,14 @@ import time
 
 import numpy as np
 
-from .reader import format_for_path
 from .npy import NpyEncoder
 from .pcap import PcapEncoder, file_header, header_size
+from .reader import format_for_path
 
 __all__ = ["Recorder", "RecorderStats", "open_recorder"]
 
-_FILE_MODE = 0o664          # then the umask applies; never o+w (see _open_for_writing)
-_NPY_HEADER_EVERY_NS = 200_000_000   # rewrite the .npy record count at most 5 times/s
+_FILE_MODE = 0o664  # then the umask applies; never o+w (see _open_for_writing)
+_NPY_HEADER_EVERY_NS = 200_000_000  # rewrite the .npy record count at most 5 times/s
 _IDLE_POLL_S = 0.2
 _MAX_V6_HEADER = header_size(_stdsocket.AF_INET6)
 
@@ -48,6 +48,7 @@ class RecorderStats:
     file's payload width is smaller (flagged truncated in the file).
     ``error``: the exception that stopped writing, if any.
     """
+
     written: int
     capture_dropped: int
     bytes: int
@@ -60,6 +61,7 @@ class RecorderStats:
 def _open_for_writing(path):
     def opener(name, flags):
         return os.open(name, flags | os.O_CLOEXEC, _FILE_MODE)
+
     handle = open(path, "wb", buffering=0, opener=opener)
     try:
         mode = os.fstat(handle.fileno()).st_mode
@@ -76,9 +78,22 @@ def _open_for_writing(path):
 class _Staged:
     """One staging buffer: a copy of one batch, owned by the writer until written."""
 
-    __slots__ = ("capacity", "slot", "count", "family", "width", "payload", "lengths",
-                 "truncated", "addresses", "ports", "flowinfo", "timestamps", "scope_ids",
-                 "records")
+    __slots__ = (
+        "capacity",
+        "slot",
+        "count",
+        "family",
+        "width",
+        "payload",
+        "lengths",
+        "truncated",
+        "addresses",
+        "ports",
+        "flowinfo",
+        "timestamps",
+        "scope_ids",
+        "records",
+    )
 
     def __init__(self, capacity, slot, npy_dtype=None):
         self.capacity, self.slot, self.count, self.family, self.width = capacity, slot, 0, None, 0
@@ -91,10 +106,10 @@ class _Staged:
         self.timestamps = np.zeros(capacity, np.int64)
         self.payload: np.ndarray | None
         self.records: np.ndarray | None
-        if npy_dtype is None:   # pcap: flat bytes, viewed per batch as [n, header + width]
+        if npy_dtype is None:  # pcap: flat bytes, viewed per batch as [n, header + width]
             self.payload = np.zeros(capacity * (_MAX_V6_HEADER + slot + 1), np.uint8)
             self.records = None
-        else:                   # npy: the records themselves
+        else:  # npy: the records themselves
             self.payload = None
             self.records = np.zeros(capacity, npy_dtype)
 
@@ -105,14 +120,17 @@ class _Staged:
 class Recorder:
     """Write every batch it is called with to a capture file (see :func:`open_recorder`)."""
 
-    def __init__(self, path, *, local_address=None, format=None, buffers: int = 4,
-                 payload_bytes: int | None = None):
+    def __init__(
+        self, path, *, local_address=None, format=None, buffers: int = 4, payload_bytes: int | None = None
+    ):
         self.format = format_for_path(path, format)
         if isinstance(buffers, bool) or not isinstance(buffers, int) or buffers < 1:
             raise ValueError(f"buffers must be a whole number of at least 1, got {buffers!r}")
-        if payload_bytes is not None and (isinstance(payload_bytes, bool)
-                                          or not isinstance(payload_bytes, int)
-                                          or not 0 < payload_bytes <= 65535):
+        if payload_bytes is not None and (
+            isinstance(payload_bytes, bool)
+            or not isinstance(payload_bytes, int)
+            or not 0 < payload_bytes <= 65535
+        ):
             raise ValueError(f"payload_bytes must be 1-65535, got {payload_bytes!r}")
         if payload_bytes is not None and self.format != "npy":
             # The .npy header would be rewritten over the pcap file's own.
@@ -121,15 +139,15 @@ class Recorder:
         self._pcap = PcapEncoder(local_address) if self.format == "pcap" else None
         self._npy = None if payload_bytes is None else NpyEncoder(payload_bytes)
         self._buffers = buffers
-        self._free: list = []            # staging buffers the caller may fill
+        self._free: list = []  # staging buffers the caller may fill
         self._allocated = 0
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()        # the free list (caller and writer)
-        self._call_lock = threading.Lock()   # one call at a time; close() waits for it
+        self._lock = threading.Lock()  # the free list (caller and writer)
+        self._call_lock = threading.Lock()  # one call at a time; close() waits for it
         self._closing = False
         self._closed = False
-        self._dropped = 0          # by the caller's thread (no buffer free, closed)
-        self._lost = 0             # by the writer thread (after a write error)
+        self._dropped = 0  # by the caller's thread (no buffer free, closed)
+        self._lost = 0  # by the writer thread (after a write error)
         self._written = 0
         self._bytes = 0
         self._file_bytes = 0
@@ -179,15 +197,14 @@ class Recorder:
                 staged = self._free.pop()
                 if staged.fits(batch):
                     return staged
-                self._allocated -= 1   # too small for this batch: replace it
+                self._allocated -= 1  # too small for this batch: replace it
             elif self._allocated >= self._buffers:
                 return None
             self._allocated += 1
         if self._npy is None and self.format == "npy":
             self._npy = NpyEncoder(batch.slot_size)  # first batch fixes the payload width
         try:
-            return _Staged(batch.capacity, batch.slot_size,
-                           None if self._npy is None else self._npy.dtype)
+            return _Staged(batch.capacity, batch.slot_size, None if self._npy is None else self._npy.dtype)
         except MemoryError:
             with self._lock:
                 self._allocated -= 1
@@ -213,9 +230,9 @@ class Recorder:
         if staged.records is None:
             width = PcapEncoder.row_width(batch.family, longest)
             staged.width = width
-            rows = staged.payload[:n * width].reshape(n, width)
+            rows = staged.payload[: n * width].reshape(n, width)
             start = header_size(batch.family)
-            rows[:, start:start + longest] = batch.data[:n, :longest]
+            rows[:, start : start + longest] = batch.data[:n, :longest]
         else:
             records = staged.records[:n]
             keep = min(longest, self._npy_encoder().width)
@@ -265,7 +282,7 @@ class Recorder:
                 out, payload_bytes = self._pcap_records(staged, n), int(staged.lengths[:n].sum())
             else:
                 out, payload_bytes = self._npy_records(staged, n)
-                if self._npy_synced_count < 0:   # width known only now: header first
+                if self._npy_synced_count < 0:  # width known only now: header first
                     self._write(self._npy_encoder().file_header())
                     self._npy_synced_count = 0
             self._write(out)
@@ -283,13 +300,20 @@ class Recorder:
                 self._free.append(staged)
 
     def _pcap_records(self, staged, n):
-        rows = staged.payload[:n * staged.width].reshape(n, staged.width)
+        rows = staged.payload[: n * staged.width].reshape(n, staged.width)
         size = 4 if staged.family == _stdsocket.AF_INET else 16
         if self._pcap is None:
             raise RuntimeError(f"pcap records staged for a {self.format} recorder")
-        return self._pcap.encode(staged.family, rows, staged.lengths[:n], staged.truncated[:n],
-                                 staged.addresses[:n, :size], staged.ports[:n],
-                                 staged.flowinfo[:n], staged.timestamps[:n])
+        return self._pcap.encode(
+            staged.family,
+            rows,
+            staged.lengths[:n],
+            staged.truncated[:n],
+            staged.addresses[:n, :size],
+            staged.ports[:n],
+            staged.flowinfo[:n],
+            staged.timestamps[:n],
+        )
 
     def _npy_records(self, staged, n):
         records = staged.records[:n]
@@ -328,8 +352,12 @@ class Recorder:
             view = view[done:]
 
     def _sync_npy_header(self, force: bool) -> None:
-        if (self._npy is None or self._error is not None or self._handle.closed
-                or self._npy_synced_count in (-1, self._npy.count)):
+        if (
+            self._npy is None
+            or self._error is not None
+            or self._handle.closed
+            or self._npy_synced_count in (-1, self._npy.count)
+        ):
             return
         now = time.monotonic_ns()
         if force or now - self._npy_synced_ns >= _NPY_HEADER_EVERY_NS:
@@ -355,9 +383,15 @@ class Recorder:
     # -- control -----------------------------------------------------------------
     @property
     def stats(self) -> RecorderStats:
-        return RecorderStats(written=self._written, capture_dropped=self._dropped + self._lost,
-                             bytes=self._bytes, file_bytes=self._file_bytes,
-                             batches=self._batches, cut=self._cut, error=self._error)
+        return RecorderStats(
+            written=self._written,
+            capture_dropped=self._dropped + self._lost,
+            bytes=self._bytes,
+            file_bytes=self._file_bytes,
+            batches=self._batches,
+            cut=self._cut,
+            error=self._error,
+        )
 
     @property
     def closed(self) -> bool:
@@ -381,7 +415,7 @@ class Recorder:
         """
         if self._closed:
             return
-        with self._call_lock:   # a call in progress finishes staging first
+        with self._call_lock:  # a call in progress finishes staging first
             self._closing = True
         self._ready.put(None)
         self._thread.join()
@@ -406,8 +440,9 @@ class Recorder:
         return f"<fastnet.Recorder {self.path!r} format={self.format} written={self._written}>"
 
 
-def open_recorder(path, *, local_address=None, format=None, buffers: int = 4,
-                  payload_bytes: int | None = None) -> Recorder:
+def open_recorder(
+    path, *, local_address=None, format=None, buffers: int = 4, payload_bytes: int | None = None
+) -> Recorder:
     """A :class:`Recorder` writing to ``path`` (``.pcap`` or ``.npy``, or ``format=``).
 
     ``local_address`` is the receiver's bound ``(host, port)``: pcap records
@@ -420,5 +455,6 @@ def open_recorder(path, *, local_address=None, format=None, buffers: int = 4,
     Use as ``recorder(batch)`` after every receive (it returns quickly), and
     ``close()`` (or a ``with`` block) to finish the file.
     """
-    return Recorder(path, local_address=local_address, format=format, buffers=buffers,
-                    payload_bytes=payload_bytes)
+    return Recorder(
+        path, local_address=local_address, format=format, buffers=buffers, payload_bytes=payload_bytes
+    )

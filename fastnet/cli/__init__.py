@@ -20,7 +20,8 @@ SUBCOMMANDS = ("bench", "info", "recv", "send")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fastnet", description="Move UDP datagrams fast: measure, receive, send.")
+        prog="fastnet", description="Move UDP datagrams fast: measure, receive, send."
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMANDS:
@@ -32,15 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.add_parser(subparsers)
     for each in (parser, *subparsers.choices.values()):
-        if "error" not in vars(each):   # a subcommand may say it its own way
+        if "error" not in vars(each):  # a subcommand may say it its own way
             _one_line_errors(each)
     return parser
 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     """Bad arguments exit with status 2 and one line on stderr (argparse prints the usage too)."""
+
     def error(message):
         parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
     parser.error = error  # type: ignore[method-assign]  # set per instance, subparsers too
 
 

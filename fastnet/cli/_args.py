@@ -25,6 +25,7 @@ def host_port(text: str) -> tuple:
 def family_of(host: str):
     """AF_INET6 for an IPv6 literal, else AF_INET."""
     import socket
+
     try:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
@@ -53,22 +54,25 @@ def positive_float(text: str) -> float:
 
 def comma_separated(parse):
     """An argument type for ``A,B,C``: each item parsed by ``parse``, duplicates dropped."""
+
     def parse_list(text: str) -> list:
         items = [item.strip() for item in text.split(",")]
         if not text.strip() or any(not item for item in items):
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list")
         return list(dict.fromkeys(parse(item) for item in items))
+
     parse_list.__name__ = f"list of {getattr(parse, '__name__', 'values')}"
     return parse_list
 
 
 def choice_of(names):
     """An argument type accepting one of ``names``, with the choices in the error."""
+
     def parse_choice(text: str) -> str:
         if text not in names:
-            raise argparse.ArgumentTypeError(
-                f"unknown name {text!r}; choose from {', '.join(names)}")
+            raise argparse.ArgumentTypeError(f"unknown name {text!r}; choose from {', '.join(names)}")
         return text
+
     parse_choice.__name__ = "name"
     return parse_choice
 
@@ -88,8 +92,8 @@ def bit_rate(text: str) -> float:
         value = float(body[: len(body) - len(suffix)]) * _RATE_SUFFIXES[suffix]
     except (ValueError, KeyError):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a rate: write bits/s as a number with an optional K, M or G "
-            f"suffix, e.g. 400M") from None
+            f"{text!r} is not a rate: write bits/s as a number with an optional K, M or G suffix, e.g. 400M"
+        ) from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite rate greater than 0")
     return value
@@ -108,24 +112,40 @@ def byte_size(text: str) -> int:
 # -- TCP framing, shared by ``recv --tcp`` and ``send --tcp`` ---------------------
 
 #: The framing flags, by attribute name (all default to None: not given).
-FRAMING_FLAGS = {"prefix_size": "--prefix-size", "byteorder": "--byteorder",
-                 "max_frame": "--max-frame", "truncate": "--truncate"}
+FRAMING_FLAGS = {
+    "prefix_size": "--prefix-size",
+    "byteorder": "--byteorder",
+    "max_frame": "--max-frame",
+    "truncate": "--truncate",
+}
 
 
 def add_framing_arguments(parser, *, receiving: bool) -> None:
     """--prefix-size, --byteorder, --max-frame (and --truncate when receiving)."""
     group = parser.add_argument_group(
-        "TCP framing", "with --tcp only; both ends must agree (see fastnet.socket.set_framing)")
-    group.add_argument("--prefix-size", type=int, choices=(2, 4, 8), metavar="{2,4,8}",
-                       help="bytes of the length prefix before each frame (default 4)")
-    group.add_argument("--byteorder", choices=("big", "little"),
-                       help="byte order of the length prefix (default big)")
-    group.add_argument("--max-frame", type=byte_size, metavar="BYTES",
-                       help="longest frame accepted, e.g. 64K (default 16M)")
+        "TCP framing", "with --tcp only; both ends must agree (see fastnet.socket.set_framing)"
+    )
+    group.add_argument(
+        "--prefix-size",
+        type=int,
+        choices=(2, 4, 8),
+        metavar="{2,4,8}",
+        help="bytes of the length prefix before each frame (default 4)",
+    )
+    group.add_argument(
+        "--byteorder", choices=("big", "little"), help="byte order of the length prefix (default big)"
+    )
+    group.add_argument(
+        "--max-frame", type=byte_size, metavar="BYTES", help="longest frame accepted, e.g. 64K (default 16M)"
+    )
     if receiving:
-        group.add_argument("--truncate", action="store_const", const=True,
-                           help="keep the first --slot-size bytes of a longer frame (flagged "
-                                "truncated) instead of stopping with an error")
+        group.add_argument(
+            "--truncate",
+            action="store_const",
+            const=True,
+            help="keep the first --slot-size bytes of a longer frame (flagged "
+            "truncated) instead of stopping with an error",
+        )
 
 
 def framing_flags_given(args) -> list:
@@ -135,8 +155,7 @@ def framing_flags_given(args) -> list:
 
 def framing_options(args) -> dict:
     """Keywords for ``socket.set_framing`` from the flags given."""
-    options = {"prefix_size": args.prefix_size, "byteorder": args.byteorder,
-               "max_frame": args.max_frame}
+    options = {"prefix_size": args.prefix_size, "byteorder": args.byteorder, "max_frame": args.max_frame}
     if getattr(args, "truncate", None):
         options["on_oversize"] = "truncate"
     return options

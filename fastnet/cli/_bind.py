@@ -36,8 +36,11 @@ def notice_if_wildcard(command: str, address, stream=None) -> bool:
     if not is_wildcard(address[0]):
         return False
     shown = f"[{address[0]}]:{address[1]}" if ":" in str(address[0]) else f"{address[0]}:{address[1]}"
-    print(f"fastnet {command}: note: listening on all interfaces ({shown}); any host that can "
-          f"reach this one can send to it", file=stream or sys.stderr)
+    print(
+        f"fastnet {command}: note: listening on all interfaces ({shown}); any host that can "
+        f"reach this one can send to it",
+        file=stream or sys.stderr,
+    )
     return True
 
 

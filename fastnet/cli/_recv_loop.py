@@ -54,8 +54,7 @@ class Run:
             self.status.update(read_stats)
         return taken
 
-    def report(self, stats: dict, interrupted: bool, *, json_extra: dict,
-               summary_extra: dict) -> None:
+    def report(self, stats: dict, interrupted: bool, *, json_extra: dict, summary_extra: dict) -> None:
         """End the status line and print the summary, or the JSON report with ``--json``."""
         self.status.end()
         seconds = self.meter.active_seconds()

@@ -16,8 +16,15 @@ def interface_arg(text):
 def receiver_options(args) -> dict:
     """The Receiver's keywords from the arguments (but address and backend)."""
     import fastnet
-    return dict(slot_size=args.slot_size, batch_size=args.batch_size,
-                ring_size=args.ring_size or DEFAULT_RING_SIZE, rcvbuf=args.rcvbuf,
-                on_full=args.on_full or DEFAULT_ON_FULL,
-                seq=fastnet.SeqField() if args.seq else None,
-                interface=interface_arg(args.interface), source=args.source, gro=args.gro)
+
+    return dict(
+        slot_size=args.slot_size,
+        batch_size=args.batch_size,
+        ring_size=args.ring_size or DEFAULT_RING_SIZE,
+        rcvbuf=args.rcvbuf,
+        on_full=args.on_full or DEFAULT_ON_FULL,
+        seq=fastnet.SeqField() if args.seq else None,
+        interface=interface_arg(args.interface),
+        source=args.source,
+        gro=args.gro,
+    )

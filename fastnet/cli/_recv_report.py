@@ -72,8 +72,7 @@ class StatusLine:
             line += f" {bits / interval / 1e9:7.3f} Gbit/s"
         line += f"  total {stats['packets']:,}"
         if "kernel_drops" in stats:
-            line += (f"  dropped: kernel {stats['kernel_drops']:,} "
-                     f"ring {stats['ring_overruns']:,}")
+            line += f"  dropped: kernel {stats['kernel_drops']:,} ring {stats['ring_overruns']:,}"
         if stats.get("seq_gaps") is not None:
             line += f"  seq gaps {stats['seq_gaps']:,} lost {stats['seq_lost']:,}"
         return line
@@ -90,8 +89,9 @@ def rates(stats: dict, seconds: float) -> tuple:
     return stats["packets"] / seconds, 8 * stats["bytes"] / seconds / 1e9
 
 
-def summary(stats: dict, seconds: float, interrupted: bool, *, unit="datagrams",
-            out=None, workers=None) -> str:
+def summary(
+    stats: dict, seconds: float, interrupted: bool, *, unit="datagrams", out=None, workers=None
+) -> str:
     """The summary lines; each part only where its counters are present."""
     rate, gbits = rates(stats, seconds)
     lines = [
@@ -103,23 +103,27 @@ def summary(stats: dict, seconds: float, interrupted: bool, *, unit="datagrams",
         lines.append(
             f"dropped: kernel {stats['kernel_drops']:,}, ring overruns "
             f"{stats['ring_overruns']:,} ({stats['ring_overrun_batches']:,} batches), unread at "
-            f"stop {stats['unread']:,}; accounted for {stats['accounted']:,}")
+            f"stop {stats['unread']:,}; accounted for {stats['accounted']:,}"
+        )
     lines.append(f"truncated: {stats['truncated']:,}")
     if workers is not None:
-        lines.append(f"per worker ({len(workers)}): " + ", ".join(
-            "failed" if n is None else f"{n:,}" for n in workers))
+        lines.append(
+            f"per worker ({len(workers)}): " + ", ".join("failed" if n is None else f"{n:,}" for n in workers)
+        )
     if stats.get("seq_gaps") is not None:
-        lines.append(f"seq: lost {stats['seq_lost']:,} in {stats['seq_gaps']:,} gaps, reordered "
-                     f"{stats['seq_reordered']:,}, duplicates {stats['seq_duplicates']:,}, "
-                     f"too short {stats['seq_short']:,}")
+        lines.append(
+            f"seq: lost {stats['seq_lost']:,} in {stats['seq_gaps']:,} gaps, reordered "
+            f"{stats['seq_reordered']:,}, duplicates {stats['seq_duplicates']:,}, "
+            f"too short {stats['seq_short']:,}"
+        )
     if stats.get("recorded") is not None:
-        lines.append(f"recorded {stats['recorded']:,} {unit} to {out}; capture dropped "
-                     f"{stats['capture_dropped']:,}")
+        lines.append(
+            f"recorded {stats['recorded']:,} {unit} to {out}; capture dropped {stats['capture_dropped']:,}"
+        )
     return "\n".join(lines)
 
 
-def json_report(stats: dict, seconds: float, interrupted: bool, *, unit="datagrams",
-                **extra) -> str:
+def json_report(stats: dict, seconds: float, interrupted: bool, *, unit="datagrams", **extra) -> str:
     """The final stats as one JSON object, with the rates and ``extra`` keys."""
     rate, gbits = rates(stats, seconds)
     report = dict(stats, seconds=round(seconds, 6), gbit_per_s=gbits, interrupted=interrupted)

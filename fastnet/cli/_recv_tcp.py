@@ -49,17 +49,24 @@ def _accept(server, deadline):
 def _broken_stream(exc) -> str:
     """One line for the errors that end a framed stream."""
     import fastnet
+
     if isinstance(exc, fastnet.IncompleteFrameError):
-        return (f"the sender closed the connection in the middle of a frame: {exc.received} "
-                f"bytes of it had arrived and are lost")
+        return (
+            f"the sender closed the connection in the middle of a frame: {exc.received} "
+            f"bytes of it had arrived and are lost"
+        )
     if isinstance(exc, fastnet.FrameLimitError):
-        return (f"a length prefix announces {exc.length} bytes, over --max-frame "
-                f"{exc.max_frame}: the sender uses another framing (--prefix-size, --byteorder) "
-                f"or longer frames (--max-frame)")
+        return (
+            f"a length prefix announces {exc.length} bytes, over --max-frame "
+            f"{exc.max_frame}: the sender uses another framing (--prefix-size, --byteorder) "
+            f"or longer frames (--max-frame)"
+        )
     if isinstance(exc, fastnet.SlotTooSmallError):
-        return (f"a frame of {exc.length} bytes does not fit --slot-size {exc.slot_size}: "
-                f"raise --slot-size to at least {exc.length}, or add --truncate to keep its "
-                f"first {exc.slot_size} bytes")
+        return (
+            f"a frame of {exc.length} bytes does not fit --slot-size {exc.slot_size}: "
+            f"raise --slot-size to at least {exc.length}, or add --truncate to keep its "
+            f"first {exc.slot_size} bytes"
+        )
     return f"receiving failed: {exc}"
 
 
@@ -69,6 +76,7 @@ class _Counts:
     def __init__(self, seq: bool, recorder):
         from .. import SeqField
         from ..receive.seq import SeqTracker
+
         self.packets = self.bytes = self.batches = self.truncated = 0
         self.tracker = SeqTracker(SeqField()) if seq else None
         self.recorder = recorder
@@ -97,13 +105,16 @@ class _Counts:
         recorder(batch)
 
     def as_dict(self) -> dict:
-        stats = dict(packets=self.packets, bytes=self.bytes, batches=self.batches,
-                     truncated=self.truncated)
+        stats = dict(packets=self.packets, bytes=self.bytes, batches=self.batches, truncated=self.truncated)
         tracker = self.tracker
         if tracker is not None:
-            stats.update(seq_lost=tracker.lost, seq_gaps=tracker.gaps,
-                         seq_reordered=tracker.reordered, seq_duplicates=tracker.duplicates,
-                         seq_short=tracker.short)
+            stats.update(
+                seq_lost=tracker.lost,
+                seq_gaps=tracker.gaps,
+                seq_reordered=tracker.reordered,
+                seq_duplicates=tracker.duplicates,
+                seq_short=tracker.short,
+            )
         if self.recorder is not None:
             recorded = self.recorder.stats
             stats.update(recorded=recorded.written, capture_dropped=recorded.capture_dropped)
@@ -112,14 +123,14 @@ class _Counts:
 
 def run_tcp(args) -> int:
     import fastnet
+
     if args.seq and args.slot_size < 8:
         return fail(f"--seq needs 8 bytes per frame but --slot-size is {args.slot_size}", 2)
     host, port = args.address
     server = recorder = None
     try:
-        server = fastnet.create_server((host, port), family=_args.family_of(host),
-                                       backend=args.backend)
-        server.set_framing(**_args.framing_options(args))   # accept() hands it on
+        server = fastnet.create_server((host, port), family=_args.family_of(host), backend=args.backend)
+        server.set_framing(**_args.framing_options(args))  # accept() hands it on
         if args.out is not None:
             recorder = fastnet.open_recorder(args.out, local_address=server.getsockname())
         batch = fastnet.Batch(args.batch_size, args.slot_size, family=server.family)
@@ -144,21 +155,25 @@ def run_tcp(args) -> int:
             n = conn.recv_frames(batch, timeout=wait)
         except (TimeoutError, BlockingIOError):
             return None
-        if n:   # 0: the peer closed at a frame boundary, everything is in
+        if n:  # 0: the peer closed at a frame boundary, everything is in
             counts.add(batch, n)
         return n
 
     try:
-        print(f"receiving on {where(address)} ({backend} engine, TCP): waiting for a connection"
-              + (f", recording to {args.out}" if args.out else ""), file=sys.stderr, flush=True)
+        print(
+            f"receiving on {where(address)} ({backend} engine, TCP): waiting for a connection"
+            + (f", recording to {args.out}" if args.out else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         conn, peer = _accept(server, run.deadline)
-        server.close()    # one connection: nobody else may connect
+        server.close()  # one connection: nobody else may connect
         if conn is not None:
             print(f"connection from {where(peer)}", file=sys.stderr, flush=True)
             run.loop(take, counts.as_dict)
     except KeyboardInterrupt:
         interrupted = True
-    except (OSError, ValueError) as exc:   # the framing errors and the kernel's
+    except (OSError, ValueError) as exc:  # the framing errors and the kernel's
         error = _broken_stream(exc)
     finally:
         for thing in (conn, server):
@@ -170,10 +185,18 @@ def run_tcp(args) -> int:
             except Exception as exc:  # noqa: BLE001 - reported in one line below
                 error = error or f"recording to {args.out} failed: {exc}"
     extra = {"out": args.out} if args.out else {}
-    run.report(counts.as_dict(), interrupted,
-               json_extra=dict(proto="tcp", address=list(address),
-                               peer=None if peer is None else list(peer), backend=backend, **extra),
-               summary_extra=dict(out=args.out))
+    run.report(
+        counts.as_dict(),
+        interrupted,
+        json_extra=dict(
+            proto="tcp",
+            address=list(address),
+            peer=None if peer is None else list(peer),
+            backend=backend,
+            **extra,
+        ),
+        summary_extra=dict(out=args.out),
+    )
     if error is not None:
         return fail(error, 1)
     return 130 if interrupted else 0

@@ -18,8 +18,8 @@ import time
 import warnings
 
 from ._bind import notice_if_wildcard
-from ._recv_options import receiver_options
 from ._recv_loop import Run
+from ._recv_options import receiver_options
 from ._recv_report import fail, where
 
 #: How often the parent checks --count, --duration and the workers.
@@ -41,7 +41,9 @@ def worker_loop(sock, should_stop, options, counter, started) -> dict:
     thread runs.
     """
     import fastnet
+
     from ..receive.receiver import Receiver
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastnet.BufferSizeWarning)
         rx = Receiver._from_socket(sock, **options)
@@ -49,7 +51,7 @@ def worker_loop(sock, should_stop, options, counter, started) -> dict:
 
     def took(batch):
         nonlocal first, last
-        last = time.monotonic()   # CLOCK_MONOTONIC: the same clock in every process
+        last = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
         if first is None:
             first = last
         with counter.get_lock():
@@ -65,13 +67,17 @@ def worker_loop(sock, should_stop, options, counter, started) -> dict:
             except TimeoutError:
                 continue
         rx.stop()
-        for batch in rx:   # what was captured before the stop is counted too
+        for batch in rx:  # what was captured before the stop is counted too
             took(batch)
     finally:
         rx.close()
     stats = rx.stats
-    report = dict(stats.as_dict(), accounted=stats.accounted, backend=rx.backend,
-                  warnings=[str(warning.message) for warning in caught])
+    report = dict(
+        stats.as_dict(),
+        accounted=stats.accounted,
+        backend=rx.backend,
+        warnings=[str(warning.message) for warning in caught],
+    )
     if first is not None:
         report.update(first_timestamp=first, last_timestamp=last)
     return report
@@ -81,6 +87,7 @@ def run_workers(args) -> int:
     import multiprocessing
 
     import fastnet
+
     from ..receive.fanout import FanOut, FanOutError, merge_stats
 
     # Shared values must come from the context FanOut starts its workers with.
@@ -88,8 +95,13 @@ def run_workers(args) -> int:
     counter, started = context.Value("q", 0), context.Value("i", 0)
     try:
         options = receiver_options(args)
-        fan = FanOut(args.address, args.workers, worker_loop, loop_args=(options, counter, started),
-                     backend=args.backend)
+        fan = FanOut(
+            args.address,
+            args.workers,
+            worker_loop,
+            loop_args=(options, counter, started),
+            backend=args.backend,
+        )
     except (ValueError, TypeError, OSError, ImportError) as exc:
         return fail(f"cannot receive on {where(args.address)}: {exc}", 2)
     except FanOutError as exc:
@@ -116,8 +128,11 @@ def run_workers(args) -> int:
         ready_by = time.monotonic() + READY_TIMEOUT_S
         while started.value < args.workers and fan.running and time.monotonic() < ready_by:
             time.sleep(POLL_S)
-        print(f"receiving on {where(fan.address)} ({args.workers} workers, {engine} engine)",
-              file=sys.stderr, flush=True)
+        print(
+            f"receiving on {where(fan.address)} ({args.workers} workers, {engine} engine)",
+            file=sys.stderr,
+            flush=True,
+        )
         run.loop(take, lambda: {"packets": counter.value})
     except KeyboardInterrupt:
         interrupted = True
@@ -136,10 +151,14 @@ def run_workers(args) -> int:
     for key in _PRIVATE_KEYS + ("workers",):
         stats.pop(key, None)
     per_worker = [None if report is None else report["packets"] for report in fan.worker_stats]
-    run.report(stats, interrupted,
-               json_extra=dict(proto="udp", address=list(fan.address), workers=args.workers,
-                               worker_packets=per_worker),
-               summary_extra=dict(workers=per_worker))
+    run.report(
+        stats,
+        interrupted,
+        json_extra=dict(
+            proto="udp", address=list(fan.address), workers=args.workers, worker_packets=per_worker
+        ),
+        summary_extra=dict(workers=per_worker),
+    )
     if error is not None:
         return fail(f"receiving failed: {error}", 1)
     return 130 if interrupted else 0

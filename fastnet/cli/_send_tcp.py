@@ -66,6 +66,7 @@ class _FrameSender:
     def __init__(self, sock, size: int, rate):
         from .. import Batch
         from ..send.pacing import TokenBucket
+
         self.sock = sock
         self.size = size
         rows = MAX_ROWS if rate is None else int(min(MAX_ROWS, max(1, rate * CHUNK_WINDOW_S)))
@@ -74,15 +75,17 @@ class _FrameSender:
         self._heads = self.batch.data[:, :8]
         self._steps = np.arange(rows, dtype=np.uint64)
         self._numbers = np.empty(rows, dtype=">u8")
-        self.bucket = (None if rate is None else
-                       TokenBucket(rate, max(rows, rate * DEPTH_WINDOW_S), time.monotonic_ns()))
+        self.bucket = (
+            None if rate is None else TokenBucket(rate, max(rows, rate * DEPTH_WINDOW_S), time.monotonic_ns())
+        )
         self.sent = 0
         self.calls = 0
-        self.started: float | None = None    # time.monotonic() of the first send
+        self.started: float | None = None  # time.monotonic() of the first send
         self.finished: float | None = None
 
     def send(self, count, duration) -> None:
         from ..send.pacing import sleep_until
+
         end = None if duration is None else time.monotonic() + duration
         rows = self.batch.capacity
         while count is None or self.sent < count:
@@ -122,10 +125,18 @@ class _FrameSender:
 
 def _refusal(args, size):
     from ..core.framing import DEFAULT_FRAMING
-    not_tcp = [flag for flag, given in (
-        ("--replay", args.replay is not None), ("--speed", args.speed is not UNSET),
-        ("--gso", args.gso), ("--burst", args.burst is not None),
-        ("--interface", args.interface is not None)) if given]
+
+    not_tcp = [
+        flag
+        for flag, given in (
+            ("--replay", args.replay is not None),
+            ("--speed", args.speed is not UNSET),
+            ("--gso", args.gso),
+            ("--burst", args.burst is not None),
+            ("--interface", args.interface is not None),
+        )
+        if given
+    ]
     if not_tcp:
         return f"{', '.join(not_tcp)} do not apply to --tcp"
     if size < 8:
@@ -135,13 +146,16 @@ def _refusal(args, size):
     except ValueError as exc:
         return str(exc)
     if size > framing.frame_limit:
-        return (f"--size {size} is longer than a frame may be ({framing.frame_limit} bytes: "
-                f"--max-frame {framing.max_frame}, {framing.prefix_size}-byte prefix)")
+        return (
+            f"--size {size} is longer than a frame may be ({framing.frame_limit} bytes: "
+            f"--max-frame {framing.max_frame}, {framing.prefix_size}-byte prefix)"
+        )
     return None
 
 
 def run_tcp(args) -> int:
     from .. import SenderStats, create_connection
+
     host, port = args.address
     size = 64 if args.size is None else args.size
     problem = _refusal(args, size)
@@ -150,8 +164,11 @@ def run_tcp(args) -> int:
     try:
         sock = create_connection((host, port), timeout=CONNECT_TIMEOUT_S, backend=args.backend)
     except ConnectionRefusedError:
-        return _fail(f"cannot connect to {_where(host, port)}: connection refused (nothing "
-                     f"listens there: start 'fastnet recv --tcp {_where(host, port)}' first)", 1)
+        return _fail(
+            f"cannot connect to {_where(host, port)}: connection refused (nothing "
+            f"listens there: start 'fastnet recv --tcp {_where(host, port)}' first)",
+            1,
+        )
     except (ValueError, TypeError, ImportError, _stdsocket.gaierror) as exc:
         return _fail(f"cannot connect to {_where(host, port)}: {exc}", 2)
     except OSError as exc:
@@ -163,8 +180,9 @@ def run_tcp(args) -> int:
         # Frames go out as soon as send_frames writes them, paced or not.
         sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        rate = args.pps if args.pps is not None else (
-            args.rate / (8 * size) if args.rate is not None else None)
+        rate = (
+            args.pps if args.pps is not None else (args.rate / (8 * size) if args.rate is not None else None)
+        )
         sender = _FrameSender(sock, size, rate)
         count = args.count
         if count is None and args.duration is None:
@@ -174,7 +192,7 @@ def run_tcp(args) -> int:
             sender.finish(STALL_TIMEOUT_S)
         except KeyboardInterrupt:
             interrupted = True
-            try:   # end on a frame boundary, so the receiver sees a clean close
+            try:  # end on a frame boundary, so the receiver sees a clean close
                 sender.finish(FINISH_TIMEOUT_S)
             except (OSError, KeyboardInterrupt):
                 pass
@@ -183,9 +201,14 @@ def run_tcp(args) -> int:
         backend = sock.backend
     elapsed = ((sender.finished or 0.0) - sender.started) if sender.started is not None else 0.0
     payload = sender.sent * size
-    stats = SenderStats(sent=sender.sent, bytes=payload, elapsed=elapsed,
-                        pps=sender.sent / elapsed if elapsed > 0 else 0.0,
-                        bps=8 * payload / elapsed if elapsed > 0 else 0.0, calls=sender.calls)
+    stats = SenderStats(
+        sent=sender.sent,
+        bytes=payload,
+        elapsed=elapsed,
+        pps=sender.sent / elapsed if elapsed > 0 else 0.0,
+        bps=8 * payload / elapsed if elapsed > 0 else 0.0,
+        calls=sender.calls,
+    )
     _print_summary(args, stats, backend, interrupted, error)
     if error is not None:
         return 1
@@ -195,16 +218,30 @@ def run_tcp(args) -> int:
 def _print_summary(args, stats, backend, interrupted, error) -> None:
     host, port = args.address
     if args.json:
-        print(json.dumps({
-            "sent": stats.sent, "bytes": stats.bytes, "elapsed": round(stats.elapsed, 6),
-            "pps": round(stats.pps, 1), "bps": round(stats.bps, 1), "calls": stats.calls,
-            "host": host, "port": port, "backend": backend, "interrupted": interrupted,
-            "error": None if error is None else str(error), "proto": "tcp",
-        }))
+        print(
+            json.dumps(
+                {
+                    "sent": stats.sent,
+                    "bytes": stats.bytes,
+                    "elapsed": round(stats.elapsed, 6),
+                    "pps": round(stats.pps, 1),
+                    "bps": round(stats.bps, 1),
+                    "calls": stats.calls,
+                    "host": host,
+                    "port": port,
+                    "backend": backend,
+                    "interrupted": interrupted,
+                    "error": None if error is None else str(error),
+                    "proto": "tcp",
+                }
+            )
+        )
     else:
-        print(f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_where(host, port)} "
-              f"over TCP in {stats.elapsed:.3f} s: {stats.pps:,.0f} frames/s, "
-              f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]"
-              + (" (interrupted)" if interrupted else ""))
+        print(
+            f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_where(host, port)} "
+            f"over TCP in {stats.elapsed:.3f} s: {stats.pps:,.0f} frames/s, "
+            f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]"
+            + (" (interrupted)" if interrupted else "")
+        )
     if error is not None:
         print(f"fastnet send: error: {error}", file=sys.stderr)

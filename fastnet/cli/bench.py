@@ -38,35 +38,61 @@ def duration_seconds(text: str) -> float:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure UDP (or TCP) throughput on loopback for each backend",
+        "bench",
+        help="measure UDP (or TCP) throughput on loopback for each backend",
         description="Measure UDP throughput on 127.0.0.1 for each backend and datagram "
-                    "size: a receiver and a sender process per row. Prints a receiver-side "
-                    "and a sender-side table. --proto tcp: framed messages over TCP.")
+        "size: a receiver and a sender process per row. Prints a receiver-side "
+        "and a sender-side table. --proto tcp: framed messages over TCP.",
+    )
     names = choice_of(BACKENDS)
-    parser.add_argument("--proto", choices=("udp", "tcp"), default="udp",
-                        help="udp (default): datagrams; tcp: length-prefixed frames over one "
-                             "connection, on the fastnet engines")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_DURATION} s per row (unless --duration is given)")
-    parser.add_argument("--duration", type=duration_seconds, metavar="S",
-                        help=f"seconds of sending per row (default {DEFAULT_DURATION})")
-    parser.add_argument("--sizes", type=comma_separated(positive_int), metavar="N,N",
-                        help=f"payload sizes in bytes (default "
-                             f"{','.join(map(str, DEFAULT_SIZES))}; with --proto tcp "
-                             f"{','.join(map(str, _tcp.DEFAULT_SIZES))})")
-    parser.add_argument("--backends", type=comma_separated(names), metavar="NAME,NAME",
-                        help=f"rows to measure, from {', '.join(BACKENDS)} (default: all; "
-                             f"with --proto tcp: {', '.join(_tcp.BACKENDS)})")
+    parser.add_argument(
+        "--proto",
+        choices=("udp", "tcp"),
+        default="udp",
+        help="udp (default): datagrams; tcp: length-prefixed frames over one "
+        "connection, on the fastnet engines",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_DURATION} s per row (unless --duration is given)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=duration_seconds,
+        metavar="S",
+        help=f"seconds of sending per row (default {DEFAULT_DURATION})",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=comma_separated(positive_int),
+        metavar="N,N",
+        help=f"payload sizes in bytes (default "
+        f"{','.join(map(str, DEFAULT_SIZES))}; with --proto tcp "
+        f"{','.join(map(str, _tcp.DEFAULT_SIZES))})",
+    )
+    parser.add_argument(
+        "--backends",
+        type=comma_separated(names),
+        metavar="NAME,NAME",
+        help=f"rows to measure, from {', '.join(BACKENDS)} (default: all; "
+        f"with --proto tcp: {', '.join(_tcp.BACKENDS)})",
+    )
     fixed = parser.add_mutually_exclusive_group()
-    fixed.add_argument("--sender", type=names, metavar="NAME",
-                       help="use this sender for every row, to compare receivers")
-    fixed.add_argument("--receiver", type=names, metavar="NAME",
-                       help="use this receiver for every row, to compare senders")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="do not pin sender and receiver to two different CPUs")
+    fixed.add_argument(
+        "--sender", type=names, metavar="NAME", help="use this sender for every row, to compare receivers"
+    )
+    fixed.add_argument(
+        "--receiver", type=names, metavar="NAME", help="use this receiver for every row, to compare senders"
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin sender and receiver to two different CPUs",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--plot", metavar="FILE.png",
-                        help="also draw the results (needs the 'plot' extra: matplotlib)")
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="also draw the results (needs the 'plot' extra: matplotlib)"
+    )
 
     def one_line_error(message):
         parser.exit(2, f"fastnet bench: error: {message}\n")
@@ -104,8 +130,9 @@ class _Progress:
         per_row = elapsed / index if index else self.duration + 0.5
         left = per_row * (self.total - index)
         pair = job.backend if job.sender == job.receiver else f"{job.sender} -> {job.receiver}"
-        self.stream.write(f"\r\x1b[K[{index + 1}/{self.total}] {job.size} B  {pair}"
-                          f"   (about {left:.0f} s left)")
+        self.stream.write(
+            f"\r\x1b[K[{index + 1}/{self.total}] {job.size} B  {pair}   (about {left:.0f} s left)"
+        )
         self.stream.flush()
 
     def done(self) -> None:
@@ -126,21 +153,22 @@ def _jobs(args):
 
 def _headline(settings: dict, machine: dict) -> str:
     cpus = settings["cpus"]
-    pinned = (f"sender on CPU {cpus['sender']}, receiver on CPU {cpus['receiver']}" if cpus
-              else "not pinned")
+    pinned = f"sender on CPU {cpus['sender']}, receiver on CPU {cpus['receiver']}" if cpus else "not pinned"
     what = "UDP" if settings["proto"] == "udp" else "TCP, length-prefixed frames,"
-    return (f"fastnet bench: {what} on 127.0.0.1, {settings['duration_s']:g} s per row, "
-            f"{pinned}\n"
-            f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
-            f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
-            f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
-            f"(default backend {machine['backend']})")
+    return (
+        f"fastnet bench: {what} on 127.0.0.1, {settings['duration_s']:g} s per row, "
+        f"{pinned}\n"
+        f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
+        f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
+        f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
+        f"(default backend {machine['backend']})"
+    )
 
 
 def _reader_gone() -> int:
     """stdout's reader went away (``fastnet bench | head``): stop printing, quietly."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())   # so the flush at exit does not fail again
+    os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
     return 1
 
 
@@ -151,8 +179,7 @@ def _check_proto(parser, args) -> None:
         args.backends = args.backends or list(BACKENDS)
         over = [size for size in args.sizes if size > MAX_DATAGRAM]
         if over:
-            parser.error(f"--sizes {over[0]} is over {MAX_DATAGRAM}, the largest UDP payload "
-                         f"over IPv4")
+            parser.error(f"--sizes {over[0]} is over {MAX_DATAGRAM}, the largest UDP payload over IPv4")
         return
     args.sizes = args.sizes or list(_tcp.DEFAULT_SIZES)
     args.backends = args.backends or list(_tcp.BACKENDS)
@@ -160,12 +187,12 @@ def _check_proto(parser, args) -> None:
         parser.error("--sender and --receiver apply to --proto udp only")
     others = [name for name in args.backends if name not in _tcp.BACKENDS]
     if others:
-        parser.error(f"--proto tcp measures the fastnet engines ({', '.join(_tcp.BACKENDS)}), "
-                     f"not {', '.join(others)}")
+        parser.error(
+            f"--proto tcp measures the fastnet engines ({', '.join(_tcp.BACKENDS)}), not {', '.join(others)}"
+        )
     over = [size for size in args.sizes if size > _tcp.MAX_SIZE]
     if over:
-        parser.error(f"--sizes {over[0]} is over {_tcp.MAX_SIZE}, the longest frame "
-                     f"(max_frame)")
+        parser.error(f"--sizes {over[0]} is over {_tcp.MAX_SIZE}, the longest frame (max_frame)")
 
 
 def run(parser, args) -> int:
@@ -187,18 +214,21 @@ def run(parser, args) -> int:
     tcp = args.proto == "tcp"
     fixed = args.sender or args.receiver
     catalog = None if tcp else Catalog(list(args.backends) + ([fixed] if fixed else []))
-    if fixed and catalog is not None and catalog.unavailable(fixed):   # fixed: udp only
+    if fixed and catalog is not None and catalog.unavailable(fixed):  # fixed: udp only
         side = "--sender" if args.sender else "--receiver"
-        sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: "
-                         f"{catalog.unavailable(fixed)}\n")
+        sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: {catalog.unavailable(fixed)}\n")
         return 1
 
     # The TCP rows' processes are not pinned (fastnet._bench.tcp_run).
     cpus = None if tcp else pick_cpus(args.pin)
     settings = {
         "proto": args.proto,
-        "host": "127.0.0.1", "duration_s": duration, "sizes": args.sizes,
-        "backends": args.backends, "sender": args.sender, "receiver": args.receiver,
+        "host": "127.0.0.1",
+        "duration_s": duration,
+        "sizes": args.sizes,
+        "backends": args.backends,
+        "sender": args.sender,
+        "receiver": args.receiver,
         "cpus": {"sender": cpus[0], "receiver": cpus[1]} if cpus else None,
         "rcvbuf_requested": None if tcp else RCVBUF,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -226,11 +256,17 @@ def run(parser, args) -> int:
         written.append(f"Plot written to {args.plot}")
     try:
         print()
-        print(report.format_tables(rows, fixed_sender=args.sender, fixed_receiver=args.receiver,
-                                   unit="frames" if tcp else "datagrams"))
+        print(
+            report.format_tables(
+                rows,
+                fixed_sender=args.sender,
+                fixed_receiver=args.receiver,
+                unit="frames" if tcp else "datagrams",
+            )
+        )
         if written:
             print("\n" + "\n".join(written))
         sys.stdout.flush()
     except BrokenPipeError:
-        return _reader_gone()   # the JSON and plot files are written already
+        return _reader_gone()  # the JSON and plot files are written already
     return 1 if any(row["status"] == "failed" for row in rows) else 0

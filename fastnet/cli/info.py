@@ -22,9 +22,11 @@ LIMITS = {
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "info", help="show engines, kernel features and socket buffer limits",
+        "info",
+        help="show engines, kernel features and socket buffer limits",
         description="Show the fastnet engines, what the kernel supports (UDP GSO/GRO, "
-                    "recvmmsg/sendmmsg, timestamps, drop counters) and socket buffer limits.")
+        "recvmmsg/sendmmsg, timestamps, drop counters) and socket buffer limits.",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

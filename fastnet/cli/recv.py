@@ -24,8 +24,8 @@ import warnings
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
-from ._recv_options import DEFAULT_RING_SIZE, receiver_options
 from ._recv_loop import Run
+from ._recv_options import DEFAULT_RING_SIZE, receiver_options
 from ._recv_report import fail, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -35,51 +35,93 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 
 def add_parser(subparsers) -> None:
     from ..engines import BACKENDS
+
     parser = subparsers.add_parser(
-        "recv", help="receive datagrams and count every loss", description=DESCRIPTION)
-    parser.add_argument("address", nargs="?", type=_args.host_port,
-                        default=(_args.DEFAULT_HOST, _args.DEFAULT_PORT), metavar="HOST:PORT",
-                        help=f"address to bind: HOST:PORT, [IPv6]:PORT, a multicast GROUP:PORT, "
-                             f"or PORT alone for loopback (default {_args.DEFAULT_HOST}:"
-                             f"{_args.DEFAULT_PORT}; port 0: any free port, printed at start)")
-    parser.add_argument("--count", type=_args.positive_int, metavar="N",
-                        help="stop after at least N datagrams")
-    parser.add_argument("--duration", type=_args.positive_float, metavar="S",
-                        help="stop after S seconds")
+        "recv", help="receive datagrams and count every loss", description=DESCRIPTION
+    )
+    parser.add_argument(
+        "address",
+        nargs="?",
+        type=_args.host_port,
+        default=(_args.DEFAULT_HOST, _args.DEFAULT_PORT),
+        metavar="HOST:PORT",
+        help=f"address to bind: HOST:PORT, [IPv6]:PORT, a multicast GROUP:PORT, "
+        f"or PORT alone for loopback (default {_args.DEFAULT_HOST}:"
+        f"{_args.DEFAULT_PORT}; port 0: any free port, printed at start)",
+    )
+    parser.add_argument(
+        "--count", type=_args.positive_int, metavar="N", help="stop after at least N datagrams"
+    )
+    parser.add_argument("--duration", type=_args.positive_float, metavar="S", help="stop after S seconds")
     parser.add_argument("--json", action="store_true", help="print the final stats as JSON")
-    parser.add_argument("--seq", action="store_true",
-                        help="track the 64-bit big-endian counter at offset 0 that "
-                             "'fastnet send' writes: gaps, lost, reordered, duplicates")
-    parser.add_argument("--out", metavar="FILE",
-                        help="record what arrives to FILE: .pcap (Wireshark) or .npy "
-                             "(.npy only with --tcp)")
-    parser.add_argument("--slot-size", type=_args.positive_int, default=9000, metavar="BYTES",
-                        help="bytes per datagram; longer ones are cut and counted (default 9000)")
-    parser.add_argument("--batch-size", type=_args.positive_int, default=1024, metavar="N",
-                        help="datagrams per batch (default 1024)")
-    parser.add_argument("--ring-size", type=_args.positive_int, metavar="N",
-                        help=f"batches in the ring (default {DEFAULT_RING_SIZE})")
-    parser.add_argument("--rcvbuf", type=byte_size, metavar="BYTES",
-                        help="socket receive buffer to ask for, e.g. 64M")
-    parser.add_argument("--gro", action="store_true",
-                        help="UDP receive offload: keeps up with GSO senders; the kernel's drop "
-                             "count then counts buffers of up to 64 datagrams (use --seq)")
-    parser.add_argument("--on-full", choices=("block", "drop"),
-                        help="when the ring is full: stop reading (the kernel queues, then "
-                             "drops; the default) or read and discard (counted as ring overruns)")
-    parser.add_argument("--interface", metavar="IFACE",
-                        help="with a multicast GROUP:PORT: interface to join on (name, index "
-                             "or address)")
-    parser.add_argument("--source", metavar="ADDR",
-                        help="with a multicast GROUP:PORT: receive only from this sender "
-                             "(source-specific join)")
-    parser.add_argument("--workers", type=_args.positive_int, default=1, metavar="N",
-                        help="receive in N processes sharing the port (SO_REUSEPORT: the kernel "
-                             "spreads senders, not one sender's stream, over them)")
-    parser.add_argument("--tcp", action="store_true",
-                        help="accept one TCP connection and receive length-prefixed frames")
-    parser.add_argument("--backend", choices=tuple(BACKENDS),
-                        help="engine (default: fastnet.backend)")
+    parser.add_argument(
+        "--seq",
+        action="store_true",
+        help="track the 64-bit big-endian counter at offset 0 that "
+        "'fastnet send' writes: gaps, lost, reordered, duplicates",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="record what arrives to FILE: .pcap (Wireshark) or .npy (.npy only with --tcp)",
+    )
+    parser.add_argument(
+        "--slot-size",
+        type=_args.positive_int,
+        default=9000,
+        metavar="BYTES",
+        help="bytes per datagram; longer ones are cut and counted (default 9000)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_args.positive_int,
+        default=1024,
+        metavar="N",
+        help="datagrams per batch (default 1024)",
+    )
+    parser.add_argument(
+        "--ring-size",
+        type=_args.positive_int,
+        metavar="N",
+        help=f"batches in the ring (default {DEFAULT_RING_SIZE})",
+    )
+    parser.add_argument(
+        "--rcvbuf", type=byte_size, metavar="BYTES", help="socket receive buffer to ask for, e.g. 64M"
+    )
+    parser.add_argument(
+        "--gro",
+        action="store_true",
+        help="UDP receive offload: keeps up with GSO senders; the kernel's drop "
+        "count then counts buffers of up to 64 datagrams (use --seq)",
+    )
+    parser.add_argument(
+        "--on-full",
+        choices=("block", "drop"),
+        help="when the ring is full: stop reading (the kernel queues, then "
+        "drops; the default) or read and discard (counted as ring overruns)",
+    )
+    parser.add_argument(
+        "--interface",
+        metavar="IFACE",
+        help="with a multicast GROUP:PORT: interface to join on (name, index or address)",
+    )
+    parser.add_argument(
+        "--source",
+        metavar="ADDR",
+        help="with a multicast GROUP:PORT: receive only from this sender (source-specific join)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_args.positive_int,
+        default=1,
+        metavar="N",
+        help="receive in N processes sharing the port (SO_REUSEPORT: the kernel "
+        "spreads senders, not one sender's stream, over them)",
+    )
+    parser.add_argument(
+        "--tcp", action="store_true", help="accept one TCP connection and receive length-prefixed frames"
+    )
+    parser.add_argument("--backend", choices=tuple(BACKENDS), help="engine (default: fastnet.backend)")
     _args.add_framing_arguments(parser, receiving=True)
     parser.set_defaults(func=run)
 
@@ -94,14 +136,22 @@ def _is_multicast(host: str) -> bool:
 def _refusal(args):
     """Why these arguments do not go together, or None."""
     from ..capture.reader import format_for_path
+
     host = args.address[0]
     if args.tcp:
-        udp_only = [flag for flag, given in (
-            ("--workers", args.workers > 1), ("--ring-size", args.ring_size is not None),
-            ("--on-full", args.on_full is not None), ("--rcvbuf", args.rcvbuf is not None),
-            ("--gro", args.gro),
-            ("--interface", args.interface is not None),
-            ("--source", args.source is not None)) if given]
+        udp_only = [
+            flag
+            for flag, given in (
+                ("--workers", args.workers > 1),
+                ("--ring-size", args.ring_size is not None),
+                ("--on-full", args.on_full is not None),
+                ("--rcvbuf", args.rcvbuf is not None),
+                ("--gro", args.gro),
+                ("--interface", args.interface is not None),
+                ("--source", args.source is not None),
+            )
+            if given
+        ]
         if udp_only:
             return f"{', '.join(udp_only)} do not apply to --tcp"
     else:
@@ -109,13 +159,14 @@ def _refusal(args):
         if framing:
             return f"{', '.join(framing)} apply to --tcp only"
         if args.out is not None and args.workers > 1:
-            return ("--out records one receiver; with --workers each process would need a "
-                    "file of its own")
+            return "--out records one receiver; with --workers each process would need a file of its own"
         if args.workers > 1 and _is_multicast(host):
             # __udp4_lib_mcast_deliver (and the IPv6 one) hand a copy to every
             # matching socket; SO_REUSEPORT spreads only unicast.
-            return ("--workers cannot spread multicast: the kernel gives every socket of the "
-                    "group its own copy of each datagram")
+            return (
+                "--workers cannot spread multicast: the kernel gives every socket of the "
+                "group its own copy of each datagram"
+            )
         if (args.interface is not None or args.source is not None) and not _is_multicast(host):
             flag = "--interface" if args.interface is not None else "--source"
             return f"{flag} applies to a multicast GROUP:PORT, and {host} is not a group"
@@ -125,8 +176,7 @@ def _refusal(args):
         except ValueError as exc:
             return str(exc)
         if args.tcp and kind != "npy":
-            return ("--out with --tcp records frames to .npy only: a pcap file holds "
-                    "UDP/IP packets")
+            return "--out with --tcp records frames to .npy only: a pcap file holds UDP/IP packets"
     return None
 
 
@@ -136,15 +186,18 @@ def run(args) -> int:
         return fail(problem, 2)
     if args.tcp:
         from ._recv_tcp import run_tcp
+
         return run_tcp(args)
     if args.workers > 1:
         from ._recv_workers import run_workers
+
         return run_workers(args)
     return _run_receiver(args)
 
 
 def _open(args):
     import fastnet
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastnet.BufferSizeWarning)
         rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
@@ -166,6 +219,7 @@ def stats_dict(stats) -> dict:
 
 def _run_receiver(args) -> int:
     import fastnet
+
     try:
         rx = _open(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
@@ -183,11 +237,15 @@ def _run_receiver(args) -> int:
             return None
 
     try:
-        print(f"receiving on {where(rx.address)} ({rx.backend} engine)"
-              + (f", recording to {args.out}" if args.out else ""), file=sys.stderr, flush=True)
+        print(
+            f"receiving on {where(rx.address)} ({rx.backend} engine)"
+            + (f", recording to {args.out}" if args.out else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         run.loop(take, lambda: stats_dict(rx.stats))
         rx.stop()
-        for _ in rx:   # what was captured before the stop is counted too
+        for _ in rx:  # what was captured before the stop is counted too
             run.meter.saw_batch()
     except KeyboardInterrupt:
         interrupted = True
@@ -197,13 +255,16 @@ def _run_receiver(args) -> int:
         error = exc
     finally:
         try:
-            rx.close()   # finishes the recording, if it was not finished by stop()
+            rx.close()  # finishes the recording, if it was not finished by stop()
         except Exception as exc:  # noqa: BLE001 - a recording error: reported below
             error = error or exc
     extra = {"out": args.out} if args.out else {}
-    run.report(stats_dict(rx.stats), interrupted,
-               json_extra=dict(proto="udp", address=list(rx.address), backend=rx.backend, **extra),
-               summary_extra=dict(out=args.out))
+    run.report(
+        stats_dict(rx.stats),
+        interrupted,
+        json_extra=dict(proto="udp", address=list(rx.address), backend=rx.backend, **extra),
+        summary_extra=dict(out=args.out),
+    )
     if error is not None:
         recorder = rx.recorder
         if recorder is not None and recorder.stats.error is error:

@@ -19,8 +19,16 @@ import time
 import numpy as np
 
 from . import _args
-from ._args import (DEFAULT_COUNT, DEFAULT_HOST, DEFAULT_PORT, UNSET, bit_rate, host_port,
-                    positive_float, positive_int)
+from ._args import (
+    DEFAULT_COUNT,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    UNSET,
+    bit_rate,
+    host_port,
+    positive_float,
+    positive_int,
+)
 from ._bind import bind_source
 
 SEQUENCE_BYTES = 8
@@ -40,38 +48,57 @@ def _speed(text: str):
 
 def add_parser(subparsers) -> None:
     from ..engines import BACKENDS
+
     parser = subparsers.add_parser(
-        "send", help="send numbered datagrams at a rate, or replay a capture",
+        "send",
+        help="send numbered datagrams at a rate, or replay a capture",
         description="Send UDP datagrams holding a 64-bit big-endian sequence number (the rest "
-                    "zero) at a chosen rate, or send a pcap/.npy capture again.")
-    parser.add_argument("address", nargs="?", type=host_port,
-                        default=(DEFAULT_HOST, DEFAULT_PORT), metavar="HOST:PORT",
-                        help=f"destination (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
-                             f"[ADDR]:PORT for IPv6)")
-    parser.add_argument("--count", type=positive_int, metavar="N",
-                        help=f"datagrams to send (default {DEFAULT_COUNT}, or all of --replay, "
-                             f"unless --duration)")
-    parser.add_argument("--size", type=positive_int, metavar="S",
-                        help="payload bytes per datagram (default 64; at least 8)")
+        "zero) at a chosen rate, or send a pcap/.npy capture again.",
+    )
+    parser.add_argument(
+        "address",
+        nargs="?",
+        type=host_port,
+        default=(DEFAULT_HOST, DEFAULT_PORT),
+        metavar="HOST:PORT",
+        help=f"destination (default {DEFAULT_HOST}:{DEFAULT_PORT}; [ADDR]:PORT for IPv6)",
+    )
+    parser.add_argument(
+        "--count",
+        type=positive_int,
+        metavar="N",
+        help=f"datagrams to send (default {DEFAULT_COUNT}, or all of --replay, unless --duration)",
+    )
+    parser.add_argument(
+        "--size", type=positive_int, metavar="S", help="payload bytes per datagram (default 64; at least 8)"
+    )
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--pps", type=positive_float, metavar="N", help="datagrams per second")
-    rate.add_argument("--rate", type=bit_rate, metavar="BITS",
-                      help="payload bits per second, K/M/G suffixes (e.g. 400M)")
-    parser.add_argument("--duration", type=positive_float, metavar="S",
-                        help="stop after this many seconds")
-    parser.add_argument("--burst", type=positive_int, metavar="N",
-                        help="most datagrams per system call (default: 1 ms of traffic, <= 1024)")
+    rate.add_argument(
+        "--rate", type=bit_rate, metavar="BITS", help="payload bits per second, K/M/G suffixes (e.g. 400M)"
+    )
+    parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after this many seconds")
+    parser.add_argument(
+        "--burst",
+        type=positive_int,
+        metavar="N",
+        help="most datagrams per system call (default: 1 ms of traffic, <= 1024)",
+    )
     parser.add_argument("--gso", action="store_true", help="send with UDP GSO where available")
-    parser.add_argument("--backend", choices=sorted(BACKENDS),
-                        help="engine (default: fastnet.backend)")
-    parser.add_argument("--interface", metavar="IFACE",
-                        help="outgoing interface for a multicast HOST (name or address)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), help="engine (default: fastnet.backend)")
+    parser.add_argument(
+        "--interface", metavar="IFACE", help="outgoing interface for a multicast HOST (name or address)"
+    )
     parser.add_argument("--replay", metavar="FILE", help="send this pcap/.npy capture again")
-    parser.add_argument("--speed", type=_speed, default=UNSET, metavar="X|max",
-                        help="with --replay: X times the recorded pace, or max (default 1)")
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=UNSET,
+        metavar="X|max",
+        help="with --replay: X times the recorded pace, or max (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--tcp", action="store_true",
-                        help="connect over TCP and send length-prefixed frames")
+    parser.add_argument("--tcp", action="store_true", help="connect over TCP and send length-prefixed frames")
     _args.add_framing_arguments(parser, receiving=False)
     parser.set_defaults(func=run)
 
@@ -87,6 +114,7 @@ def run(args) -> int:
 
     if args.tcp:
         from ._send_tcp import run_tcp
+
         return run_tcp(args)
     framing = _args.framing_flags_given(args)
     if framing:
@@ -100,20 +128,27 @@ def run(args) -> int:
     speed = 1.0 if args.speed is UNSET else args.speed
     size = 64 if args.size is None else args.size
     if not replaying and size < SEQUENCE_BYTES:
-        return _fail(f"--size {size} is too small: at least {SEQUENCE_BYTES} bytes "
-                     f"(the sequence number)")
+        return _fail(f"--size {size} is too small: at least {SEQUENCE_BYTES} bytes (the sequence number)")
     reader = sender = None
     try:
         if replaying:
             reader = read_capture(args.replay)
-        sender = Sender((host, port), pps=args.pps, bps=args.rate, burst=args.burst,
-                        gso=True if args.gso else None, backend=args.backend,
-                        interface=args.interface)
-        bind_source(sender.socket, sender.address, args.interface)   # never all interfaces
+        sender = Sender(
+            (host, port),
+            pps=args.pps,
+            bps=args.rate,
+            burst=args.burst,
+            gso=True if args.gso else None,
+            backend=args.backend,
+            interface=args.interface,
+        )
+        bind_source(sender.socket, sender.address, args.interface)  # never all interfaces
         version = 6 if sender.socket.family == socket.AF_INET6 else 4
         if not replaying and size > MAX_PAYLOAD[version]:
-            raise ValueError(f"--size {size} is larger than a UDP datagram can be over "
-                             f"IPv{version} ({MAX_PAYLOAD[version]} bytes)")
+            raise ValueError(
+                f"--size {size} is larger than a UDP datagram can be over "
+                f"IPv{version} ({MAX_PAYLOAD[version]} bytes)"
+            )
     except (ValueError, TypeError, OSError) as exc:
         for thing in (reader, sender):
             if thing is not None:
@@ -125,8 +160,7 @@ def run(args) -> int:
         with sender:
             try:
                 if replaying:
-                    sender.replay(reader, speed=speed, count=args.count,
-                                  duration=args.duration)
+                    sender.replay(reader, speed=speed, count=args.count, duration=args.duration)
                 else:
                     count = args.count
                     if count is None and args.duration is None:
@@ -149,6 +183,7 @@ def run(args) -> int:
 
 def _send_numbered(sender, size, count, duration, pps, bps) -> None:
     from .. import Batch
+
     rate = pps if pps is not None else (bps / (8 * size) if bps is not None else None)
     rows = 1024 if rate is None else int(min(1024, max(1, rate * CHUNK_WINDOW_S)))
     if count is not None:
@@ -175,21 +210,30 @@ def _send_numbered(sender, size, count, duration, pps, bps) -> None:
 def _print_summary(args, speed, stats, backend, interrupted, error, reader) -> None:
     host, port = args.address
     summary = {
-        "sent": stats.sent, "bytes": stats.bytes, "elapsed": round(stats.elapsed, 6),
-        "pps": round(stats.pps, 1), "bps": round(stats.bps, 1), "calls": stats.calls,
-        "host": host, "port": port, "backend": backend, "interrupted": interrupted,
-        "error": None if error is None else str(error), "proto": "udp",
+        "sent": stats.sent,
+        "bytes": stats.bytes,
+        "elapsed": round(stats.elapsed, 6),
+        "pps": round(stats.pps, 1),
+        "bps": round(stats.bps, 1),
+        "calls": stats.calls,
+        "host": host,
+        "port": port,
+        "backend": backend,
+        "interrupted": interrupted,
+        "error": None if error is None else str(error),
+        "proto": "udp",
     }
     if reader is not None:
-        summary.update(replay=args.replay, speed="max" if speed is None else speed,
-                       skipped=reader.skipped)
+        summary.update(replay=args.replay, speed="max" if speed is None else speed, skipped=reader.skipped)
     if args.json:
         print(json.dumps(summary))
         return
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    line = (f"sent {stats.sent} datagrams ({stats.bytes} payload bytes) to {where} in "
-            f"{stats.elapsed:.3f} s: {stats.pps:,.0f} datagrams/s, "
-            f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]")
+    line = (
+        f"sent {stats.sent} datagrams ({stats.bytes} payload bytes) to {where} in "
+        f"{stats.elapsed:.3f} s: {stats.pps:,.0f} datagrams/s, "
+        f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]"
+    )
     if reader is not None:
         line += f", replayed from {args.replay}"
         if reader.skipped:

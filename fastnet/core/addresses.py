@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import socket as _stdsocket
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "parse_host_port", "check_host_port", "resolve",
-           "bind_address"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "parse_host_port", "check_host_port", "resolve", "bind_address"]
 
 #: Loopback unless the user names an address: never all interfaces by default.
 DEFAULT_HOST = "127.0.0.1"
@@ -66,9 +65,10 @@ def resolve(address, family: int = 0, flags: int = 0) -> tuple:
     given with flowinfo and scope_id keeps them.
     """
     check_host_port(address)
-    sockaddr: tuple   # its shape depends on the family found
+    sockaddr: tuple  # its shape depends on the family found
     found, _, _, _, sockaddr = _stdsocket.getaddrinfo(
-        address[0], address[1], family, _stdsocket.SOCK_DGRAM, 0, flags)[0]
+        address[0], address[1], family, _stdsocket.SOCK_DGRAM, 0, flags
+    )[0]
     if found == _stdsocket.AF_INET6 and len(address) == 4:
         sockaddr = (sockaddr[0], sockaddr[1], address[2], address[3])
     return found, sockaddr

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
         _closing: bool
         _waker: Waker | None
 
-        def _check_batch(self, batch: Any, method: str, kind: int = ...,
-                         match_family: bool = ...) -> None: ...
+        def _check_batch(
+            self, batch: Any, method: str, kind: int = ..., match_family: bool = ...
+        ) -> None: ...
         def _enter(self) -> None: ...
         def _leave(self) -> None: ...
         def recv_batch(self, batch: Any, timeout: Any = ...) -> int: ...
@@ -62,7 +63,7 @@ class AsyncBatchMixin(_Host):
         """
         self._check_batch(batch, "recv_batch_async")
         loop = asyncio.get_running_loop()
-        self._enter()   # keep the fd open (and its number ours) while the loop watches it
+        self._enter()  # keep the fd open (and its number ours) while the loop watches it
         try:
             with self._lock:
                 if self._waker is None:

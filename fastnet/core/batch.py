@@ -63,9 +63,22 @@ class Batch:
     MAX_TOTAL_BYTES = MAX_TOTAL_BYTES
 
     __slots__ = (
-        "_capacity", "_slot_size", "_family", "_count",
-        "_data", "_lengths", "_addresses", "_ports", "_flowinfo", "_scope_ids",
-        "_timestamps", "_truncated", "_truncated_u8", "_row_cache", "_scratch", "_user",
+        "_capacity",
+        "_slot_size",
+        "_family",
+        "_count",
+        "_data",
+        "_lengths",
+        "_addresses",
+        "_ports",
+        "_flowinfo",
+        "_scope_ids",
+        "_timestamps",
+        "_truncated",
+        "_truncated_u8",
+        "_row_cache",
+        "_scratch",
+        "_user",
     )
 
     def __init__(self, capacity: int, slot_size: int, *, family: int = _stdsocket.AF_INET):
@@ -76,8 +89,9 @@ class Batch:
         if slot_size > MAX_SLOT_SIZE:
             raise ValueError(f"slot_size must be at most {MAX_SLOT_SIZE}, got {slot_size}")
         if capacity * slot_size > MAX_TOTAL_BYTES:
-            raise ValueError(f"capacity x slot_size is {capacity * slot_size} bytes, "
-                             f"more than {MAX_TOTAL_BYTES}")
+            raise ValueError(
+                f"capacity x slot_size is {capacity * slot_size} bytes, more than {MAX_TOTAL_BYTES}"
+            )
         if family not in _ADDRESS_BYTES:
             raise ValueError(f"family must be AF_INET or AF_INET6, got {family!r}")
         self._capacity = capacity
@@ -100,7 +114,7 @@ class Batch:
         # Engine-private working memory (message headers), sized on first use.
         self._scratch = None
         # The batch call using this Batch now, or None (see _claim).
-        self._user: str | None = None   # the method using the Batch now
+        self._user: str | None = None  # the method using the Batch now
 
     def _check_layout(self) -> None:
         """Raise ValueError if a 2-d array was reshaped in place (``data.shape = ...``).
@@ -110,11 +124,15 @@ class Batch:
         send it past the end. Other dtype or shape changes fail the engines'
         typed views, or leave every write inside the array.
         """
-        if (self._data.shape != (self._capacity, self._slot_size)
-                or self._addresses.shape != (self._capacity, _ADDRESS_BYTES[self._family])):
-            raise ValueError(f"batch.data or batch.addresses was reshaped (now "
-                             f"{self._data.shape} and {self._addresses.shape}); a Batch's "
-                             f"arrays keep their shape: make a new Batch instead")
+        if self._data.shape != (self._capacity, self._slot_size) or self._addresses.shape != (
+            self._capacity,
+            _ADDRESS_BYTES[self._family],
+        ):
+            raise ValueError(
+                f"batch.data or batch.addresses was reshaped (now "
+                f"{self._data.shape} and {self._addresses.shape}); a Batch's "
+                f"arrays keep their shape: make a new Batch instead"
+            )
 
     def _claim(self, method: str) -> None:
         """Mark the batch in use by ``method``; RuntimeError if another call uses it.
@@ -128,8 +146,9 @@ class Batch:
             if user is None:
                 self._user = method
                 return
-        raise RuntimeError(f"{method}: this Batch is in use by {user} in another call; "
-                           f"a Batch serves one call at a time")
+        raise RuntimeError(
+            f"{method}: this Batch is in use by {user} in another call; a Batch serves one call at a time"
+        )
 
     def _release(self) -> None:
         self._user = None
@@ -286,5 +305,7 @@ class Batch:
         return batch
 
     def __repr__(self) -> str:
-        return (f"<fastnet.Batch count={self._count} capacity={self._capacity} "
-                f"slot_size={self._slot_size} family={self._family.name}>")
+        return (
+            f"<fastnet.Batch count={self._count} capacity={self._capacity} "
+            f"slot_size={self._slot_size} family={self._family.name}>"
+        )

@@ -46,7 +46,9 @@ def _set_one(sock, name: str, size: int) -> int:
             f"{name} of {size} bytes was capped to {granted // 2} by the kernel "
             f"(it reports {granted}, doubled for bookkeeping); raise it with "
             f"'sysctl -w {_SYSCTL[name]}={size}' or run with CAP_NET_ADMIN",
-            BufferSizeWarning, stacklevel=3)
+            BufferSizeWarning,
+            stacklevel=3,
+        )
     return granted
 
 
@@ -62,5 +64,7 @@ def set_buffers(sock, rcvbuf=None, sndbuf=None):
     checked = {name: _check_size(name, size) for name, size in sizes.items() if size is not None}
     for name, size in checked.items():
         _set_one(sock, name, size)
-    return (sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF),
-            sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_SNDBUF))
+    return (
+        sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF),
+        sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_SNDBUF),
+    )

@@ -52,6 +52,7 @@ def _mmsg(name: str) -> bool:
         return False
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         call = getattr(libc, name)
     except (ImportError, OSError, AttributeError):

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import operator
 from typing import NamedTuple
-from ..errors import FramingError, IncompleteFrameError, FrameLimitError, SlotTooSmallError
+
+from ..errors import FrameLimitError, FramingError, IncompleteFrameError, SlotTooSmallError
 
 __all__ = [
-    "Framing", "DEFAULT_FRAMING", "FramingError", "IncompleteFrameError", "FrameLimitError",
+    "Framing",
+    "DEFAULT_FRAMING",
+    "FramingError",
+    "IncompleteFrameError",
+    "FrameLimitError",
     "SlotTooSmallError",
 ]
 
@@ -60,8 +65,7 @@ class Framing(NamedTuple):
             try:
                 max_frame = operator.index(max_frame)
             except TypeError:
-                raise TypeError(
-                    f"max_frame must be an int, not {type(max_frame).__name__}") from None
+                raise TypeError(f"max_frame must be an int, not {type(max_frame).__name__}") from None
             if not 0 <= max_frame <= MAX_FRAME_LIMIT:
                 raise ValueError(f"max_frame must be between 0 and 2**62 bytes, got {max_frame}")
         if on_oversize is None:
@@ -72,9 +76,12 @@ class Framing(NamedTuple):
 
     def engine_args(self):
         """Arguments of the engines' ``FrameState.configure``."""
-        return (self.prefix_size, self.byteorder == "little", self.frame_limit,
-                self.on_oversize == "truncate")
+        return (
+            self.prefix_size,
+            self.byteorder == "little",
+            self.frame_limit,
+            self.on_oversize == "truncate",
+        )
 
 
 DEFAULT_FRAMING = Framing()
-

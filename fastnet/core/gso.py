@@ -60,8 +60,10 @@ def _shape_problem(lengths, family, shortest, longest) -> Optional[str]:
     head = lengths[:-1]
     if len(head) and (head != segment).any():
         row = int((head != segment).argmax())
-        return (f"GSO needs rows of equal length (the last may be shorter): row {row} has "
-                f"{int(lengths[row])} bytes, row 0 has {segment}")
+        return (
+            f"GSO needs rows of equal length (the last may be shorter): row {row} has "
+            f"{int(lengths[row])} bytes, row 0 has {segment}"
+        )
     last = int(lengths[-1])
     if last > segment:
         return f"GSO allows only a shorter last row: the last has {last} bytes, row 0 has {segment}"

@@ -64,12 +64,13 @@ def _address(text, what):
 def _group_of(sock, group):
     address = _address(group, "group")
     if not address.is_multicast:
-        raise ValueError(f"{group!r} is not a multicast address "
-                         f"(IPv4 224.0.0.0/4, IPv6 ff00::/8)")
+        raise ValueError(f"{group!r} is not a multicast address (IPv4 224.0.0.0/4, IPv6 ff00::/8)")
     family = _stdsocket.AF_INET if address.version == 4 else _stdsocket.AF_INET6
     if sock.family != family:
-        raise ValueError(f"group {group} is IPv{address.version} but the socket is "
-                         f"{_stdsocket.AddressFamily(sock.family).name}")
+        raise ValueError(
+            f"group {group} is IPv{address.version} but the socket is "
+            f"{_stdsocket.AddressFamily(sock.family).name}"
+        )
     return address
 
 
@@ -97,12 +98,10 @@ def interface_index(interface, version: int):
         index = operator.index(interface)
         # The kernel's interface indexes are ints (ip_mreqn.imr_ifindex).
         if not 0 <= index <= _MAX_INDEX:
-            raise ValueError(f"interface index must be 0 or more, at most {_MAX_INDEX}, "
-                             f"got {index}")
+            raise ValueError(f"interface index must be 0 or more, at most {_MAX_INDEX}, got {index}")
         return index, None
     if not isinstance(interface, str):
-        raise TypeError(f"interface must be a name, an index or an address, "
-                        f"not {type(interface).__name__}")
+        raise TypeError(f"interface must be a name, an index or an address, not {type(interface).__name__}")
     try:
         address = ipaddress.ip_address(interface.split("%", 1)[0])
     except ValueError:
@@ -111,8 +110,7 @@ def interface_index(interface, version: int):
         except OSError:
             raise ValueError(f"no network interface named {interface!r}") from None
     if address.version != version:
-        raise ValueError(f"interface address {interface} is IPv{address.version}, "
-                         f"the group IPv{version}")
+        raise ValueError(f"interface address {interface} is IPv{address.version}, the group IPv{version}")
     if version == 6:
         return _index_of_v6_address(address), None
     return 0, address
@@ -138,23 +136,27 @@ def _membership(sock, group, interface, source, join):
     if source is not None:
         source_address = _address(source, "source")
         if source_address.version != version:
-            raise ValueError(f"source {source} is IPv{source_address.version}, "
-                             f"the group IPv{version}")
+            raise ValueError(f"source {source} is IPv{source_address.version}, the group IPv{version}")
         if source_address.is_multicast:
             raise ValueError(f"source {source} must be a unicast address")
     if version == 4:
         level = _stdsocket.IPPROTO_IP
         if source is None:
             option = _stdsocket.IP_ADD_MEMBERSHIP if join else _stdsocket.IP_DROP_MEMBERSHIP
-            value = struct.pack("=4s4si", group_address.packed,
-                                (local or ipaddress.IPv4Address(0)).packed, index)
+            value = struct.pack(
+                "=4s4si", group_address.packed, (local or ipaddress.IPv4Address(0)).packed, index
+            )
         elif index:
             option = MCAST_JOIN_SOURCE_GROUP if join else MCAST_LEAVE_SOURCE_GROUP
             value = _group_source_req(index, group_address, source_address)
         else:
             option = IP_ADD_SOURCE_MEMBERSHIP if join else IP_DROP_SOURCE_MEMBERSHIP
-            value = struct.pack("=4s4s4s", group_address.packed,
-                                (local or ipaddress.IPv4Address(0)).packed, source_address.packed)
+            value = struct.pack(
+                "=4s4s4s",
+                group_address.packed,
+                (local or ipaddress.IPv4Address(0)).packed,
+                source_address.packed,
+            )
     else:
         level = _stdsocket.IPPROTO_IPV6
         if source is None:
@@ -199,9 +201,11 @@ def prepare_multicast_sender(sock, *, interface=None, ttl: int = 1, loop: bool =
         level = _stdsocket.IPPROTO_IP
         if interface is not None:
             index, local = interface_index(interface, 4)
-            sock.setsockopt(level, _stdsocket.IP_MULTICAST_IF,
-                            struct.pack("=4s4si", bytes(4),
-                                        (local or ipaddress.IPv4Address(0)).packed, index))
+            sock.setsockopt(
+                level,
+                _stdsocket.IP_MULTICAST_IF,
+                struct.pack("=4s4si", bytes(4), (local or ipaddress.IPv4Address(0)).packed, index),
+            )
         sock.setsockopt(level, _stdsocket.IP_MULTICAST_TTL, ttl)
         sock.setsockopt(level, _stdsocket.IP_MULTICAST_LOOP, int(bool(loop)))
     elif sock.family == _stdsocket.AF_INET6:

@@ -34,15 +34,15 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import engines
-from . import buffers as _buffers
 from .. import constants as C
+from .. import engines
 from ..errors import with_sent
+from . import buffers as _buffers
 from . import gso as _gso
-from .aio import AsyncBatchMixin
 from .addresses import check_host_port
-from .closing import Waker, closed_error
+from .aio import AsyncBatchMixin
 from .batch import Batch
+from .closing import Waker, closed_error
 from .stream import StreamMixin
 
 __all__ = ["socket", "socketpair", "fromfd"]
@@ -88,7 +88,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
 
     if TYPE_CHECKING:
-        _closed: bool   # socket.socket's own flag; typeshed lists it only in __slots__
+        _closed: bool  # socket.socket's own flag; typeshed lists it only in __slots__
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None, *, backend=None, gro=False):
         name, self._engine = _engine_for(backend)
@@ -105,7 +105,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._waker = None
         self._ancillary = False
         self._pending_error = None
-        self._control_truncated = 0   # see control_truncated
+        self._control_truncated = 0  # see control_truncated
         # (address, sockaddr) of the last numeric address resolved; any tuple shape
         self._last_address: tuple[Any, Any] = (None, None)
         self._drained = False  # the last recv_batch took fewer than it had room for
@@ -125,8 +125,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             except OSError:
                 pass
             try:  # ... and timestamps or drop counts: both engines read them only then
-                self._ancillary = any(self.getsockopt(level, option)
-                                      for level, option in C.ANCILLARY_OPTIONS)
+                self._ancillary = any(self.getsockopt(level, option) for level, option in C.ANCILLARY_OPTIONS)
             except OSError:
                 pass
         if gro:
@@ -139,9 +138,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     def _real_kind(self):
         """``(family, type)`` of the fd as the kernel has them, as ints."""
         try:
-            return (super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_DOMAIN),
-                    super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_TYPE))
-        except OSError:   # not a socket (socket.socket accepts any fd when all is given)
+            return (
+                super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_DOMAIN),
+                super().getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_TYPE),
+            )
+        except OSError:  # not a socket (socket.socket accepts any fd when all is given)
             return int(super().family), int(super().type)
 
     def _untimed_twin(self):
@@ -164,7 +165,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         # The C type, not socket.socket: code that sets socket.socket =
         # fastnet.socket must not make this twin make a twin of its own.
         twin = _socket.socket(self._af, self._kind, super().proto, fd)
-        if twin.gettimeout() is not None:   # socket.setdefaulttimeout() was used
+        if twin.gettimeout() is not None:  # socket.setdefaulttimeout() was used
             twin.settimeout(None)
         if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
@@ -301,18 +302,20 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         return _buffers.set_buffers(self, rcvbuf, sndbuf)
 
     # -- argument checks, made before any system call ------------------------
-    def _check_batch(self, batch, method: str, kind=_stdsocket.SOCK_DGRAM,
-                     match_family: bool = True) -> None:
+    def _check_batch(self, batch, method: str, kind=_stdsocket.SOCK_DGRAM, match_family: bool = True) -> None:
         """``batch`` is a Batch, unreshaped, for a ``kind`` socket (and of its family)."""
         if not isinstance(batch, Batch):
             raise TypeError(f"{method} needs a fastnet.Batch, not {type(batch).__name__}")
         batch._check_layout()
         if self._kind != kind:
-            raise io.UnsupportedOperation(f"{method} needs a {kind.name} socket, this one is "
-                                          f"{_name(_stdsocket.SocketKind, self._kind)}")
+            raise io.UnsupportedOperation(
+                f"{method} needs a {kind.name} socket, this one is {_name(_stdsocket.SocketKind, self._kind)}"
+            )
         if match_family and batch._family != self._af:
-            raise ValueError(f"batch is for {batch.family.name} but the socket is "
-                             f"{_name(_stdsocket.AddressFamily, self._af)}")
+            raise ValueError(
+                f"batch is for {batch.family.name} but the socket is "
+                f"{_name(_stdsocket.AddressFamily, self._af)}"
+            )
 
     def _deadline(self, timeout):
         """None to block, 0.0 for non-blocking, else a time.monotonic() deadline."""
@@ -461,8 +464,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             lengths = batch._lengths[:count]
             shortest, longest = int(lengths.min()), int(lengths.max())
             if shortest < 0 or longest > batch._slot_size:
-                raise ValueError(f"batch.lengths[:{count}] must be between 0 and slot_size "
-                                 f"({batch._slot_size})")
+                raise ValueError(
+                    f"batch.lengths[:{count}] must be between 0 and slot_size ({batch._slot_size})"
+                )
         segment, per_buffer = _gso.plan(self, batch, count, gso, shortest, longest)
         resolved = None if address is None else self._resolve(address)
         deadline = self._deadline(None)
@@ -487,7 +491,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         continue
                     with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
-                except ValueError as exc:   # lengths changed meanwhile (the engines check)
+                except ValueError as exc:  # lengths changed meanwhile (the engines check)
                     with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
                 total += sent
@@ -512,7 +516,7 @@ def socketpair(family=None, type=_stdsocket.SOCK_STREAM, proto=0, *, backend=Non
     pair of ``AF_UNIX`` sockets has datagrams, but the batch methods need an
     ``AF_INET``/``AF_INET6`` socket.
     """
-    _engine_for(backend)   # an unknown backend is refused before any socket is made
+    _engine_for(backend)  # an unknown backend is refused before any socket is made
     if family is None:
         family = _stdsocket.AF_UNIX
     a, b = _socket.socketpair(family, type, proto)

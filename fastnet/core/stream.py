@@ -39,16 +39,24 @@ if TYPE_CHECKING:
     class _Host(_stdsocket.socket):
         """For type checkers only: what fastnet.socket (fastnet/core/socket.py) gives this mixin."""
 
-        _engine: Any   # the engine module, python or cython: the same functions
+        _engine: Any  # the engine module, python or cython: the same functions
         _backend: str
         _lock: threading.Lock
 
-        def __init__(self, family: int = ..., type: int = ..., proto: int = ...,
-                     fileno: int | None = ..., *, backend: str | None = ...,
-                     gro: bool = ...) -> None: ...
-        def _accept(self) -> tuple[int, Any]: ...   # socket.socket's, undeclared in typeshed
-        def _check_batch(self, batch: Any, method: str, kind: int = ...,
-                         match_family: bool = ...) -> None: ...
+        def __init__(
+            self,
+            family: int = ...,
+            type: int = ...,
+            proto: int = ...,
+            fileno: int | None = ...,
+            *,
+            backend: str | None = ...,
+            gro: bool = ...,
+        ) -> None: ...
+        def _accept(self) -> tuple[int, Any]: ...  # socket.socket's, undeclared in typeshed
+        def _check_batch(
+            self, batch: Any, method: str, kind: int = ..., match_family: bool = ...
+        ) -> None: ...
         def _deadline(self, timeout: Any) -> float | None: ...
         def _enter(self, batch=None, method: str = "") -> None: ...
         def _leave(self, batch=None) -> None: ...
@@ -62,8 +70,8 @@ class StreamMixin(_Host):
 
     __slots__ = ()
 
-    _framing = DEFAULT_FRAMING   # replaced per socket by set_framing
-    _frames = None               # the engine's FrameState, made on first use
+    _framing = DEFAULT_FRAMING  # replaced per socket by set_framing
+    _frames = None  # the engine's FrameState, made on first use
 
     # -- the standard step, returning a fastnet socket ----------------------
     def accept(self):
@@ -206,7 +214,8 @@ class StreamMixin(_Host):
                     f"batch.lengths[{start}:{count}] must be between 0 and {limit} (the "
                     f"smallest of slot_size {batch._slot_size}, max_frame "
                     f"{self._framing.max_frame} and what a {self._framing.prefix_size}-byte "
-                    f"prefix can count)")
+                    f"prefix can count)"
+                )
         deadline = self._deadline(None)
         state = self._frame_state()
         self._enter(batch, "send_frames")
@@ -228,7 +237,7 @@ class StreamMixin(_Host):
                                 return total
                             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                         self._wait(_POLLOUT, deadline)
-                    except (OSError, ValueError) as exc:   # ValueError: lengths changed meanwhile
+                    except (OSError, ValueError) as exc:  # ValueError: lengths changed meanwhile
                         with_sent(exc, total + getattr(exc, "sent", 0))
                         raise
             finally:

@@ -20,11 +20,12 @@ __all__ = ["create_server", "create_connection"]
 # The stdlib's own sentinel, so a caller passing it means what it means there;
 # typeshed does not declare it.
 _GLOBAL_DEFAULT_TIMEOUT = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
-_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)   # Python 3.11+
+_ExceptionGroup: Any = getattr(builtins, "ExceptionGroup", None)  # Python 3.11+
 
 
-def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
-                      all_errors=False, backend=None):
+def create_connection(
+    address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=None, *, all_errors=False, backend=None
+):
     """Connect to ``(host, port)``; return the connected ``fastnet.socket``.
 
     As ``socket.create_connection``: every address ``host`` resolves to is
@@ -34,13 +35,12 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=N
     ``timeout`` sets the socket's timeout before connecting (default: the
     global default); ``source_address`` is bound first if given.
     """
-    _engine_for(backend)   # an unknown backend is refused before any look-up
+    _engine_for(backend)  # an unknown backend is refused before any look-up
     if all_errors and _ExceptionGroup is None:
         raise TypeError("create_connection(all_errors=True) needs Python 3.11 or later")
     host, port = address
     exceptions: List[OSError] = []
-    for family, kind, proto, _, sockaddr in _stdsocket.getaddrinfo(
-            host, port, 0, _stdsocket.SOCK_STREAM):
+    for family, kind, proto, _, sockaddr in _stdsocket.getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM):
         sock = None
         try:
             sock = socket(family, kind, proto, backend=backend)
@@ -49,11 +49,11 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=N
             if source_address:
                 sock.bind(source_address)
             sock.connect(sockaddr)
-            exceptions.clear()   # break the traceback's reference cycle, as the stdlib does
+            exceptions.clear()  # break the traceback's reference cycle, as the stdlib does
             return sock
         except OSError as exc:
             if not all_errors:
-                exceptions.clear()   # only the last error is raised
+                exceptions.clear()  # only the last error is raised
             exceptions.append(exc)
             if sock is not None:
                 sock.close()
@@ -67,14 +67,15 @@ def create_connection(address, timeout=_GLOBAL_DEFAULT_TIMEOUT, source_address=N
     raise OSError("getaddrinfo returns an empty list")
 
 
-def create_server(address, *, family=_stdsocket.AF_INET, backlog=None, reuse_port=False,
-                  dualstack_ipv6=False, backend=None):
+def create_server(
+    address, *, family=_stdsocket.AF_INET, backlog=None, reuse_port=False, dualstack_ipv6=False, backend=None
+):
     """A listening TCP ``fastnet.socket`` bound to ``address``, as ``socket.create_server``.
 
     SO_REUSEADDR is set (on POSIX); ``reuse_port`` sets SO_REUSEPORT;
     an AF_INET6 socket is IPv6-only unless ``dualstack_ipv6`` is true.
     """
-    _engine_for(backend)   # an unknown backend is refused before any socket is made
+    _engine_for(backend)  # an unknown backend is refused before any socket is made
     if reuse_port and not hasattr(_stdsocket, "SO_REUSEPORT"):
         raise ValueError("SO_REUSEPORT not supported on this platform")
     if dualstack_ipv6:

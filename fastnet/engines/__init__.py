@@ -16,8 +16,15 @@ from typing import Dict, List, Optional
 __all__ = ["ENGINE_API", "BACKENDS", "load", "available_backends", "default_backend"]
 
 #: What every engine exports (see fastnet/engines/_cengine.pyi for the signatures).
-ENGINE_API = ("recv_batch", "send_batch", "FEATURES",
-              "FrameState", "recv_frames", "send_frames", "flush_unsent")
+ENGINE_API = (
+    "recv_batch",
+    "send_batch",
+    "FEATURES",
+    "FrameState",
+    "recv_frames",
+    "send_frames",
+    "flush_unsent",
+)
 
 #: Backend name -> module, in order of preference.
 BACKENDS = {"cython": "fastnet.engines._cengine", "python": "fastnet.engines.python"}

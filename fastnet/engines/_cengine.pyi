@@ -5,9 +5,8 @@ Callers (fastnet/core/socket.py) check every argument first; the engines never
 block (MSG_DONTWAIT) and leave waiting to the caller.
 """
 
-from typing import Dict, Optional, Tuple, Union
-
 from socket import socket
+from typing import Dict, Optional, Tuple, Union
 
 from ...core.batch import Batch
 
@@ -33,8 +32,15 @@ def recv_batch(sock: socket, batch: Batch, ancillary: bool, gro: bool = False) -
     A message that came with MSG_CTRUNC adds 1 to ``sock._control_truncated``.
     """
 
-def send_batch(sock: socket, batch: Batch, start: int, stop: int,
-               address: Optional[Address], gso_size: int = 0, gso_segments: int = 0) -> int:
+def send_batch(
+    sock: socket,
+    batch: Batch,
+    start: int,
+    stop: int,
+    address: Optional[Address],
+    gso_size: int = 0,
+    gso_segments: int = 0,
+) -> int:
     """Send rows start..stop-1; return how many rows went out (0 if the kernel would block).
 
     ``address`` is numeric (already resolved) or None for a connected socket.
@@ -59,21 +65,20 @@ class FrameState:
     unwritten rest of a partly sent frame, and the settings.
     """
 
-    prefix_size: int          # 2, 4 or 8
+    prefix_size: int  # 2, 4 or 8
     little_endian: bool
-    max_frame: int            # longest payload accepted (already capped by the prefix)
-    truncate: bool            # True: cut frames longer than slot_size; False: stop at them
-    eof: bool                 # the peer closed; no more bytes will be read
+    max_frame: int  # longest payload accepted (already capped by the prefix)
+    truncate: bool  # True: cut frames longer than slot_size; False: stop at them
+    eof: bool  # the peer closed; no more bytes will be read
     blocked_length: Optional[int]  # set when the next frame cannot come out (over max_frame,
-                                   # or over slot_size without truncate); None otherwise
+    # or over slot_size without truncate); None otherwise
     pending_error: Optional[OSError]  # error met after some frames; the caller raises it next
-    peer: object              # caller's cache of the peer's address
-    recv_busy: bool           # caller's guards: one receiving and one sending call at a time
+    peer: object  # caller's cache of the peer's address
+    recv_busy: bool  # caller's guards: one receiving and one sending call at a time
     send_busy: bool
 
     def __init__(self) -> None: ...
-    def configure(self, prefix_size: int, little_endian: bool, max_frame: int,
-                  truncate: bool) -> None:
+    def configure(self, prefix_size: int, little_endian: bool, max_frame: int, truncate: bool) -> None:
         """Set the framing; buffered bytes are parsed with the new one. ValueError if out of range."""
     @property
     def buffered(self) -> int:

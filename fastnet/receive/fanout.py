@@ -30,6 +30,7 @@ import signal
 import socket as _stdsocket
 import time
 import traceback
+
 from ..errors import FanOutError
 
 __all__ = ["FanOut", "bind_reuse_port", "merge_stats"]
@@ -71,6 +72,7 @@ def _worker(index, sock, backend, loop, loop_args, stop, results):
     # Ctrl-C goes to the whole process group: the parent decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ..core.socket import socket as fastsocket
+
     try:
         fsock = fastsocket(sock.family, sock.type, fileno=sock.detach(), backend=backend)
     except BaseException:  # noqa: BLE001 - the parent raises it, with this traceback
@@ -108,8 +110,11 @@ class FanOut:
         try:
             for index, sock in enumerate(sockets):
                 process = self._context.Process(
-                    target=_worker, name=f"fastnet-worker-{index}", daemon=True,
-                    args=(index, sock, backend, loop, tuple(loop_args), self._stop, self._results))
+                    target=_worker,
+                    name=f"fastnet-worker-{index}",
+                    daemon=True,
+                    args=(index, sock, backend, loop, tuple(loop_args), self._stop, self._results),
+                )
                 process.start()
                 self._processes.append(process)
         except BaseException:
@@ -117,7 +122,7 @@ class FanOut:
             self._join(STOP_TIMEOUT_S)
             raise
         finally:
-            for sock in sockets:   # the workers hold their own copies now
+            for sock in sockets:  # the workers hold their own copies now
                 sock.close()
         try:
             self._collect("ready", READY_TIMEOUT_S)
@@ -134,8 +139,7 @@ class FanOut:
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FanOutError(f"workers {sorted(pending)} did not report {kind!r} "
-                                  f"within {timeout:g} s")
+                raise FanOutError(f"workers {sorted(pending)} did not report {kind!r} within {timeout:g} s")
             try:
                 message, index, payload = self._results.get(timeout=min(remaining, 0.5))
             except queue.Empty:
@@ -219,7 +223,8 @@ def merge_stats(parts: list) -> dict:
         if isinstance(first, bool):
             merged[key] = any(values)
         elif isinstance(first, (int, float)) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
             if key in _MAX_KEYS:
                 merged[key] = max(values)
             elif key in _MIN_KEYS:

@@ -54,17 +54,17 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .. import constants as C
 from .. import engines
 from ..core import buffers as _buffers
-from .. import constants as C
+from ..core.addresses import bind_address
 from ..core.batch import MAX_TOTAL_BYTES, Batch
 from ..core.checks import positive_int
 from ..core.multicast import join_group
-from .seq import SeqField, SeqTracker
 from ..core.socket import socket as _fastsocket
-from .stats import ReceiverStats
 from ..errors import ReceiverStopped
-from ..core.addresses import bind_address
+from .seq import SeqField, SeqTracker
+from .stats import ReceiverStats
 
 if TYPE_CHECKING:
     from ..capture.recorder import Recorder
@@ -166,13 +166,37 @@ class Receiver:
     given); the kernel leaves the group when the socket is closed.
     """
 
-    def __init__(self, address, *, slot_size=9000, batch_size=1024, ring_size=64, rcvbuf=None,
-                 timestamps=False, seq=None, on_full="block", interface=None, source=None,
-                 reuse_port=False, backend=None, gro=False):
+    def __init__(
+        self,
+        address,
+        *,
+        slot_size=9000,
+        batch_size=1024,
+        ring_size=64,
+        rcvbuf=None,
+        timestamps=False,
+        seq=None,
+        on_full="block",
+        interface=None,
+        source=None,
+        reuse_port=False,
+        backend=None,
+        gro=False,
+    ):
         # Every argument is checked before any system call.
-        self._configure(slot_size=slot_size, batch_size=batch_size, ring_size=ring_size,
-                        rcvbuf=rcvbuf, timestamps=timestamps, seq=seq, on_full=on_full,
-                        interface=interface, source=source, backend=backend, gro=gro)
+        self._configure(
+            slot_size=slot_size,
+            batch_size=batch_size,
+            ring_size=ring_size,
+            rcvbuf=rcvbuf,
+            timestamps=timestamps,
+            seq=seq,
+            on_full=on_full,
+            interface=interface,
+            source=source,
+            backend=backend,
+            gro=gro,
+        )
         self._reuse_port = bool(reuse_port)
         family, sockaddr = bind_address(address)
         self._group = self._multicast_group(sockaddr[0])
@@ -193,9 +217,10 @@ class Receiver:
         try:
             if not isinstance(sock, _fastsocket):
                 raise TypeError(f"sock must be a fastnet.socket, not {type(sock).__name__}")
-            if sock._kind != _stdsocket.SOCK_DGRAM:   # the kernel's word, not fileno='s caller's
-                raise ValueError(f"sock must be a SOCK_DGRAM socket, not "
-                                 f"{_stdsocket.SocketKind(sock._kind).name}")
+            if sock._kind != _stdsocket.SOCK_DGRAM:  # the kernel's word, not fileno='s caller's
+                raise ValueError(
+                    f"sock must be a SOCK_DGRAM socket, not {_stdsocket.SocketKind(sock._kind).name}"
+                )
             self = cls.__new__(cls)
             self._configure(backend=sock.backend, **options)
             self._reuse_port = False
@@ -212,9 +237,21 @@ class Receiver:
         self._adopt(sock)
         return self
 
-    def _configure(self, *, slot_size=9000, batch_size=1024, ring_size=64, rcvbuf=None,
-                   timestamps=False, seq=None, on_full="block", interface=None, source=None,
-                   backend=None, gro=False):
+    def _configure(
+        self,
+        *,
+        slot_size=9000,
+        batch_size=1024,
+        ring_size=64,
+        rcvbuf=None,
+        timestamps=False,
+        seq=None,
+        on_full="block",
+        interface=None,
+        source=None,
+        backend=None,
+        gro=False,
+    ):
         """Check and keep the settings (no system call)."""
         self._slot_size = positive_int(slot_size, "slot_size")
         self._batch_size = positive_int(batch_size, "batch_size")
@@ -224,8 +261,9 @@ class Receiver:
             raise ValueError(f"ring_size must be at most {MAX_RING_SIZE}, got {ring_size}")
         ring_bytes = self._ring_size * self._batch_size * self._slot_size
         if ring_bytes > MAX_TOTAL_BYTES:
-            raise ValueError(f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more "
-                             f"than {MAX_TOTAL_BYTES}")
+            raise ValueError(
+                f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more than {MAX_TOTAL_BYTES}"
+            )
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -236,15 +274,13 @@ class Receiver:
             if not isinstance(seq, SeqField):
                 raise TypeError(f"seq must be a fastnet.SeqField or None, not {type(seq).__name__}")
             if seq.end > self._slot_size:
-                raise ValueError(f"{seq} needs {seq.end} bytes per datagram but slot_size "
-                                 f"is {self._slot_size}")
-        if interface is not None and (isinstance(interface, bool)
-                                      or not isinstance(interface, (str, int))):
-            raise TypeError(f"interface must be a name, index or address, not "
-                            f"{type(interface).__name__}")
+                raise ValueError(
+                    f"{seq} needs {seq.end} bytes per datagram but slot_size is {self._slot_size}"
+                )
+        if interface is not None and (isinstance(interface, bool) or not isinstance(interface, (str, int))):
+            raise TypeError(f"interface must be a name, index or address, not {type(interface).__name__}")
         if source is not None and not isinstance(source, str):
-            raise TypeError(f"source must be an address string or None, not "
-                            f"{type(source).__name__}")
+            raise TypeError(f"source must be an address string or None, not {type(source).__name__}")
         if backend is None:
             backend = engines.default_backend()
         engines.load(backend)  # ValueError if unknown, ImportError if it cannot load
@@ -266,29 +302,35 @@ class Receiver:
         group = address if address is not None and address.is_multicast else None
         if self._source is not None:
             if group is None:
-                raise ValueError(f"source {self._source!r} applies to a multicast group only, "
-                                 f"and {host} is not one")
+                raise ValueError(
+                    f"source {self._source!r} applies to a multicast group only, and {host} is not one"
+                )
             try:
                 source = ipaddress.ip_address(self._source.split("%", 1)[0])
             except ValueError:
                 raise ValueError(f"source {self._source!r} is not an IP address") from None
             if source.version != group.version or source.is_multicast:
-                raise ValueError(f"source {self._source} must be a unicast IPv{group.version} "
-                                 f"address, as the group {group} is IPv{group.version}")
+                raise ValueError(
+                    f"source {self._source} must be a unicast IPv{group.version} "
+                    f"address, as the group {group} is IPv{group.version}"
+                )
         return group
 
     def _adopt(self, sock) -> None:
         """Finish setting up around the bound ``sock``: join the group, allocate the ring."""
         try:
             if self._group is not None:
-                join_group(sock, str(self._group), interface=self._interface,
-                           source=self._source)
+                join_group(sock, str(self._group), interface=self._interface, source=self._source)
             self._sock = sock
             self._address = sock.getsockname()
-            self._free = [Batch(self._batch_size, self._slot_size, family=self._family)
-                          for _ in range(self._ring_size)]
-            self._spare = (Batch(self._batch_size, self._slot_size, family=self._family)
-                           if self._on_full == "drop" else None)
+            self._free = [
+                Batch(self._batch_size, self._slot_size, family=self._family) for _ in range(self._ring_size)
+            ]
+            self._spare = (
+                Batch(self._batch_size, self._slot_size, family=self._family)
+                if self._on_full == "drop"
+                else None
+            )
         except BaseException:
             sock.close()
             raise
@@ -319,8 +361,8 @@ class Receiver:
         # Counters, changed under self._cond.
         self._packets = self._bytes = self._batches = self._truncated = 0
         self._overruns = self._overrun_batches = self._unread = self._delivered = 0
-        self._drops_raw = 0       # last SK_MEMINFO_DROPS read (u32, may wrap)
-        self._drops_total = 0     # accumulated across wraps
+        self._drops_raw = 0  # last SK_MEMINFO_DROPS read (u32, may wrap)
+        self._drops_total = 0  # accumulated across wraps
         self._final_rcvbuf = None
 
     # -- socket setup ---------------------------------------------------------
@@ -401,8 +443,10 @@ class Receiver:
         return self._state == _RUNNING and not self._capture_done
 
     def __repr__(self) -> str:
-        return (f"<fastnet.Receiver {self._state} address={self._address!r} "
-                f"backend={self._backend!r} on_full={self._on_full!r}>")
+        return (
+            f"<fastnet.Receiver {self._state} address={self._address!r} "
+            f"backend={self._backend!r} on_full={self._on_full!r}>"
+        )
 
     # -- life cycle -----------------------------------------------------------
     def start(self) -> "Receiver":
@@ -413,8 +457,9 @@ class Receiver:
             if self._state != _NEW:
                 raise RuntimeError(f"a {self._state} Receiver cannot be started again")
             self._state = _RUNNING
-            self._thread = threading.Thread(target=self._capture, daemon=True,
-                                            name=f"fastnet-receiver-{self._address[1]}")
+            self._thread = threading.Thread(
+                target=self._capture, daemon=True, name=f"fastnet-receiver-{self._address[1]}"
+            )
             self._thread.start()
         return self
 
@@ -437,7 +482,7 @@ class Receiver:
             self._cond.notify_all()
             thread = self._thread
         if thread is None:
-            self._finish_recording()   # never started: no capture thread to do it
+            self._finish_recording()  # never started: no capture thread to do it
         elif thread is not threading.current_thread():
             thread.join()
         with self._cond:
@@ -464,8 +509,7 @@ class Receiver:
             if self._state != _CLOSED:
                 if self._sock.fileno() >= 0:  # (it may have been closed under us)
                     self._read_kernel_drops()
-                    self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET,
-                                                               _stdsocket.SO_RCVBUF)
+                    self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
                 self._state = _CLOSED
                 self._held = None
                 self._sock.close()
@@ -495,6 +539,7 @@ class Receiver:
         """
         from ..capture.reader import format_for_path
         from ..capture.recorder import open_recorder
+
         format_for_path(path, options.get("format"))  # ValueError before any file exists
         self._check_can_record()
         recorder = open_recorder(path, local_address=self._address, **options)
@@ -597,7 +642,7 @@ class Receiver:
         n = batch._count
         with self._cond:
             if batch is self._spare:
-                if self._free:   # a slot came free while reading: swap the spare in
+                if self._free:  # a slot came free while reading: swap the spare in
                     self._spare = self._free.pop()
                 else:
                     self._overruns += n
@@ -762,17 +807,29 @@ class Receiver:
             seq = {}
             tracker = self._tracker
             if tracker is not None:
-                seq = dict(seq_lost=tracker.lost, seq_gaps=tracker.gaps,
-                           seq_reordered=tracker.reordered, seq_duplicates=tracker.duplicates,
-                           seq_short=tracker.short)
+                seq = dict(
+                    seq_lost=tracker.lost,
+                    seq_gaps=tracker.gaps,
+                    seq_reordered=tracker.reordered,
+                    seq_duplicates=tracker.duplicates,
+                    seq_short=tracker.short,
+                )
             recorder = self._recorder
             record: dict[str, int] = {}
             if recorder is not None:
                 recorded = recorder.stats
                 record = dict(recorded=recorded.written, capture_dropped=recorded.capture_dropped)
             return ReceiverStats(
-                packets=self._packets, bytes=self._bytes, batches=self._batches,
-                truncated=self._truncated, kernel_drops=drops, ring_overruns=self._overruns,
-                ring_overrun_batches=self._overrun_batches, unread=self._unread,
-                delivered=self._delivered, in_ring=self._packets - self._delivered,
-                **seq, **record)
+                packets=self._packets,
+                bytes=self._bytes,
+                batches=self._batches,
+                truncated=self._truncated,
+                kernel_drops=drops,
+                ring_overruns=self._overruns,
+                ring_overrun_batches=self._overrun_batches,
+                unread=self._unread,
+                delivered=self._delivered,
+                in_ring=self._packets - self._delivered,
+                **seq,
+                **record,
+            )

@@ -107,13 +107,14 @@ class SeqField:
                 raise TypeError("count must be an integer, not bool")
             n = operator.index(count)
             if not 0 <= n <= batch.capacity:
-                raise ValueError(f"count must be between 0 and the batch's capacity "
-                                 f"({batch.capacity}), got {n}")
+                raise ValueError(
+                    f"count must be between 0 and the batch's capacity ({batch.capacity}), got {n}"
+                )
         if self.end > batch.slot_size:
             raise ValueError(f"{self} does not fit in slot_size {batch.slot_size}")
         readable = batch.lengths[:n] >= self.end
         # A strided [n, size] view made contiguous: one copy of n*size bytes.
-        field = np.ascontiguousarray(batch.data[:n, self.offset:self.end])
+        field = np.ascontiguousarray(batch.data[:n, self.offset : self.end])
         values = field.view(self.dtype).reshape(n).astype(np.uint64)
         return values[readable], readable
 
@@ -140,8 +141,8 @@ class SeqTracker:
         self._state = np.full(window, _UNTRACKED, dtype=np.uint8)
         self._started = False
         self._last_raw = np.uint64(0)  # counter value of the last arrival
-        self._last = 0                 # its unwrapped number
-        self._top = -1                 # highest unwrapped number seen
+        self._last = 0  # its unwrapped number
+        self._top = -1  # highest unwrapped number seen
         self.gaps = 0
         self.lost = 0
         self.reordered = 0
@@ -209,8 +210,7 @@ class SeqTracker:
         self.duplicates += int(np.count_nonzero(duplicate)) + int(np.count_nonzero(state == _RECEIVED))
         filled = int(np.count_nonzero(opened_here)) + int(np.count_nonzero(state == _MISSING))
         self.lost -= filled
-        self.reordered += (filled + int(np.count_nonzero(state == _UNTRACKED))
-                           + int(np.count_nonzero(too_old)))
+        self.reordered += filled + int(np.count_nonzero(state == _UNTRACKED)) + int(np.count_nonzero(too_old))
 
         # Remember: numbers newly below the top start missing, arrivals are received.
         self._fill_range(top + 1, new_top + 1, _MISSING)
@@ -226,7 +226,7 @@ class SeqTracker:
         window = self.window
         first, last = start % window, (stop - 1) % window
         if first <= last:
-            self._state[first:last + 1] = value
+            self._state[first : last + 1] = value
         else:
             self._state[first:] = value
-            self._state[:last + 1] = value
+            self._state[: last + 1] = value

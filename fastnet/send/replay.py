@@ -36,6 +36,7 @@ def check_speed(speed):
 def _batches(source):
     if isinstance(source, (str, bytes, os.PathLike)):
         from ..capture.reader import read_capture
+
         return read_capture(source)
     return source
 
@@ -45,14 +46,15 @@ def replay(sender, source, *, speed=1.0, count=None, duration=None) -> int:
     speed = check_speed(speed)
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise ValueError(f"count must be a whole number of 0 or more, got {count!r}")
-    if duration is not None and (isinstance(duration, bool)
-                                 or not isinstance(duration, (int, float)) or not duration > 0):
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0
+    ):
         raise ValueError(f"duration must be a number greater than 0, got {duration!r}")
     batches = _batches(source)
     start_ns = time.monotonic_ns()
     end_ns = None if duration is None else start_ns + int(duration * 1e9)
     first_stamp = None
-    floor = start_ns                  # running maximum of due times
+    floor = start_ns  # running maximum of due times
     sent = 0
     for batch in batches:
         n = batch.count

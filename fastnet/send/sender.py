@@ -21,13 +21,13 @@ import select
 import socket as _stdsocket
 import time
 
-from ..core.batch import Batch
 from ..core.addresses import resolve
+from ..core.batch import Batch
 from ..core.checks import positive_int
 from ..core.multicast import prepare_multicast_sender
+from ..core.socket import socket as _fastsocket
 from ..errors import with_sent
 from .pacing import TokenBucket, sleep_until
-from ..core.socket import socket as _fastsocket
 
 __all__ = ["Sender", "SenderStats"]
 
@@ -48,6 +48,7 @@ class SenderStats:
     """Datagrams ``sent`` and their payload ``bytes``; ``elapsed`` seconds from the
     first send call to the end of the last; ``pps`` and ``bps`` (payload bits/s)
     achieved over that time; ``calls``: send system calls (batches) made."""
+
     sent: int
     bytes: int
     elapsed: float
@@ -80,8 +81,7 @@ class Sender:
     ...     print(tx.stats)
     """
 
-    def __init__(self, address, *, pps=None, bps=None, burst=None, gso=None, backend=None,
-                 interface=None):
+    def __init__(self, address, *, pps=None, bps=None, burst=None, gso=None, backend=None, interface=None):
         self._pps = _rate(pps, "pps")
         self._bps = _rate(bps, "bps")
         self._burst = None if burst is None else positive_int(burst, "burst")
@@ -98,7 +98,7 @@ class Sender:
         self._sock = sock
         self._poller = select.poll()
         self._poller.register(sock.fileno(), select.POLLOUT)
-        self._buckets = None          # made at the first send, when the sizes are known
+        self._buckets = None  # made at the first send, when the sizes are known
         self._staging = None
         self._sent = 0
         self._bytes = 0
@@ -142,8 +142,9 @@ class Sender:
         if pps is None and self._bps is not None:
             pps = self._bps / (8 * max(mean_size, 1.0))
         if self._burst is None:
-            self._burst = MAX_BURST if pps is None else int(
-                min(MAX_BURST, max(1, round(pps * BURST_WINDOW_S))))
+            self._burst = (
+                MAX_BURST if pps is None else int(min(MAX_BURST, max(1, round(pps * BURST_WINDOW_S))))
+            )
         buckets = []
         if self._pps is not None:
             depth = max(2 * self._burst, self._pps * DEPTH_WINDOW_S)
@@ -165,8 +166,10 @@ class Sender:
             return
         while True:
             now = _monotonic_ns()
-            due = max(bucket.ready_at(nbytes * 8 if in_bits else datagrams, now)
-                      for in_bits, bucket in self._buckets)
+            due = max(
+                bucket.ready_at(nbytes * 8 if in_bits else datagrams, now)
+                for in_bits, bucket in self._buckets
+            )
             if due <= now:
                 break
             sleep_until(due)
@@ -218,15 +221,15 @@ class Sender:
             while row < stop:
                 sent = self._transmit(batch, row, stop)
                 if sent:
-                    self._account(sent, int(batch.lengths[row:row + sent].sum()))
+                    self._account(sent, int(batch.lengths[row : row + sent].sum()))
                     row += sent
                     deadline = None
                 else:
                     deadline = self._wait_writable(deadline)
         except OSError as exc:
-            partial = getattr(exc, "sent", 0)   # rows that went out in the failed call
+            partial = getattr(exc, "sent", 0)  # rows that went out in the failed call
             if partial:
-                self._account(partial, int(batch.lengths[row:row + partial].sum()))
+                self._account(partial, int(batch.lengths[row : row + partial].sum()))
             with_sent(exc, already + (row - start) + partial)
             raise
 
@@ -259,10 +262,15 @@ class Sender:
 
     def _staging_for(self, batch, rows):
         staging = self._staging
-        if (staging is None or staging.capacity < rows or staging.slot_size < batch.slot_size
-                or staging.family != self._sock.family):
-            staging = Batch(max(rows, min(self._chosen_burst(), MAX_BURST)), batch.slot_size,
-                            family=self._sock.family)
+        if (
+            staging is None
+            or staging.capacity < rows
+            or staging.slot_size < batch.slot_size
+            or staging.family != self._sock.family
+        ):
+            staging = Batch(
+                max(rows, min(self._chosen_burst(), MAX_BURST)), batch.slot_size, family=self._sock.family
+            )
             self._staging = staging
         return staging
 
@@ -291,6 +299,7 @@ class Sender:
         seconds if given. Returns the number sent. See fastnet/send/replay.py.
         """
         from .replay import replay
+
         return replay(self, source, speed=speed, count=count, duration=duration)
 
     def close(self) -> None:
@@ -307,7 +316,7 @@ class Sender:
         self.close()
 
     def __repr__(self):
-        rate = ", ".join(f"{name}={value:g}" for name, value in (("pps", self._pps),
-                                                                  ("bps", self._bps)) if value)
+        rate = ", ".join(
+            f"{name}={value:g}" for name, value in (("pps", self._pps), ("bps", self._bps)) if value
+        )
         return f"<fastnet.Sender to {self._address[:2]} {rate or 'unpaced'} sent={self._sent}>"
-

@@ -46,12 +46,12 @@ class Choices:
         return bool(self.byte() & 1)
 
     def take(self, nbytes: int) -> bytes:
-        chunk = self._data[self._pos:self._pos + nbytes]
+        chunk = self._data[self._pos : self._pos + nbytes]
         self._pos += len(chunk)
         return chunk
 
     def rest(self) -> bytes:
-        chunk = self._data[self._pos:]
+        chunk = self._data[self._pos :]
         self._pos = len(self._data)
         return chunk
 

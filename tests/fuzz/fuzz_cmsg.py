@@ -22,20 +22,18 @@ import struct
 import sys
 
 import numpy as np
+from _fuzzlib import Choices, fuzz_main
 
 import fastnet
 from fastnet import constants as C
 from fastnet.engines.python.ancillary import receive_fields
 from fastnet.engines.python.offload import GRO_BUFFER, GroArea
 
-from _fuzzlib import Choices, fuzz_main
-
 LEVELS = (stdsocket.SOL_SOCKET, C.SOL_UDP, stdsocket.IPPROTO_IP, 0, -1, 2**31 - 1)
 KINDS = (C.SCM_TIMESTAMPNS, C.SCM_TIMESTAMP, C.UDP_GRO, C.SO_RXQ_OVFL, 0, 12345)
 CAPACITIES = (1, 2, 3, 16, 64, 1024)
 SLOTS = (1, 2, 5, 64, 1500, 65536)
-SOURCES = {stdsocket.AF_INET: ("127.0.0.1", 40000),
-           stdsocket.AF_INET6: ("::1", 40000, 0x12345, 7)}
+SOURCES = {stdsocket.AF_INET: ("127.0.0.1", 40000), stdsocket.AF_INET6: ("::1", 40000, 0x12345, 7)}
 #: Splits allowed per input (keeps one input short whatever its segment size).
 MAX_CALLS = 4096
 
@@ -46,7 +44,7 @@ def ancdata_from(choose: Choices):
         level, kind = choose.pick(LEVELS), choose.pick(KINDS)
         size = choose.pick((0, 3, 4, 8, 15, 16, 24))
         payload = choose.take(size).ljust(size, b"\0")
-        if kind == C.UDP_GRO and choose.flag():   # a plausible segment size, often
+        if kind == C.UDP_GRO and choose.flag():  # a plausible segment size, often
             payload = struct.pack("=i", choose.uint(2) - 1000) + payload[4:]
         items.append((level, kind, payload))
     return items
@@ -80,7 +78,7 @@ def test_one_input(data: bytes) -> None:
     assert (stamp, segment) == expected_fields(ancdata), ancdata
     piece = segment or size
     if size and piece and -(-size // piece) > MAX_CALLS * capacity:
-        capacity = 1024   # keep the number of calls bounded; the split is the same
+        capacity = 1024  # keep the number of calls bounded; the split is the same
 
     area = GroArea()
     fill = np.frombuffer(choose.rest()[:64] or b"\x5a", dtype=np.uint8)
@@ -103,7 +101,7 @@ def test_one_input(data: bytes) -> None:
     assert not area.pending, "the split did not finish"
 
     source = area.buffer[:size]
-    pieces = [source[i:i + piece] for i in range(0, size, piece)] if size else [b""]
+    pieces = [source[i : i + piece] for i in range(0, size, piece)] if size else [b""]
     want = [(bytes(p[:slot]), len(p) > slot) for p in pieces]
     if cut:
         want[-1] = (want[-1][0], True)

@@ -24,26 +24,29 @@ import socket as stdsocket
 import struct
 import sys
 
-import fastnet
-
 from _fuzzlib import Choices, fuzz_main
+
+import fastnet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from guards import guarded_batch  # noqa: E402  (tests/guards.py)
 
 PREFIX_SIZES = (2, 4, 8)
-MAX_FRAMES = (0, 1, 3, 255, 256, 4096, 65535, 1 << 20, None)   # None: the default, 16 MiB
+MAX_FRAMES = (0, 1, 3, 255, 256, 4096, 65535, 1 << 20, None)  # None: the default, 16 MiB
 CAPACITIES = (1, 2, 3, 8, 64)
 SLOTS = (1, 2, 4, 7, 64, 256, 4096)
 #: The whole stream is written before reading, so it must fit the socket buffers.
 MAX_STREAM = 64 * 1024
 WAIT_S = 5.0
-_LINGER_RESET = struct.pack("ii", 1, 0)   # close with RST: no TIME_WAIT per input
+_LINGER_RESET = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT per input
 
 
 def settings_from(choose: Choices) -> dict:
-    framing = {"prefix_size": choose.pick(PREFIX_SIZES), "byteorder": choose.pick(("big", "little")),
-               "on_oversize": choose.pick(("error", "truncate"))}
+    framing = {
+        "prefix_size": choose.pick(PREFIX_SIZES),
+        "byteorder": choose.pick(("big", "little")),
+        "on_oversize": choose.pick(("error", "truncate")),
+    }
     max_frame = choose.pick(MAX_FRAMES)
     if max_frame is not None:
         framing["max_frame"] = max_frame
@@ -56,11 +59,11 @@ def encode_frames(choose: Choices, framing: dict) -> bytes:
     out = []
     for _ in range(256):
         length = choose.byte()
-        if length == 255:   # now and then a long frame
+        if length == 255:  # now and then a long frame
             length = choose.uint(2)
         body = choose.take(length)
         if not body and length:
-            out.append(length.to_bytes(size, order))   # a frame cut after its prefix
+            out.append(length.to_bytes(size, order))  # a frame cut after its prefix
             break
         out.append(len(body).to_bytes(size, order) + body)
     return b"".join(out)
@@ -78,14 +81,14 @@ def reference(stream: bytes, framing: dict, slot: int):
             return frames, ("eof",)
         if left < prefix:
             return frames, ("incomplete", left, None)
-        size = int.from_bytes(stream[pos:pos + prefix], order)
+        size = int.from_bytes(stream[pos : pos + prefix], order)
         if size > limit:
             return frames, ("limit", size)
         if size > slot and not truncate:
             return frames, ("slot", size)
         if left < prefix + size:
             return frames, ("incomplete", left, prefix + size)
-        body = stream[pos + prefix:pos + prefix + size]
+        body = stream[pos + prefix : pos + prefix + size]
         frames.append((body[:slot], size > slot))
         pos += prefix + size
 
@@ -146,11 +149,11 @@ def through_engine(backend, stream, cuts, framing, capacity, slot):
             pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
             for piece in pieces:
                 client.sendall(piece)
-                try:   # take what has arrived so far, without waiting
+                try:  # take what has arrived so far, without waiting
                     _take(server, batch, guards, frames, 0, peer)
                 except BlockingIOError:
                     pass
-                except fastnet.FramingError as exc:   # stuck: stays so, say the docs
+                except fastnet.FramingError as exc:  # stuck: stays so, say the docs
                     end = _end_of(exc)
                     break
                 except fastnet.SlotTooSmallError as exc:
@@ -163,7 +166,7 @@ def through_engine(backend, stream, cuts, framing, capacity, slot):
                         end = ("eof",)
                 except (fastnet.FramingError, fastnet.SlotTooSmallError) as exc:
                     end = _end_of(exc)
-            if end != ("eof",):   # the error repeats: the stream stays unusable
+            if end != ("eof",):  # the error repeats: the stream stays unusable
                 try:
                     _take(server, batch, guards, [], 0)
                 except (fastnet.FramingError, fastnet.SlotTooSmallError) as exc:
@@ -190,8 +193,16 @@ def run(data: bytes, backends=None):
     expected = reference(stream, framing, slot)
     for backend in backends or fastnet.available_backends():
         got = through_engine(backend, stream, cuts, framing, capacity, slot)
-        assert got == expected, (backend, framing, capacity, slot, got[1], expected[1],
-                                 len(got[0]), len(expected[0]))
+        assert got == expected, (
+            backend,
+            framing,
+            capacity,
+            slot,
+            got[1],
+            expected[1],
+            len(got[0]),
+            len(expected[0]),
+        )
     return expected
 
 

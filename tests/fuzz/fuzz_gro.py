@@ -29,16 +29,16 @@ from __future__ import annotations
 import socket as stdsocket
 import sys
 
+from _fuzzlib import Choices, fuzz_main
+
 import fastnet
 from fastnet import constants as C
 from fastnet.engines.python.ancillary import receive_fields
 from fastnet.engines.python.offload import GroArea as PyGroArea
 
-from _fuzzlib import Choices, fuzz_main
-
 try:
     from fastnet.engines._cengine import _GroArea
-except ImportError:   # the pure-Python build
+except ImportError:  # the pure-Python build
     _GroArea = None
 
 SO_TIMESTAMPING = 37
@@ -48,8 +48,8 @@ SIZES = (0, 3, 4, 8, 12, 16, 20, 48)
 CAPACITIES = (1, 2, 3, 16, 64)
 SLOTS = (1, 5, 64, 700, 1500, 65536)
 GRO_BUFFER = 65536
-CONTROL_ROOM = 1024          # GRO_CONTROL_SPACE in src/_gro.pxi
-HEADER = 16                  # sizeof(struct cmsghdr) on 64-bit Linux
+CONTROL_ROOM = 1024  # GRO_CONTROL_SPACE in src/_gro.pxi
+HEADER = 16  # sizeof(struct cmsghdr) on 64-bit Linux
 MAX_CALLS = 4096
 
 
@@ -58,8 +58,11 @@ def _align(n: int) -> int:
 
 
 def _header(length: int, level: int, kind: int) -> bytes:
-    return (length.to_bytes(8, sys.byteorder) + level.to_bytes(4, sys.byteorder, signed=True)
-            + kind.to_bytes(4, sys.byteorder, signed=True))
+    return (
+        length.to_bytes(8, sys.byteorder)
+        + level.to_bytes(4, sys.byteorder, signed=True)
+        + kind.to_bytes(4, sys.byteorder, signed=True)
+    )
 
 
 def kernel_control(choose: Choices):
@@ -68,7 +71,7 @@ def kernel_control(choose: Choices):
     for _ in range(choose.byte() % 6):
         level, kind, size = choose.pick(LEVELS), choose.pick(KINDS), choose.pick(SIZES)
         payload = choose.take(size).ljust(size, b"\0")
-        if kind == C.UDP_GRO and size >= 4 and choose.flag():   # a plausible segment size
+        if kind == C.UDP_GRO and size >= 4 and choose.flag():  # a plausible segment size
             payload = (choose.uint(2) - 100).to_bytes(4, sys.byteorder, signed=True) + payload[4:]
         items.append((level, kind, payload))
     room = _align(choose.uint(2) % (CONTROL_ROOM + 1)) if choose.flag() else CONTROL_ROOM
@@ -76,14 +79,14 @@ def kernel_control(choose: Choices):
     control, ancdata, flags = bytearray(), [], 0
     for level, kind, payload in items:
         left = room - len(control)
-        if left < HEADER:            # no room for even a header: dropped
+        if left < HEADER:  # no room for even a header: dropped
             flags = stdsocket.MSG_CTRUNC
             break
         length = HEADER + len(payload)
-        if length > left:            # cut: the header says what fits
+        if length > left:  # cut: the header says what fits
             flags = stdsocket.MSG_CTRUNC
-            control += _header(left, level, kind) + payload[:left - HEADER]
-            ancdata.append((level, kind, payload[:left - HEADER]))
+            control += _header(left, level, kind) + payload[: left - HEADER]
+            ancdata.append((level, kind, payload[: left - HEADER]))
             break
         control += _header(length, level, kind) + payload
         control += bytes(min(_align(length), left) - length)
@@ -93,7 +96,7 @@ def kernel_control(choose: Choices):
 
 def expected_rows(payload: bytes, segment: int, cut: bool, slot: int):
     piece = segment or len(payload)
-    pieces = [payload[i:i + piece] for i in range(0, len(payload), piece)] if payload else [b""]
+    pieces = [payload[i : i + piece] for i in range(0, len(payload), piece)] if payload else [b""]
     rows = [(p[:slot], len(p) > slot) for p in pieces]
     if cut:
         rows[-1] = (rows[-1][0], True)
@@ -130,7 +133,7 @@ def test_one_input(data: bytes) -> None:
         controllen = choose.uint(2) % (CONTROL_ROOM + 1)
         control = choose.take(controllen)
         flags = trunc | (stdsocket.MSG_CTRUNC if choose.flag() else 0)
-        offset = choose.pick((0, 0, 1, -1, size, size + 1, 2**40, -2**40))
+        offset = choose.pick((0, 0, 1, -1, size, size + 1, 2**40, -(2**40)))
     else:
         control, ancdata, flags = kernel_control(choose)
         flags |= trunc

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import atexit
 
-import fastnet
-from fastnet.capture.npy import MAGIC, NpyEncoder, record_dtype
-
 from _fuzzlib import Choices, ScratchFile, fuzz_main
 from fuzz_pcap import read_all
+
+import fastnet
+from fastnet.capture.npy import MAGIC, NpyEncoder, record_dtype
 
 _scratch = ScratchFile(".npy")
 atexit.register(_scratch.remove)
@@ -42,14 +42,42 @@ def _descr(width=8, payload=None, drop=None, extra=()):
 
 
 _DESCRS = (
-    _descr(), _descr(1), _descr(payload=("|u1",)), _descr(payload=("|u1", (2, 4))),
-    _descr(payload=("|i1", (8,))), _descr(payload=("|O", (8,))), _descr(payload=("<f8", (8,))),
-    _descr(payload=("|u1", (0,))), _descr(payload=("|u1", (2**26 + 1,))),
-    _descr(payload=("|u1", (2**30,))), _descr(drop=0), _descr(extra=[("more", "|u1")]),
-    "|u1", "|O", "<i8", [], [("a",)], [("timestamp", "|O")], 7, None,
+    _descr(),
+    _descr(1),
+    _descr(payload=("|u1",)),
+    _descr(payload=("|u1", (2, 4))),
+    _descr(payload=("|i1", (8,))),
+    _descr(payload=("|O", (8,))),
+    _descr(payload=("<f8", (8,))),
+    _descr(payload=("|u1", (0,))),
+    _descr(payload=("|u1", (2**26 + 1,))),
+    _descr(payload=("|u1", (2**30,))),
+    _descr(drop=0),
+    _descr(extra=[("more", "|u1")]),
+    "|u1",
+    "|O",
+    "<i8",
+    [],
+    [("a",)],
+    [("timestamp", "|O")],
+    7,
+    None,
 )
-_SHAPES = ("(%d,)", "()", "(%d, 2)", "%d", "('x',)", "(1.5,)", "(-%d,)", "(True,)", "(None,)",
-           "(2**70,)", "(%d" + "0" * 4400 + ",)", "[%d]", "{0: %d}")
+_SHAPES = (
+    "(%d,)",
+    "()",
+    "(%d, 2)",
+    "%d",
+    "('x',)",
+    "(1.5,)",
+    "(-%d,)",
+    "(True,)",
+    "(None,)",
+    "(2**70,)",
+    "(%d" + "0" * 4400 + ",)",
+    "[%d]",
+    "{0: %d}",
+)
 _NESTING = ("(", "[", "-", "not ", "~")
 
 
@@ -61,8 +89,10 @@ def build_file(data: bytes) -> bytes:
     if mode == 3:
         shape = choose.pick(_SHAPES)
         text = "{'descr': %r, 'fortran_order': %s, 'shape': %s, }" % (
-            choose.pick(_DESCRS), choose.pick(("False", "True", "0")),
-            shape % (choose.byte() % 8,) if "%d" in shape else shape)
+            choose.pick(_DESCRS),
+            choose.pick(("False", "True", "0")),
+            shape % (choose.byte() % 8,) if "%d" in shape else shape,
+        )
         return _npy_header(text.encode("latin1")) + choose.rest()
     if mode == 4:
         depth = choose.uint(2)
@@ -72,7 +102,7 @@ def build_file(data: bytes) -> bytes:
         version = choose.pick((1, 2, 3, 4))
         text = choose.take(choose.uint(2) % 512)
         size_field = len(text).to_bytes(2 if version == 1 else 4, "little")
-        if choose.flag():   # a header length that lies
+        if choose.flag():  # a header length that lies
             size_field = choose.take(len(size_field)).ljust(len(size_field), b"\0")
         return MAGIC + bytes([version, 0]) + size_field + text + choose.rest()
     encoder = NpyEncoder(choose.pick(_WIDTHS))
@@ -90,7 +120,7 @@ def test_one_input(data: bytes) -> None:
         read_all(path)
         read_all(path, batch_size=2, slot_size=3)
     except fastnet.CaptureError:
-        pass   # refused at open: not a capture at all
+        pass  # refused at open: not a capture at all
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import atexit
 import struct
 
 import numpy as np
+from _fuzzlib import Choices, ScratchFile, fuzz_main
 
 import fastnet
 from fastnet.capture.pcap_reader import LINK_TYPES
 
-from _fuzzlib import Choices, ScratchFile, fuzz_main
-
 _MAGICS = (0xA1B2C3D4, 0xA1B23C4D)
-_LINKS = sorted(LINK_TYPES) + [0, 147, 0x0400_0001]   # plus unknown ones, FCS bits set
+_LINKS = sorted(LINK_TYPES) + [0, 147, 0x0400_0001]  # plus unknown ones, FCS bits set
 _SNAPLENS = (0, 1, 64, 65535, 262144, 0xFFFFFFFF)
 
 _scratch = ScratchFile(".pcap")
@@ -40,8 +39,9 @@ def build_file(data: bytes) -> bytes:
     if mode == 0:
         return choose.rest()
     order = choose.pick("<>")
-    header = struct.pack(order + "IHHiIII", choose.pick(_MAGICS), 2, 4, 0, 0,
-                         choose.pick(_SNAPLENS), choose.pick(_LINKS))
+    header = struct.pack(
+        order + "IHHiIII", choose.pick(_MAGICS), 2, 4, 0, 0, choose.pick(_SNAPLENS), choose.pick(_LINKS)
+    )
     if mode == 1:
         return header + choose.rest()
     records = []
@@ -64,7 +64,7 @@ def check_batch(batch) -> int:
     assert batch.family in (fastnet.AF_INET, fastnet.AF_INET6)
     for i in range(n):
         assert len(batch.payload(i)) == lengths[i]
-        batch.address(i)   # a valid address of the batch's family
+        batch.address(i)  # a valid address of the batch's family
     assert batch.truncated[:n].dtype == np.bool_
     return n
 
@@ -91,7 +91,7 @@ def test_one_input(data: bytes) -> None:
         read_all(path)
         read_all(path, batch_size=3, slot_size=5)
     except fastnet.CaptureError:
-        pass   # the file was refused at open: unknown format, cut header
+        pass  # the file was refused at open: unknown format, cut header
 
 
 if __name__ == "__main__":

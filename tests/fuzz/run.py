@@ -36,8 +36,11 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
-TARGETS = sorted(name[len("fuzz_"):-len(".py")] for name in os.listdir(HERE)
-                 if name.startswith("fuzz_") and name.endswith(".py"))
+TARGETS = sorted(
+    name[len("fuzz_") : -len(".py")]
+    for name in os.listdir(HERE)
+    if name.startswith("fuzz_") and name.endswith(".py")
+)
 MAX_CORPUS = 40
 MAX_LEN = 4096
 
@@ -46,8 +49,7 @@ def corpus_files(target: str) -> list:
     folder = os.path.join(CORPUS, target)
     if not os.path.isdir(folder):
         return []
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                  if not name.startswith("."))
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder) if not name.startswith("."))
 
 
 def load_target(target: str):
@@ -57,6 +59,7 @@ def load_target(target: str):
 
 
 # -- atheris (libFuzzer) ---------------------------------------------------------
+
 
 def _atheris_available() -> bool:
     try:
@@ -71,18 +74,33 @@ def run_atheris(target: str, seconds: float, timeout: int, artifacts: str, updat
     os.makedirs(seeds, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"fastnet-fuzz-{target}-") as found:
         script = os.path.join(HERE, f"fuzz_{target}.py")
-        command = [sys.executable, script, found, seeds,
-                   f"-max_total_time={max(1, int(seconds))}", f"-timeout={timeout}",
-                   f"-max_len={MAX_LEN}", "-rss_limit_mb=2048", "-print_final_stats=1",
-                   f"-artifact_prefix={artifacts}{os.sep}{target}-"]
+        command = [
+            sys.executable,
+            script,
+            found,
+            seeds,
+            f"-max_total_time={max(1, int(seconds))}",
+            f"-timeout={timeout}",
+            f"-max_len={MAX_LEN}",
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+            f"-artifact_prefix={artifacts}{os.sep}{target}-",
+        ]
         env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace")
+        done = subprocess.run(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
         log = done.stdout
-        runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log) or \
-            re.search(r"Done (\d+) runs", log)
-        result = {"target": target, "engine": "atheris", "executions": int(runs.group(1)) if runs else 0,
-                  "findings": 0 if done.returncode == 0 else 1, "status": done.returncode}
+        runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log) or re.search(
+            r"Done (\d+) runs", log
+        )
+        result = {
+            "target": target,
+            "engine": "atheris",
+            "executions": int(runs.group(1)) if runs else 0,
+            "findings": 0 if done.returncode == 0 else 1,
+            "status": done.returncode,
+        }
         if done.returncode != 0:
             result["log"] = log[-4000:]
         elif update:
@@ -97,18 +115,27 @@ def _merge_corpus(target, script, env, seeds, found) -> int:
     smallest MAX_CORPUS that libFuzzer's merge keeps.
     """
     with tempfile.TemporaryDirectory(prefix=f"fastnet-merge-{target}-") as merged:
-        subprocess.run([sys.executable, script, "-merge=1", f"-max_len={MAX_LEN}", merged, seeds,
-                        found], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
-        kept = {_content(path) for path in corpus_files(target)
-                if os.path.basename(path).startswith("seed-")}
-        names = [name for name in sorted(os.listdir(merged), key=lambda name: os.path.getsize(
-            os.path.join(merged, name))) if _content(os.path.join(merged, name)) not in kept]
-        if not names:   # nothing came out of the merge: keep the corpus as it was
+        subprocess.run(
+            [sys.executable, script, "-merge=1", f"-max_len={MAX_LEN}", merged, seeds, found],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        kept = {_content(path) for path in corpus_files(target) if os.path.basename(path).startswith("seed-")}
+        names = [
+            name
+            for name in sorted(
+                os.listdir(merged), key=lambda name: os.path.getsize(os.path.join(merged, name))
+            )
+            if _content(os.path.join(merged, name)) not in kept
+        ]
+        if not names:  # nothing came out of the merge: keep the corpus as it was
             return len(corpus_files(target))
         if len(names) > MAX_CORPUS:
-            sys.stderr.write(f"{target}: the merge kept {len(names)} inputs; the "
-                             f"{MAX_CORPUS} smallest are saved\n")
+            sys.stderr.write(
+                f"{target}: the merge kept {len(names)} inputs; the {MAX_CORPUS} smallest are saved\n"
+            )
         for old in corpus_files(target):
             if not os.path.basename(old).startswith("seed-"):
                 os.unlink(old)
@@ -124,6 +151,7 @@ def _content(path) -> bytes:
 
 # -- the fallback: bounded random mutation ------------------------------------------
 
+
 class _Hang(Exception):
     pass
 
@@ -137,22 +165,22 @@ def mutate(rng: random.Random, data: bytes, pool: list) -> bytes:
     for _ in range(rng.randint(1, 4)):
         kind = rng.randrange(6)
         where = rng.randrange(len(out) + 1)
-        if kind == 0 and out:       # flip a bit
+        if kind == 0 and out:  # flip a bit
             where = min(where, len(out) - 1)
             out[where] ^= 1 << rng.randrange(8)
-        elif kind == 1 and out:     # an interesting byte value
+        elif kind == 1 and out:  # an interesting byte value
             where = min(where, len(out) - 1)
             out[where] = rng.choice((0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)))
-        elif kind == 2:             # insert random bytes
+        elif kind == 2:  # insert random bytes
             out[where:where] = os.urandom(rng.randint(1, 16))
-        elif kind == 3 and out:     # delete a range
-            out[where:where + rng.randint(1, 16)] = b""
-        elif kind == 4 and out:     # duplicate a range
+        elif kind == 3 and out:  # delete a range
+            out[where : where + rng.randint(1, 16)] = b""
+        elif kind == 4 and out:  # duplicate a range
             start = rng.randrange(len(out))
-            out[where:where] = out[start:start + rng.randint(1, 64)]
-        elif pool:                  # splice with another input
+            out[where:where] = out[start : start + rng.randint(1, 64)]
+        elif pool:  # splice with another input
             other = rng.choice(pool)
-            out[where:] = other[rng.randrange(len(other) + 1):]
+            out[where:] = other[rng.randrange(len(other) + 1) :]
     return bytes(out[:MAX_LEN])
 
 
@@ -181,8 +209,13 @@ def run_random(target: str, seconds: float, timeout: int, artifacts: str, seed=N
             executions += 1
     finally:
         signal.signal(signal.SIGALRM, previous)
-    return {"target": target, "engine": "random", "executions": executions, "findings": findings,
-            "status": 1 if findings else 0}
+    return {
+        "target": target,
+        "engine": "random",
+        "executions": executions,
+        "findings": findings,
+        "status": 1 if findings else 0,
+    }
 
 
 def _save_finding(artifacts: str, target: str, data: bytes, report: str) -> None:
@@ -197,17 +230,27 @@ def _save_finding(artifacts: str, target: str, data: bytes, report: str) -> None
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run fastnet's fuzz targets for a bounded time.")
-    parser.add_argument("--target", choices=TARGETS, action="append",
-                        help="a target to run (repeat for several; default: all)")
-    parser.add_argument("--seconds", type=float, default=60.0,
-                        help="total time, shared equally by the targets (default 60)")
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        action="append",
+        help="a target to run (repeat for several; default: all)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="total time, shared equally by the targets (default 60)"
+    )
     parser.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
-    parser.add_argument("--timeout", type=int, default=10,
-                        help="seconds one input may take before it counts as a hang")
-    parser.add_argument("--artifacts", default="fuzz-artifacts",
-                        help="where findings are written (default fuzz-artifacts/)")
-    parser.add_argument("--update-corpus", action="store_true",
-                        help="merge what was found into corpus/<target>/ (atheris only)")
+    parser.add_argument(
+        "--timeout", type=int, default=10, help="seconds one input may take before it counts as a hang"
+    )
+    parser.add_argument(
+        "--artifacts", default="fuzz-artifacts", help="where findings are written (default fuzz-artifacts/)"
+    )
+    parser.add_argument(
+        "--update-corpus",
+        action="store_true",
+        help="merge what was found into corpus/<target>/ (atheris only)",
+    )
     parser.add_argument("--seed", type=int, help="random engine: the seed")
     args = parser.parse_args(argv)
     if not args.seconds > 0:
@@ -230,8 +273,10 @@ def main(argv=None) -> int:
         else:
             result = run_random(target, share, args.timeout, artifacts, args.seed)
         results.append(result)
-        line = (f"{target:<8} {result['engine']:<8} {result['executions']:>10,} executions  "
-                f"{result['findings']} findings")
+        line = (
+            f"{target:<8} {result['engine']:<8} {result['executions']:>10,} executions  "
+            f"{result['findings']} findings"
+        )
         if "corpus" in result:
             line += f"  corpus {result['corpus']} files"
         print(line, flush=True)

@@ -13,5 +13,4 @@ pairs with the Cython sources:
 from .batches import FEATURES, recv_batch, send_batch
 from .framing import FrameState, flush_unsent, recv_frames, send_frames
 
-__all__ = ["recv_batch", "send_batch", "FEATURES",
-           "FrameState", "recv_frames", "send_frames", "flush_unsent"]
+__all__ = ["recv_batch", "send_batch", "FEATURES", "FrameState", "recv_frames", "send_frames", "flush_unsent"]

@@ -50,6 +50,6 @@ def receive_fields(ancdata):
             elif kind == C.SCM_TIMESTAMP:
                 seconds, microseconds = _TIMESPEC.unpack_from(payload)
                 stamp = seconds * 1_000_000_000 + microseconds * 1000
-    if not -2**63 <= stamp < 2**63:   # never from a kernel; wrap as 64-bit arithmetic does
+    if not -(2**63) <= stamp < 2**63:  # never from a kernel; wrap as 64-bit arithmetic does
         stamp = (stamp + 2**63) % 2**64 - 2**63
     return stamp, (segment if segment > 0 else 0)

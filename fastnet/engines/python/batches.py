@@ -54,7 +54,7 @@ def _address_bytes(family, address, cache):
 
 
 def recv_batch(sock, batch, ancillary, gro=False):
-    if gro:   # the caller chose the GRO path, holding sock._gro_lock
+    if gro:  # the caller chose the GRO path, holding sock._gro_lock
         return recv_gro(sock, batch)
     if ancillary:
         return _recv_with_ancillary(sock, batch)
@@ -69,7 +69,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
     timestamps = batch._timestamps
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache: dict[str, bytes] = {}   # host -> inet_pton of it
+    cache: dict[str, bytes] = {}  # host -> inet_pton of it
     receive = sock._untimed.recvfrom_into
     n = 0
     capacity = batch._capacity
@@ -105,7 +105,7 @@ def _recv_with_ancillary(sock, batch):
     slot = batch._slot_size
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
-    cache: dict[str, bytes] = {}   # host -> inet_pton of it
+    cache: dict[str, bytes] = {}  # host -> inet_pton of it
     receive = sock._untimed.recvmsg_into
     n = 0
     while n < batch._capacity:
@@ -118,7 +118,7 @@ def _recv_with_ancillary(sock, batch):
                 raise
             sock._pending_error = exc
             break
-        if msg_flags & _stdsocket.MSG_CTRUNC:   # the timestamp, first, is never what is cut
+        if msg_flags & _stdsocket.MSG_CTRUNC:  # the timestamp, first, is never what is cut
             sock._control_truncated += 1
         stamp, _ = receive_fields(ancdata)
         batch._lengths[n] = min(size, slot)

@@ -47,9 +47,24 @@ class FrameState:
     """Per-socket framing state: receive buffer, the unsent tail of a frame, settings."""
 
     __slots__ = (
-        "prefix_size", "little_endian", "max_frame", "truncate",
-        "eof", "blocked_length", "pending_error", "peer", "recv_busy", "send_busy",
-        "_buf", "_view", "_start", "_end", "_tail", "_tail_pos", "_unpack", "_pack",
+        "prefix_size",
+        "little_endian",
+        "max_frame",
+        "truncate",
+        "eof",
+        "blocked_length",
+        "pending_error",
+        "peer",
+        "recv_busy",
+        "send_busy",
+        "_buf",
+        "_view",
+        "_start",
+        "_end",
+        "_tail",
+        "_tail_pos",
+        "_unpack",
+        "_pack",
     )
 
     def __init__(self):
@@ -91,7 +106,7 @@ class FrameState:
 
     def peek(self, nbytes):
         """The first ``nbytes`` (at most) of the buffered bytes, not consumed."""
-        return bytes(self._view[self._start:min(self._end, self._start + max(nbytes, 0))])
+        return bytes(self._view[self._start : min(self._end, self._start + max(nbytes, 0))])
 
     def _make_room(self, need):
         """Room for ``need`` bytes from the buffer's start; moves unparsed bytes to the front.
@@ -166,10 +181,10 @@ def recv_frames(sock, batch, st):
                     break
                 body = start + prefix
                 if size <= slot:
-                    rows[n][:size] = view[body:body + size]
+                    rows[n][:size] = view[body : body + size]
                     lengths.append(size)
                 else:
-                    rows[n][:] = view[body:body + slot]
+                    rows[n][:] = view[body : body + slot]
                     lengths.append(slot)
                     cut.append(n)
                 start += need
@@ -229,8 +244,10 @@ def send_frames(sock, batch, start, stop, st):
     # writes to the array meanwhile.
     lengths = batch._lengths[start:stop].tolist()
     if lengths and not 0 <= min(lengths) <= max(lengths) <= batch._slot_size:
-        raise ValueError(f"batch.lengths[{start}:{stop}] changed while send_frames was "
-                         f"running (outside 0..{batch._slot_size})")
+        raise ValueError(
+            f"batch.lengths[{start}:{stop}] changed while send_frames was "
+            f"running (outside 0..{batch._slot_size})"
+        )
     prefix = st.prefix_size
     pack = st._pack
     write = _writer(sock)
@@ -238,7 +255,7 @@ def send_frames(sock, batch, start, stop, st):
     done = 0
     while done < total:
         chunk_end = min(total, done + FRAMES_PER_WRITE)
-        buffers: list[bytes | memoryview] = []   # prefix, payload, prefix, ...
+        buffers: list[bytes | memoryview] = []  # prefix, payload, prefix, ...
         append = buffers.append
         for i in range(done, chunk_end):
             size = lengths[i]
@@ -280,7 +297,7 @@ def flush_unsent(sock, st):
     view = memoryview(tail)
     while st._tail_pos < len(tail):
         try:
-            st._tail_pos += write(view[st._tail_pos:])
+            st._tail_pos += write(view[st._tail_pos :])
         except BlockingIOError:
             break
     left = len(tail) - st._tail_pos

@@ -40,13 +40,10 @@ def checked_lengths(batch, start, stop, segment=0):
     lengths = batch._lengths[start:stop].tolist()
     if lengths:
         if min(lengths) < 0 or max(lengths) > batch._slot_size:
-            raise ValueError(f"batch.lengths[{start}:{stop}] changed: outside "
-                             f"0..{batch._slot_size}")
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed: outside 0..{batch._slot_size}")
         head = lengths[:-1]
-        if segment and ((head and not min(head) == max(head) == segment)
-                        or not 0 < lengths[-1] <= segment):
-            raise ValueError(f"batch.lengths[{start}:{stop}] changed from the GSO plan "
-                             f"(segment {segment})")
+        if segment and ((head and not min(head) == max(head) == segment) or not 0 < lengths[-1] <= segment):
+            raise ValueError(f"batch.lengths[{start}:{stop}] changed from the GSO plan (segment {segment})")
     return lengths
 
 
@@ -68,7 +65,7 @@ def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=Non
     try:
         for first in range(0, stop - start, per_buffer):
             last = min(first + per_buffer, stop - start)
-            buffers = [rows[start + i][:lengths[i]] for i in range(first, last)]
+            buffers = [rows[start + i][: lengths[i]] for i in range(first, last)]
             sendmsg(buffers, ancillary, _SEND_FLAGS, *target)
             sent = last
     except BlockingIOError:
@@ -88,8 +85,18 @@ class GroArea:
     in one batch is carried over to the next.
     """
 
-    __slots__ = ("buffer", "array", "length", "segment", "offset", "packed", "address",
-                 "stamp", "cut", "pending")
+    __slots__ = (
+        "buffer",
+        "array",
+        "length",
+        "segment",
+        "offset",
+        "packed",
+        "address",
+        "stamp",
+        "cut",
+        "pending",
+    )
 
     def __init__(self):
         self.buffer = bytearray(GRO_BUFFER)
@@ -107,7 +114,8 @@ class GroArea:
         # MSG_CTRUNC without a segment size: that may be what was cut, so the
         # buffer is one row, flagged, not split by a guess.
         self.cut = bool(msg_flags & _stdsocket.MSG_TRUNC) or bool(
-            msg_flags & _stdsocket.MSG_CTRUNC and not segment)
+            msg_flags & _stdsocket.MSG_CTRUNC and not segment
+        )
         self.pending = True
 
     def split(self, batch, n):
@@ -123,15 +131,15 @@ class GroArea:
         full = min(full, k)
         if full:
             keep = min(segment, slot)
-            source = self.array[offset:offset + full * segment].reshape(full, segment)
-            batch._data[n:n + full, :keep] = source[:, :keep]
-            batch._lengths[n:n + full] = keep
-            batch._truncated_u8[n:n + full] = segment > slot
+            source = self.array[offset : offset + full * segment].reshape(full, segment)
+            batch._data[n : n + full, :keep] = source[:, :keep]
+            batch._lengths[n : n + full] = keep
+            batch._truncated_u8[n : n + full] = segment > slot
             offset += full * segment
         if k > full:  # the shorter last datagram
             piece = self.length - offset
             keep = min(piece, slot)
-            batch._data[n + full, :keep] = self.array[offset:offset + keep]
+            batch._data[n + full, :keep] = self.array[offset : offset + keep]
             batch._lengths[n + full] = keep
             batch._truncated_u8[n + full] = piece > slot
             offset += piece
@@ -171,8 +179,9 @@ def recv_gro(sock, batch):
     while n < capacity:
         if not area.pending:
             try:
-                size, ancdata, msg_flags, address = receive(buffers, GRO_ANCILLARY_SPACE,
-                                                            _stdsocket.MSG_DONTWAIT)
+                size, ancdata, msg_flags, address = receive(
+                    buffers, GRO_ANCILLARY_SPACE, _stdsocket.MSG_DONTWAIT
+                )
             except BlockingIOError:
                 break
             except OSError as exc:

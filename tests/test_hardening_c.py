@@ -441,7 +441,7 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
     without the lock: two threads splitting the same area (the row count
     showed it: 8 rows carried over came out).
     """
-    receiver = _DecisionSeesNoArea(backend=backend, gro=True)
+    receiver = _DecisionSeesNoArea(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True)
     try:
         receiver.bind(("127.0.0.1", 0))
         with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from . import _args
+from . import _args, _send_report
 from ._args import DEFAULT_COUNT, UNSET
 
 #: Frames handed to send_frames per call: about this long of traffic when
@@ -44,10 +44,6 @@ _POLL_SLICE_MS = 200
 def _fail(message: str, status: int) -> int:
     print(f"fastnet send: error: {message}", file=sys.stderr)
     return status
-
-
-def _where(host, port) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _wait_writable(sock, limit_s: float) -> None:
@@ -165,14 +161,14 @@ def run_tcp(args) -> int:
         sock = create_connection((host, port), timeout=CONNECT_TIMEOUT_S, backend=args.backend)
     except ConnectionRefusedError:
         return _fail(
-            f"cannot connect to {_where(host, port)}: connection refused (nothing "
-            f"listens there: start 'fastnet recv --tcp {_where(host, port)}' first)",
+            f"cannot connect to {_send_report.where(host, port)}: connection refused (nothing "
+            f"listens there: start 'fastnet recv --tcp {_send_report.where(host, port)}' first)",
             1,
         )
     except (ValueError, TypeError, ImportError, _stdsocket.gaierror) as exc:
-        return _fail(f"cannot connect to {_where(host, port)}: {exc}", 2)
+        return _fail(f"cannot connect to {_send_report.where(host, port)}: {exc}", 2)
     except OSError as exc:
-        return _fail(f"cannot connect to {_where(host, port)}: {exc}", 1)
+        return _fail(f"cannot connect to {_send_report.where(host, port)}: {exc}", 1)
     interrupted = False
     error = None
     with sock:
@@ -216,32 +212,13 @@ def run_tcp(args) -> int:
 
 
 def _print_summary(args, stats, backend, interrupted, error) -> None:
-    host, port = args.address
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "sent": stats.sent,
-                    "bytes": stats.bytes,
-                    "elapsed": round(stats.elapsed, 6),
-                    "pps": round(stats.pps, 1),
-                    "bps": round(stats.bps, 1),
-                    "calls": stats.calls,
-                    "host": host,
-                    "port": port,
-                    "backend": backend,
-                    "interrupted": interrupted,
-                    "error": None if error is None else str(error),
-                    "proto": "tcp",
-                }
-            )
-        )
+        print(json.dumps(_send_report.summary(args, stats, backend, interrupted, error, "tcp")))
     else:
         print(
-            f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_where(host, port)} "
+            f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_send_report.where(*args.address)} "
             f"over TCP in {stats.elapsed:.3f} s: {stats.pps:,.0f} frames/s, "
             f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]"
             + (" (interrupted)" if interrupted else "")
         )
-    if error is not None:
-        print(f"fastnet send: error: {error}", file=sys.stderr)
+    _send_report.print_error(error)

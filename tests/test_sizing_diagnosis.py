@@ -1,8 +1,12 @@
 """The Receiver's default sizes (fastnet/receive/sizing.py) and its loss diagnosis (diagnosis.py)."""
 
+import json
+import select
 import socket
+import warnings
 
 import pytest
+from cli_helpers import bound_port, finish, start_recv
 
 import fastnet
 from fastnet.receive import diagnosis, sizing
@@ -97,3 +101,101 @@ def test_the_sysctl_value_is_said_when_readable(monkeypatch, rmem):
     monkeypatch.setattr(diagnosis, "_rmem_max", lambda: rmem)
     (line,) = diagnosis.diagnose({"kernel_drops": 1, "rcvbuf": 1 << 20})
     assert ("net.core.rmem_max is 4.0 MiB" in line) == (rmem is not None)
+
+
+# -- a Receiver with its defaults ------------------------------------------------------------
+
+
+def _no_force(monkeypatch):
+    """Make SO_RCVBUFFORCE refused, as for a process without CAP_NET_ADMIN."""
+    real = socket.socket.setsockopt
+
+    def setsockopt(sock, level, option, *args):
+        if option == fastnet.constants.SO_RCVBUFFORCE:
+            raise PermissionError(1, "Operation not permitted")
+        return real(sock, level, option, *args)
+
+    monkeypatch.setattr(socket.socket, "setsockopt", setsockopt)
+    with open("/proc/sys/net/core/rmem_max") as f:
+        return int(f.read())
+
+
+def test_a_default_receiver_sizes_itself(backend):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rx = fastnet.Receiver(0, backend=backend)
+    with rx:
+        assert rx.slot_size == sizing.default_slot_size(socket.AF_INET, "127.0.0.1") == 9000
+        assert rx.ring_size == sizing.default_ring_size(rx.batch_size, rx.slot_size) == 14
+        wanted = sizing.default_rcvbuf(rx.ring_size * rx.batch_size, rx.slot_size)
+        capped = [w for w in caught if issubclass(w.category, fastnet.BufferSizeWarning)]
+        if rx.rcvbuf >= 2 * wanted:  # granted (FORCE, or a high enough rmem_max)
+            assert capped == []
+        else:  # capped: said, unless this process was told already
+            assert sizing._warned
+        stats = rx.stats
+        assert (stats.rcvbuf, stats.slot_size) == (rx.rcvbuf, 9000)
+
+
+def test_explicit_sizes_are_kept(backend):
+    with fastnet.Receiver(0, backend=backend, slot_size=1500, ring_size=3, rcvbuf=1 << 20) as rx:
+        assert (rx.slot_size, rx.ring_size) == (1500, 3)
+        assert rx.stats.rcvbuf == rx.rcvbuf == rx._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def test_a_capped_default_buffer_warns_once_naming_the_sysctl(backend, monkeypatch):
+    rmem_max = _no_force(monkeypatch)
+    if rmem_max * 2 >= sizing.MAX_DEFAULT_RCVBUF * 2:
+        pytest.skip("net.core.rmem_max is high enough: the default is not capped here")
+    monkeypatch.setattr(sizing, "_warned", False)
+    with pytest.warns(fastnet.BufferSizeWarning, match=r"sysctl -w net.core.rmem_max=.*\(warned once\)"):
+        first = fastnet.Receiver(0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastnet.BufferSizeWarning)
+        second = fastnet.Receiver(0, backend=backend)  # no second warning
+    with first, second:
+        assert first.rcvbuf == second.rcvbuf == 2 * rmem_max
+
+
+def test_kernel_drops_of_a_tiny_buffer_are_diagnosed(backend):
+    """A Receiver not yet started, whose 4 KiB buffer a burst overflows: the diagnosis names it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastnet.BufferSizeWarning)
+        rx = fastnet.Receiver(0, backend=backend, rcvbuf=4096, ring_size=1, batch_size=8)
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
+        tx.send_batch(fastnet.Batch.from_payloads([b"x" * 1000] * 200), rx.address)
+    try:
+        stats = rx.stats
+        assert stats.kernel_drops > 0
+        (line,) = stats.diagnose()
+        assert "receive buffer is only" in line and "rcvbuf=" in line and "net.core.rmem_max" in line
+    finally:
+        rx.close()
+
+
+# -- fastnet recv --------------------------------------------------------------------------
+
+
+def test_a_forced_overload_prints_a_diagnosis_naming_the_buffer_and_the_sysctl(backend):
+    """``fastnet recv --rcvbuf 4K`` and a burst it cannot hold: the summary says why, and what to do."""
+    child = start_recv("127.0.0.1:0", "--rcvbuf", "4K", "--duration", "2", "--backend", backend)
+    port = bound_port(child)
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as tx:
+        tx.send_batch(fastnet.Batch.from_payloads([b"x" * 1000] * 500), ("127.0.0.1", port))
+    status, out, err = finish(child)
+    assert status == 0, err
+    (why,) = [line for line in out.splitlines() if line.startswith("why: ")]
+    assert "The kernel dropped" in why and "receive buffer is only" in why
+    assert "--rcvbuf" in why and "net.core.rmem_max" in why
+
+
+def test_the_start_line_reports_the_sizes_the_kernel_granted(backend):
+    child = start_recv("127.0.0.1:0", "--duration", "0.5", "--json", "--backend", backend)
+    ready, _, _ = select.select([child.stderr], [], [], 30)
+    assert ready
+    line = child.stderr.readline()
+    status, out, err = finish(child)
+    assert status == 0, err
+    report = json.loads(out)
+    assert f"ring of 14 x 1024 slots of 9000 B, receive buffer {report['rcvbuf'] / (1 << 20):.1f} MiB" in line
+    assert report["slot_size"] == 9000 and report["diagnosis"] == []

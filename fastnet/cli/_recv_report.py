@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from ..receive.diagnosis import diagnose, hints
+
 STATUS_INTERVAL = 0.5  # seconds between status line updates
 
 
@@ -75,6 +77,9 @@ class StatusLine:
             line += f"  dropped: kernel {stats['kernel_drops']:,} ring {stats['ring_overruns']:,}"
         if stats.get("seq_gaps") is not None:
             line += f"  seq gaps {stats['seq_gaps']:,} lost {stats['seq_lost']:,}"
+        found = hints(stats, self.previous)
+        if found:
+            line += "  <- " + "; ".join(found)
         return line
 
     def end(self) -> None:
@@ -120,6 +125,8 @@ def summary(
         lines.append(
             f"recorded {stats['recorded']:,} {unit} to {out}; capture dropped {stats['capture_dropped']:,}"
         )
+    if "kernel_drops" in stats:  # a UDP receiver: say why anything was lost, and what to change
+        lines += [f"why: {sentence}" for sentence in diagnose(stats, cli=True)]
     return "\n".join(lines)
 
 
@@ -128,5 +135,7 @@ def json_report(stats: dict, seconds: float, interrupted: bool, *, unit="datagra
     rate, gbits = rates(stats, seconds)
     report = dict(stats, seconds=round(seconds, 6), gbit_per_s=gbits, interrupted=interrupted)
     report[f"{unit}_per_s"] = rate
+    if "kernel_drops" in stats:
+        report["diagnosis"] = diagnose(stats, cli=True)
     report.update(extra)
     return json.dumps(report)

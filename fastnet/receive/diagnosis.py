@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-__all__ = ["diagnose", "SMALL_RCVBUF", "RMEM_MAX_SYSCTL"]
+__all__ = ["diagnose", "hints", "SMALL_RCVBUF", "RMEM_MAX_SYSCTL"]
 
 #: A receive buffer below this (as the kernel reports it) is called small.
 SMALL_RCVBUF = 8 << 20
@@ -107,4 +107,24 @@ def diagnose(stats: Mapping, *, cli: bool = False) -> list[str]:
             f"The recorder could not write {_count(dropped_writes)}: the disk fell behind the "
             f"stream (or a write failed). Record to a faster local disk."
         )
+    return found
+
+
+def hints(stats: Mapping, previous: Mapping) -> list[str]:
+    """Few-word forms of the same rules, for what changed since ``previous`` (a live status line)."""
+
+    def grew(key):
+        return (stats.get(key) or 0) > (previous.get(key) or 0)
+
+    found = []
+    if grew("kernel_drops"):
+        rcvbuf = stats.get("rcvbuf") or 0
+        if rcvbuf and rcvbuf < SMALL_RCVBUF:
+            found.append(f"kernel: buffer only {_size(rcvbuf)}, raise --rcvbuf")
+        else:
+            found.append("kernel: capture thread not scheduled, try --cpu")
+    if grew("ring_overruns"):
+        found.append("ring full: consumer too slow")
+    if grew("truncated"):
+        found.append("cut: raise --slot-size")
     return found

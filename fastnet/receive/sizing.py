@@ -35,7 +35,12 @@ import ipaddress
 import os
 import socket as _stdsocket
 import struct
+import threading
+import warnings
 from typing import Iterable, Optional
+
+from ..core import buffers
+from ..errors import BufferSizeWarning
 
 __all__ = [
     "DEFAULT_RING_BYTES",
@@ -44,6 +49,7 @@ __all__ = [
     "default_ring_size",
     "default_rcvbuf",
     "interface_mtus",
+    "ask_default_rcvbuf",
 ]
 
 MAX_DEFAULT_SLOT = 9000
@@ -152,3 +158,30 @@ def default_ring_size(batch_size: int, slot_size: int) -> int:
 def default_rcvbuf(rows: int, slot_size: int) -> int:
     """Receive buffer to ask for: the ring's worth of datagrams, within the bounds."""
     return max(MIN_DEFAULT_RCVBUF, min(MAX_DEFAULT_RCVBUF, rows * slot_size))
+
+
+_warned_lock = threading.Lock()
+_warned = False
+
+
+def ask_default_rcvbuf(sock, size: int) -> int:
+    """Ask for the default receive buffer; warn once per process if the kernel capped it.
+
+    Returns the size as the kernel reports it. The warning names the sysctl:
+    without CAP_NET_ADMIN, SO_RCVBUF is capped at ``net.core.rmem_max``.
+    """
+    global _warned
+    granted, capped = buffers.ask(sock, "rcvbuf", size)
+    if capped:
+        with _warned_lock:
+            first, _warned = not _warned, True
+        if first:
+            warnings.warn(
+                f"the default receive buffer of {size >> 20} MiB was capped to {granted // 2} "
+                f"bytes by the kernel (net.core.rmem_max without CAP_NET_ADMIN): a pause of the "
+                f"capture thread longer than that holds will drop datagrams; raise it with "
+                f"'sysctl -w net.core.rmem_max={size}', or pass rcvbuf= (warned once)",
+                BufferSizeWarning,
+                stacklevel=4,
+            )
+    return granted

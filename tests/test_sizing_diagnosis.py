@@ -199,3 +199,18 @@ def test_the_start_line_reports_the_sizes_the_kernel_granted(backend):
     report = json.loads(out)
     assert f"ring of 14 x 1024 slots of 9000 B, receive buffer {report['rcvbuf'] / (1 << 20):.1f} MiB" in line
     assert report["slot_size"] == 9000 and report["diagnosis"] == []
+
+
+def test_the_live_line_hints_name_what_grew_since_the_last_line():
+    before = {"kernel_drops": 5, "ring_overruns": 0, "truncated": 0, "rcvbuf": 212992}
+    assert diagnosis.hints(before, before) == []
+    now = dict(before, kernel_drops=6, truncated=1)
+    assert diagnosis.hints(now, before) == [
+        "kernel: buffer only 208 KiB, raise --rcvbuf",
+        "cut: raise --slot-size",
+    ]
+    big = dict(before, rcvbuf=128 << 20)
+    assert diagnosis.hints(dict(big, kernel_drops=9, ring_overruns=1), big) == [
+        "kernel: capture thread not scheduled, try --cpu",
+        "ring full: consumer too slow",
+    ]

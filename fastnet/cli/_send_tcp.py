@@ -16,10 +16,13 @@ receiver never sees a cut frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
+import signal
 import socket as _stdsocket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -56,6 +59,50 @@ def _wait_writable(sock, limit_s: float) -> None:
             raise TimeoutError(f"the receiver took nothing for {limit_s:g} s")
 
 
+class _HeldInterrupt:
+    """Ctrl-C (or SIGTERM) during a frame write is held until the write is counted.
+
+    A KeyboardInterrupt raised by the signal handler can land between
+    ``send_frames`` returning and its count being added: frames on the wire
+    that the summary would not count. While ``counting()`` is entered the
+    handler only notes the signal; it is raised as soon as the count is in.
+    Outside it (waiting for the socket, pacing) the signal interrupts at once.
+    """
+
+    def __init__(self):
+        self.held = False
+        self._holding = False
+
+    def handler(self, signum, frame):
+        if self._holding:
+            self.held = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # pragma: no cover - handlers can only be set in the main thread
+            return
+        previous = {sig: signal.signal(sig, self.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def counting(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self.held:
+                self.held = False
+                raise KeyboardInterrupt
+
+
 class _FrameSender:
     """Sends numbered frames on a non-blocking framed socket and counts them."""
 
@@ -78,6 +125,7 @@ class _FrameSender:
         self.calls = 0
         self.started: float | None = None  # time.monotonic() of the first send
         self.finished: float | None = None
+        self.interrupts = _HeldInterrupt()
 
     def send(self, count, duration) -> None:
         from ..send.pacing import sleep_until
@@ -99,8 +147,9 @@ class _FrameSender:
             try:
                 while done < n:
                     try:
-                        done += self.sock.send_frames(self.batch, done)
-                        self.calls += 1
+                        with self.interrupts.counting():
+                            done += self.sock.send_frames(self.batch, done)
+                            self.calls += 1
                     except BlockingIOError:
                         _wait_writable(self.sock, STALL_TIMEOUT_S)
                     except OSError as exc:
@@ -184,8 +233,9 @@ def run_tcp(args) -> int:
         if count is None and args.duration is None:
             count = DEFAULT_COUNT
         try:
-            sender.send(count, args.duration)
-            sender.finish(STALL_TIMEOUT_S)
+            with sender.interrupts.installed():
+                sender.send(count, args.duration)
+                sender.finish(STALL_TIMEOUT_S)
         except KeyboardInterrupt:
             interrupted = True
             try:  # end on a frame boundary, so the receiver sees a clean close

@@ -8,6 +8,7 @@ fast anything was.
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,19 +18,23 @@ import pytest
 from helpers import HANG_S, processes_in_group
 
 import fastnet
-from fastnet._bench import BACKENDS, DEFAULT_SIZES
+from fastnet._bench import BACKENDS
 from fastnet._bench.reference import find_compiler
-from fastnet._bench.report import ROW_KEYS, build_rows, receive_rate
+from fastnet._bench.report import RATE_KEYS, RATIO_KEYS, REPEAT_KEYS, ROW_KEYS, build_rows, receive_rate
 from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
+from fastnet.cli.bench import QUICK_REPEATS, QUICK_SIZES
 
-INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
+INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf", "unread", "unaccounted", "rounds"}
 STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
-FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS
+BOOL_KEYS = {"reconciled"} | {f"{key}_significant" for key in RATIO_KEYS}
+FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS - BOOL_KEYS - {"repeats"}
 MEASURED = {
     "sent",
     "received",
     "lost",
+    "unread",
+    "unaccounted",
     "loss_pct",
     "send_pps",
     "recv_pps",
@@ -43,6 +48,12 @@ MEASURED = {
     "recv_cpu_s",
 }
 HAS_COMPILER = find_compiler() is not None
+try:
+    import uvloop  # noqa: F401
+
+    HAS_UVLOOP = True
+except ImportError:
+    HAS_UVLOOP = False
 
 
 def bench(*args, timeout=90):
@@ -53,8 +64,10 @@ def bench(*args, timeout=90):
 
 def must_measure(backend):
     """Backends that have no reason to be skipped on this machine."""
-    if backend in ("python", "asyncio"):
+    if backend in ("python", "stdlib", "asyncio"):
         return True
+    if backend == "uvloop":
+        return HAS_UVLOOP
     if backend == "cython":
         return "cython" in fastnet.available_backends()
     if backend == "reference":
@@ -62,7 +75,7 @@ def must_measure(backend):
     return False  # GSO/GRO rows depend on the fastnet API and the kernel: checked apart
 
 
-def check_row(row):
+def check_row(row, rounds=None):
     assert set(row) == set(ROW_KEYS)
     for key in INT_KEYS:
         assert row[key] is None or (isinstance(row[key], int) and not isinstance(row[key], bool)), key
@@ -70,13 +83,31 @@ def check_row(row):
         assert row[key] is None or isinstance(row[key], float), key
     for key in STR_KEYS:
         assert isinstance(row[key], str), key
+    for key in BOOL_KEYS:
+        assert row[key] in (None, True, False), key
     assert row["status"] in ("ok", "skipped", "failed")
     assert row["proto"] == "udp"
+    assert row["rounds"] == len(row["repeats"]) >= 1
+    if rounds is not None:
+        assert row["rounds"] == rounds
+    for repeat in row["repeats"]:
+        assert set(repeat) == set(REPEAT_KEYS)
     if row["status"] != "ok":
         assert row["note"], "a row that was not measured says why"
         assert all(row[key] is None for key in MEASURED)
         return
     assert all(row[key] is not None for key in MEASURED), row
+    assert all(repeat["status"] == "ok" for repeat in row["repeats"])
+    for key in RATE_KEYS + RATIO_KEYS:
+        values = [repeat[key] for repeat in row["repeats"] if key in repeat]
+        if row[key] is None:
+            continue
+        assert row[f"{key}_min"] <= row[key] <= row[f"{key}_max"], key
+        if values:
+            assert row[key] in values, key  # a median that one round measured
+            assert (row[f"{key}_min"], row[f"{key}_max"]) == (min(values), max(values)), key
+    # The counts are those of one round, and add up.
+    assert row["reconciled"] is not False or "loopback backlog" in row["note"], row["note"]
     assert row["sent"] > 0
     assert 0 <= row["received"] <= row["sent"]
     assert row["lost"] == row["sent"] - row["received"]
@@ -88,7 +119,7 @@ def check_row(row):
         assert 0 <= row["kernel_drops"] <= row["lost"]
 
 
-def check_document(doc, backends, sizes):
+def check_document(doc, backends, sizes, rounds=None):
     assert set(doc) >= {"machine", "results"}
     machine = doc["machine"]
     for key in ("cpu_model", "cores", "kernel", "python", "numpy", "fastnet", "backend"):
@@ -100,7 +131,7 @@ def check_document(doc, backends, sizes):
         (backend, size) for backend in backends for size in sizes
     )
     for row in rows:
-        check_row(row)
+        check_row(row, rounds)
     return {(row["backend"], row["size"]): row for row in rows}
 
 
@@ -115,7 +146,8 @@ def quick(tmp_path_factory):
 
 def test_quick_run_reports_every_backend_and_size(quick):
     _, doc = quick
-    rows = check_document(doc, BACKENDS, DEFAULT_SIZES)
+    assert doc["settings"]["repeat"] == QUICK_REPEATS
+    rows = check_document(doc, BACKENDS, QUICK_SIZES, rounds=QUICK_REPEATS)
     for (backend, _size), row in rows.items():
         if must_measure(backend):
             assert row["status"] == "ok", row
@@ -134,7 +166,7 @@ def test_quick_run_measures_gso_where_the_kernel_has_it(quick):
     _, doc = quick
     rows = [row for row in doc["results"] if row["backend"].endswith("-gso")]
     assert sorted(row["backend"] for row in rows) == sorted(
-        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(DEFAULT_SIZES)
+        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(QUICK_SIZES)
     )
     for row in rows:
         if row["backend"] == "cython-gso" and "cython" not in fastnet.available_backends():
@@ -149,23 +181,47 @@ def test_quick_run_measures_gso_where_the_kernel_has_it(quick):
 
 def test_quick_run_prints_receiver_and_sender_tables(quick):
     done, _ = quick
+    assert f"{QUICK_REPEATS} interleaved rounds" in done.stdout.splitlines()[0]
     assert "Receiver side" in done.stdout and "Sender side" in done.stdout
     for backend in BACKENDS:
         assert backend in done.stdout
 
 
-def test_speedup_and_reference_columns_divide_the_right_rows(quick):
+RATIO_WITH_SPREAD = re.compile(r"\b\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)~?(\s|$)")
+BARE_RATIO = re.compile(r"\b\d+\.\d\dx(?! \()")
+
+
+def test_quick_run_prints_every_ratio_with_its_spread(quick):
+    done, doc = quick
+    shown = sum(
+        row[key] is not None for row in doc["results"] if row["status"] == "ok" for key in RATIO_KEYS
+    )
+    assert shown > 0
+    table_rows = "\n".join(line for line in done.stdout.splitlines() if line.lstrip()[:1].isdigit())
+    assert len(RATIO_WITH_SPREAD.findall(table_rows)) == shown
+    assert not BARE_RATIO.findall(table_rows)
+
+
+def test_speedup_and_reference_columns_divide_the_right_rows_round_by_round(quick):
     _, doc = quick
     rows = {(row["backend"], row["size"]): row for row in doc["results"]}
-    for (_backend, size), row in rows.items():
+    for (backend, size), row in rows.items():
         python = rows[("python", size)]
         ref = rows[(row["ref_backend"], size)]
-        if row["recv_pps"] and python["recv_pps"]:
-            assert math.isclose(row["speedup"], row["recv_pps"] / python["recv_pps"])
-        if row["recv_pps"] and ref["recv_pps"]:
-            assert math.isclose(row["ref_fraction"], row["recv_pps"] / ref["recv_pps"])
-        else:
-            assert row["ref_fraction"] is None
+        for index, repeat in enumerate(row["repeats"]):
+            base, reference = python["repeats"][index], ref["repeats"][index]
+            if repeat["recv_pps"] and base["recv_pps"]:
+                assert math.isclose(repeat["speedup"], repeat["recv_pps"] / base["recv_pps"])
+            if repeat["recv_pps"] and reference["recv_pps"]:
+                assert math.isclose(repeat["ref_fraction"], repeat["recv_pps"] / reference["recv_pps"])
+            else:
+                assert repeat["ref_fraction"] is None
+        if row["status"] == "ok" and python["status"] == "ok":
+            if backend == "python":
+                assert row["speedup_significant"] is None  # itself over itself
+            else:
+                wide = row["speedup_max"] - row["speedup_min"]
+                assert row["speedup_significant"] is (wide < abs(row["speedup"] - 1.0))
 
 
 def test_short_run_on_each_backend(backend, tmp_path):

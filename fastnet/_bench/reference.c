@@ -5,10 +5,14 @@
  *       bind 127.0.0.1:0, print "ready PORT INODE", count datagrams with
  *       recvmmsg until SIGUSR1 arrives and the queue stays empty for
  *       IDLE_MS, print one JSON line, then wait for EOF on stdin (the
- *       runner reads the socket's drop counter meanwhile).
- *   reference send SIZE PORT DURATION [gso]
+ *       runner reads the socket's drop counter meanwhile). If the drain
+ *       runs out of time, what is still queued is taken uncounted and
+ *       reported as "unread".
+ *   reference send SIZE PORT DURATION [gso] [connect] [rate=PPS]
  *       send SIZE-byte datagrams to 127.0.0.1:PORT with sendmmsg for
- *       DURATION seconds, print one JSON line.
+ *       DURATION seconds, print one JSON line. connect: connect(2) the
+ *       socket and leave msg_name empty. rate=PPS: pace to PPS datagrams/s
+ *       in bursts of one GSO buffer (PACED_BURST datagrams without gso).
  *
  * Exit status 3 with one line on stderr: the kernel lacks what the mode needs
  * (UDP_SEGMENT, UDP_GRO); the row is reported as skipped. Status 1: failure.
@@ -58,6 +62,9 @@
 #define GRO_SLOT 65536
 #define IDLE_MS 50                /* queue empty this long after SIGUSR1: drained */
 #define DRAIN_MAX_S 3.0           /* bound on the drain after SIGUSR1 */
+#define UNREAD_MAX_S 2.0          /* bound on taking what is left after a drain timeout */
+#define PACED_BURST 64            /* datagrams per call when paced (loops.PACED_BURST) */
+#define SPIN_S 200e-6             /* a paced wait shorter than this spins */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -115,6 +122,35 @@ static int udp_socket(void)
     if (fd < 0)
         die("socket");
     return fd;
+}
+
+/* Datagrams in the n messages recvmmsg filled. */
+static unsigned long long count_datagrams(struct mmsghdr *msgs, int n, int gro)
+{
+    if (!gro)
+        return (unsigned long long)n;
+    unsigned long long got = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned int len = msgs[i].msg_len;
+        /* udp(7): with UDP_GRO the kernel may hand several datagrams of
+         * gso_size bytes (the last one shorter) as one buffer, and says so
+         * in a UDP_GRO control message; without it, the buffer is one. */
+        int gso_size = 0;
+        struct cmsghdr *cm;
+        for (cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
+            if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
+                memcpy(&gso_size, CMSG_DATA(cm), sizeof gso_size);
+        got += (gso_size > 0 && len > 0) ? (len + gso_size - 1) / gso_size : 1;
+    }
+    return got;
+}
+
+static void reset_controls(struct mmsghdr *msgs, int vlen, unsigned char *controls, size_t control)
+{
+    for (int i = 0; i < vlen; i++) {
+        msgs[i].msg_hdr.msg_control = controls + (size_t)i * control;
+        msgs[i].msg_hdr.msg_controllen = control;
+    }
 }
 
 static void receive(int size, int rcvbuf, double max_seconds, int gro)
@@ -185,12 +221,8 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
     for (;;) {
         if (stop_requested && drain_end == 0)
             drain_end = now_s() + DRAIN_MAX_S;
-        if (gro) {
-            for (int i = 0; i < vlen; i++) {
-                msgs[i].msg_hdr.msg_control = controls + (size_t)i * control;
-                msgs[i].msg_hdr.msg_controllen = control;
-            }
-        }
+        if (gro)
+            reset_controls(msgs, vlen, controls, control);
         /* recvmmsg(2): MSG_WAITFORONE "Turns on MSG_DONTWAIT after the first
          * message has been received": wait for one, take what is queued. */
         int n = recvmmsg(fd, msgs, vlen, MSG_WAITFORONE, NULL);
@@ -208,23 +240,7 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
             }
             continue;
         }
-        unsigned long long got = 0;
-        for (int i = 0; i < n; i++) {
-            unsigned int len = msgs[i].msg_len;
-            if (!gro) {
-                got += 1;
-                continue;
-            }
-            /* udp(7): with UDP_GRO the kernel may hand several datagrams of
-             * gso_size bytes (the last one shorter) as one buffer, and says so
-             * in a UDP_GRO control message; without it, the buffer is one. */
-            int gso_size = 0;
-            struct cmsghdr *cm;
-            for (cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
-                if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
-                    memcpy(&gso_size, CMSG_DATA(cm), sizeof gso_size);
-            got += (gso_size > 0 && len > 0) ? (len + gso_size - 1) / gso_size : 1;
-        }
+        unsigned long long got = count_datagrams(msgs, n, gro);
         if (received == 0) {
             t_first = now;
             first_count = got;
@@ -241,17 +257,46 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
         }
     }
     double cpu = cpu_s() - cpu0;
+    unsigned long long unread = 0;
+    if (drain_timed_out || timed_out) {
+        /* Not counted as received: taken so the runner can check the sum. */
+        double unread_end = now_s() + UNREAD_MAX_S;
+        while (now_s() < unread_end) {
+            if (gro)
+                reset_controls(msgs, vlen, controls, control);
+            int n = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            unread += count_datagrams(msgs, n, gro);
+        }
+    }
     printf("{\"received\": %llu, \"first_count\": %llu, \"window_s\": %.9f, "
-           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d}\n",
+           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d, "
+           "\"unread\": %llu}\n",
            received, first_count, t_last - t_first, cpu,
-           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted);
+           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted, unread);
     fflush(stdout);
     char sink[256];
     while (read(STDIN_FILENO, sink, sizeof sink) > 0)
         ;
 }
 
-static void send_for(int size, int port, double duration, int gso)
+static void wait_until(double due)
+{
+    double left = due - now_s();
+    if (left > SPIN_S) {
+        double sleep_s = left - SPIN_S / 2;
+        struct timespec ts = {.tv_sec = (time_t)sleep_s,
+                              .tv_nsec = (long)((sleep_s - (time_t)sleep_s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    while (now_s() < due)
+        ;
+}
+
+static void send_for(int size, int port, double duration, int gso, int connected, double rate)
 {
     int fd = udp_socket();
     struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -262,6 +307,8 @@ static void send_for(int size, int port, double duration, int gso)
     source.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0)
         die("bind");
+    if (connected && connect(fd, (struct sockaddr *)&dest, sizeof dest) < 0)
+        die("connect");
 
     int segments = 1;
     if (gso) {
@@ -278,6 +325,8 @@ static void send_for(int size, int port, double duration, int gso)
             unsupported("UDP_SEGMENT");
     }
     int vlen = gso ? (VLEN + segments - 1) / segments : VLEN;
+    /* Paced: one burst per call, of one GSO buffer or PACED_BURST datagrams. */
+    int burst = rate > 0 ? (gso ? 1 : PACED_BURST) : vlen;
     size_t buffer = (size_t)size * segments;
     unsigned char *rows = zalloc((size_t)vlen * buffer);
     struct iovec *iov = zalloc(vlen * sizeof *iov);
@@ -286,8 +335,8 @@ static void send_for(int size, int port, double duration, int gso)
         memset(rows + (size_t)i * buffer, i & 0xff, buffer);
         iov[i].iov_base = rows + (size_t)i * buffer;
         iov[i].iov_len = buffer;
-        msgs[i].msg_hdr.msg_name = &dest;
-        msgs[i].msg_hdr.msg_namelen = sizeof dest;
+        msgs[i].msg_hdr.msg_name = connected ? NULL : &dest;
+        msgs[i].msg_hdr.msg_namelen = connected ? 0 : sizeof dest;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
@@ -296,7 +345,9 @@ static void send_for(int size, int port, double duration, int gso)
     double cpu0 = cpu_s();
     double start = now_s(), end = start + duration, now = start;
     while (now < end) {
-        int n = sendmmsg(fd, msgs, vlen, 0);
+        if (rate > 0)
+            wait_until(start + sent / rate);
+        int n = sendmmsg(fd, msgs, burst, 0);
         now = now_s();
         if (n < 0) {
             if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN)
@@ -322,18 +373,35 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc >= 5 && strcmp(argv[1], "send") == 0) {
-        int gso = argc > 5 && strcmp(argv[5], "gso") == 0;
+        int gso = 0, connected = 0;
+        double rate = 0;
         char *end;
+        for (int i = 5; i < argc; i++) {
+            if (strcmp(argv[i], "gso") == 0)
+                gso = 1;
+            else if (strcmp(argv[i], "connect") == 0)
+                connected = 1;
+            else if (strncmp(argv[i], "rate=", 5) == 0) {
+                rate = strtod(argv[i] + 5, &end);
+                if (*end != '\0' || !(rate > 0 && rate < 1e10)) {
+                    fprintf(stderr, "reference: bad %s\n", argv[i]);
+                    return 1;
+                }
+            } else {
+                fprintf(stderr, "reference: unknown option %s\n", argv[i]);
+                return 1;
+            }
+        }
         double duration = strtod(argv[4], &end);
         if (*end != '\0' || !(duration > 0 && duration < 86400)) {
             fprintf(stderr, "reference: bad duration %s\n", argv[4]);
             return 1;
         }
         send_for((int)parse_long(argv[2], 1, MAX_UDP_PAYLOAD, "size"),
-                 (int)parse_long(argv[3], 1, 65535, "port"), duration, gso);
+                 (int)parse_long(argv[3], 1, 65535, "port"), duration, gso, connected, rate);
         return 0;
     }
     fprintf(stderr, "usage: %s recv SIZE RCVBUF MAX_SECONDS [gro] | "
-                    "send SIZE PORT DURATION [gso]\n", argv[0]);
+                    "send SIZE PORT DURATION [gso] [connect] [rate=PPS]\n", argv[0]);
     return 1;
 }

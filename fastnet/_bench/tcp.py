@@ -16,7 +16,7 @@ import subprocess
 from typing import Callable, Iterable, List, Optional
 
 from .report import build_rows
-from .runner import Job, Outcome
+from .runner import Job, Outcome, run_rounds
 
 __all__ = ["BACKENDS", "DEFAULT_SIZES", "MAX_SIZE", "run_rows"]
 
@@ -56,7 +56,8 @@ def _outcome(job: Job, duration: float) -> Outcome:
         "rcvbuf": None,
     }
     note = "" if sent == received else "the receiver gave up before the sender finished"
-    return Outcome(job, note=note, sender=sender, receiver=receiver)
+    # TCP drops nothing: every frame sent must have been received.
+    return Outcome(job, note=note, sender=sender, receiver=receiver, kernel_drops=0, queued_bytes=0)
 
 
 def run_rows(
@@ -64,18 +65,21 @@ def run_rows(
     sizes: Iterable[int],
     duration: float,
     progress: Optional[Callable[[int, Job], None]] = None,
+    repeats: int = 1,
 ) -> List[dict]:
-    """One report row per (size, backend), in the UDP bench's order.
+    """One report row per (size, backend), in the UDP bench's order, over ``repeats`` rounds.
 
-    ``progress(index, job)`` is called before each row, as for UDP.
+    ``progress(index, job)`` is called before each measurement, as for UDP.
     """
     jobs = [Job(backend, backend, backend, size) for size in sizes for backend in backends]
-    outcomes = []
-    for index, job in enumerate(jobs):
-        if progress is not None:
-            progress(index, job)
-        outcomes.append(_outcome(job, duration))
-    rows = build_rows(outcomes)
+    results = run_rounds(
+        jobs, None, duration, None, repeats, progress, measure=lambda job: _outcome(job, duration)
+    )
+    rows = build_rows(results)
     for row in rows:
-        row.update(proto="tcp", ref_backend=None, ref_fraction=None, send_ref_fraction=None)
+        row.update(proto="tcp", ref_backend=None, kernel_drops=None)
+        for key in ("ref_fraction", "send_ref_fraction"):
+            row.update({key: None, f"{key}_min": None, f"{key}_max": None, f"{key}_significant": None})
+        for each in row["repeats"]:
+            each.update(kernel_drops=None, ref_fraction=None, send_ref_fraction=None)
     return rows

@@ -21,10 +21,17 @@ from fastnet._bench import tcp as _tcp
 
 from ._args import choice_of, comma_separated, positive_float, positive_int
 
-#: Seconds of sending per row: by default, and with --quick (the whole
-#: default run then takes about 15 s on two cores, start-up included).
+#: Seconds of sending per row: by default, and with --quick.
 DEFAULT_DURATION = 2.0
-QUICK_DURATION = 0.5
+QUICK_DURATION = 0.15
+#: Rounds of every row (--repeat): by default and with --quick.
+DEFAULT_REPEATS = 3
+QUICK_REPEATS = 3
+#: --quick's sizes when --sizes is not given: with its repeats, the whole
+#: run stays under 30 s on two cores, start-up included.
+QUICK_SIZES = (64, 1024)
+#: Most rounds accepted, so every run is bounded.
+MAX_REPEATS = 100
 #: Longest --duration accepted, so every run is bounded.
 MAX_DURATION = 600.0
 
@@ -33,6 +40,13 @@ def duration_seconds(text: str) -> float:
     value = positive_float(text)
     if value > MAX_DURATION:
         raise argparse.ArgumentTypeError(f"{text!r} is over the {MAX_DURATION:.0f} s limit")
+    return value
+
+
+def repeat_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is over the limit of {MAX_REPEATS} rounds")
     return value
 
 
@@ -53,7 +67,17 @@ def add_parser(subparsers) -> None:
         "connection, on the fastnet engines",
     )
     parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_DURATION} s per row (unless --duration is given)"
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_DURATION} s per row, sizes {','.join(map(str, QUICK_SIZES))}, "
+        f"{QUICK_REPEATS} rounds (unless --duration, --sizes or --repeat say otherwise)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=repeat_count,
+        metavar="N",
+        help=f"measure every row N times, in interleaved rounds (default {DEFAULT_REPEATS}); "
+        "figures are medians with their range",
     )
     parser.add_argument(
         "--duration",
@@ -155,9 +179,11 @@ def _headline(settings: dict, machine: dict) -> str:
     cpus = settings["cpus"]
     pinned = f"sender on CPU {cpus['sender']}, receiver on CPU {cpus['receiver']}" if cpus else "not pinned"
     what = "UDP" if settings["proto"] == "udp" else "TCP, length-prefixed frames,"
+    rounds = settings["repeat"]
+    rounds_text = f"{rounds} interleaved rounds" if rounds > 1 else "1 round"
     return (
         f"fastnet bench: {what} on 127.0.0.1, {settings['duration_s']:g} s per row, "
-        f"{pinned}\n"
+        f"{rounds_text}, {pinned}\n"
         f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
         f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
         f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
@@ -175,7 +201,7 @@ def _reader_gone() -> int:
 def _check_proto(parser, args) -> None:
     """Fill in the defaults of ``--proto``, refuse what does not apply to it."""
     if args.proto == "udp":
-        args.sizes = args.sizes or list(DEFAULT_SIZES)
+        args.sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
         args.backends = args.backends or list(BACKENDS)
         over = [size for size in args.sizes if size > MAX_DATAGRAM]
         if over:
@@ -200,14 +226,17 @@ def run(parser, args) -> int:
     from fastnet._bench.backends import Catalog
     from fastnet._bench.machine import describe
     from fastnet._bench.reference import find_compiler
-    from fastnet._bench.runner import pick_cpus, run_jobs
+    from fastnet._bench.runner import pick_cpus, run_rounds
 
     duration = args.duration or (QUICK_DURATION if args.quick else DEFAULT_DURATION)
+    repeats = args.repeat or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     _check_proto(parser, args)
     _check_output_path(parser, "--json", args.json)
     _check_output_path(parser, "--plot", args.plot)
     if args.plot:
-        missing = report.plot_unavailable()
+        from fastnet._bench.plot import plot_unavailable
+
+        missing = plot_unavailable()
         if missing:
             parser.error(missing)
 
@@ -225,6 +254,7 @@ def run(parser, args) -> int:
         "proto": args.proto,
         "host": "127.0.0.1",
         "duration_s": duration,
+        "repeat": repeats,
         "sizes": args.sizes,
         "backends": args.backends,
         "sender": args.sender,
@@ -239,12 +269,12 @@ def run(parser, args) -> int:
     except BrokenPipeError:
         return _reader_gone()
 
-    progress = _Progress(len(args.sizes) * len(args.backends), duration)
+    progress = _Progress(len(args.sizes) * len(args.backends) * repeats, duration)
     try:
         if tcp:
-            rows = _tcp.run_rows(args.backends, args.sizes, duration, progress)
+            rows = _tcp.run_rows(args.backends, args.sizes, duration, progress, repeats=repeats)
         else:
-            rows = report.build_rows(run_jobs(_jobs(args), catalog, duration, cpus, progress))
+            rows = report.build_rows(run_rounds(_jobs(args), catalog, duration, cpus, repeats, progress))
     finally:
         progress.done()
     written = []
@@ -252,7 +282,9 @@ def run(parser, args) -> int:
         report.write_json(args.json, report.document(machine, settings, rows))
         written.append(f"JSON written to {args.json}")
     if args.plot:
-        report.write_plot(args.plot, rows, _headline(settings, machine).splitlines()[0])
+        from fastnet._bench.plot import write_plot
+
+        write_plot(args.plot, rows, _headline(settings, machine).splitlines()[0])
         written.append(f"Plot written to {args.plot}")
     try:
         print()

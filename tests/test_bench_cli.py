@@ -193,9 +193,7 @@ BARE_RATIO = re.compile(r"\b\d+\.\d\dx(?! \()")
 
 def test_quick_run_prints_every_ratio_with_its_spread(quick):
     done, doc = quick
-    shown = sum(
-        row[key] is not None for row in doc["results"] if row["status"] == "ok" for key in RATIO_KEYS
-    )
+    shown = sum(row[key] is not None for row in doc["results"] if row["status"] == "ok" for key in RATIO_KEYS)
     assert shown > 0
     table_rows = "\n".join(line for line in done.stdout.splitlines() if line.lstrip()[:1].isdigit())
     assert len(RATIO_WITH_SPREAD.findall(table_rows)) == shown

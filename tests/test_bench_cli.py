@@ -339,6 +339,12 @@ def test_ctrl_c_stops_the_run_and_its_peers():
         ["--sender", "nope"],
         ["--receiver", "x"],
         ["--sender", "python", "--receiver", "python"],
+        ["--repeat", "0"],
+        ["--repeat", "1000"],
+        ["--window", "1"],
+        ["--find-rate", "--receiver", "python"],
+        ["--find-rate", "--sender", "asyncio"],
+        ["--find-rate", "--proto", "tcp"],
         ["--json", "/nonexistent-dir/report.json"],
         ["--plot", "/nonexistent-dir/plot.png"],
     ],
@@ -374,9 +380,36 @@ def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys, tmp_pat
 def test_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
     target = tmp_path / "plot.png"
-    done = bench("--backends", "python", "--sizes", "64", "--duration", "0.2", "--plot", str(target))
+    done = bench(
+        "--backends", "python", "--sizes", "64", "--duration", "0.2", "--repeat", "2", "--plot", str(target)
+    )
     assert done.returncode == 0, done.stderr
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_with_error_bars_and_loss_free_panel_renders(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from fastnet._bench.plot import write_plot
+
+    rows = build_rows(
+        [
+            [outcome("python", 1000, 1000, 800 + i) for i in range(3)],
+            [outcome("cython", 1000, 4000, 3900 + 50 * i) for i in range(3)],
+            [outcome("uvloop", 1000, 0, 0, status="skipped")] * 3,
+        ]
+    )
+    lossless = [
+        {"backend": "python", "size": 1000, "sender": "reference-gso", "lossless_pps": 1e5}
+        | {"lossless_pps_min": 1e5, "lossless_pps_max": 1.1e5},
+        {"backend": "cython", "size": 1000, "sender": "reference-gso", "lossless_pps": None}
+        | {"lossless_pps_min": None, "lossless_pps_max": None},
+    ]
+    target = tmp_path / "plot.png"
+    write_plot(str(target), rows, "a title", lossless)
+    height, width, _ = imread(str(target)).shape
+    assert width > height > 0  # three panels side by side
 
 
 # -- the derived columns, from known counts --------------------------------------

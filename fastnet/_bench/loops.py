@@ -86,6 +86,10 @@ def _receiver_report(received, first_count, t_first, t_last, cpu, drain_timed_ou
     return {
         "received": received,
         "first_count": first_count,
+        # time.monotonic() is CLOCK_MONOTONIC, one clock for every process
+        # (and for reference.c): compared with the sender's t_end, it says
+        # how far behind the receiver was when the sender stopped.
+        "t_last": t_last,
         "window_s": max(0.0, t_last - t_first),
         "cpu_s": cpu,
         "drain_timed_out": drain_timed_out,
@@ -202,7 +206,7 @@ def send_batches(sock, size: int, address, duration: float, gso: bool) -> dict:
         sent += send(batch, address)
         now = monotonic()
     cpu = cpu_seconds() - cpu0
-    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu}
+    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu, "t_end": now}
 
 
 def send_paced(sock, size: int, address, duration: float, rate: float, gso: bool) -> dict:
@@ -234,7 +238,7 @@ def send_paced(sock, size: int, address, duration: float, rate: float, gso: bool
         sent += send(batch, address)
         now = monotonic()
     cpu = cpu_seconds() - cpu0
-    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu}
+    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu, "t_end": now}
 
 
 # -- the standard library's socket, as a user would write it without fastnet ------
@@ -299,7 +303,7 @@ def send_stdlib(sock, size: int, address, duration: float) -> dict:
         sent += STDLIB_CHUNK
         now = monotonic()
     cpu = cpu_seconds() - cpu0
-    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu}
+    return {"sent": sent, "wall_s": now - start, "cpu_s": cpu, "t_end": now}
 
 
 # -- asyncio's datagram transport, on asyncio's loop or uvloop's --------------------
@@ -455,10 +459,11 @@ async def _send_asyncio(size, address, duration):
         flush_end = monotonic() + 2.0
         while buffered() and monotonic() < flush_end:
             await asyncio.sleep(0.001)
-        wall = monotonic() - start
+        t_end = monotonic()
+        wall = t_end - start
         cpu = cpu_seconds() - cpu0
         unsent = -(-buffered() // size)  # at most this many
     finally:
         transport.abort()
     sent = max(0, calls - protocol.errors - unsent)
-    return {"sent": sent, "wall_s": wall, "cpu_s": cpu}
+    return {"sent": sent, "wall_s": wall, "cpu_s": cpu, "t_end": t_end}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+from . import BACKENDS
+
 __all__ = ["plot_unavailable", "write_plot"]
 
 
@@ -65,19 +67,27 @@ def write_plot(path: str, rows: List[dict], title: str, lossless: Optional[List[
     names = [row["backend"] for row in rows] + [entry["backend"] for entry in lossless]
     backends = list(dict.fromkeys(names))
     palette = plt.get_cmap("tab10")
-    colours = {backend: palette(i % 10) for i, backend in enumerate(backends)}
+    # One colour per backend whatever the run measured, so plots compare.
+    order = list(BACKENDS) + [backend for backend in backends if backend not in BACKENDS]
+    colours = {backend: palette(order.index(backend) % 10) for backend in backends}
     panels = []
     if rows:
-        panels += [("recv_pps", "received datagrams/s", rows), ("send_pps", "sent datagrams/s", rows)]
+        panels += [
+            ("recv_pps", "received datagrams/s", rows, True),
+            ("send_pps", "sent datagrams/s", rows, True),
+        ]
     if lossless:
-        panels.append(("lossless_pps", "loss-free datagrams/s (paced sender)", lossless))
+        senders = ", ".join(sorted({entry["sender"] for entry in lossless}))
+        # Linear from 0: the loss-free rates are compared with each other, not across decades.
+        panels.append(("lossless_pps", f"loss-free datagrams/s\n(paced {senders} sender)", lossless, False))
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.8), squeeze=False)
-    for axis, (key, label, source) in zip(axes[0], panels, strict=True):
+    for axis, (key, label, source, log) in zip(axes[0], panels, strict=True):
         sizes = sorted({row["size"] for row in source})
         present = [backend for backend in backends if any(row["backend"] == backend for row in source)]
         _bars(axis, source, sizes, present, key, colours)
         axis.set_ylabel(label)
-        axis.set_yscale("log")
+        if log:
+            axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)
     measured = {row["backend"] for row in rows if row.get("status") == "ok"}
     measured |= {entry["backend"] for entry in lossless if entry.get("lossless_pps")}
@@ -89,8 +99,12 @@ def write_plot(path: str, rows: List[dict], title: str, lossless: Optional[List[
         handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize="small", frameon=False
     )
     rounds = max((row.get("rounds") or 1 for row in rows), default=1)
-    note = f"median of {rounds} rounds, bars: min-max" if rounds > 1 else "one round"
-    figure.suptitle(f"{title}\n{note}", fontsize="medium")
+    notes = []
+    if rows:
+        notes.append(f"median of {rounds} rounds, error bars: min-max" if rounds > 1 else "one round")
+    if lossless:
+        notes.append("loss-free: error bars span the two confirmations")
+    figure.suptitle(f"{title}\n{'; '.join(notes)}", fontsize="medium")
     # Room at the bottom for the legend's rows, below the axes.
     legend_rows = -(-len(handles) // 5)
     figure.tight_layout(rect=(0, 0.06 + 0.045 * legend_rows, 1, 1))

@@ -272,11 +272,13 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
             unread += count_datagrams(msgs, n, gro);
         }
     }
+    /* t_last is CLOCK_MONOTONIC, the clock of every peer: the runner
+     * compares it with the sender's t_end. */
     printf("{\"received\": %llu, \"first_count\": %llu, \"window_s\": %.9f, "
            "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d, "
-           "\"unread\": %llu}\n",
+           "\"unread\": %llu, \"t_last\": %.9f}\n",
            received, first_count, t_last - t_first, cpu,
-           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted, unread);
+           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted, unread, t_last);
     fflush(stdout);
     char sink[256];
     while (read(STDIN_FILENO, sink, sizeof sink) > 0)
@@ -359,7 +361,8 @@ static void send_for(int size, int port, double duration, int gso, int connected
         sent += (unsigned long long)n * segments;
     }
     double cpu = cpu_s() - cpu0;
-    printf("{\"sent\": %llu, \"wall_s\": %.9f, \"cpu_s\": %.6f}\n", sent, now - start, cpu);
+    printf("{\"sent\": %llu, \"wall_s\": %.9f, \"cpu_s\": %.6f, \"t_end\": %.9f}\n",
+           sent, now - start, cpu, now);
     fflush(stdout);
 }
 

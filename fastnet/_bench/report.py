@@ -60,6 +60,7 @@ __all__ = [
     "RATE_KEYS",
     "RATIO_KEYS",
     "build_rows",
+    "round_row",
     "receive_rate",
     "format_tables",
     "document",
@@ -155,7 +156,7 @@ def _ratio(value, base) -> Optional[float]:
     return value / base
 
 
-def _round_row(outcome) -> dict:
+def round_row(outcome) -> dict:
     """One round of one job: its counts, rates and whether they add up."""
     job = outcome.job
     row = dict.fromkeys(ROW_KEYS)
@@ -275,7 +276,7 @@ def build_rows(results: Sequence) -> List[dict]:
     rounds = max((len(outcomes) for outcomes in per_job), default=0)
     by_round: List[List[Optional[dict]]] = []
     for round_index in range(rounds):
-        present = [_round_row(outcomes[round_index]) for outcomes in per_job if round_index < len(outcomes)]
+        present = [round_row(outcomes[round_index]) for outcomes in per_job if round_index < len(outcomes)]
         _add_ratios(present)
         it = iter(present)
         by_round.append([next(it) if round_index < len(outcomes) else None for outcomes in per_job])

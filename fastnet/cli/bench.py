@@ -6,17 +6,21 @@ receiver counts until the sender is done and its queue has drained. The
 machinery is in ``fastnet._bench``; this module parses the arguments and
 prints. ``--proto tcp`` measures length-prefixed frames over one TCP
 connection instead (fastnet/_bench/tcp.py), in the same tables and JSON.
+``--find-rate`` searches each receiver's highest loss-free rate instead
+(fastnet/_bench/find_rate.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
 import time
 
 from fastnet._bench import BACKENDS, DEFAULT_SIZES, MAX_DATAGRAM
+from fastnet._bench import find_rate as _find_rate
 from fastnet._bench import tcp as _tcp
 
 from ._args import choice_of, comma_separated, positive_float, positive_int
@@ -113,6 +117,19 @@ def add_parser(subparsers) -> None:
         action="store_false",
         help="do not pin sender and receiver to two different CPUs",
     )
+    parser.add_argument(
+        "--find-rate",
+        action="store_true",
+        help="instead of flooding, search each receiver's highest rate with nothing lost, "
+        "under a paced sender (the C GSO sender where it can run)",
+    )
+    parser.add_argument(
+        "--window",
+        type=duration_seconds,
+        metavar="S",
+        help=f"--find-rate: seconds per probe (default {_find_rate.DEFAULT.window_s:g}, "
+        f"--quick {_find_rate.QUICK.window_s:g})",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--plot", metavar="FILE.png", help="also draw the results (needs the 'plot' extra: matplotlib)"
@@ -181,9 +198,15 @@ def _headline(settings: dict, machine: dict) -> str:
     what = "UDP" if settings["proto"] == "udp" else "TCP, length-prefixed frames,"
     rounds = settings["repeat"]
     rounds_text = f"{rounds} interleaved rounds" if rounds > 1 else "1 round"
+    if settings.get("find_rate"):
+        how = (
+            f"loss-free rate search, paced sender {settings['find_rate']['sender']}, "
+            f"{settings['find_rate']['window_s']:g} s per probe"
+        )
+    else:
+        how = f"{settings['duration_s']:g} s per row, {rounds_text}"
     return (
-        f"fastnet bench: {what} on 127.0.0.1, {settings['duration_s']:g} s per row, "
-        f"{rounds_text}, {pinned}\n"
+        f"fastnet bench: {what} on 127.0.0.1, {how}, {pinned}\n"
         f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
         f"{machine['os']} {machine['kernel']}, Python {machine['python']}, "
         f"numpy {machine['numpy']}, fastnet {machine['fastnet']} "
@@ -216,6 +239,8 @@ def _check_proto(parser, args) -> None:
         parser.error(
             f"--proto tcp measures the fastnet engines ({', '.join(_tcp.BACKENDS)}), not {', '.join(others)}"
         )
+    if args.find_rate:
+        parser.error("--find-rate applies to --proto udp only")
     over = [size for size in args.sizes if size > _tcp.MAX_SIZE]
     if over:
         parser.error(f"--sizes {over[0]} is over {_tcp.MAX_SIZE}, the longest frame (max_frame)")
@@ -223,7 +248,7 @@ def _check_proto(parser, args) -> None:
 
 def run(parser, args) -> int:
     from fastnet._bench import RCVBUF, report
-    from fastnet._bench.backends import Catalog
+    from fastnet._bench.backends import PACEABLE, Catalog
     from fastnet._bench.machine import describe
     from fastnet._bench.reference import find_compiler
     from fastnet._bench.runner import pick_cpus, run_rounds
@@ -240,13 +265,29 @@ def run(parser, args) -> int:
         if missing:
             parser.error(missing)
 
+    if args.window is not None and not args.find_rate:
+        parser.error("--window applies to --find-rate only")
+    if args.find_rate and args.receiver:
+        parser.error("--find-rate searches every receiver in --backends; --receiver does not apply")
+    if args.find_rate and args.sender and args.sender not in PACEABLE:
+        parser.error(f"--find-rate needs a sender that can be paced: {', '.join(PACEABLE)}")
+
     tcp = args.proto == "tcp"
     fixed = args.sender or args.receiver
-    catalog = None if tcp else Catalog(list(args.backends) + ([fixed] if fixed else []))
+    extra = list(PACEABLE) if args.find_rate else ([fixed] if fixed else [])
+    catalog = None if tcp else Catalog(list(args.backends) + extra)
     if fixed and catalog is not None and catalog.unavailable(fixed):  # fixed: udp only
         side = "--sender" if args.sender else "--receiver"
         sys.stderr.write(f"fastnet bench: {side} {fixed} cannot run here: {catalog.unavailable(fixed)}\n")
         return 1
+    search = None
+    if args.find_rate:
+        base = _find_rate.QUICK if args.quick else _find_rate.DEFAULT
+        search = dataclasses.replace(base, window_s=args.window or base.window_s)
+        paced, passed_over = (args.sender, "") if args.sender else _find_rate.pick_sender(catalog)
+        if paced is None:
+            sys.stderr.write(f"fastnet bench: no sender that can be paced runs here ({passed_over})\n")
+            return 1
 
     # The TCP rows' processes are not pinned (fastnet._bench.tcp_run).
     cpus = None if tcp else pick_cpus(args.pin)
@@ -262,13 +303,28 @@ def run(parser, args) -> int:
         "cpus": {"sender": cpus[0], "receiver": cpus[1]} if cpus else None,
         "rcvbuf_requested": None if tcp else RCVBUF,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "find_rate": None,
     }
+    if search is not None:
+        settings["find_rate"] = {
+            "sender": paced,
+            "sender_passed_over": passed_over or None,
+            "window_s": search.window_s,
+            "resolution": search.resolution,
+            "max_steps": search.max_steps,
+            "max_retries": search.max_retries,
+            "max_lag_s": search.max_lag_s,
+            "floor_pps": search.floor_pps,
+            "max_probes": _find_rate.probe_limit(search),
+        }
     machine = describe(find_compiler() if catalog and catalog.reference_binary else None)
     try:
         print(_headline(settings, machine), flush=True)
     except BrokenPipeError:
         return _reader_gone()
 
+    if search is not None:
+        return _run_search(args, catalog, cpus, search, paced, settings, machine)
     progress = _Progress(len(args.sizes) * len(args.backends) * repeats, duration)
     try:
         if tcp:
@@ -302,3 +358,40 @@ def run(parser, args) -> int:
     except BrokenPipeError:
         return _reader_gone()  # the JSON and plot files are written already
     return 1 if any(row["status"] == "failed" for row in rows) else 0
+
+
+def _run_search(args, catalog, cpus, search, sender, settings, machine) -> int:
+    """--find-rate: the loss-free search for every receiver, its table, JSON and plot."""
+    from fastnet._bench import report
+
+    status = sys.stderr if sys.stderr.isatty() else None
+
+    def progress(line: str) -> None:
+        if status is not None:
+            status.write(f"\r\x1b[K{line}")
+            status.flush()
+
+    try:
+        entries = _find_rate.run_search(catalog, args.backends, args.sizes, sender, cpus, search, progress)
+    finally:
+        if status is not None:
+            status.write("\r\x1b[K")
+            status.flush()
+    written = []
+    if args.json:
+        report.write_json(args.json, report.document(machine, settings, [], entries))
+        written.append(f"JSON written to {args.json}")
+    if args.plot:
+        from fastnet._bench.plot import write_plot
+
+        write_plot(args.plot, [], _headline(settings, machine).splitlines()[0], entries)
+        written.append(f"Plot written to {args.plot}")
+    try:
+        print()
+        print(_find_rate.format_lossless(entries, search))
+        if written:
+            print("\n" + "\n".join(written))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+    return 1 if any(entry["status"] == "failed" for entry in entries) else 0

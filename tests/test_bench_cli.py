@@ -494,3 +494,34 @@ def test_peers_import_the_same_fastnet_whatever_the_working_directory(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "r.json").read_text())["results"]
     assert [row["status"] for row in rows] == ["ok"]
+
+
+def test_connected_senders_report_complete_rows(backend, tmp_path):
+    path = tmp_path / "report.json"
+    peers = [backend, "stdlib", "asyncio"] + (["uvloop"] if HAS_UVLOOP else [])
+    done = bench(
+        "--connect",
+        "--backends",
+        ",".join(peers),
+        "--sizes",
+        "64",
+        "--duration",
+        "0.2",
+        "--repeat",
+        "1",
+        "--json",
+        str(path),
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(path.read_text())
+    assert doc["settings"]["connect"] is True and "connected senders" in done.stdout.splitlines()[0]
+    rows = check_document(doc, peers, [64], rounds=1)
+    assert all(row["status"] == "ok" for row in rows.values()), rows
+
+
+def test_uvloop_row_is_skipped_with_a_note_without_uvloop(monkeypatch):
+    from fastnet._bench.backends import Catalog
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
+    reason = Catalog(["uvloop"]).unavailable("uvloop")
+    assert "uvloop is not installed" in reason and "fastnet[bench]" in reason

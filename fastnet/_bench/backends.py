@@ -128,23 +128,20 @@ class Catalog:
         """
         return name in _PYTHON_KINDS
 
-    def sender_argv(self, name: str, size: int, port, duration: float, rate: float = 0.0) -> List[str]:
-        """The sender's command line; ``port`` "-": read from stdin; ``rate`` > 0 paces it."""
+    def sender_argv(
+        self, name: str, size: int, port, duration: float, rate: float = 0.0, connect: bool = False
+    ) -> List[str]:
+        """The sender's command line; ``port`` "-": read from stdin; ``rate`` > 0 paces it.
+
+        ``connect``: the sender connects its socket and sends without an address.
+        """
         if rate and name not in PACEABLE:
             raise ValueError(f"the {name} sender cannot be paced")
+        options = ([f"rate={_number(float(rate))}"] if rate else []) + (["connect"] if connect else [])
         if name in _PYTHON_KINDS:
-            argv = [
-                sys.executable,
-                "-m",
-                "fastnet._bench.peer",
-                "send",
-                name,
-                str(size),
-                str(port),
-                _number(duration),
-            ]
-            return argv + [_number(float(rate))] if rate else argv
+            command = [sys.executable, "-m", "fastnet._bench.peer", "send", name]
+            return command + [str(size), str(port), _number(duration)] + options
         argv = [str(self._binary), "send", str(size), str(port), _number(duration)]
         if name == "reference-gso":
             argv.append("gso")
-        return argv + [f"rate={_number(float(rate))}"] if rate else argv
+        return argv + options

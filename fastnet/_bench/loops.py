@@ -288,20 +288,32 @@ def receive_stdlib(sock, size: int, stop: StopFlag, max_seconds: float) -> dict:
 
 
 def send_stdlib(sock, size: int, address, duration: float) -> dict:
-    """Send one ``size``-byte payload with ``socket.sendto`` over and over for ``duration`` seconds."""
+    """Send one ``size``-byte payload with ``socket.sendto`` over and over for ``duration`` seconds.
+
+    ``address`` None: the socket is connected, and ``socket.send`` is used.
+    """
     payload = bytes([0x5A]) * size
-    sendto = sock.sendto
     chunk = range(STDLIB_CHUNK)
     monotonic = time.monotonic
     sent = 0
     cpu0 = cpu_seconds()
     start = now = monotonic()
     end = start + duration
-    while now < end:
-        for _ in chunk:
-            sendto(payload, address)
-        sent += STDLIB_CHUNK
-        now = monotonic()
+    # Two loops rather than a wrapper: the call per datagram is what is measured.
+    if address is None:
+        send = sock.send
+        while now < end:
+            for _ in chunk:
+                send(payload)
+            sent += STDLIB_CHUNK
+            now = monotonic()
+    else:
+        sendto = sock.sendto
+        while now < end:
+            for _ in chunk:
+                sendto(payload, address)
+            sent += STDLIB_CHUNK
+            now = monotonic()
     cpu = cpu_seconds() - cpu0
     return {"sent": sent, "wall_s": now - start, "cpu_s": cpu, "t_end": now}
 
@@ -427,14 +439,21 @@ class _Sending(asyncio.DatagramProtocol):
         self.errors += 1
 
 
-def send_asyncio(size: int, address, duration: float, loop_factory=None) -> dict:
-    """Send with ``transport.sendto`` for ``duration`` seconds, yielding to the loop."""
-    return run_loop(_send_asyncio(size, address, duration), loop_factory)
+def send_asyncio(size: int, address, duration: float, loop_factory=None, connect: bool = False) -> dict:
+    """Send with ``transport.sendto`` for ``duration`` seconds, yielding to the loop.
+
+    ``connect``: the endpoint is made with ``remote_addr`` and sends without an address.
+    """
+    return run_loop(_send_asyncio(size, address, duration, connect), loop_factory)
 
 
-async def _send_asyncio(size, address, duration):
+async def _send_asyncio(size, address, duration, connect=False):
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_Sending, local_addr=("127.0.0.1", 0))
+    transport, protocol = await loop.create_datagram_endpoint(
+        _Sending, local_addr=("127.0.0.1", 0), remote_addr=address if connect else None
+    )
+    if connect:
+        address = None
     payload = bytes([0x5A]) * size
     sendto = transport.sendto
     # The loop's datagram transports have it; typeshed's DatagramTransport does not.

@@ -3,9 +3,10 @@
     python -m fastnet._bench.peer recv KIND SIZE RCVBUF MAX_SECONDS
         bind 127.0.0.1:0, print "ready PORT INODE", count datagrams until
         SIGUSR1 and a drained queue, print one JSON line, wait for EOF on stdin
-    python -m fastnet._bench.peer send KIND SIZE PORT DURATION [RATE]
+    python -m fastnet._bench.peer send KIND SIZE PORT DURATION [rate=PPS] [connect]
         send for DURATION seconds to 127.0.0.1:PORT, print one JSON line;
-        with RATE (datagrams/s, fastnet kinds only), paced at that rate;
+        rate=PPS (fastnet kinds only): paced at PPS datagrams/s; connect:
+        connect(2) the socket and send without an address (as reference.c);
         PORT "-": read it from the first line of stdin (the runner starts
         the sender while the receiver starts, and tells it the port then)
 
@@ -107,7 +108,7 @@ def receive(kind: str, size: int, rcvbuf: int, max_seconds: float) -> dict:
     return report
 
 
-def send(kind: str, size: int, port: int, duration: float, rate: float = 0.0) -> dict:
+def send(kind: str, size: int, port: int, duration: float, rate: float = 0.0, connect: bool = False) -> dict:
     if kind == "cython-gso":
         _check_gso()
     if rate and kind not in PACED_KINDS:
@@ -115,23 +116,28 @@ def send(kind: str, size: int, port: int, duration: float, rate: float = 0.0) ->
     address = (HOST, port)
     if kind in ("asyncio", "uvloop"):
         loop_factory = _uvloop_factory() if kind == "uvloop" else None
-        report = loops.send_asyncio(size, address, duration, loop_factory)
+        report = loops.send_asyncio(size, address, duration, loop_factory, connect)
     elif kind == "stdlib":
         import socket
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((HOST, 0))
             sock.settimeout(10.0)
-            report = loops.send_stdlib(sock, size, address, duration)
+            if connect:
+                sock.connect(address)
+            report = loops.send_stdlib(sock, size, None if connect else address, duration)
     else:
         gso = kind == "cython-gso"
         with _fastnet_socket(kind) as sock:
             sock.bind((HOST, 0))  # a loopback source, never all interfaces
             sock.settimeout(10.0)  # bounds any wait for buffer space
+            if connect:
+                sock.connect(address)
+            target = None if connect else address
             if rate:
-                report = loops.send_paced(sock, size, address, duration, rate, gso)
+                report = loops.send_paced(sock, size, target, duration, rate, gso)
             else:
-                report = loops.send_batches(sock, size, address, duration, gso)
+                report = loops.send_batches(sock, size, target, duration, gso)
     print(json.dumps(report), flush=True)
     return report
 
@@ -147,11 +153,18 @@ def _check_gso():
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    counts = {"recv": (5,), "send": (5, 6)}
-    if not argv or argv[0] not in counts or len(argv) not in counts[argv[0]] or argv[1] not in KINDS:
+    options = argv[5:]
+    known = all(option == "connect" or option.startswith("rate=") for option in options)
+    if (
+        len(argv) < 5
+        or argv[0] not in ("recv", "send")
+        or argv[1] not in KINDS
+        or (argv[0] == "recv" and options)
+        or not known
+    ):
         sys.stderr.write(
             f"usage: python -m fastnet._bench.peer recv|send {'|'.join(KINDS)} "
-            "SIZE (RCVBUF MAX_SECONDS | PORT DURATION [RATE])\n"
+            "SIZE (RCVBUF MAX_SECONDS | PORT DURATION [rate=PPS] [connect])\n"
         )
         return 1
     role, kind = argv[0], argv[1]
@@ -159,9 +172,9 @@ def main(argv=None) -> int:
         if role == "recv":
             receive(kind, int(argv[2]), int(argv[3]), float(argv[4]))
         else:
-            rate = float(argv[5]) if len(argv) == 6 else 0.0
+            rates = [float(option[5:]) for option in options if option.startswith("rate=")]
             port = int(sys.stdin.readline()) if argv[3] == "-" else int(argv[3])
-            send(kind, int(argv[2]), port, float(argv[4]), rate)
+            send(kind, int(argv[2]), port, float(argv[4]), rates[-1] if rates else 0.0, "connect" in options)
     except Unsupported as exc:
         sys.stderr.write(f"{exc}\n")
         return UNSUPPORTED

@@ -50,7 +50,8 @@ REPORT_S = 10.0
 class Job:
     """One row: ``backend`` names the row, ``sender`` and ``receiver`` what runs.
 
-    ``rate`` > 0 paces the sender to that many datagrams/s (--find-rate).
+    ``rate`` > 0 paces the sender to that many datagrams/s (--find-rate);
+    ``connect``: the sender connects its socket and sends without an address.
     """
 
     backend: str
@@ -58,6 +59,7 @@ class Job:
     receiver: str
     size: int
     rate: float = 0.0
+    connect: bool = False
 
 
 @dataclass
@@ -244,7 +246,7 @@ def run_job(
         if catalog.port_from_stdin(job.sender):  # starts while the receiver starts; told the port below
             sender = _Peer(
                 "sender",
-                catalog.sender_argv(job.sender, job.size, "-", duration, job.rate),
+                catalog.sender_argv(job.sender, job.size, "-", duration, job.rate, job.connect),
                 send_cpu,
                 stdin=subprocess.PIPE,
             )
@@ -263,7 +265,7 @@ def run_job(
         else:
             sender = _Peer(
                 "sender",
-                catalog.sender_argv(job.sender, job.size, port, duration, job.rate),
+                catalog.sender_argv(job.sender, job.size, port, duration, job.rate, job.connect),
                 send_cpu,
                 stdin=subprocess.DEVNULL,
             )

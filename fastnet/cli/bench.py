@@ -112,6 +112,11 @@ def add_parser(subparsers) -> None:
         "--receiver", type=names, metavar="NAME", help="use this receiver for every row, to compare senders"
     )
     parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="senders connect(2) their socket and send without an address",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -188,7 +193,9 @@ def _jobs(args):
     jobs = []
     for size in args.sizes:
         for backend in args.backends:
-            jobs.append(Job(backend, args.sender or backend, args.receiver or backend, size))
+            jobs.append(
+                Job(backend, args.sender or backend, args.receiver or backend, size, connect=args.connect)
+            )
     return jobs
 
 
@@ -205,6 +212,8 @@ def _headline(settings: dict, machine: dict) -> str:
         )
     else:
         how = f"{settings['duration_s']:g} s per row, {rounds_text}"
+    if settings.get("connect"):
+        how += ", connected senders"
     return (
         f"fastnet bench: {what} on 127.0.0.1, {how}, {pinned}\n"
         f"{machine['cpu_model'] or 'unknown CPU'}, {machine['usable_cpus']} CPUs, "
@@ -239,8 +248,8 @@ def _check_proto(parser, args) -> None:
         parser.error(
             f"--proto tcp measures the fastnet engines ({', '.join(_tcp.BACKENDS)}), not {', '.join(others)}"
         )
-    if args.find_rate:
-        parser.error("--find-rate applies to --proto udp only")
+    if args.find_rate or args.connect:
+        parser.error(f"{'--find-rate' if args.find_rate else '--connect'} applies to --proto udp only")
     over = [size for size in args.sizes if size > _tcp.MAX_SIZE]
     if over:
         parser.error(f"--sizes {over[0]} is over {_tcp.MAX_SIZE}, the longest frame (max_frame)")
@@ -300,6 +309,7 @@ def run(parser, args) -> int:
         "backends": args.backends,
         "sender": args.sender,
         "receiver": args.receiver,
+        "connect": args.connect,
         "cpus": {"sender": cpus[0], "receiver": cpus[1]} if cpus else None,
         "rcvbuf_requested": None if tcp else RCVBUF,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

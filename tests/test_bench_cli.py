@@ -525,3 +525,27 @@ def test_uvloop_row_is_skipped_with_a_note_without_uvloop(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
     reason = Catalog(["uvloop"]).unavailable("uvloop")
     assert "uvloop is not installed" in reason and "fastnet[bench]" in reason
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="needs a C compiler")
+def test_the_gro_rows_reference_is_measured_only_when_named(tmp_path):
+    found = fastnet.features()
+    if not (found["gso"] and found["gro"]):
+        pytest.skip("kernel without UDP GSO/GRO")
+    assert "reference-gro-rows" not in BACKENDS
+    path = tmp_path / "report.json"
+    done = bench(
+        "--backends",
+        "reference-gro-rows",
+        "--sizes",
+        "1024",
+        "--duration",
+        "0.2",
+        "--repeat",
+        "1",
+        "--json",
+        str(path),
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = check_document(json.loads(path.read_text()), ["reference-gro-rows"], [1024], rounds=1).values()
+    assert row["status"] == "ok" and row["ref_backend"] == "reference-gso"

@@ -32,6 +32,11 @@ BACKENDS = (
     "reference-gso",
 )
 
+#: Rows measured only when named (``--backends``, ``--sender``, ``--receiver``):
+#: ``reference-gro-rows`` is the C GRO receiver receiving into the memory of a
+#: fastnet Batch (1024 rows of the datagram size), for the GRO receive gap.
+OPTIONAL_BACKENDS = ("reference-gro-rows",)
+
 #: Datagram sizes measured when ``--sizes`` is not given.
 DEFAULT_SIZES = (64, 1024, 8192)
 

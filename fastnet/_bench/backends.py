@@ -12,6 +12,10 @@ uvloop         ``transport.sendto`` on uvloop's loop                  a ``Datagr
 reference      C, ``sendmmsg`` of 1024                                 C, ``recvmmsg`` of 1024
 reference-gso  C, ``sendmmsg`` of UDP_SEGMENT buffers (64 segments)    C, ``recvmmsg`` with UDP_GRO
 =============  =====================================================  ==========================
+
+Named only: ``reference-gro-rows`` (the reference-gso sender; a C GRO receiver
+whose messages span the rows of a 1024-row Batch, so it touches the same
+memory as fastnet's GRO receive).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import sys
 from typing import Dict, Iterable, List, Optional
 
-from . import BACKENDS, MAX_DATAGRAM
+from . import BACKENDS, MAX_DATAGRAM, OPTIONAL_BACKENDS
 
 __all__ = ["Catalog", "PACEABLE", "datagrams_per_drop"]
 
@@ -30,7 +34,7 @@ PACEABLE = ("reference-gso", "reference", "cython-gso", "cython", "python")
 
 #: Segments per GSO buffer, in both GSO senders (reference.c GSO_SEGMENTS, fastnet's gso=True).
 GSO_SEGMENTS = 64
-_GSO = ("cython-gso", "reference-gso")
+_GSO = ("cython-gso", "reference-gso", "reference-gro-rows")
 
 
 def datagrams_per_drop(sender: str, receiver: str, size: int) -> int:
@@ -57,7 +61,7 @@ class Catalog:
         self._binary = None
         names = list(dict.fromkeys(names))
         for name in names:
-            if name not in BACKENDS:
+            if name not in BACKENDS + OPTIONAL_BACKENDS:
                 raise ValueError(f"unknown backend {name!r}")
         if any(name.startswith("reference") for name in names):
             from .reference import build
@@ -117,7 +121,8 @@ class Catalog:
                 str(max_seconds),
             ]
         argv = [str(self._binary), "recv", str(size), str(rcvbuf), str(max_seconds)]
-        return argv + ["gro"] if name == "reference-gso" else argv
+        modes = {"reference-gso": ["gro"], "reference-gro-rows": ["gro-rows"]}
+        return argv + modes.get(name, [])
 
     @staticmethod
     def port_from_stdin(name: str) -> bool:
@@ -142,6 +147,6 @@ class Catalog:
             command = [sys.executable, "-m", "fastnet._bench.peer", "send", name]
             return command + [str(size), str(port), _number(duration)] + options
         argv = [str(self._binary), "send", str(size), str(port), _number(duration)]
-        if name == "reference-gso":
+        if name in ("reference-gso", "reference-gro-rows"):
             argv.append("gso")
         return argv + options

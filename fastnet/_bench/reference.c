@@ -1,13 +1,16 @@
 /* The reference peer of `fastnet bench`: the kernel's batch calls from C with
  * nothing around them, so every other row can be read as a fraction of it.
  *
- *   reference recv SIZE RCVBUF MAX_SECONDS [gro]
+ *   reference recv SIZE RCVBUF MAX_SECONDS [gro|gro-rows]
  *       bind 127.0.0.1:0, print "ready PORT INODE", count datagrams with
  *       recvmmsg until SIGUSR1 arrives and the queue stays empty for
  *       IDLE_MS, print one JSON line, then wait for EOF on stdin (the
  *       runner reads the socket's drop counter meanwhile). If the drain
  *       runs out of time, what is still queued is taken uncounted and
- *       reported as "unread".
+ *       reported as "unread". gro: UDP_GRO on, into 64 buffers of 64 KiB;
+ *       gro-rows: UDP_GRO on, into the memory a fastnet Batch of 1024 rows
+ *       of SIZE bytes would be (each message spans the rows one 64 KiB
+ *       buffer fills), so the receive touches the same memory as fastnet's.
  *   reference send SIZE PORT DURATION [gso] [connect] [rate=PPS]
  *       send SIZE-byte datagrams to 127.0.0.1:PORT with sendmmsg for
  *       DURATION seconds, print one JSON line. connect: connect(2) the
@@ -153,7 +156,7 @@ static void reset_controls(struct mmsghdr *msgs, int vlen, unsigned char *contro
     }
 }
 
-static void receive(int size, int rcvbuf, double max_seconds, int gro)
+static void receive(int size, int rcvbuf, double max_seconds, int gro, int gro_rows)
 {
     int fd = udp_socket();
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
@@ -198,6 +201,12 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
 
     int vlen = gro ? GRO_VLEN : VLEN;
     size_t slot = gro ? GRO_SLOT : (size_t)size;
+    if (gro_rows) {
+        /* 1024 rows of SIZE bytes, as many rows per message as fill 64 KiB. */
+        int rows_per_message = GRO_SLOT / size > 0 ? GRO_SLOT / size : 1;
+        vlen = (VLEN + rows_per_message - 1) / rows_per_message;
+        slot = (size_t)rows_per_message * size;
+    }
     size_t control = CMSG_SPACE(sizeof(int));
     unsigned char *rows = zalloc((size_t)vlen * slot);
     unsigned char *controls = zalloc((size_t)vlen * control);
@@ -369,10 +378,11 @@ static void send_for(int size, int port, double duration, int gso, int connected
 int main(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "recv") == 0) {
-        int gro = argc > 5 && strcmp(argv[5], "gro") == 0;
+        int gro_rows = argc > 5 && strcmp(argv[5], "gro-rows") == 0;
+        int gro = gro_rows || (argc > 5 && strcmp(argv[5], "gro") == 0);
         receive((int)parse_long(argv[2], 1, MAX_UDP_PAYLOAD, "size"),
                 (int)parse_long(argv[3], 1, 0x7fffffff, "rcvbuf"),
-                (double)parse_long(argv[4], 1, 86400, "max seconds"), gro);
+                (double)parse_long(argv[4], 1, 86400, "max seconds"), gro, gro_rows);
         return 0;
     }
     if (argc >= 5 && strcmp(argv[1], "send") == 0) {
@@ -404,7 +414,7 @@ int main(int argc, char **argv)
                  (int)parse_long(argv[3], 1, 65535, "port"), duration, gso, connected, rate);
         return 0;
     }
-    fprintf(stderr, "usage: %s recv SIZE RCVBUF MAX_SECONDS [gro] | "
+    fprintf(stderr, "usage: %s recv SIZE RCVBUF MAX_SECONDS [gro|gro-rows] | "
                     "send SIZE PORT DURATION [gso] [connect] [rate=PPS]\n", argv[0]);
     return 1;
 }

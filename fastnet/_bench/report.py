@@ -132,7 +132,7 @@ ROW_KEYS = (
 
 
 def ref_backend_for(backend: str) -> str:
-    return "reference-gso" if backend.endswith("-gso") else "reference"
+    return "reference-gso" if backend.endswith("-gso") or backend == "reference-gro-rows" else "reference"
 
 
 def receive_rate(received: int, first_count: int, window_s: float, fallback_s: float) -> Optional[float]:

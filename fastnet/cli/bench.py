@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from fastnet._bench import BACKENDS, DEFAULT_SIZES, MAX_DATAGRAM
+from fastnet._bench import BACKENDS, DEFAULT_SIZES, MAX_DATAGRAM, OPTIONAL_BACKENDS
 from fastnet._bench import find_rate as _find_rate
 from fastnet._bench import tcp as _tcp
 
@@ -62,7 +62,7 @@ def add_parser(subparsers) -> None:
         "size: a receiver and a sender process per row. Prints a receiver-side "
         "and a sender-side table. --proto tcp: framed messages over TCP.",
     )
-    names = choice_of(BACKENDS)
+    names = choice_of(BACKENDS + OPTIONAL_BACKENDS)
     parser.add_argument(
         "--proto",
         choices=("udp", "tcp"),
@@ -102,7 +102,8 @@ def add_parser(subparsers) -> None:
         type=comma_separated(names),
         metavar="NAME,NAME",
         help=f"rows to measure, from {', '.join(BACKENDS)} (default: all; "
-        f"with --proto tcp: {', '.join(_tcp.BACKENDS)})",
+        f"with --proto tcp: {', '.join(_tcp.BACKENDS)}), and "
+        f"{', '.join(OPTIONAL_BACKENDS)} (only when named)",
     )
     fixed = parser.add_mutually_exclusive_group()
     fixed.add_argument(

@@ -18,6 +18,7 @@ Modules, one job each:
 * ``plot``      the ``--plot`` figure
 * ``find_rate`` the loss-free rate search of ``--find-rate``
 * ``machine``   what the JSON report says about the machine
+* ``tcp``       the ``--proto tcp`` rows; ``tcp_run`` their two worker processes
 """
 
 #: Every backend, in the order rows are shown.

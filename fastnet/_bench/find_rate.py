@@ -231,8 +231,8 @@ def run_search(
     ]
 
 
-def format_lossless(entries: List[dict], search: Search) -> str:
-    """The terminal table of loss-free rates."""
+def format_lossless(entries: List[dict], search: Search, passed_over: str = "") -> str:
+    """The terminal table of loss-free rates; ``passed_over``: why faster senders were not used."""
     senders = sorted({entry["sender"] for entry in entries})
     lines = [
         f"Loss-free rates: the highest paced rate each receiver took with nothing lost "

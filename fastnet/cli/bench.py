@@ -399,7 +399,7 @@ def _run_search(args, catalog, cpus, search, sender, settings, machine) -> int:
         written.append(f"Plot written to {args.plot}")
     try:
         print()
-        print(_find_rate.format_lossless(entries, search))
+        print(_find_rate.format_lossless(entries, search, settings["find_rate"]["sender_passed_over"] or ""))
         if written:
             print("\n" + "\n".join(written))
         sys.stdout.flush()

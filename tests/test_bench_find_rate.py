@@ -12,6 +12,7 @@ import pytest
 
 from fastnet._bench import find_rate
 from fastnet._bench.backends import PACEABLE, Catalog
+from fastnet._bench.loops import PACED_BURST
 
 ENTRY_KEYS = {
     "backend",
@@ -171,3 +172,28 @@ def test_a_receiver_that_always_loses_has_no_rate(monkeypatch):
     assert entry["lossless_pps"] is None and entry["confirmations"] == []
     assert "loses datagrams at every rate tried" in entry["note"]
     assert len(entry["steps"]) <= find_rate.probe_limit(find_rate.QUICK)
+
+
+def test_a_fastnet_sender_can_be_the_paced_one(backend, tmp_path):
+    path = tmp_path / "lossless.json"
+    done = bench(
+        "--find-rate",
+        "--quick",
+        "--sender",
+        backend,
+        "--backends",
+        "stdlib",
+        "--sizes",
+        "256",
+        "--json",
+        str(path),
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(path.read_text())
+    assert doc["settings"]["find_rate"]["sender"] == backend
+    [entry] = doc["lossless"]
+    assert entry["sender"] == backend and entry["status"] == "ok"
+    paced = [step for step in entry["steps"] if step["rate_pps"]]
+    for step in paced:
+        # A paced sender's bursts are each due within the window: it cannot run ahead.
+        assert step["sent"] <= step["rate_pps"] * entry["window_s"] + PACED_BURST

@@ -214,6 +214,8 @@ def send_paced(sock, size: int, address, duration: float, rate: float, gso: bool
 
     Each burst waits until its time (start + sent / rate) comes; a sender
     that falls behind sends at once and does not catch up in one big burst.
+    No burst is due after the window, so at most rate * duration + one
+    burst go out.
     """
     import numpy as np
 
@@ -231,6 +233,8 @@ def send_paced(sock, size: int, address, duration: float, rate: float, gso: bool
     end = start + duration
     while now < end:
         due = start + sent / rate
+        if due >= end:
+            break  # the next burst would fall after the window
         if due - now > SPIN_S:
             time.sleep(due - now - SPIN_S / 2)
         while monotonic() < due:

@@ -356,8 +356,12 @@ static void send_for(int size, int port, double duration, int gso, int connected
     double cpu0 = cpu_s();
     double start = now_s(), end = start + duration, now = start;
     while (now < end) {
-        if (rate > 0)
-            wait_until(start + sent / rate);
+        if (rate > 0) {
+            double due = start + sent / rate;
+            if (due >= end)
+                break;          /* the next burst would fall after the window */
+            wait_until(due);
+        }
         int n = sendmmsg(fd, msgs, burst, 0);
         now = now_s();
         if (n < 0) {

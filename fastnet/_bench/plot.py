@@ -7,6 +7,7 @@ legend sits below the panels, so it never covers a bar.
 
 from __future__ import annotations
 
+import textwrap
 from typing import List, Optional
 
 from . import BACKENDS
@@ -80,7 +81,8 @@ def write_plot(path: str, rows: List[dict], title: str, lossless: Optional[List[
         senders = ", ".join(sorted({entry["sender"] for entry in lossless}))
         # Linear from 0: the loss-free rates are compared with each other, not across decades.
         panels.append(("lossless_pps", f"loss-free datagrams/s\n(paced {senders} sender)", lossless, False))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.8), squeeze=False)
+    width = max(8.0, 5.5 * len(panels))
+    figure, axes = plt.subplots(1, len(panels), figsize=(width, 4.8), squeeze=False)
     for axis, (key, label, source, log) in zip(axes[0], panels, strict=True):
         sizes = sorted({row["size"] for row in source})
         present = [backend for backend in backends if any(row["backend"] == backend for row in source)]
@@ -90,23 +92,30 @@ def write_plot(path: str, rows: List[dict], title: str, lossless: Optional[List[
             axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)
     measured = {row["backend"] for row in rows if row.get("status") == "ok"}
-    measured |= {entry["backend"] for entry in lossless if entry.get("lossless_pps")}
-    handles = [
-        Patch(color=colours[backend], label=backend if backend in measured else f"{backend} (not measured)")
-        for backend in backends
-    ]
-    figure.legend(
-        handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize="small", frameon=False
-    )
+    found = {entry["backend"] for entry in lossless if entry.get("lossless_pps")}
+    searched = {entry["backend"] for entry in lossless if entry.get("status") == "ok"}
+
+    def label(backend: str) -> str:
+        if backend in measured or backend in found:
+            return backend
+        if backend in searched:
+            return f"{backend} (no loss-free rate)"
+        return f"{backend} (not measured)"
+
+    handles = [Patch(color=colours[backend], label=label(backend)) for backend in backends]
+    columns = max(1, min(len(handles), int(width // 2.6)))
+    figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize="small", frameon=False)
     rounds = max((row.get("rounds") or 1 for row in rows), default=1)
     notes = []
     if rows:
         notes.append(f"median of {rounds} rounds, error bars: min-max" if rounds > 1 else "one round")
     if lossless:
         notes.append("loss-free: error bars span the two confirmations")
-    figure.suptitle(f"{title}\n{'; '.join(notes)}", fontsize="medium")
-    # Room at the bottom for the legend's rows, below the axes.
-    legend_rows = -(-len(handles) // 5)
-    figure.tight_layout(rect=(0, 0.06 + 0.045 * legend_rows, 1, 1))
+    heading = textwrap.fill(title, width=int(width * 12))
+    figure.suptitle(f"{heading}\n{'; '.join(notes)}", fontsize="medium")
+    # Room at the bottom for the legend's rows, below the axes, and at the top for the heading.
+    legend_rows = -(-len(handles) // columns)
+    top = 1 - 0.045 * heading.count("\n")
+    figure.tight_layout(rect=(0, 0.06 + 0.045 * legend_rows, 1, top))
     figure.savefig(path, dpi=120)
     plt.close(figure)

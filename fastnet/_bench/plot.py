@@ -83,11 +83,11 @@ def write_plot(path: str, rows: List[dict], title: str, lossless: Optional[List[
         panels.append(("lossless_pps", f"loss-free datagrams/s\n(paced {senders} sender)", lossless, False))
     width = max(8.0, 5.5 * len(panels))
     figure, axes = plt.subplots(1, len(panels), figsize=(width, 4.8), squeeze=False)
-    for axis, (key, label, source, log) in zip(axes[0], panels, strict=True):
+    for axis, (key, axis_label, source, log) in zip(axes[0], panels, strict=True):
         sizes = sorted({row["size"] for row in source})
         present = [backend for backend in backends if any(row["backend"] == backend for row in source)]
         _bars(axis, source, sizes, present, key, colours)
-        axis.set_ylabel(label)
+        axis.set_ylabel(axis_label)
         if log:
             axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)

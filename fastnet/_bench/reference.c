@@ -294,6 +294,10 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro, int gro_r
         ;
 }
 
+/* nanosleep(2) ends "either [when] at least the time specified ... has
+ * elapsed, or [on] the delivery of a signal that triggers the invocation of a
+ * handler": an interrupted or overlong sleep is made good by the spin after it,
+ * which ends at the due time whatever the sleep did. */
 static void wait_until(double due)
 {
     double left = due - now_s();
@@ -318,6 +322,9 @@ static void send_for(int size, int port, double duration, int gso, int connected
     source.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0)
         die("bind");
+    /* udp(7): after connect(2) "datagrams can now be sent using send(2) or
+     * write(2) without specifying a destination address"; the kernel then
+     * keeps the route too, so a connected sender skips a lookup per call. */
     if (connected && connect(fd, (struct sockaddr *)&dest, sizeof dest) < 0)
         die("connect");
 

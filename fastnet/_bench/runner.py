@@ -209,6 +209,9 @@ def udp_socket_counts(inode: int) -> Tuple[Optional[int], Optional[int]]:
                 fields = line.split()
                 # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
                 if len(fields) >= 13 and fields[9] == str(inode):
+                    # proc_pid_net(5): tx_queue and rx_queue are the queues "in
+                    # terms of kernel memory usage", not payload bytes: only
+                    # whether rx_queue is 0 (nothing left unread) is used.
                     queued = int(fields[4].partition(":")[2], 16)
                     return int(fields[-1]), queued
     except (OSError, ValueError, StopIteration):

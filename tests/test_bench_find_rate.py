@@ -65,6 +65,7 @@ def test_find_rate_writes_one_complete_entry_per_receiver_and_size(search):
         assert entry["steps"][0]["phase"] == "ceiling" and entry["steps"][0]["rate_pps"] is None
         for step in entry["steps"]:
             assert step["phase"] in ("ceiling", "search", "confirm")
+            assert step["recv_cpu_share"] >= 0
             assert step["clean"] == (
                 step["sent"] == step["received"] and step["lag_s"] <= settings["max_lag_s"]
             )
@@ -127,6 +128,7 @@ def scripted_probe(catalog):
             "reconciled": True,
             "sent_pps": rate,
             "lag_s": 0.0,
+            "recv_cpu_share": 0.5,
             "clean": clean,
         }
 

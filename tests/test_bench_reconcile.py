@@ -155,3 +155,11 @@ def test_significance_compares_the_range_with_the_distance_from_parity(values, e
 def test_one_round_has_no_spread_to_judge_by():
     assert significant(summarise([1.5]), 1) is None
     assert summarise([None, None]) == (None, None, None)
+
+
+def test_what_is_left_after_a_drain_timeout_is_counted_as_unread():
+    from fastnet._bench.loops import count_unread
+
+    queued = [1024, 1024, 17]
+    assert count_unread(lambda: queued.pop(0) if queued else 0) == 2065
+    assert count_unread(lambda: 0) == 0

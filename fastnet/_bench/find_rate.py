@@ -86,6 +86,7 @@ def _probe(catalog, job: Job, window_s: float, cpus, search: Search) -> dict:
         return step
     row = round_row(outcome)
     t_end, t_last = outcome.sender.get("t_end"), outcome.receiver.get("t_last")
+    window = float(outcome.sender.get("wall_s") or 0.0)
     lag = max(0.0, float(t_last) - float(t_end)) if t_end is not None and t_last is not None else None
     lost = row["sent"] - row["received"]
     step.update(
@@ -96,6 +97,10 @@ def _probe(catalog, job: Job, window_s: float, cpus, search: Search) -> dict:
         reconciled=row["reconciled"],
         sent_pps=row["send_pps"],
         lag_s=lag,
+        # A receiver that lost datagrams with well under one CPU's worth of
+        # time over the window was waiting or starved, not slow: on a shared
+        # machine, the sign of another process's load.
+        recv_cpu_share=row["recv_cpu_s"] / window if window > 0 else None,
         clean=bool(
             row["sent"] > 0
             and lost == 0

@@ -122,8 +122,12 @@ def find_rate(
     cpus,
     search: Search = DEFAULT,
     progress: Optional[Callable[[str], None]] = None,
+    connect: bool = False,
 ) -> dict:
-    """The ``lossless`` entry of one receiver at one size (see the module's docstring)."""
+    """The ``lossless`` entry of one receiver at one size (see the module's docstring).
+
+    ``connect``: the paced sender connects its socket (``--connect``).
+    """
     entry: dict = {
         "backend": receiver,
         "size": size,
@@ -148,7 +152,8 @@ def find_rate(
         if progress is not None:
             shown = f"{rate:,.0f}/s" if rate else "unpaced"
             progress(f"{size} B  {receiver}: {what} at {shown}")
-        step = _probe(catalog, Job(receiver, sender, receiver, size, rate), search.window_s, cpus, search)
+        job = Job(receiver, sender, receiver, size, rate, connect)
+        step = _probe(catalog, job, search.window_s, cpus, search)
         step["phase"] = what
         entry["steps"].append(step)
         return step
@@ -227,10 +232,11 @@ def run_search(
     cpus,
     search: Search = DEFAULT,
     progress: Optional[Callable[[str], None]] = None,
+    connect: bool = False,
 ) -> List[dict]:
     """One entry per (size, receiver), in the tables' order."""
     return [
-        find_rate(catalog, receiver, size, sender, cpus, search, progress)
+        find_rate(catalog, receiver, size, sender, cpus, search, progress, connect)
         for size in sizes
         for receiver in receivers
     ]

@@ -383,7 +383,9 @@ def _run_search(args, catalog, cpus, search, sender, settings, machine) -> int:
             status.flush()
 
     try:
-        entries = _find_rate.run_search(catalog, args.backends, args.sizes, sender, cpus, search, progress)
+        entries = _find_rate.run_search(
+            catalog, args.backends, args.sizes, sender, cpus, search, progress, args.connect
+        )
     finally:
         if status is not None:
             status.write("\r\x1b[K")

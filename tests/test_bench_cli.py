@@ -8,6 +8,7 @@ fast anything was.
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,19 +18,23 @@ import pytest
 from helpers import HANG_S, processes_in_group
 
 import fastnet
-from fastnet._bench import BACKENDS, DEFAULT_SIZES
+from fastnet._bench import BACKENDS
 from fastnet._bench.reference import find_compiler
-from fastnet._bench.report import ROW_KEYS, build_rows, receive_rate
+from fastnet._bench.report import RATE_KEYS, RATIO_KEYS, REPEAT_KEYS, ROW_KEYS, build_rows, receive_rate
 from fastnet._bench.runner import Job, Outcome
 from fastnet.cli import main
+from fastnet.cli.bench import QUICK_REPEATS, QUICK_SIZES
 
-INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf"}
+INT_KEYS = {"size", "sent", "received", "lost", "kernel_drops", "rcvbuf", "unread", "unaccounted", "rounds"}
 STR_KEYS = {"proto", "backend", "sender", "receiver", "status", "note", "ref_backend"}
-FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS
+BOOL_KEYS = {"reconciled"} | {f"{key}_significant" for key in RATIO_KEYS}
+FLOAT_KEYS = set(ROW_KEYS) - INT_KEYS - STR_KEYS - BOOL_KEYS - {"repeats"}
 MEASURED = {
     "sent",
     "received",
     "lost",
+    "unread",
+    "unaccounted",
     "loss_pct",
     "send_pps",
     "recv_pps",
@@ -43,6 +48,12 @@ MEASURED = {
     "recv_cpu_s",
 }
 HAS_COMPILER = find_compiler() is not None
+try:
+    import uvloop  # noqa: F401
+
+    HAS_UVLOOP = True
+except ImportError:
+    HAS_UVLOOP = False
 
 
 def bench(*args, timeout=90):
@@ -53,8 +64,10 @@ def bench(*args, timeout=90):
 
 def must_measure(backend):
     """Backends that have no reason to be skipped on this machine."""
-    if backend in ("python", "asyncio"):
+    if backend in ("python", "stdlib", "asyncio"):
         return True
+    if backend == "uvloop":
+        return HAS_UVLOOP
     if backend == "cython":
         return "cython" in fastnet.available_backends()
     if backend == "reference":
@@ -62,7 +75,7 @@ def must_measure(backend):
     return False  # GSO/GRO rows depend on the fastnet API and the kernel: checked apart
 
 
-def check_row(row):
+def check_row(row, rounds=None):
     assert set(row) == set(ROW_KEYS)
     for key in INT_KEYS:
         assert row[key] is None or (isinstance(row[key], int) and not isinstance(row[key], bool)), key
@@ -70,13 +83,31 @@ def check_row(row):
         assert row[key] is None or isinstance(row[key], float), key
     for key in STR_KEYS:
         assert isinstance(row[key], str), key
+    for key in BOOL_KEYS:
+        assert row[key] in (None, True, False), key
     assert row["status"] in ("ok", "skipped", "failed")
     assert row["proto"] == "udp"
+    assert row["rounds"] == len(row["repeats"]) >= 1
+    if rounds is not None:
+        assert row["rounds"] == rounds
+    for repeat in row["repeats"]:
+        assert set(repeat) == set(REPEAT_KEYS)
     if row["status"] != "ok":
         assert row["note"], "a row that was not measured says why"
         assert all(row[key] is None for key in MEASURED)
         return
     assert all(row[key] is not None for key in MEASURED), row
+    assert all(repeat["status"] == "ok" for repeat in row["repeats"])
+    for key in RATE_KEYS + RATIO_KEYS:
+        values = [repeat[key] for repeat in row["repeats"] if key in repeat]
+        if row[key] is None:
+            continue
+        assert row[f"{key}_min"] <= row[key] <= row[f"{key}_max"], key
+        if values:
+            assert row[key] in values, key  # a median that one round measured
+            assert (row[f"{key}_min"], row[f"{key}_max"]) == (min(values), max(values)), key
+    # The counts are those of one round, and add up.
+    assert row["reconciled"] is not False or "loopback backlog" in row["note"], row["note"]
     assert row["sent"] > 0
     assert 0 <= row["received"] <= row["sent"]
     assert row["lost"] == row["sent"] - row["received"]
@@ -88,7 +119,7 @@ def check_row(row):
         assert 0 <= row["kernel_drops"] <= row["lost"]
 
 
-def check_document(doc, backends, sizes):
+def check_document(doc, backends, sizes, rounds=None):
     assert set(doc) >= {"machine", "results"}
     machine = doc["machine"]
     for key in ("cpu_model", "cores", "kernel", "python", "numpy", "fastnet", "backend"):
@@ -100,7 +131,7 @@ def check_document(doc, backends, sizes):
         (backend, size) for backend in backends for size in sizes
     )
     for row in rows:
-        check_row(row)
+        check_row(row, rounds)
     return {(row["backend"], row["size"]): row for row in rows}
 
 
@@ -115,7 +146,8 @@ def quick(tmp_path_factory):
 
 def test_quick_run_reports_every_backend_and_size(quick):
     _, doc = quick
-    rows = check_document(doc, BACKENDS, DEFAULT_SIZES)
+    assert doc["settings"]["repeat"] == QUICK_REPEATS
+    rows = check_document(doc, BACKENDS, QUICK_SIZES, rounds=QUICK_REPEATS)
     for (backend, _size), row in rows.items():
         if must_measure(backend):
             assert row["status"] == "ok", row
@@ -134,7 +166,7 @@ def test_quick_run_measures_gso_where_the_kernel_has_it(quick):
     _, doc = quick
     rows = [row for row in doc["results"] if row["backend"].endswith("-gso")]
     assert sorted(row["backend"] for row in rows) == sorted(
-        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(DEFAULT_SIZES)
+        [backend for backend in BACKENDS if backend.endswith("-gso")] * len(QUICK_SIZES)
     )
     for row in rows:
         if row["backend"] == "cython-gso" and "cython" not in fastnet.available_backends():
@@ -149,23 +181,45 @@ def test_quick_run_measures_gso_where_the_kernel_has_it(quick):
 
 def test_quick_run_prints_receiver_and_sender_tables(quick):
     done, _ = quick
+    assert f"{QUICK_REPEATS} interleaved rounds" in done.stdout.splitlines()[0]
     assert "Receiver side" in done.stdout and "Sender side" in done.stdout
     for backend in BACKENDS:
         assert backend in done.stdout
 
 
-def test_speedup_and_reference_columns_divide_the_right_rows(quick):
+RATIO_WITH_SPREAD = re.compile(r"\b\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)~?(\s|$)")
+BARE_RATIO = re.compile(r"\b\d+\.\d\dx(?! \()")
+
+
+def test_quick_run_prints_every_ratio_with_its_spread(quick):
+    done, doc = quick
+    shown = sum(row[key] is not None for row in doc["results"] if row["status"] == "ok" for key in RATIO_KEYS)
+    assert shown > 0
+    table_rows = "\n".join(line for line in done.stdout.splitlines() if line.lstrip()[:1].isdigit())
+    assert len(RATIO_WITH_SPREAD.findall(table_rows)) == shown
+    assert not BARE_RATIO.findall(table_rows)
+
+
+def test_speedup_and_reference_columns_divide_the_right_rows_round_by_round(quick):
     _, doc = quick
     rows = {(row["backend"], row["size"]): row for row in doc["results"]}
-    for (_backend, size), row in rows.items():
+    for (backend, size), row in rows.items():
         python = rows[("python", size)]
         ref = rows[(row["ref_backend"], size)]
-        if row["recv_pps"] and python["recv_pps"]:
-            assert math.isclose(row["speedup"], row["recv_pps"] / python["recv_pps"])
-        if row["recv_pps"] and ref["recv_pps"]:
-            assert math.isclose(row["ref_fraction"], row["recv_pps"] / ref["recv_pps"])
-        else:
-            assert row["ref_fraction"] is None
+        for index, repeat in enumerate(row["repeats"]):
+            base, reference = python["repeats"][index], ref["repeats"][index]
+            if repeat["recv_pps"] and base["recv_pps"]:
+                assert math.isclose(repeat["speedup"], repeat["recv_pps"] / base["recv_pps"])
+            if repeat["recv_pps"] and reference["recv_pps"]:
+                assert math.isclose(repeat["ref_fraction"], repeat["recv_pps"] / reference["recv_pps"])
+            else:
+                assert repeat["ref_fraction"] is None
+        if row["status"] == "ok" and python["status"] == "ok":
+            if backend == "python":
+                assert row["speedup_significant"] is None  # itself over itself
+            else:
+                wide = row["speedup_max"] - row["speedup_min"]
+                assert row["speedup_significant"] is (wide < abs(row["speedup"] - 1.0))
 
 
 def test_short_run_on_each_backend(backend, tmp_path):
@@ -285,6 +339,12 @@ def test_ctrl_c_stops_the_run_and_its_peers():
         ["--sender", "nope"],
         ["--receiver", "x"],
         ["--sender", "python", "--receiver", "python"],
+        ["--repeat", "0"],
+        ["--repeat", "1000"],
+        ["--window", "1"],
+        ["--find-rate", "--receiver", "python"],
+        ["--find-rate", "--sender", "asyncio"],
+        ["--find-rate", "--proto", "tcp"],
         ["--json", "/nonexistent-dir/report.json"],
         ["--plot", "/nonexistent-dir/plot.png"],
     ],
@@ -320,9 +380,36 @@ def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys, tmp_pat
 def test_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
     target = tmp_path / "plot.png"
-    done = bench("--backends", "python", "--sizes", "64", "--duration", "0.2", "--plot", str(target))
+    done = bench(
+        "--backends", "python", "--sizes", "64", "--duration", "0.2", "--repeat", "2", "--plot", str(target)
+    )
     assert done.returncode == 0, done.stderr
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_with_error_bars_and_loss_free_panel_renders(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from fastnet._bench.plot import write_plot
+
+    rows = build_rows(
+        [
+            [outcome("python", 1000, 1000, 800 + i) for i in range(3)],
+            [outcome("cython", 1000, 4000, 3900 + 50 * i) for i in range(3)],
+            [outcome("uvloop", 1000, 0, 0, status="skipped")] * 3,
+        ]
+    )
+    lossless = [
+        {"backend": "python", "size": 1000, "sender": "reference-gso", "lossless_pps": 1e5}
+        | {"lossless_pps_min": 1e5, "lossless_pps_max": 1.1e5},
+        {"backend": "cython", "size": 1000, "sender": "reference-gso", "lossless_pps": None}
+        | {"lossless_pps_min": None, "lossless_pps_max": None},
+    ]
+    target = tmp_path / "plot.png"
+    write_plot(str(target), rows, "a title", lossless)
+    height, width, _ = imread(str(target)).shape
+    assert width > height > 0  # three panels side by side
 
 
 # -- the derived columns, from known counts --------------------------------------
@@ -407,3 +494,58 @@ def test_peers_import_the_same_fastnet_whatever_the_working_directory(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "r.json").read_text())["results"]
     assert [row["status"] for row in rows] == ["ok"]
+
+
+def test_connected_senders_report_complete_rows(backend, tmp_path):
+    path = tmp_path / "report.json"
+    peers = [backend, "stdlib", "asyncio"] + (["uvloop"] if HAS_UVLOOP else [])
+    done = bench(
+        "--connect",
+        "--backends",
+        ",".join(peers),
+        "--sizes",
+        "64",
+        "--duration",
+        "0.2",
+        "--repeat",
+        "1",
+        "--json",
+        str(path),
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(path.read_text())
+    assert doc["settings"]["connect"] is True and "connected senders" in done.stdout.splitlines()[0]
+    rows = check_document(doc, peers, [64], rounds=1)
+    assert all(row["status"] == "ok" for row in rows.values()), rows
+
+
+def test_uvloop_row_is_skipped_with_a_note_without_uvloop(monkeypatch):
+    from fastnet._bench.backends import Catalog
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
+    reason = Catalog(["uvloop"]).unavailable("uvloop")
+    assert "uvloop is not installed" in reason and "fastnet[bench]" in reason
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="needs a C compiler")
+def test_the_gro_rows_reference_is_measured_only_when_named(tmp_path):
+    found = fastnet.features()
+    if not (found["gso"] and found["gro"]):
+        pytest.skip("kernel without UDP GSO/GRO")
+    assert "reference-gro-rows" not in BACKENDS
+    path = tmp_path / "report.json"
+    done = bench(
+        "--backends",
+        "reference-gro-rows",
+        "--sizes",
+        "1024",
+        "--duration",
+        "0.2",
+        "--repeat",
+        "1",
+        "--json",
+        str(path),
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = check_document(json.loads(path.read_text()), ["reference-gro-rows"], [1024], rounds=1).values()
+    assert row["status"] == "ok" and row["ref_backend"] == "reference-gso"

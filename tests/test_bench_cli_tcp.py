@@ -10,6 +10,7 @@ import pytest
 import fastnet
 from fastnet._bench import tcp as bench_tcp
 from fastnet._bench.report import ROW_KEYS
+from fastnet._bench.runner import Outcome
 from fastnet.cli import main
 
 NONE_ON_TCP = {"kernel_drops", "rcvbuf", "ref_backend", "ref_fraction", "send_ref_fraction"}
@@ -101,12 +102,12 @@ def test_a_row_that_cannot_run_or_fails_says_why(monkeypatch):
     assert skipped["proto"] == "tcp" and skipped["sent"] is None
     monkeypatch.undo()
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("a benchmark worker failed")
+    def broken(job, duration):
+        return Outcome(job, status="failed", note="a benchmark worker failed")
 
-    monkeypatch.setattr("fastnet._bench.tcp_run.run_tcp_bench", broken)
-    [failed] = bench_tcp.run_rows(["python"], [64], 0.1)
-    assert failed["status"] == "failed" and failed["note"] == "a benchmark worker failed"
+    monkeypatch.setattr("fastnet._bench.tcp_run.measure", broken)
+    [failed] = bench_tcp.run_rows(["python"], [64], 0.1, repeats=2)
+    assert failed["status"] == "failed" and failed["note"] == "round 1 of 2: a benchmark worker failed"
 
 
 @pytest.mark.parametrize(

@@ -1,89 +1,50 @@
-"""The TCP benchmark runs end to end and returns rows shaped like the UDP benchmark's."""
+"""The TCP benchmark's measurement: two worker processes per row, reports in the UDP peers' keys."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-import fastnet
-from fastnet._bench.tcp_run import format_table, run_tcp_bench
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS = {
-    "backend",
-    "size",
-    "sent",
-    "received",
-    "loss_pct",
-    "send_pps",
-    "recv_pps",
-    "gbit_s",
-    "send_cpu_us",
-    "recv_cpu_us",
-}
+from fastnet._bench import tcp as bench_tcp
+from fastnet._bench.runner import Job
+from fastnet._bench.tcp_run import measure
 
 
-def test_rows_for_every_backend_and_size():
-    lines = []
-    rows = run_tcp_bench(None, [64, 1024], 0.2, progress=lines.append)
-    backends = fastnet.available_backends()
-    assert [(row["backend"], row["size"]) for row in rows] == [
-        (name, size) for name in backends for size in (64, 1024)
-    ]
-    assert len(lines) == len(rows)
-    for row in rows:
-        assert set(row) == KEYS
-        assert row["sent"] > 0 and row["received"] == row["sent"]  # TCP loses nothing
-        assert row["loss_pct"] == 0
-        assert row["send_pps"] > 0 and row["recv_pps"] > 0 and row["gbit_s"] > 0
-        assert row["send_cpu_us"] > 0 and row["recv_cpu_us"] > 0
-    table = format_table(rows)
-    assert "Gbit/s" in table and len(table.splitlines()) == len(rows) + 1
+def test_one_measurement_reports_what_the_udp_runner_reads(backend):
+    outcome = measure(Job(backend, backend, backend, 1024), 0.2)
+    assert outcome.status == "ok", outcome.note
+    assert set(outcome.sender) == {"sent", "wall_s", "cpu_s"}
+    assert set(outcome.receiver) == {"received", "first_count", "window_s", "cpu_s", "rcvbuf"}
+    assert outcome.sender["sent"] > 0 and outcome.receiver["received"] == outcome.sender["sent"]
+    assert outcome.kernel_drops == 0 and outcome.queued_bytes == 0  # TCP loses nothing
+
+
+def test_a_worker_that_fails_is_a_failed_outcome():
+    outcome = measure(Job("no-such-engine", "x", "x", 64), 0.1)
+    assert outcome.status == "failed" and "receiver" in outcome.note
 
 
 @pytest.mark.parametrize(
-    "kwargs,error",
+    "kwargs",
     [
-        ({"backends": ["rust"]}, ValueError),
-        ({"sizes": [-1]}, ValueError),
-        ({"duration": 0}, ValueError),
-        ({"duration": float("nan")}, ValueError),
+        {"backends": ["rust"]},
+        {"sizes": [-1]},
+        {"sizes": [bench_tcp.MAX_SIZE + 1]},
+        {"duration": 0},
+        {"duration": float("nan")},
     ],
 )
-def test_bad_arguments_fail_before_measuring(kwargs, error):
-    args = {"backends": None, "sizes": [64], "duration": 0.1, **kwargs}
-    with pytest.raises(error):
-        run_tcp_bench(**args)
+def test_bad_arguments_fail_before_measuring(kwargs):
+    args = {"backends": ["python"], "sizes": [64], "duration": 0.1, **kwargs}
+    with pytest.raises(ValueError):
+        bench_tcp.run_rows(**args)
 
 
-def test_standalone_entry_point_prints_a_table():
+def test_the_worker_entry_point_says_where_the_benchmark_is():
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastnet._bench.tcp_run",
-            "--duration",
-            "0.2",
-            "--sizes",
-            "64",
-            "--backends",
-            "python",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    header, row = result.stdout.strip().splitlines()
-    assert header.split()[:2] == ["backend", "size"]
-    assert row.split()[:2] == ["python", "64"]
-    result = subprocess.run(
-        [sys.executable, "-m", "fastnet._bench.tcp_run", "--sizes", "x"],
+        [sys.executable, "-m", "fastnet._bench.tcp_run", "--quick"],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT,
     )
-    assert result.returncode == 2 and "sizes" in result.stderr
+    assert result.returncode == 2 and "fastnet bench --proto tcp" in result.stderr

@@ -6,10 +6,16 @@ backend        sender                                                 receiver
 cython         ``send_batch`` (sendmmsg), cython engine               ``recv_batch`` (recvmmsg)
 cython-gso     ``send_batch(..., gso=True)``: UDP GSO super-buffers   ``recv_batch`` after ``enable_gro()``
 python         ``send_batch``, pure-Python engine (sendto loop)       ``recv_batch`` (recvfrom_into loop)
+stdlib         ``socket.sendto`` loop, no fastnet                     ``socket.recvfrom_into`` loop
 asyncio        ``transport.sendto`` in an asyncio loop                a ``DatagramProtocol``
+uvloop         ``transport.sendto`` on uvloop's loop                  a ``DatagramProtocol`` on uvloop
 reference      C, ``sendmmsg`` of 1024                                 C, ``recvmmsg`` of 1024
 reference-gso  C, ``sendmmsg`` of UDP_SEGMENT buffers (64 segments)    C, ``recvmmsg`` with UDP_GRO
 =============  =====================================================  ==========================
+
+Named only: ``reference-gro-rows`` (the reference-gso sender; a C GRO receiver
+whose messages span the rows of a 1024-row Batch, so it touches the same
+memory as fastnet's GRO receive).
 """
 
 from __future__ import annotations
@@ -17,11 +23,30 @@ from __future__ import annotations
 import sys
 from typing import Dict, Iterable, List, Optional
 
-from . import BACKENDS
+from . import BACKENDS, MAX_DATAGRAM, OPTIONAL_BACKENDS
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "PACEABLE", "datagrams_per_drop"]
 
-_PYTHON_KINDS = ("cython", "cython-gso", "python", "asyncio")
+_PYTHON_KINDS = ("cython", "cython-gso", "python", "stdlib", "asyncio", "uvloop")
+#: Senders that can be held to a rate (``--find-rate``).
+PACEABLE = ("reference-gso", "reference", "cython-gso", "cython", "python")
+
+
+#: Segments per GSO buffer, in both GSO senders (reference.c GSO_SEGMENTS, fastnet's gso=True).
+GSO_SEGMENTS = 64
+_GSO = ("cython-gso", "reference-gso", "reference-gro-rows")
+
+
+def datagrams_per_drop(sender: str, receiver: str, size: int) -> int:
+    """How many datagrams one count of the receiver socket's drop counter can stand for.
+
+    A GRO receiver fed by a GSO sender is dropped whole buffers at a time,
+    one count each (fastnet/_bench/reconcile.py); every other pair counts
+    datagrams.
+    """
+    if sender in _GSO and receiver in _GSO:
+        return max(1, min(GSO_SEGMENTS, MAX_DATAGRAM // max(size, 1)))
+    return 1
 
 
 def _number(value) -> str:
@@ -36,7 +61,7 @@ class Catalog:
         self._binary = None
         names = list(dict.fromkeys(names))
         for name in names:
-            if name not in BACKENDS:
+            if name not in BACKENDS + OPTIONAL_BACKENDS:
                 raise ValueError(f"unknown backend {name!r}")
         if any(name.startswith("reference") for name in names):
             from .reference import build
@@ -52,7 +77,9 @@ class Catalog:
                 from .gso import unsupported_reason
 
                 self._reasons[name] = unsupported_reason()
-            elif name in ("python", "asyncio"):
+            elif name == "uvloop":
+                self._reasons[name] = self._uvloop_reason()
+            elif name in ("python", "stdlib", "asyncio"):
                 self._reasons[name] = None
 
     @staticmethod
@@ -63,6 +90,14 @@ class Catalog:
             _backend.load("cython")
         except ImportError as exc:
             return str(exc)
+        return None
+
+    @staticmethod
+    def _uvloop_reason() -> Optional[str]:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "uvloop is not installed (pip install 'fastnet[bench]')"
         return None
 
     @property
@@ -86,19 +121,32 @@ class Catalog:
                 str(max_seconds),
             ]
         argv = [str(self._binary), "recv", str(size), str(rcvbuf), str(max_seconds)]
-        return argv + ["gro"] if name == "reference-gso" else argv
+        modes = {"reference-gso": ["gro"], "reference-gro-rows": ["gro-rows"]}
+        return argv + modes.get(name, [])
 
-    def sender_argv(self, name: str, size: int, port: int, duration: float) -> List[str]:
+    @staticmethod
+    def port_from_stdin(name: str) -> bool:
+        """Whether this sender can start before the port is known and read it from stdin.
+
+        The Python peers take a third of a second to import fastnet and numpy:
+        started alongside the receiver, that time is not spent twice per row.
+        """
+        return name in _PYTHON_KINDS
+
+    def sender_argv(
+        self, name: str, size: int, port, duration: float, rate: float = 0.0, connect: bool = False
+    ) -> List[str]:
+        """The sender's command line; ``port`` "-": read from stdin; ``rate`` > 0 paces it.
+
+        ``connect``: the sender connects its socket and sends without an address.
+        """
+        if rate and name not in PACEABLE:
+            raise ValueError(f"the {name} sender cannot be paced")
+        options = ([f"rate={_number(float(rate))}"] if rate else []) + (["connect"] if connect else [])
         if name in _PYTHON_KINDS:
-            return [
-                sys.executable,
-                "-m",
-                "fastnet._bench.peer",
-                "send",
-                name,
-                str(size),
-                str(port),
-                _number(duration),
-            ]
+            command = [sys.executable, "-m", "fastnet._bench.peer", "send", name]
+            return command + [str(size), str(port), _number(duration)] + options
         argv = [str(self._binary), "send", str(size), str(port), _number(duration)]
-        return argv + ["gso"] if name == "reference-gso" else argv
+        if name in ("reference-gso", "reference-gro-rows"):
+            argv.append("gso")
+        return argv + options

@@ -1,14 +1,21 @@
 /* The reference peer of `fastnet bench`: the kernel's batch calls from C with
  * nothing around them, so every other row can be read as a fraction of it.
  *
- *   reference recv SIZE RCVBUF MAX_SECONDS [gro]
+ *   reference recv SIZE RCVBUF MAX_SECONDS [gro|gro-rows]
  *       bind 127.0.0.1:0, print "ready PORT INODE", count datagrams with
  *       recvmmsg until SIGUSR1 arrives and the queue stays empty for
  *       IDLE_MS, print one JSON line, then wait for EOF on stdin (the
- *       runner reads the socket's drop counter meanwhile).
- *   reference send SIZE PORT DURATION [gso]
+ *       runner reads the socket's drop counter meanwhile). If the drain
+ *       runs out of time, what is still queued is taken uncounted and
+ *       reported as "unread". gro: UDP_GRO on, into 64 buffers of 64 KiB;
+ *       gro-rows: UDP_GRO on, into the memory a fastnet Batch of 1024 rows
+ *       of SIZE bytes would be (each message spans the rows one 64 KiB
+ *       buffer fills), so the receive touches the same memory as fastnet's.
+ *   reference send SIZE PORT DURATION [gso] [connect] [rate=PPS]
  *       send SIZE-byte datagrams to 127.0.0.1:PORT with sendmmsg for
- *       DURATION seconds, print one JSON line.
+ *       DURATION seconds, print one JSON line. connect: connect(2) the
+ *       socket and leave msg_name empty. rate=PPS: pace to PPS datagrams/s
+ *       in bursts of one GSO buffer (PACED_BURST datagrams without gso).
  *
  * Exit status 3 with one line on stderr: the kernel lacks what the mode needs
  * (UDP_SEGMENT, UDP_GRO); the row is reported as skipped. Status 1: failure.
@@ -58,6 +65,9 @@
 #define GRO_SLOT 65536
 #define IDLE_MS 50                /* queue empty this long after SIGUSR1: drained */
 #define DRAIN_MAX_S 3.0           /* bound on the drain after SIGUSR1 */
+#define UNREAD_MAX_S 2.0          /* bound on taking what is left after a drain timeout */
+#define PACED_BURST 64            /* datagrams per call when paced (loops.PACED_BURST) */
+#define SPIN_S 200e-6             /* a paced wait shorter than this spins */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -117,7 +127,36 @@ static int udp_socket(void)
     return fd;
 }
 
-static void receive(int size, int rcvbuf, double max_seconds, int gro)
+/* Datagrams in the n messages recvmmsg filled. */
+static unsigned long long count_datagrams(struct mmsghdr *msgs, int n, int gro)
+{
+    if (!gro)
+        return (unsigned long long)n;
+    unsigned long long got = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned int len = msgs[i].msg_len;
+        /* udp(7): with UDP_GRO the kernel may hand several datagrams of
+         * gso_size bytes (the last one shorter) as one buffer, and says so
+         * in a UDP_GRO control message; without it, the buffer is one. */
+        int gso_size = 0;
+        struct cmsghdr *cm;
+        for (cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
+            if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
+                memcpy(&gso_size, CMSG_DATA(cm), sizeof gso_size);
+        got += (gso_size > 0 && len > 0) ? (len + gso_size - 1) / gso_size : 1;
+    }
+    return got;
+}
+
+static void reset_controls(struct mmsghdr *msgs, int vlen, unsigned char *controls, size_t control)
+{
+    for (int i = 0; i < vlen; i++) {
+        msgs[i].msg_hdr.msg_control = controls + (size_t)i * control;
+        msgs[i].msg_hdr.msg_controllen = control;
+    }
+}
+
+static void receive(int size, int rcvbuf, double max_seconds, int gro, int gro_rows)
 {
     int fd = udp_socket();
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
@@ -162,6 +201,12 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
 
     int vlen = gro ? GRO_VLEN : VLEN;
     size_t slot = gro ? GRO_SLOT : (size_t)size;
+    if (gro_rows) {
+        /* 1024 rows of SIZE bytes, as many rows per message as fill 64 KiB. */
+        int rows_per_message = GRO_SLOT / size > 0 ? GRO_SLOT / size : 1;
+        vlen = (VLEN + rows_per_message - 1) / rows_per_message;
+        slot = (size_t)rows_per_message * size;
+    }
     size_t control = CMSG_SPACE(sizeof(int));
     unsigned char *rows = zalloc((size_t)vlen * slot);
     unsigned char *controls = zalloc((size_t)vlen * control);
@@ -185,12 +230,8 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
     for (;;) {
         if (stop_requested && drain_end == 0)
             drain_end = now_s() + DRAIN_MAX_S;
-        if (gro) {
-            for (int i = 0; i < vlen; i++) {
-                msgs[i].msg_hdr.msg_control = controls + (size_t)i * control;
-                msgs[i].msg_hdr.msg_controllen = control;
-            }
-        }
+        if (gro)
+            reset_controls(msgs, vlen, controls, control);
         /* recvmmsg(2): MSG_WAITFORONE "Turns on MSG_DONTWAIT after the first
          * message has been received": wait for one, take what is queued. */
         int n = recvmmsg(fd, msgs, vlen, MSG_WAITFORONE, NULL);
@@ -208,23 +249,7 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
             }
             continue;
         }
-        unsigned long long got = 0;
-        for (int i = 0; i < n; i++) {
-            unsigned int len = msgs[i].msg_len;
-            if (!gro) {
-                got += 1;
-                continue;
-            }
-            /* udp(7): with UDP_GRO the kernel may hand several datagrams of
-             * gso_size bytes (the last one shorter) as one buffer, and says so
-             * in a UDP_GRO control message; without it, the buffer is one. */
-            int gso_size = 0;
-            struct cmsghdr *cm;
-            for (cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm))
-                if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO)
-                    memcpy(&gso_size, CMSG_DATA(cm), sizeof gso_size);
-            got += (gso_size > 0 && len > 0) ? (len + gso_size - 1) / gso_size : 1;
-        }
+        unsigned long long got = count_datagrams(msgs, n, gro);
         if (received == 0) {
             t_first = now;
             first_count = got;
@@ -241,17 +266,52 @@ static void receive(int size, int rcvbuf, double max_seconds, int gro)
         }
     }
     double cpu = cpu_s() - cpu0;
+    unsigned long long unread = 0;
+    if (drain_timed_out || timed_out) {
+        /* Not counted as received: taken so the runner can check the sum. */
+        double unread_end = now_s() + UNREAD_MAX_S;
+        while (now_s() < unread_end) {
+            if (gro)
+                reset_controls(msgs, vlen, controls, control);
+            int n = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            unread += count_datagrams(msgs, n, gro);
+        }
+    }
+    /* t_last is CLOCK_MONOTONIC, the clock of every peer: the runner
+     * compares it with the sender's t_end. */
     printf("{\"received\": %llu, \"first_count\": %llu, \"window_s\": %.9f, "
-           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d}\n",
+           "\"cpu_s\": %.6f, \"drain_timed_out\": %s, \"timed_out\": %s, \"rcvbuf\": %d, "
+           "\"unread\": %llu, \"t_last\": %.9f}\n",
            received, first_count, t_last - t_first, cpu,
-           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted);
+           drain_timed_out ? "true" : "false", timed_out ? "true" : "false", granted, unread, t_last);
     fflush(stdout);
     char sink[256];
     while (read(STDIN_FILENO, sink, sizeof sink) > 0)
         ;
 }
 
-static void send_for(int size, int port, double duration, int gso)
+/* nanosleep(2) ends "either [when] at least the time specified ... has
+ * elapsed, or [on] the delivery of a signal that triggers the invocation of a
+ * handler": an interrupted or overlong sleep is made good by the spin after it,
+ * which ends at the due time whatever the sleep did. */
+static void wait_until(double due)
+{
+    double left = due - now_s();
+    if (left > SPIN_S) {
+        double sleep_s = left - SPIN_S / 2;
+        struct timespec ts = {.tv_sec = (time_t)sleep_s,
+                              .tv_nsec = (long)((sleep_s - (time_t)sleep_s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    while (now_s() < due)
+        ;
+}
+
+static void send_for(int size, int port, double duration, int gso, int connected, double rate)
 {
     int fd = udp_socket();
     struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -262,6 +322,11 @@ static void send_for(int size, int port, double duration, int gso)
     source.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0)
         die("bind");
+    /* udp(7): after connect(2) "datagrams can now be sent using send(2) or
+     * write(2) without specifying a destination address"; the kernel then
+     * keeps the route too, so a connected sender skips a lookup per call. */
+    if (connected && connect(fd, (struct sockaddr *)&dest, sizeof dest) < 0)
+        die("connect");
 
     int segments = 1;
     if (gso) {
@@ -278,6 +343,8 @@ static void send_for(int size, int port, double duration, int gso)
             unsupported("UDP_SEGMENT");
     }
     int vlen = gso ? (VLEN + segments - 1) / segments : VLEN;
+    /* Paced: one burst per call, of one GSO buffer or PACED_BURST datagrams. */
+    int burst = rate > 0 ? (gso ? 1 : PACED_BURST) : vlen;
     size_t buffer = (size_t)size * segments;
     unsigned char *rows = zalloc((size_t)vlen * buffer);
     struct iovec *iov = zalloc(vlen * sizeof *iov);
@@ -286,8 +353,8 @@ static void send_for(int size, int port, double duration, int gso)
         memset(rows + (size_t)i * buffer, i & 0xff, buffer);
         iov[i].iov_base = rows + (size_t)i * buffer;
         iov[i].iov_len = buffer;
-        msgs[i].msg_hdr.msg_name = &dest;
-        msgs[i].msg_hdr.msg_namelen = sizeof dest;
+        msgs[i].msg_hdr.msg_name = connected ? NULL : &dest;
+        msgs[i].msg_hdr.msg_namelen = connected ? 0 : sizeof dest;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
@@ -296,7 +363,13 @@ static void send_for(int size, int port, double duration, int gso)
     double cpu0 = cpu_s();
     double start = now_s(), end = start + duration, now = start;
     while (now < end) {
-        int n = sendmmsg(fd, msgs, vlen, 0);
+        if (rate > 0) {
+            double due = start + sent / rate;
+            if (due >= end)
+                break;          /* the next burst would fall after the window */
+            wait_until(due);
+        }
+        int n = sendmmsg(fd, msgs, burst, 0);
         now = now_s();
         if (n < 0) {
             if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN)
@@ -308,32 +381,51 @@ static void send_for(int size, int port, double duration, int gso)
         sent += (unsigned long long)n * segments;
     }
     double cpu = cpu_s() - cpu0;
-    printf("{\"sent\": %llu, \"wall_s\": %.9f, \"cpu_s\": %.6f}\n", sent, now - start, cpu);
+    printf("{\"sent\": %llu, \"wall_s\": %.9f, \"cpu_s\": %.6f, \"t_end\": %.9f}\n",
+           sent, now - start, cpu, now);
     fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "recv") == 0) {
-        int gro = argc > 5 && strcmp(argv[5], "gro") == 0;
+        int gro_rows = argc > 5 && strcmp(argv[5], "gro-rows") == 0;
+        int gro = gro_rows || (argc > 5 && strcmp(argv[5], "gro") == 0);
         receive((int)parse_long(argv[2], 1, MAX_UDP_PAYLOAD, "size"),
                 (int)parse_long(argv[3], 1, 0x7fffffff, "rcvbuf"),
-                (double)parse_long(argv[4], 1, 86400, "max seconds"), gro);
+                (double)parse_long(argv[4], 1, 86400, "max seconds"), gro, gro_rows);
         return 0;
     }
     if (argc >= 5 && strcmp(argv[1], "send") == 0) {
-        int gso = argc > 5 && strcmp(argv[5], "gso") == 0;
+        int gso = 0, connected = 0;
+        double rate = 0;
         char *end;
+        for (int i = 5; i < argc; i++) {
+            if (strcmp(argv[i], "gso") == 0)
+                gso = 1;
+            else if (strcmp(argv[i], "connect") == 0)
+                connected = 1;
+            else if (strncmp(argv[i], "rate=", 5) == 0) {
+                rate = strtod(argv[i] + 5, &end);
+                if (*end != '\0' || !(rate > 0 && rate < 1e10)) {
+                    fprintf(stderr, "reference: bad %s\n", argv[i]);
+                    return 1;
+                }
+            } else {
+                fprintf(stderr, "reference: unknown option %s\n", argv[i]);
+                return 1;
+            }
+        }
         double duration = strtod(argv[4], &end);
         if (*end != '\0' || !(duration > 0 && duration < 86400)) {
             fprintf(stderr, "reference: bad duration %s\n", argv[4]);
             return 1;
         }
         send_for((int)parse_long(argv[2], 1, MAX_UDP_PAYLOAD, "size"),
-                 (int)parse_long(argv[3], 1, 65535, "port"), duration, gso);
+                 (int)parse_long(argv[3], 1, 65535, "port"), duration, gso, connected, rate);
         return 0;
     }
-    fprintf(stderr, "usage: %s recv SIZE RCVBUF MAX_SECONDS [gro] | "
-                    "send SIZE PORT DURATION [gso]\n", argv[0]);
+    fprintf(stderr, "usage: %s recv SIZE RCVBUF MAX_SECONDS [gro|gro-rows] | "
+                    "send SIZE PORT DURATION [gso] [connect] [rate=PPS]\n", argv[0]);
     return 1;
 }

@@ -7,9 +7,13 @@ One measurement, step by step (every step bounded in time):
    prints its report and exits;
 3. send SIGUSR1 to the receiver: it keeps receiving until its queue has been
    empty for a moment (bounded), then prints its report;
-4. read the receiver socket's ``drops`` counter from /proc/net/udp (the
-   kernel's count of datagrams it discarded for that socket, mostly for a
-   full receive buffer), then close the receiver's stdin so it exits.
+4. read the receiver socket's ``drops`` counter and queue from /proc/net/udp
+   (the kernel's count of datagrams it discarded for that socket, mostly
+   for a full receive buffer; and bytes still queued), then close the
+   receiver's stdin so it exits.
+
+``run_rounds`` repeats a list of jobs in rounds (every job once, then every
+job again), so that a drift of the machine's load reaches every row alike.
 
 With two CPUs or more, the sender and the receiver are pinned to two
 different ones (sched_setaffinity(2)), so they never share a core and the
@@ -30,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import IO, Callable, List, Optional, Tuple, cast
 
 from . import RCVBUF
+from .reconcile import softnet_drops
 
-__all__ = ["Job", "Outcome", "pick_cpus", "run_job", "run_jobs"]
+__all__ = ["Job", "Outcome", "pick_cpus", "run_job", "run_jobs", "run_rounds"]
 
 #: Exit status of a peer that lacks what it needs (see peer.py, reference.c).
 UNSUPPORTED = 3
@@ -43,12 +48,18 @@ REPORT_S = 10.0
 
 @dataclass(frozen=True)
 class Job:
-    """One row: ``backend`` names the row, ``sender`` and ``receiver`` what runs."""
+    """One row: ``backend`` names the row, ``sender`` and ``receiver`` what runs.
+
+    ``rate`` > 0 paces the sender to that many datagrams/s (--find-rate);
+    ``connect``: the sender connects its socket and sends without an address.
+    """
 
     backend: str
     sender: str
     receiver: str
     size: int
+    rate: float = 0.0
+    connect: bool = False
 
 
 @dataclass
@@ -59,6 +70,10 @@ class Outcome:
     sender: dict = field(default_factory=dict)
     receiver: dict = field(default_factory=dict)
     kernel_drops: Optional[int] = None
+    #: Bytes still in the receiver socket's queue after its report.
+    queued_bytes: Optional[int] = None
+    #: Rise of the machine-wide loopback backlog drop counter over the job.
+    backlog_drops: Optional[int] = None
 
 
 class PeerError(Exception):
@@ -185,8 +200,8 @@ class _Peer:
         self.stderr.close()
 
 
-def udp_drops(inode: int) -> Optional[int]:
-    """The kernel's drop counter of the UDP socket with this inode (/proc/net/udp)."""
+def udp_socket_counts(inode: int) -> Tuple[Optional[int], Optional[int]]:
+    """(drops, bytes queued) of the UDP socket with this inode (/proc/net/udp), or Nones."""
     try:
         with open("/proc/net/udp") as table:
             next(table)  # header
@@ -194,10 +209,19 @@ def udp_drops(inode: int) -> Optional[int]:
                 fields = line.split()
                 # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
                 if len(fields) >= 13 and fields[9] == str(inode):
-                    return int(fields[-1])
+                    # proc_pid_net(5): tx_queue and rx_queue are the queues "in
+                    # terms of kernel memory usage", not payload bytes: only
+                    # whether rx_queue is 0 (nothing left unread) is used.
+                    queued = int(fields[4].partition(":")[2], 16)
+                    return int(fields[-1]), queued
     except (OSError, ValueError, StopIteration):
-        return None
-    return None
+        return None, None
+    return None, None
+
+
+def udp_drops(inode: int) -> Optional[int]:
+    """The kernel's drop counter of the UDP socket with this inode (/proc/net/udp)."""
+    return udp_socket_counts(inode)[0]
 
 
 def run_job(
@@ -222,23 +246,42 @@ def run_job(
             recv_cpu,
             stdin=subprocess.PIPE,
         )
+        if catalog.port_from_stdin(job.sender):  # starts while the receiver starts; told the port below
+            sender = _Peer(
+                "sender",
+                catalog.sender_argv(job.sender, job.size, "-", duration, job.rate, job.connect),
+                send_cpu,
+                stdin=subprocess.PIPE,
+            )
         words = receiver.read_line(STARTUP_S).split()
         if len(words) != 3 or words[0] != "ready":
             raise PeerError(f"receiver said {' '.join(words)[:80]!r} instead of 'ready PORT INODE'")
         port, inode = int(words[1]), int(words[2])
-        sender = _Peer(
-            "sender",
-            catalog.sender_argv(job.sender, job.size, port, duration),
-            send_cpu,
-            stdin=subprocess.DEVNULL,
-        )
+        backlog_before = softnet_drops()
+        if sender is not None:
+            sender_stdin = cast(IO[bytes], sender.proc.stdin)
+            try:
+                sender_stdin.write(f"{port}\n".encode())
+                sender_stdin.close()
+            except BrokenPipeError:
+                pass  # it has exited already: reading its report says why
+        else:
+            sender = _Peer(
+                "sender",
+                catalog.sender_argv(job.sender, job.size, port, duration, job.rate, job.connect),
+                send_cpu,
+                stdin=subprocess.DEVNULL,
+            )
         outcome.sender = sender.read_report(STARTUP_S + duration + 30)
         sender.proc.wait(timeout=10)
         if sender.proc.returncode != 0:
             raise sender.failure()
         receiver.proc.send_signal(signal.SIGUSR1)
         outcome.receiver = receiver.read_report(REPORT_S)
-        outcome.kernel_drops = udp_drops(inode)
+        outcome.kernel_drops, outcome.queued_bytes = udp_socket_counts(inode)
+        backlog_after = softnet_drops()
+        if backlog_before is not None and backlog_after is not None:
+            outcome.backlog_drops = backlog_after - backlog_before
         notes = []
         if outcome.receiver.get("timed_out"):
             raise PeerError(f"receiver gave up after {max_seconds} s")
@@ -278,3 +321,39 @@ def run_jobs(
             progress(index, job)
         outcomes.append(run_job(job, catalog, duration, cpus))
     return outcomes
+
+
+def run_rounds(
+    jobs: List[Job],
+    catalog,
+    duration: float,
+    cpus: Optional[Tuple[int, int]],
+    repeats: int,
+    progress: Optional[Callable[[int, Job], None]] = None,
+    measure: Optional[Callable[[Job], Outcome]] = None,
+) -> List[List[Outcome]]:
+    """Every job ``repeats`` times, in rounds; ``result[i]`` lists job i's outcomes, round by round.
+
+    A job skipped in the first round (its backend cannot run here) is not
+    tried again. ``progress(step, job)`` counts steps over all rounds;
+    ``measure`` replaces run_job (the TCP rows).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be 1 or more, got {repeats}")
+    if measure is None:
+
+        def measure(job: Job) -> Outcome:
+            return run_job(job, catalog, duration, cpus)
+
+    results: List[List[Outcome]] = [[] for _ in jobs]
+    step = 0
+    for round_index in range(repeats):
+        for index, job in enumerate(jobs):
+            if round_index and results[index][0].status == "skipped":
+                results[index].append(results[index][0])
+                continue
+            if progress is not None:
+                progress(step, job)
+            step += 1
+            results[index].append(measure(job))
+    return results

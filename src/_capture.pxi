@@ -539,8 +539,13 @@ cdef class CaptureRing:
                 return 0
         return min(min(<Py_ssize_t>waiting, self.batch), self.nrows - start)
 
-    cdef Py_ssize_t _wait(self, int64_t wait_ns, bint take, Py_ssize_t *start) noexcept nogil:
-        """Wait up to ``wait_ns`` for a hand-over (lock not held); with ``take``, make it."""
+    cdef Py_ssize_t _wait(self, int64_t wait_ns, bint take, bint flush,
+                          Py_ssize_t *start) noexcept nogil:
+        """Wait up to ``wait_ns`` for a hand-over (lock not held); with ``take``, make it.
+
+        ``flush``: when the wait ends, hand over whatever rows are waiting,
+        even fewer than a batch and younger than max_delay.
+        """
         cdef int64_t now = _now_ns()
         cdef int64_t end = now + wait_ns
         cdef int64_t wake_at, until_ns
@@ -564,22 +569,25 @@ cdef class CaptureRing:
             pthread_cond_timedwait(&self.has_rows, &self.lock, &until)
             now = _now_ns()
         start[0] = <Py_ssize_t>(self.taken % <unsigned long long>self.nrows)
+        if n == 0 and flush and self.produced > self.taken:
+            n = min(min(<Py_ssize_t>(self.produced - self.taken), self.batch), self.nrows - start[0])
         if take and n > 0:
             self.taken += n
         pthread_mutex_unlock(&self.lock)
         return n
 
-    def take(self, double wait):
+    def take(self, double wait, bint flush=False):
         """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n)``.
 
         ``n`` rows from ring row ``start`` (contiguous, at most batch_size);
         ``n`` 0 if none came in time, -1 once the capture is over and every
-        row was handed over (or close_consumer() was called).
+        row was handed over (or close_consumer() was called). ``flush``: at
+        the end of the wait, hand over the rows waiting, however few.
         """
         cdef Py_ssize_t start = 0, n
         cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
         with nogil:
-            n = self._wait(ns, True, &start)
+            n = self._wait(ns, True, flush, &start)
         return start, n
 
     def wait_ready(self, double wait):
@@ -587,7 +595,7 @@ cdef class CaptureRing:
         cdef Py_ssize_t start = 0, n
         cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
         with nogil:
-            n = self._wait(ns, False, &start)
+            n = self._wait(ns, False, False, &start)
         return n != 0
 
     @property

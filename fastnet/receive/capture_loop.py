@@ -216,7 +216,7 @@ class CaptureRing:
                 return 0, due
         return min(waiting, self._batch, self._nrows - start), 0
 
-    def _wait(self, wait: float, take: bool):
+    def _wait(self, wait: float, take: bool, flush: bool = False):
         now = time.monotonic_ns()
         end = now + max(0, int(wait * 1e9))
         with self._cond:
@@ -231,18 +231,21 @@ class CaptureRing:
                 self._cond.wait((until - now) / 1e9)
                 now = time.monotonic_ns()
             start = self._taken % self._nrows
+            if n == 0 and flush and self._produced > self._taken:
+                n = min(self._produced - self._taken, self._batch, self._nrows - start)
             if take and n > 0:
                 self._taken += n
         return start, n
 
-    def take(self, wait: float):
+    def take(self, wait: float, flush: bool = False):
         """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n)``.
 
         ``n`` rows from ring row ``start`` (contiguous, at most batch_size);
         0 if none came in time, -1 once the capture is over and every row
-        was handed over (or close_consumer() was called).
+        was handed over (or close_consumer() was called). ``flush``: at the
+        end of the wait, hand over the rows waiting, however few.
         """
-        return self._wait(wait, True)
+        return self._wait(wait, True, flush)
 
     def wait_ready(self, wait: float) -> bool:
         """Wait up to ``wait`` s until take() would return rows (or the end) at once."""

@@ -106,6 +106,9 @@ _MEMINFO = struct.Struct(f"={_SK_MEMINFO_VARS}I")
 
 _ON_FULL = ("block", "drop")
 
+#: A window on the ring's rows (a Batch of views).
+_window = Batch._rows_of
+
 _NEW, _RUNNING, _STOPPED, _CLOSED = "new", "running", "stopped", "closed"
 
 
@@ -730,7 +733,7 @@ class Receiver:
         while start < end:
             index = start % nrows
             count = min(end - start, self._batch_size, nrows - index)
-            yield Batch._rows_of(self._rows, index, count)
+            yield _window(self._rows, index, count)
             start += count
 
     def _track_until(self, end: int) -> None:
@@ -769,7 +772,7 @@ class Receiver:
 
     # -- the consumer ---------------------------------------------------------
     def _hand_over(self, start: int, n: int) -> Batch:
-        batch = Batch._rows_of(self._rows, start, n)
+        batch = _window(self._rows, start, n)
         end = self._delivered + n
         self._track_until(end)
         self._feed_sinks(end)
@@ -797,7 +800,8 @@ class Receiver:
         get() or iteration step, which gives its rows back. Waits up to
         ``timeout`` seconds (None: until rows come or the receiver stops)
         and raises ``TimeoutError`` if none came; a partly filled batch
-        comes once its first row has waited ``max_delay``. Raises
+        comes once its first row has waited ``max_delay``, or when the
+        timeout ends, whichever is first. Raises
         ``ReceiverStopped`` once stopped and every captured row was
         delivered, or the capture thread's error (once) if it failed. The
         wait releases the GIL.
@@ -807,11 +811,16 @@ class Receiver:
         self._held = None
         take = self._ring.take
         while True:
+            flush = False
             if deadline is None:
                 wait = _SLICE
             else:
-                wait = min(max(deadline - time.monotonic(), 0.0), _SLICE)
-            start, n = take(wait)
+                wait = max(deadline - time.monotonic(), 0.0)
+                # The caller's own deadline: rows waiting then are handed
+                # over, however few (max_delay only bounds how long they wait).
+                flush = wait <= _SLICE
+                wait = min(wait, _SLICE)
+            start, n = take(wait, flush)
             if n > 0:
                 return self._hand_over(start, n)
             if n < 0:

@@ -17,8 +17,9 @@
 #
 # The mutex guards the cursors and the flags; the capture holds it only to
 # publish rows after each receive and to wait for room; the consumer to take
-# and to wait. Counters are written by the capture alone, with atomic stores,
-# and read by rx.stats with atomic loads: a snapshot never blocks the capture.
+# and to wait. Counters (and the produced and taken cursors) have one writer
+# each, which stores them atomically, and are read by rx.stats with atomic
+# loads and no lock: a snapshot never holds the capture up.
 
 from libc.stdint cimport int64_t, uint64_t
 
@@ -348,7 +349,7 @@ cdef class CaptureRing:
         fastnet_add(&self.counters[RECEIVES], 1)
         pthread_mutex_lock(&self.lock)
         waiting = self.produced - self.taken
-        self.produced += n
+        fastnet_add(&self.produced, n)   # atomic too: produced_rows reads it without the lock
         fastnet_add(&self.counters[PACKETS], n)
         # Wake the consumer when a full batch is ready, or when the first row
         # arrives (it then waits at most max_delay for more); in between it
@@ -572,7 +573,7 @@ cdef class CaptureRing:
         if n == 0 and flush and self.produced > self.taken:
             n = min(min(<Py_ssize_t>(self.produced - self.taken), self.batch), self.nrows - start[0])
         if take and n > 0:
-            self.taken += n
+            fastnet_add(&self.taken, n)
         pthread_mutex_unlock(&self.lock)
         return n
 
@@ -602,11 +603,7 @@ cdef class CaptureRing:
     def counts(self):
         """Counters and cursors: (packets, bytes, receives, truncated, overruns,
         overrun_receives, unread, delivered), read without blocking the capture."""
-        cdef unsigned long long delivered
-        with nogil:
-            pthread_mutex_lock(&self.lock)
-            delivered = self.taken
-            pthread_mutex_unlock(&self.lock)
+        cdef unsigned long long delivered = fastnet_load(&self.taken)
         return (fastnet_load(&self.counters[PACKETS]), fastnet_load(&self.counters[BYTES]),
                 fastnet_load(&self.counters[RECEIVES]), fastnet_load(&self.counters[TRUNCATED]),
                 fastnet_load(&self.counters[OVERRUNS]),
@@ -616,9 +613,4 @@ cdef class CaptureRing:
     @property
     def produced_rows(self):
         """Rows published so far (the producer cursor)."""
-        cdef unsigned long long value
-        with nogil:
-            pthread_mutex_lock(&self.lock)
-            value = self.produced
-            pthread_mutex_unlock(&self.lock)
-        return value
+        return fastnet_load(&self.produced)

@@ -390,6 +390,10 @@ class Receiver:
             rows = self._ring_size * self._batch_size
             #: The ring's rows: one Batch, so hand-overs are windows on it.
             self._rows = Batch(rows, self._slot_size, family=self._family)
+            # numpy's zeros are pages the kernel backs with RAM on first
+            # write; written now, so the capture's first pass round the ring
+            # does not stall on page faults while the socket's queue fills.
+            self._rows._data.fill(0)
             # Datagrams read only to be discarded (ring full with "drop", and
             # what is left at stop or close) need no payload room.
             self._scratch = Batch(self._batch_size, 1, family=self._family)

@@ -1,0 +1,317 @@
+"""A Receiver whose consumer pauses, and a Receiver under a flood, against a plain C loop.
+
+``pause``: a C sender paced at RATE datagrams/s of 1024 B (GSO) for SECONDS
+sends to ``Receiver(slot_size=1024, batch_size=1024, ring_size=64,
+rcvbuf=4 MiB)`` in a second process, whose consumer pauses for 150 ms after
+every 120,000 datagrams, as ``time.sleep`` (GIL free) or as pure-Python
+work (GIL held). Prints what was received and what the kernel dropped, per
+run, and the medians:
+
+    python bench/receiver_pause.py pause --runs 3
+    python bench/receiver_pause.py pause --runs 3 --backend python
+
+``flood``: a C GSO sender on CPU 0 sends as fast as it can for SECONDS; the
+receiver, on CPU 1, is either a plain C recvmmsg loop into a ring of the
+same rows (bench/capture_peers.c) or a Receiver whose consumer only counts.
+Runs alternate (C, fastnet, C, fastnet ...); prints the share of what was
+sent each received and its CPU time per datagram received, and medians:
+
+    python bench/receiver_pause.py flood --runs 3
+    python bench/receiver_pause.py flood --runs 3 --gro
+
+``alloc``: a Receiver in this process takes COUNT datagrams from a C flood
+with tracemalloc on; prints the traced memory after the first batches and
+at the end (steady state allocates nothing per batch if they match).
+
+The C peers are compiled from bench/capture_peers.c with ``cc -O2`` on
+first use (into the system's temporary directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import fastnet
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS_SOURCE = os.path.join(HERE, "capture_peers.c")
+SIZE = 1024
+
+
+def peers_binary() -> str:
+    binary = os.path.join(tempfile.gettempdir(), f"fastnet-capture-peers-{os.getuid()}")
+    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(PEERS_SOURCE):
+        subprocess.run(["cc", "-O2", "-o", binary, PEERS_SOURCE], check=True)
+    return binary
+
+
+def pinned(cpu):
+    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the receiving process -----------------------------------------------------------
+def busy(seconds: float) -> None:
+    """Pure-Python work: holds the GIL (as any such work, but for the 5 ms switches)."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+def run_receiver(args) -> int:
+    """Receive until a line comes on stdin and nothing more arrives; print the stats as JSON."""
+    import selectors
+
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})  # the whole process: capture and consumer
+    rx = fastnet.Receiver(
+        0,
+        backend=args.backend,
+        slot_size=SIZE,
+        batch_size=1024,
+        ring_size=64,
+        rcvbuf=args.rcvbuf,
+        gro=args.gro,
+    )
+    stdin = selectors.DefaultSelector()
+    stdin.register(sys.stdin, selectors.EVENT_READ)
+    with rx:
+        print("ready", rx.address[1], flush=True)
+        cpu0 = cpu_seconds()
+        taken = 0
+        next_pause = args.pause_every
+        done_since = None
+        while True:
+            try:
+                taken += rx.get(timeout=0.1).count
+                if done_since is not None:
+                    done_since = time.monotonic()
+            except TimeoutError:
+                pass
+            if args.pause and taken >= next_pause:
+                next_pause += args.pause_every
+                if args.pause == "sleep":
+                    time.sleep(args.pause_s)
+                else:
+                    busy(args.pause_s)
+            if done_since is None and stdin.select(0):
+                done_since = time.monotonic()
+            if done_since is not None and time.monotonic() - done_since > 0.3:
+                break
+        cpu = cpu_seconds() - cpu0
+        stats = rx.stats
+    result = stats.as_dict()
+    result.update(taken=taken, cpu_s=cpu, accounted=stats.accounted)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+# -- the main process ---------------------------------------------------------------------
+def start_receiver(argv, cpu=None):
+    child = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu)
+    )
+    line = child.stdout.readline().split()
+    if not line or line[0] != "ready":
+        child.kill()
+        raise RuntimeError(f"the receiver did not start: {line}")
+    return child, int(line[1])
+
+
+def finish_receiver(child) -> dict:
+    child.stdin.write("done\n")
+    child.stdin.flush()
+    out = child.stdout.readline()
+    child.wait(timeout=60)
+    return json.loads(out)
+
+
+def send(port, rate, seconds, cpu=None) -> dict:
+    run = subprocess.run(
+        [peers_binary(), "send", str(SIZE), str(port), str(rate), str(seconds), "gso"],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=pinned(cpu),
+    )
+    return json.loads(run.stdout)
+
+
+def fastnet_receiver_argv(args, **extra):
+    argv = [sys.executable, os.path.abspath(__file__), "receiver", "--rcvbuf", str(args.rcvbuf)]
+    if args.backend:
+        argv += ["--backend", args.backend]
+    if args.gro:
+        argv.append("--gro")
+    for key, value in extra.items():
+        if value is not None:
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
+
+
+def pause(args) -> int:
+    rows = []
+    for run in range(args.runs):
+        for mode in ("sleep", "busy"):
+            child, port = start_receiver(
+                fastnet_receiver_argv(args, pause=mode, pause_every=args.pause_every, pause_s=args.pause_s)
+            )
+            sent = send(port, args.rate, args.seconds)["sent"]
+            got = finish_receiver(child)
+            row = dict(
+                run=run + 1,
+                pause=mode,
+                sent=sent,
+                received=got["packets"] / sent,
+                kernel_drops=got["kernel_drops"] / sent,
+                lost=sent - got["packets"],
+                ring_overruns=got["ring_overruns"],
+                unread=got["unread"],
+                accounted=got["accounted"] == sent,
+            )
+            rows.append(row)
+            print(
+                f"run {row['run']} {mode:<5} sent {sent} received {100 * row['received']:.2f} % "
+                f"kernel drops {100 * row['kernel_drops']:.2f} % lost {row['lost']} "
+                f"(sum exact: {row['accounted']})",
+                flush=True,
+            )
+    for mode in ("sleep", "busy"):
+        mine = [r for r in rows if r["pause"] == mode]
+        print(
+            f"median {mode:<5} received {100 * statistics.median(r['received'] for r in mine):.2f} % "
+            f"kernel drops {100 * statistics.median(r['kernel_drops'] for r in mine):.2f} % "
+            f"lost {[r['lost'] for r in mine]}"
+        )
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def flood(args) -> int:
+    rows = []
+    c_argv = [peers_binary(), "recv", str(SIZE), str(64 * 1024), "1024", str(args.rcvbuf)]
+    if args.gro:
+        c_argv.append("gro")
+    for run in range(args.runs):
+        for kind in ("c", "fastnet"):
+            if kind == "c":
+                child, port = start_receiver(c_argv, cpu=args.receiver_cpu)
+            else:
+                child, port = start_receiver(fastnet_receiver_argv(args, cpu=args.receiver_cpu))
+            sent = send(port, 0, args.seconds, cpu=args.sender_cpu)["sent"]
+            got = finish_receiver(child)
+            received = got["received"] if kind == "c" else got["packets"]
+            row = dict(
+                run=run + 1,
+                receiver=kind,
+                sent=sent,
+                received=received / sent,
+                ns_per_datagram=1e9 * got["cpu_s"] / max(received, 1),
+            )
+            rows.append(row)
+            print(
+                f"run {row['run']} {kind:<7} sent {sent} received {100 * row['received']:.1f} % "
+                f"cpu {row['ns_per_datagram']:.0f} ns/datagram",
+                flush=True,
+            )
+    medians = {}
+    for kind in ("c", "fastnet"):
+        mine = [r for r in rows if r["receiver"] == kind]
+        medians[kind] = (
+            statistics.median(r["received"] for r in mine),
+            statistics.median(r["ns_per_datagram"] for r in mine),
+        )
+        print(
+            f"median {kind:<7} received {100 * medians[kind][0]:.1f} % cpu {medians[kind][1]:.0f} ns/datagram"
+        )
+    print(
+        f"fastnet / C: received x{medians['fastnet'][0] / medians['c'][0]:.3f}, "
+        f"cpu per datagram x{medians['fastnet'][1] / medians['c'][1]:.3f}"
+    )
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def alloc(args) -> int:
+    import threading
+    import tracemalloc
+
+    with fastnet.Receiver(
+        0, backend=args.backend, slot_size=SIZE, batch_size=1024, ring_size=64, rcvbuf=args.rcvbuf
+    ) as rx:
+        stop = threading.Event()
+
+        def flood_until_stopped():
+            while not stop.is_set():
+                send(rx.address[1], 0, 1.0)
+
+        sender = threading.Thread(target=flood_until_stopped)
+        sender.start()
+        try:
+            taken = 0
+            while taken < 100_000:  # warm up: every window size, the tracker, numpy's caches
+                taken += rx.get(timeout=5).count
+            tracemalloc.start()
+            first = tracemalloc.get_traced_memory()[0]
+            batches = 0
+            while taken < args.count:
+                taken += rx.get(timeout=5).count
+                batches += 1
+            last, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        finally:
+            stop.set()
+            sender.join()
+    print(
+        f"{batches} batches ({taken - 100_000} datagrams) traced: {first} B after warm-up, "
+        f"{last} B at the end, peak {peak} B"
+    )
+    return 0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("pause", "flood", "alloc", "receiver"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", default=None, help="the Receiver's engine (default fastnet.backend)")
+    parser.add_argument("--rate", type=int, default=300_000, help="pause: datagrams per second")
+    parser.add_argument("--seconds", type=float, default=None, help="sending time (pause 4, flood 2)")
+    parser.add_argument("--rcvbuf", type=int, default=4 << 20)
+    parser.add_argument("--gro", action="store_true", help="flood: UDP GRO on both receivers")
+    parser.add_argument("--sender-cpu", type=int, default=0)
+    parser.add_argument("--receiver-cpu", type=int, default=1)
+    parser.add_argument("--count", type=int, default=10_000_000, help="alloc: datagrams to take")
+    parser.add_argument("--json", action="store_true")
+    # The receiving process's own options.
+    parser.add_argument("--pause", choices=("sleep", "busy"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--pause-every", type=int, default=120_000)
+    parser.add_argument("--pause-s", type=float, default=0.15)
+    parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 4.0 if args.mode == "pause" else 2.0
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return {"pause": pause, "flood": flood, "alloc": alloc, "receiver": run_receiver}[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,11 @@
 # fastnet/receive/capture_loop.py, the pure-Python engine's loop.
 #
 # Cursors count rows since the start (64-bit, never wrap in practice); row k
-# lives at index k % rows. Invariant: freed <= taken <= produced <= freed + rows.
+# lives at index (k - base) % rows. Invariant: freed <= taken <= produced <=
+# freed + rows. Whenever the ring is empty and the consumer holds nothing
+# (freed == produced), the capture may move base to produced, so the next row
+# goes to index 0: at low rates the same first rows are used again and again,
+# and only as much of the ring's memory is touched as the backlog needs.
 #   produced: rows the capture has filled and published;
 #   taken:    rows handed to the consumer (the last hand-over is rows
 #             held..taken-1, still the consumer's until its next take);
@@ -67,9 +71,13 @@ cdef extern from *:
     static inline void fastnet_add(unsigned long long *p, unsigned long long v) {
         __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
     }
+    static inline void fastnet_store(unsigned long long *p, unsigned long long v) {
+        __atomic_store_n(p, v, __ATOMIC_RELAXED);
+    }
     """
     unsigned long long fastnet_load(const unsigned long long *p) nogil
     void fastnet_add(unsigned long long *p, unsigned long long v) nogil
+    void fastnet_store(unsigned long long *p, unsigned long long v) nogil
 
 cdef extern from "<errno.h>" nogil:
     int EBADF
@@ -153,7 +161,7 @@ cdef class CaptureRing:
     cdef pthread_cond_t has_rows     # the consumer waits on it
     cdef pthread_cond_t has_room     # the capture waits on it (on_full="block")
     cdef bint sync_ready
-    cdef unsigned long long produced, taken, freed, held
+    cdef unsigned long long produced, taken, freed, held, base
     cdef bint stop_requested, finished, consumer_closed
     cdef unsigned long long counters[N_COUNTERS]
     cdef bint running
@@ -201,7 +209,7 @@ cdef class CaptureRing:
             hdr.msg_iovlen = 1
             hdr.msg_control = self.control + j * CONTROL_SPACE
             hdr.msg_controllen = CONTROL_SPACE
-        self.produced = self.taken = self.freed = self.held = 0
+        self.produced = self.taken = self.freed = self.held = self.base = 0
         self.stop_requested = self.finished = self.consumer_closed = False
         self.running = False
         memset(self.counters, 0, sizeof(self.counters))
@@ -284,6 +292,8 @@ cdef class CaptureRing:
                     pthread_mutex_unlock(&self.lock)
                     return 0
                 room = <Py_ssize_t>(self.freed + self.nrows - self.produced)
+                if self.freed == self.produced and self.produced != self.base:
+                    fastnet_store(&self.base, self.produced)
                 if room > 0 or self.drop:
                     break
                 # on_full="block": stop reading; the socket's queue takes the
@@ -293,7 +303,7 @@ cdef class CaptureRing:
             pthread_mutex_unlock(&self.lock)
             err = 0
             if room > 0:
-                start = <Py_ssize_t>(self.produced % <unsigned long long>self.nrows)
+                start = self._index(self.produced)
                 n = min(min(room, self.batch), self.nrows - start)
                 n = self._receive(fd, gro, &self.rows, start, n, &err)
                 if n > 0:
@@ -333,9 +343,12 @@ cdef class CaptureRing:
             if fds[0].revents & POLLNVAL:
                 return EBADF
 
+    cdef inline Py_ssize_t _index(self, unsigned long long cursor) noexcept nogil:
+        return <Py_ssize_t>((cursor - self.base) % <unsigned long long>self.nrows)
+
     cdef void _publish(self, Py_ssize_t n) noexcept nogil:
         """Make rows produced..produced+n-1 the consumer's to take; count them."""
-        cdef Py_ssize_t start = <Py_ssize_t>(self.produced % <unsigned long long>self.nrows)
+        cdef Py_ssize_t start = self._index(self.produced)
         cdef Py_ssize_t i
         cdef unsigned long long total = 0, cut = 0
         cdef int64_t now = _now_ns()
@@ -467,7 +480,7 @@ cdef class CaptureRing:
             pthread_mutex_unlock(&self.lock)
             if room <= 0:
                 return
-            start = <Py_ssize_t>(self.produced % <unsigned long long>self.nrows)
+            start = self._index(self.produced)
             n = self._receive(fd, gro, &self.rows, start,
                               min(min(room, self.batch), self.nrows - start), &err)
             if n > 0:
@@ -526,7 +539,7 @@ cdef class CaptureRing:
         the oldest not for max_delay yet.
         """
         cdef unsigned long long waiting = self.produced - self.taken
-        cdef Py_ssize_t start = <Py_ssize_t>(self.taken % <unsigned long long>self.nrows)
+        cdef Py_ssize_t start = self._index(self.taken)
         cdef int64_t due
         wake_at[0] = 0
         if self.consumer_closed:
@@ -541,7 +554,7 @@ cdef class CaptureRing:
         return min(min(<Py_ssize_t>waiting, self.batch), self.nrows - start)
 
     cdef Py_ssize_t _wait(self, int64_t wait_ns, bint take, bint flush,
-                          Py_ssize_t *start) noexcept nogil:
+                          Py_ssize_t *start, unsigned long long *cursor) noexcept nogil:
         """Wait up to ``wait_ns`` for a hand-over (lock not held); with ``take``, make it.
 
         ``flush``: when the wait ends, hand over whatever rows are waiting,
@@ -569,7 +582,8 @@ cdef class CaptureRing:
             # looks at the cursors again each time.
             pthread_cond_timedwait(&self.has_rows, &self.lock, &until)
             now = _now_ns()
-        start[0] = <Py_ssize_t>(self.taken % <unsigned long long>self.nrows)
+        start[0] = self._index(self.taken)
+        cursor[0] = self.taken
         if n == 0 and flush and self.produced > self.taken:
             n = min(min(<Py_ssize_t>(self.produced - self.taken), self.batch), self.nrows - start[0])
         if take and n > 0:
@@ -578,25 +592,28 @@ cdef class CaptureRing:
         return n
 
     def take(self, double wait, bint flush=False):
-        """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n)``.
+        """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n, cursor)``.
 
-        ``n`` rows from ring row ``start`` (contiguous, at most batch_size);
+        ``n`` rows from ring row ``start`` (contiguous, at most batch_size),
+        the first of them row ``cursor`` counted since the start;
         ``n`` 0 if none came in time, -1 once the capture is over and every
         row was handed over (or close_consumer() was called). ``flush``: at
         the end of the wait, hand over the rows waiting, however few.
         """
         cdef Py_ssize_t start = 0, n
+        cdef unsigned long long cursor = 0
         cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
         with nogil:
-            n = self._wait(ns, True, flush, &start)
-        return start, n
+            n = self._wait(ns, True, flush, &start, &cursor)
+        return start, n, cursor
 
     def wait_ready(self, double wait):
         """Wait up to ``wait`` s until take() would return rows (or the end) at once; True if so."""
         cdef Py_ssize_t start = 0, n
+        cdef unsigned long long cursor = 0
         cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
         with nogil:
-            n = self._wait(ns, False, False, &start)
+            n = self._wait(ns, False, False, &start, &cursor)
         return n != 0
 
     @property
@@ -611,6 +628,10 @@ cdef class CaptureRing:
                 fastnet_load(&self.counters[UNREAD]), delivered)
 
     @property
-    def produced_rows(self):
-        """Rows published so far (the producer cursor)."""
-        return fastnet_load(&self.produced)
+    def position(self):
+        """``(produced, base)``: rows published so far, and the cursor of ring row 0.
+
+        Rows from the consumer's last hand-over up to ``produced`` were all
+        written since base last moved (it moves only when the ring is empty).
+        """
+        return fastnet_load(&self.produced), fastnet_load(&self.base)

@@ -8,10 +8,13 @@ consumer holding the GIL (pure-Python work) stops it; one that sleeps or
 waits in a system call does not. It is the baseline the Cython loop is
 measured against, and the loop where the extension is not built.
 
-Cursors count rows since the start; row ``k`` lives at index ``k % rows``.
-``freed <= taken <= produced <= freed + rows``: the capture writes only
-rows ``produced .. freed + rows - 1``, so rows below ``produced`` stay as
-written until the consumer frees them (at its next ``take``).
+Cursors count rows since the start; row ``k`` lives at index
+``(k - base) % rows``. ``freed <= taken <= produced <= freed + rows``: the
+capture writes only rows ``produced .. freed + rows - 1``, so rows below
+``produced`` stay as written until the consumer frees them (at its next
+``take``). When the ring is empty and the consumer holds nothing, the
+capture moves ``base`` to ``produced``: at low rates the first rows are used
+again, and only as much memory is touched as the backlog needs.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class CaptureRing:
         self._scratch = Batch._rows_of(scratch, 0, batch_size, scratch._rows)
         self._ready_ns = np.zeros(self._nrows, dtype=np.int64)
         self._cond = threading.Condition(threading.Lock())
-        self._produced = self._taken = self._freed = 0
+        self._produced = self._taken = self._freed = self._base = 0
         self._stop_requested = self._finished = self._consumer_closed = False
         self._running = False
         self._packets = self._bytes = self._receives = self._truncated = 0
@@ -92,10 +95,12 @@ class CaptureRing:
                 if self._stop_requested:
                     return None
                 room = self._freed + self._nrows - self._produced
+                if self._freed == self._produced:
+                    self._base = self._produced
                 if room > 0 or self._drop:
                     break
                 self._cond.wait(SLICE_S)
-        start = self._produced % self._nrows
+        start = self._index(self._produced)
         return min(room, self._batch, self._nrows - start)
 
     def _loop(self, sock) -> bool:
@@ -132,9 +137,15 @@ class CaptureRing:
         poller.register(fd, select.POLLIN)
         poller.poll(SLICE_S * 1000)
 
+    def _index(self, cursor: int) -> int:
+        return (cursor - self._base) % self._nrows
+
     def _publish(self, view: Batch, n: int) -> None:
         """Copy ``n`` received rows into the ring at the producer cursor and publish them."""
-        start = self._produced % self._nrows
+        with self._cond:
+            if self._freed == self._produced:  # emptied while the receive waited
+                self._base = self._produced
+        start = self._index(self._produced)
         end = start + n
         ring = self._ring
         ring._data[start:end] = view._data[:n]
@@ -163,7 +174,7 @@ class CaptureRing:
                 room = self._freed + self._nrows - self._produced
             if room <= 0:
                 return
-            start = self._produced % self._nrows
+            start = self._index(self._produced)
             room = min(room, self._batch, self._nrows - start)
             view = Batch._rows_of(self._staging, 0, room, self._staging_rows)
             try:
@@ -209,7 +220,7 @@ class CaptureRing:
         waiting = self._produced - self._taken
         if waiting == 0:
             return (-1 if self._finished else 0), 0
-        start = self._taken % self._nrows
+        start = self._index(self._taken)
         if waiting < self._batch and not (self._finished or self._stop_requested):
             due = int(self._ready_ns[start]) + self._max_delay_ns
             if now < due:
@@ -230,17 +241,19 @@ class CaptureRing:
                 until = end if wake_at == 0 or wake_at > end else wake_at
                 self._cond.wait((until - now) / 1e9)
                 now = time.monotonic_ns()
-            start = self._taken % self._nrows
+            start = self._index(self._taken)
+            cursor = self._taken
             if n == 0 and flush and self._produced > self._taken:
                 n = min(self._produced - self._taken, self._batch, self._nrows - start)
             if take and n > 0:
                 self._taken += n
-        return start, n
+        return start, n, cursor
 
     def take(self, wait: float, flush: bool = False):
-        """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n)``.
+        """Free the last hand-over, then wait up to ``wait`` s for the next: ``(start, n, cursor)``.
 
-        ``n`` rows from ring row ``start`` (contiguous, at most batch_size);
+        ``n`` rows from ring row ``start`` (contiguous, at most batch_size),
+        the first of them row ``cursor`` counted since the start;
         0 if none came in time, -1 once the capture is over and every row
         was handed over (or close_consumer() was called). ``flush``: at the
         end of the wait, hand over the rows waiting, however few.
@@ -268,6 +281,7 @@ class CaptureRing:
         )
 
     @property
-    def produced_rows(self) -> int:
+    def position(self):
+        """``(produced, base)``: rows published so far, and the cursor of ring row 0."""
         with self._cond:
-            return self._produced
+            return self._produced, self._base

@@ -390,10 +390,6 @@ class Receiver:
             rows = self._ring_size * self._batch_size
             #: The ring's rows: one Batch, so hand-overs are windows on it.
             self._rows = Batch(rows, self._slot_size, family=self._family)
-            # numpy's zeros are pages the kernel backs with RAM on first
-            # write; written now, so the capture's first pass round the ring
-            # does not stall on page faults while the socket's queue fills.
-            self._rows._data.fill(0)
             # Datagrams read only to be discarded (ring full with "drop", and
             # what is left at stop or close) need no payload room.
             self._scratch = Batch(self._batch_size, 1, family=self._family)
@@ -428,8 +424,9 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._async_waiters: list[asyncio.Future] = []
         self._tracker = SeqTracker(self._seq) if self._seq is not None else None
-        # Rows (cursors since the start, as the ring's) handed to the
-        # consumer, given to the sinks, and seen by the tracker.
+        # Rows handed to the consumer; and cursors (rows since the start, as
+        # the ring counts them) of the rows given to the sinks and seen by
+        # the tracker.
         self._delivered = 0
         self._fed = 0
         self._tracked = 0
@@ -569,7 +566,7 @@ class Receiver:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         if thread is None or not thread.is_alive():
-            self._feed_sinks(self._ring.produced_rows)
+            self._feed_sinks(self._ring.position[0])
             self._finish_recording()
         with self._cond:
             error, self._record_error = self._record_error, None
@@ -591,7 +588,7 @@ class Receiver:
         except Exception as exc:  # noqa: BLE001 - a write error: raised once closed
             record_error = exc
         self._count_unread()
-        self._track_until(self._ring.produced_rows)  # what is discarded is still tracked
+        self._track_until(self._ring.position[0])  # what is discarded is still tracked
         with self._cond:
             if self._state != _CLOSED:
                 if self._sock.fileno() >= 0:  # (it may have been closed under us)
@@ -732,10 +729,15 @@ class Receiver:
 
     # -- rows for the tracker and the sinks ---------------------------------
     def _windows(self, start: int, end: int):
-        """Windows on the ring for rows ``start..end-1`` (cursors), each contiguous, <= batch_size."""
+        """Windows on the ring for rows ``start..end-1`` (cursors), each contiguous, <= batch_size.
+
+        Rows from the consumer's last hand-over on were all written since
+        the ring's base last moved, so the current base places them.
+        """
         nrows = self._rows._capacity
+        base = self._ring.position[1]
         while start < end:
-            index = start % nrows
+            index = (start - base) % nrows
             count = min(end - start, self._batch_size, nrows - index)
             yield _window(self._rows, index, count)
             start += count
@@ -775,14 +777,18 @@ class Receiver:
         self._ring.close_consumer()
 
     # -- the consumer ---------------------------------------------------------
-    def _hand_over(self, start: int, n: int) -> Batch:
+    def _hand_over(self, start: int, n: int, cursor: int) -> Batch:
         batch = _window(self._rows, start, n)
-        end = self._delivered + n
+        end = cursor + n
+        with self._track_lock:  # rows skipped when the ring's base moved were never filled
+            self._tracked = max(self._tracked, cursor)
+        with self._cond:
+            self._fed = max(self._fed, cursor)
         self._track_until(end)
         self._feed_sinks(end)
         # The window and the count change together, so a consumer interrupted
         # after this (Ctrl-C) still holds what was counted delivered.
-        self._held, self._delivered = batch, end
+        self._held, self._delivered = batch, self._delivered + n
         return batch
 
     def _ended(self):
@@ -824,9 +830,9 @@ class Receiver:
                 # over, however few (max_delay only bounds how long they wait).
                 flush = wait <= _SLICE
                 wait = min(wait, _SLICE)
-            start, n = take(wait, flush)
+            start, n, cursor = take(wait, flush)
             if n > 0:
-                return self._hand_over(start, n)
+                return self._hand_over(start, n, cursor)
             if n < 0:
                 self._ended()
             if deadline is not None and time.monotonic() >= deadline:
@@ -849,9 +855,9 @@ class Receiver:
         self._check_started()
         while True:
             self._held = None
-            start, n = self._ring.take(0.0)
+            start, n, cursor = self._ring.take(0.0)
             if n > 0:
-                yield self._hand_over(start, n)
+                yield self._hand_over(start, n, cursor)
                 continue
             if n < 0:
                 try:
@@ -888,7 +894,7 @@ class Receiver:
         """
         tracker = self._tracker
         if tracker is not None:
-            self._track_until(self._ring.produced_rows)
+            self._track_until(self._ring.position[0])
         with self._cond:
             drops = self._read_kernel_drops()
             packets, nbytes, receives, truncated, overruns, overrun_receives, unread, _ = self._ring.counts

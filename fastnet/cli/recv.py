@@ -83,7 +83,7 @@ def add_parser(subparsers) -> None:
         "--ring-size",
         type=_args.positive_int,
         metavar="N",
-        help=f"batches in the ring (default {DEFAULT_RING_SIZE})",
+        help=f"the ring holds N x --batch-size datagrams (default {DEFAULT_RING_SIZE})",
     )
     parser.add_argument(
         "--rcvbuf", type=byte_size, metavar="BYTES", help="socket receive buffer to ask for, e.g. 64M"

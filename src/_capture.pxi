@@ -114,6 +114,13 @@ cdef inline void _deadline_after(int64_t ns, timespec *out) noexcept nogil:
     out.tv_nsec = at % 1000000000
 
 
+cdef inline int64_t _wait_ns(double wait) noexcept:
+    """``wait`` seconds in ns, at most an hour (NaN and negatives: 0), never overflowing."""
+    if not wait > 0:
+        return 0
+    return <int64_t>(min(wait, 3600.0) * 1e9)
+
+
 cdef void _sub_rows(_Rows *whole, Py_ssize_t start, Py_ssize_t count, _Rows *out) noexcept nogil:
     """Rows start..start+count-1 of ``whole`` as a _Rows of their own (contiguous)."""
     out.data = whole.data + start * whole.slot
@@ -177,6 +184,13 @@ cdef class CaptureRing:
         self.names = NULL
         self.control = NULL
         self.ready_ns = NULL
+        # The loop finds row i at i * slot_size bytes from the start of data:
+        # a reshaped array would send it past the end (Batch._check_layout).
+        try:
+            ring._check_layout()
+            scratch._check_layout()
+        except AttributeError:
+            raise TypeError("ring and scratch must be fastnet.Batch objects") from None
         if not (0 < batch_size <= ring._capacity and batch_size <= scratch._capacity):
             raise ValueError("batch_size must be 1 to the ring's and the scratch's rows")
         if ring._family != scratch._family:
@@ -602,7 +616,7 @@ cdef class CaptureRing:
         """
         cdef Py_ssize_t start = 0, n
         cdef unsigned long long cursor = 0
-        cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
+        cdef int64_t ns = _wait_ns(wait)
         with nogil:
             n = self._wait(ns, True, flush, &start, &cursor)
         return start, n, cursor
@@ -611,7 +625,7 @@ cdef class CaptureRing:
         """Wait up to ``wait`` s until take() would return rows (or the end) at once; True if so."""
         cdef Py_ssize_t start = 0, n
         cdef unsigned long long cursor = 0
-        cdef int64_t ns = <int64_t>(wait * 1e9) if wait > 0 else 0
+        cdef int64_t ns = _wait_ns(wait)
         with nogil:
             n = self._wait(ns, False, False, &start, &cursor)
         return n != 0

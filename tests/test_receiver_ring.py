@@ -392,3 +392,35 @@ def test_gro_super_datagrams_become_rows_of_the_ring(backend, sender):
                 seen.extend(numbers_in(got))
         assert seen == list(range(640))
         assert rx.stats.kernel_drops == 0 and rx.stats.packets == 640
+
+
+# -- the engines' ring objects themselves ------------------------------------------------
+def _ring_class(backend):
+    from fastnet.receive import receiver
+
+    return receiver._ring_class(backend)
+
+
+@pytest.mark.parametrize(
+    "make,error",
+    [
+        (lambda: (fastnet.Batch(8, 16), fastnet.Batch(4, 1), 0, False, 0), ValueError),
+        (lambda: (fastnet.Batch(8, 16), fastnet.Batch(4, 1), 5, False, 0), ValueError),
+        (
+            lambda: (fastnet.Batch(8, 16), fastnet.Batch(4, 1, family=fastnet.AF_INET6), 4, False, 0),
+            ValueError,
+        ),
+        (lambda: (fastnet.Batch(8, 16), fastnet.Batch(4, 1), 4, False, -1), ValueError),
+    ],
+)
+def test_a_capture_ring_refuses_bad_arguments(backend, make, error):
+    with pytest.raises(error):
+        _ring_class(backend)(*make())
+
+
+@pytest.mark.parametrize("wait", [float("nan"), -1.0, 0.0, 1e-300])
+def test_a_capture_ring_takes_nothing_from_an_empty_ring_at_once(backend, wait):
+    ring = _ring_class(backend)(fastnet.Batch(8, 16), fastnet.Batch(4, 1), 4, False, 0)
+    assert ring.take(wait)[1] == 0
+    ring.finish()
+    assert ring.take(wait)[1] == -1 and ring.wait_ready(wait)

@@ -229,7 +229,8 @@ class CaptureRing:
 
     def _wait(self, wait: float, take: bool, flush: bool = False):
         now = time.monotonic_ns()
-        end = now + max(0, int(wait * 1e9))
+        # NaN and negatives: no wait; at most an hour in one call.
+        end = now + (int(min(wait, 3600.0) * 1e9) if wait > 0 else 0)
         with self._cond:
             if take:
                 self._freed = self._taken

@@ -8,8 +8,9 @@
  *   capture_peers recv SIZE ROWS BATCH RCVBUF [gro]
  *       bind 127.0.0.1:0, print "ready PORT", read with recvmmsg into a
  *       ring of ROWS rows of SIZE bytes, up to BATCH per call (GRO: 64 KiB
- *       buffers split into rows with memcpy), until a line arrives on stdin
- *       and the queue then stays empty for 0.2 s; print one JSON line.
+ *       buffers split into rows with memcpy), keeping each row's length,
+ *       source address and port as a Receiver does, until a line arrives on
+ *       stdin and the queue then stays empty for 0.2 s; print one JSON line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -163,9 +164,12 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
 
     unsigned char *ring = zalloc((size_t)rows * size);
     long *lengths = zalloc(rows * sizeof *lengths);
+    uint32_t *sources = zalloc(rows * sizeof *sources);
+    uint16_t *ports = zalloc(rows * sizeof *ports);
     int vlen = gro ? GRO_MESSAGES : (batch < VLEN ? batch : VLEN);
     struct mmsghdr *msgs = zalloc(vlen * sizeof *msgs);
     struct iovec *iov = zalloc(vlen * sizeof *iov);
+    struct sockaddr_in *names = zalloc(vlen * sizeof *names);
     unsigned char *area = gro ? zalloc((size_t)GRO_MESSAGES * GRO_BUFFER) : NULL;
     unsigned char *control = zalloc((size_t)vlen * 64);
     long next = 0;
@@ -182,6 +186,8 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
             iov[i].iov_len = gro ? GRO_BUFFER : (size_t)size;
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &names[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof names[i];
             msgs[i].msg_hdr.msg_control = gro ? control + i * 64 : NULL;
             msgs[i].msg_hdr.msg_controllen = gro ? 64 : 0;
         }
@@ -191,6 +197,8 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
             for (int i = 0; i < got; i++) {
                 if (!gro) {
                     lengths[next] = msgs[i].msg_len;
+                    sources[next] = names[i].sin_addr.s_addr;
+                    ports[next] = ntohs(names[i].sin_port);
                     next = next + 1 == rows ? 0 : next + 1;
                     received++;
                     continue;
@@ -208,6 +216,8 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
                     memcpy(ring + (size_t)next * size, area + (size_t)i * GRO_BUFFER + off,
                            piece < size ? piece : size);
                     lengths[next] = piece;
+                    sources[next] = names[i].sin_addr.s_addr;
+                    ports[next] = ntohs(names[i].sin_port);
                     next = next + 1 == rows ? 0 : next + 1;
                     received++;
                     if (length == 0)
@@ -229,7 +239,9 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
             quiet_since = now_s();
     }
     printf("{\"received\": %llu, \"calls\": %llu, \"kernel_drops\": %u, \"cpu_s\": %.6f, \"last\": %ld}\n",
-           received, calls, kernel_drops(fd), cpu_s() - cpu0, lengths[next ? next - 1 : rows - 1]);
+           received, calls, kernel_drops(fd), cpu_s() - cpu0,
+           lengths[next ? next - 1 : rows - 1] + ports[next ? next - 1 : rows - 1] * 0L
+               + (long)(sources[next ? next - 1 : rows - 1] & 0));
 }
 
 int main(int argc, char **argv)

@@ -238,10 +238,10 @@ static void receive_ring(int size, long rows, int batch, int rcvbuf, int gro)
         if (ready > 0 && fds[0].revents)
             quiet_since = now_s();
     }
-    printf("{\"received\": %llu, \"calls\": %llu, \"kernel_drops\": %u, \"cpu_s\": %.6f, \"last\": %ld}\n",
-           received, calls, kernel_drops(fd), cpu_s() - cpu0,
-           lengths[next ? next - 1 : rows - 1] + ports[next ? next - 1 : rows - 1] * 0L
-               + (long)(sources[next ? next - 1 : rows - 1] & 0));
+    long last = next ? next - 1 : rows - 1; /* printed, so the rows' stores are kept */
+    printf("{\"received\": %llu, \"calls\": %llu, \"kernel_drops\": %u, \"cpu_s\": %.6f, "
+           "\"last\": [%ld, %u, %u]}\n",
+           received, calls, kernel_drops(fd), cpu_s() - cpu0, lengths[last], sources[last], ports[last]);
 }
 
 int main(int argc, char **argv)

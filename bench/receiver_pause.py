@@ -10,6 +10,10 @@ run, and the medians:
     python bench/receiver_pause.py pause --runs 3
     python bench/receiver_pause.py pause --runs 3 --backend python
 
+``--before DIR`` alternates each run with the same run against the fastnet
+found in DIR (a checkout built in place, e.g. the commit before a change):
+A/B side by side, on the same machine at the same time.
+
 ``flood``: a C GSO sender on CPU 0 sends as fast as it can for SECONDS; the
 receiver, on CPU 1, is either a plain C recvmmsg loop into a ring of the
 same rows (bench/capture_peers.c) or a Receiver whose consumer only counts.
@@ -121,9 +125,12 @@ def run_receiver(args) -> int:
 
 
 # -- the main process ---------------------------------------------------------------------
-def start_receiver(argv, cpu=None):
+def start_receiver(argv, cpu=None, fastnet_dir=None):
+    env = None
+    if fastnet_dir is not None:
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(fastnet_dir))
     child = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu)
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu), env=env
     )
     line = child.stdout.readline().split()
     if not line or line[0] != "ready":
@@ -165,15 +172,18 @@ def fastnet_receiver_argv(args, **extra):
 
 def pause(args) -> int:
     rows = []
+    versions = ["before", "this"] if args.before else ["this"]
     for run in range(args.runs):
-        for mode in ("sleep", "busy"):
+        for mode, version in [(m, v) for m in ("sleep", "busy") for v in versions]:
             child, port = start_receiver(
-                fastnet_receiver_argv(args, pause=mode, pause_every=args.pause_every, pause_s=args.pause_s)
+                fastnet_receiver_argv(args, pause=mode, pause_every=args.pause_every, pause_s=args.pause_s),
+                fastnet_dir=args.before if version == "before" else None,
             )
             sent = send(port, args.rate, args.seconds)["sent"]
             got = finish_receiver(child)
             row = dict(
                 run=run + 1,
+                version=version,
                 pause=mode,
                 sent=sent,
                 received=got["packets"] / sent,
@@ -185,16 +195,18 @@ def pause(args) -> int:
             )
             rows.append(row)
             print(
-                f"run {row['run']} {mode:<5} sent {sent} received {100 * row['received']:.2f} % "
+                f"run {row['run']} {version:<6} {mode:<5} sent {sent} received {100 * row['received']:.2f} % "
                 f"kernel drops {100 * row['kernel_drops']:.2f} % lost {row['lost']} "
                 f"(sum exact: {row['accounted']})",
                 flush=True,
             )
-    for mode in ("sleep", "busy"):
-        mine = [r for r in rows if r["pause"] == mode]
+    for mode, version in [(m, v) for m in ("sleep", "busy") for v in versions]:
+        mine = [r for r in rows if r["pause"] == mode and r["version"] == version]
+        received = statistics.median(r["received"] for r in mine)
+        drops = statistics.median(r["kernel_drops"] for r in mine)
         print(
-            f"median {mode:<5} received {100 * statistics.median(r['received'] for r in mine):.2f} % "
-            f"kernel drops {100 * statistics.median(r['kernel_drops'] for r in mine):.2f} % "
+            f"median {version:<6} {mode:<5} received {100 * received:.2f} % "
+            f"kernel drops {100 * drops:.2f} % "
             f"lost {[r['lost'] for r in mine]}"
         )
     if args.json:
@@ -300,6 +312,7 @@ def parse_args(argv=None):
     parser.add_argument("--sender-cpu", type=int, default=0)
     parser.add_argument("--receiver-cpu", type=int, default=1)
     parser.add_argument("--count", type=int, default=10_000_000, help="alloc: datagrams to take")
+    parser.add_argument("--before", metavar="DIR", help="pause: alternate with the fastnet in DIR")
     parser.add_argument("--json", action="store_true")
     # The receiving process's own options.
     parser.add_argument("--pause", choices=("sleep", "busy"), default=None, help=argparse.SUPPRESS)

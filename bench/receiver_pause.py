@@ -76,6 +76,16 @@ def busy(seconds: float) -> None:
         x += 1
 
 
+def schedstat(tid):
+    """(ns the thread ran, ns it waited runnable for a CPU): /proc/.../schedstat, or zeros."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            run_ns, wait_ns, _ = (int(field) for field in f.read().split())
+    except (OSError, ValueError):
+        return 0, 0
+    return run_ns, wait_ns
+
+
 def run_receiver(args) -> int:
     """Receive until a line comes on stdin and nothing more arrives; print the stats as JSON."""
     import selectors
@@ -94,6 +104,9 @@ def run_receiver(args) -> int:
     stdin = selectors.DefaultSelector()
     stdin.register(sys.stdin, selectors.EVENT_READ)
     with rx:
+        if args.capture_nice is not None:
+            # setpriority(2) on a thread id sets that thread's nice value alone.
+            os.setpriority(os.PRIO_PROCESS, rx._thread.native_id, args.capture_nice)
         print("ready", rx.address[1], flush=True)
         cpu0 = cpu_seconds()
         taken = 0
@@ -118,8 +131,15 @@ def run_receiver(args) -> int:
                 break
         cpu = cpu_seconds() - cpu0
         stats = rx.stats
+        run_ns, wait_ns = schedstat(rx._thread.native_id)
     result = stats.as_dict()
-    result.update(taken=taken, cpu_s=cpu, accounted=stats.accounted)
+    result.update(
+        taken=taken,
+        cpu_s=cpu,
+        accounted=stats.accounted,
+        capture_run_s=run_ns / 1e9,
+        capture_wait_s=wait_ns / 1e9,
+    )
     print(json.dumps(result), flush=True)
     return 0
 
@@ -164,6 +184,8 @@ def fastnet_receiver_argv(args, **extra):
         argv += ["--backend", args.backend]
     if args.gro:
         argv.append("--gro")
+    if args.capture_nice is not None:
+        argv += ["--capture-nice", str(args.capture_nice)]
     for key, value in extra.items():
         if value is not None:
             argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -192,12 +214,14 @@ def pause(args) -> int:
                 ring_overruns=got["ring_overruns"],
                 unread=got["unread"],
                 accounted=got["accounted"] == sent,
+                capture_wait_s=got["capture_wait_s"],
             )
             rows.append(row)
             print(
                 f"run {row['run']} {version:<6} {mode:<5} sent {sent} received {100 * row['received']:.2f} % "
                 f"kernel drops {100 * row['kernel_drops']:.2f} % lost {row['lost']} "
-                f"(sum exact: {row['accounted']})",
+                f"(sum exact: {row['accounted']}; "
+                f"capture thread waited {row['capture_wait_s']:.2f} s for a CPU)",
                 flush=True,
             )
     for mode, version in [(m, v) for m in ("sleep", "busy") for v in versions]:
@@ -313,6 +337,14 @@ def parse_args(argv=None):
     parser.add_argument("--receiver-cpu", type=int, default=1)
     parser.add_argument("--count", type=int, default=10_000_000, help="alloc: datagrams to take")
     parser.add_argument("--before", metavar="DIR", help="pause: alternate with the fastnet in DIR")
+    parser.add_argument(
+        "--capture-nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="nice value of the Receiver's capture thread (below 0 needs CAP_SYS_NICE): "
+        "shows what is lost for want of a CPU on a busy machine",
+    )
     parser.add_argument("--json", action="store_true")
     # The receiving process's own options.
     parser.add_argument("--pause", choices=("sleep", "busy"), default=None, help=argparse.SUPPRESS)

@@ -249,7 +249,7 @@ def flood(args) -> int:
                 child, port = start_receiver(c_argv, cpu=args.receiver_cpu)
             else:
                 child, port = start_receiver(fastnet_receiver_argv(args, cpu=args.receiver_cpu))
-            sender = send(port, 0, args.seconds, cpu=args.sender_cpu)
+            sender = send(port, args.flood_rate, args.seconds, cpu=args.sender_cpu)
             sent = sender["sent"]
             got = finish_receiver(child)
             received = got["received"] if kind == "c" else got["packets"]
@@ -332,6 +332,9 @@ def parse_args(argv=None):
     parser.add_argument("--rate", type=int, default=300_000, help="pause: datagrams per second")
     parser.add_argument("--seconds", type=float, default=None, help="sending time (pause 4, flood 2)")
     parser.add_argument("--rcvbuf", type=int, default=4 << 20)
+    parser.add_argument(
+        "--flood-rate", type=int, default=0, help="flood: pace the sender instead (datagrams/s, 0: flat out)"
+    )
     parser.add_argument("--gro", action="store_true", help="flood: UDP GRO on both receivers")
     parser.add_argument("--sender-cpu", type=int, default=0)
     parser.add_argument("--receiver-cpu", type=int, default=1)

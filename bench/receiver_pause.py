@@ -107,6 +107,9 @@ def run_receiver(args) -> int:
         if args.capture_nice is not None:
             # setpriority(2) on a thread id sets that thread's nice value alone.
             os.setpriority(os.PRIO_PROCESS, rx._thread.native_id, args.capture_nice)
+        if args.capture_cpu is not None:
+            # The capture thread alone (works for a Receiver without cpu= too).
+            os.sched_setaffinity(rx._thread.native_id, {args.capture_cpu})
         print("ready", rx.address[1], flush=True)
         cpu0 = cpu_seconds()
         taken = 0
@@ -186,6 +189,8 @@ def fastnet_receiver_argv(args, **extra):
         argv.append("--gro")
     if args.capture_nice is not None:
         argv += ["--capture-nice", str(args.capture_nice)]
+    if args.capture_cpu is not None:
+        argv += ["--capture-cpu", str(args.capture_cpu)]
     for key, value in extra.items():
         if value is not None:
             argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -201,7 +206,9 @@ def pause(args) -> int:
                 fastnet_receiver_argv(args, pause=mode, pause_every=args.pause_every, pause_s=args.pause_s),
                 fastnet_dir=args.before if version == "before" else None,
             )
-            sent = send(port, args.rate, args.seconds)["sent"]
+            # With --capture-cpu, the sender goes on --sender-cpu (else anywhere).
+            sender_cpu = args.sender_cpu if args.capture_cpu is not None else None
+            sent = send(port, args.rate, args.seconds, cpu=sender_cpu)["sent"]
             got = finish_receiver(child)
             row = dict(
                 run=run + 1,
@@ -340,6 +347,13 @@ def parse_args(argv=None):
     parser.add_argument("--receiver-cpu", type=int, default=1)
     parser.add_argument("--count", type=int, default=10_000_000, help="alloc: datagrams to take")
     parser.add_argument("--before", metavar="DIR", help="pause: alternate with the fastnet in DIR")
+    parser.add_argument(
+        "--capture-cpu",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pause: pin the Receiver's capture thread to CPU N, and the sender to --sender-cpu",
+    )
     parser.add_argument(
         "--capture-nice",
         type=int,

@@ -114,7 +114,7 @@ class _Staged:
             self.records = np.zeros(capacity, npy_dtype)
 
     def fits(self, batch):
-        return batch.capacity <= self.capacity and batch.slot_size <= self.slot
+        return batch.count <= self.capacity and batch.slot_size <= self.slot
 
 
 class Recorder:
@@ -139,6 +139,11 @@ class Recorder:
         self._pcap = PcapEncoder(local_address) if self.format == "pcap" else None
         self._npy = None if payload_bytes is None else NpyEncoder(payload_bytes)
         self._buffers = buffers
+        #: Rows each staging buffer is made with, at least: a Receiver sets it
+        #: to its batch_size, as the batches it hands over are windows on its
+        #: ring of up to that many rows (a buffer sized to a smaller first
+        #: window would be replaced by the next larger one).
+        self.rows_per_buffer = 1
         self._free: list = []  # staging buffers the caller may fill
         self._allocated = 0
         self._ready: queue.SimpleQueue = queue.SimpleQueue()
@@ -204,7 +209,8 @@ class Recorder:
         if self._npy is None and self.format == "npy":
             self._npy = NpyEncoder(batch.slot_size)  # first batch fixes the payload width
         try:
-            return _Staged(batch.capacity, batch.slot_size, None if self._npy is None else self._npy.dtype)
+            rows = max(batch.capacity, self.rows_per_buffer)
+            return _Staged(rows, batch.slot_size, None if self._npy is None else self._npy.dtype)
         except MemoryError:
             with self._lock:
                 self._allocated -= 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_ON_FULL", "interface_arg", "receiver_options"]
+import argparse
+import os
+
+__all__ = ["DEFAULT_ON_FULL", "cpu_arg", "interface_arg", "receiver_options"]
 
 DEFAULT_ON_FULL = "block"
 
@@ -10,6 +13,20 @@ DEFAULT_ON_FULL = "block"
 def interface_arg(text):
     """--interface: a name or an address, or a number for an interface index."""
     return int(text) if text is not None and text.isdigit() else text
+
+
+def cpu_arg(text):
+    """--cpu: a CPU this process may run on."""
+    try:
+        cpu = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CPU number") from None
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise argparse.ArgumentTypeError(
+            f"CPU {cpu} is not one this process may run on ({', '.join(map(str, sorted(allowed)))})"
+        )
+    return cpu
 
 
 def receiver_options(args) -> dict:
@@ -26,4 +43,5 @@ def receiver_options(args) -> dict:
         interface=interface_arg(args.interface),
         source=args.source,
         gro=args.gro,
+        cpu=getattr(args, "cpu", None),
     )

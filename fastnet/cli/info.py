@@ -1,13 +1,17 @@
 """``fastnet info``: what this machine offers fastnet.
 
 Prints the engines, the kernel release, what the kernel supports (probed at
-run time, see ``fastnet.features()``) and the socket buffer limits that cap
-``SO_RCVBUF``/``SO_SNDBUF``; ``--json`` prints the same as one JSON object.
+run time, see ``fastnet.features()``), the socket buffer limits that cap
+``SO_RCVBUF``/``SO_SNDBUF`` and which CPUs the network interfaces'
+interrupts run on (from /proc/interrupts, where the kernel tells), so that a
+Receiver's capture thread can be pinned elsewhere (``--cpu``); ``--json``
+prints the same as one JSON object.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 
 #: sysctl name -> file; values in bytes, except udp_mem (pages: min, pressure, max).
@@ -41,6 +45,57 @@ def _read_limit(path: str):
     return numbers[0] if len(numbers) == 1 else numbers
 
 
+def interrupt_cpus(table: str, devices: dict) -> dict:
+    """``{interface: {"irqs": [...], "cpus": [...]}}`` from the text of /proc/interrupts.
+
+    ``devices`` maps each interface to the names its interrupts may carry
+    (its own name, and its device's, such as ``virtio3`` for ``virtio3-rx``).
+    ``cpus`` are the CPUs that have handled at least one of its interrupts.
+    """
+    lines = table.splitlines()
+    if not lines:
+        return {}
+    ncpu = len(lines[0].split())
+    found: dict = {name: {"irqs": [], "cpus": set()} for name in devices}
+    for line in lines[1:]:
+        irq, _, rest = line.partition(":")
+        if not irq.strip().isdigit():
+            continue
+        fields = rest.split()
+        counts, label = fields[:ncpu], fields[-1] if len(fields) > ncpu else ""
+        for name, tokens in devices.items():
+            if any(label == token or label.startswith(token + "-") for token in tokens):
+                found[name]["irqs"].append(int(irq))
+                busy = (i for i, count in enumerate(counts) if count.isdigit() and int(count))
+                found[name]["cpus"].update(busy)
+    return {name: {"irqs": v["irqs"], "cpus": sorted(v["cpus"])} for name, v in found.items() if v["irqs"]}
+
+
+def _interface_devices() -> dict:
+    """Interfaces with a device behind them (not loopback), and the names to look for."""
+    devices: dict[str, set] = {}
+    try:
+        names = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return devices
+    for name in names:
+        link = f"/sys/class/net/{name}/device"
+        if not os.path.exists(link):
+            continue  # virtual: lo, bridges, tunnels raise no interrupts of their own
+        devices[name] = {name, os.path.basename(os.path.realpath(link))}
+    return devices
+
+
+def _nic_interrupts():
+    """What interrupt_cpus says for this machine, or None where /proc/interrupts cannot be read."""
+    try:
+        with open("/proc/interrupts") as handle:
+            table = handle.read()
+    except OSError:
+        return None
+    return interrupt_cpus(table, _interface_devices())
+
+
 def collect() -> dict:
     """Everything ``fastnet info`` reports, as plain data."""
     import fastnet
@@ -60,6 +115,7 @@ def collect() -> dict:
         "kernel": {"system": platform.system(), "release": platform.release()},
         "features": fastnet.features(),
         "limits": {name: _read_limit(path) for name, path in LIMITS.items()},
+        "nic_interrupts": _nic_interrupts(),
     }
 
 
@@ -92,6 +148,17 @@ def _format(info: dict) -> str:
         else:
             shown = f"{value} bytes"
         lines.append(f"  {name:<22} {shown}")
+    interrupts = info.get("nic_interrupts")
+    lines.append("network interrupts (pin a Receiver elsewhere: fastnet recv --cpu N):")
+    if interrupts is None:
+        lines.append("  unavailable (/proc/interrupts cannot be read)")
+    elif not interrupts:
+        lines.append("  none found for any interface")
+    for name, seen in (interrupts or {}).items():
+        cpus = ", ".join(str(cpu) for cpu in seen["cpus"]) or "none yet"
+        lines.append(f"  {name:<12} CPU {cpus}  (IRQ {', '.join(str(irq) for irq in seen['irqs'])})")
+    # Loopback raises no interrupt: the receive work runs on the sending CPU.
+    lines.append("  lo           none: on loopback the sender's CPU does the kernel's receive work")
     return "\n".join(lines)
 
 

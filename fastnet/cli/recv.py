@@ -25,7 +25,7 @@ from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
 from ._recv_loop import Run
-from ._recv_options import receiver_options
+from ._recv_options import cpu_arg, receiver_options
 from ._recv_report import fail, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -83,7 +83,7 @@ def add_parser(subparsers) -> None:
         "--ring-size",
         type=_args.positive_int,
         metavar="N",
-        help="batches in the ring (default: as many as fit 128 MiB, 4 to 64)",
+        help="the ring holds N x --batch-size datagrams (default: as many batches as fit 128 MiB, 4 to 64)",
     )
     parser.add_argument(
         "--rcvbuf",
@@ -112,6 +112,13 @@ def add_parser(subparsers) -> None:
         "--source",
         metavar="ADDR",
         help="with a multicast GROUP:PORT: receive only from this sender (source-specific join)",
+    )
+    parser.add_argument(
+        "--cpu",
+        type=cpu_arg,
+        metavar="N",
+        help="pin the capture thread to CPU N, e.g. away from the CPUs the NIC's "
+        "interrupts or the sender use ('fastnet info' lists the interrupts' CPUs)",
     )
     parser.add_argument(
         "--workers",
@@ -152,6 +159,7 @@ def _refusal(args):
                 ("--gro", args.gro),
                 ("--interface", args.interface is not None),
                 ("--source", args.source is not None),
+                ("--cpu", args.cpu is not None),
             )
             if given
         ]
@@ -163,6 +171,8 @@ def _refusal(args):
             return f"{', '.join(framing)} apply to --tcp only"
         if args.out is not None and args.workers > 1:
             return "--out records one receiver; with --workers each process would need a file of its own"
+        if args.cpu is not None and args.workers > 1:
+            return "--cpu pins one capture thread; with --workers the processes would all share that CPU"
         if args.workers > 1 and _is_multicast(host):
             # __udp4_lib_mcast_deliver (and the IPv6 one) hand a copy to every
             # matching socket; SO_REUSEPORT spreads only unicast.

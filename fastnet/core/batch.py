@@ -137,6 +137,38 @@ class Batch:
         # The batch call using this Batch now, or None (see _claim).
         self._user: str | None = None  # the method using the Batch now
 
+    @classmethod
+    def _rows_of(cls, source: "Batch", start: int, count: int, rows: list | None = None) -> "Batch":
+        """A Batch over rows ``start..start+count-1`` of ``source``: views, no copy.
+
+        For a Receiver's ring (fastnet/receive/receiver.py): what is handed to
+        the consumer is a window on the ring's rows, valid while the ring
+        keeps them. ``count`` is set to the rows. ``rows``, if given, is
+        ``source``'s per-row memoryviews (``source._rows``), so the window's
+        are a slice of them rather than new ones.
+        """
+        if not (0 <= start and 0 < count and start + count <= source._capacity):
+            raise ValueError(f"rows {start}..{start + count - 1} are not in 0..{source._capacity - 1}")
+        end = start + count
+        self = cls.__new__(cls)
+        self._capacity = count
+        self._slot_size = source._slot_size
+        self._family = source._family
+        self._count = count
+        self._data = source._data[start:end]
+        self._lengths = source._lengths[start:end]
+        self._addresses = source._addresses[start:end]
+        self._ports = source._ports[start:end]
+        self._flowinfo = source._flowinfo[start:end]
+        self._scope_ids = source._scope_ids[start:end]
+        self._timestamps = source._timestamps[start:end]
+        self._truncated_u8 = source._truncated_u8[start:end]
+        self._truncated = self._truncated_u8.view(np.bool_)
+        self._row_cache = rows[start:end] if rows is not None else None
+        self._scratch = None
+        self._user = None
+        return self
+
     def _check_layout(self) -> None:
         """Raise ValueError if a 2-d array was reshaped in place (``data.shape = ...``).
 

@@ -81,6 +81,31 @@ def send_batch(
     the engine reads them, raise ValueError before any system call.
     """
 
+# -- the Receiver's capture ring, without the GIL (src/_capture.pxi; optional: contract.OPTIONAL) --
+
+class CaptureRing:
+    """A ring of rows filled by ``run()`` in the capture thread, taken by the consumer.
+
+    Same contract as fastnet/receive/capture_loop.py CaptureRing (whose ``run``
+    takes the socket instead of its state); see docs/design/capture-ring.md.
+    """
+
+    def __init__(
+        self, ring: Batch, scratch: Batch, batch_size: int, drop: bool, max_delay_ns: int
+    ) -> None: ...
+    def run(self, state: SocketState, waker_fd: int, unread_limit: int) -> None:
+        """Capture without the GIL until request_stop(), an error or the socket's close; then sweep."""
+    def request_stop(self) -> None: ...
+    def finish(self) -> None: ...
+    def close_consumer(self) -> None: ...
+    def take(self, wait: float, flush: bool = False) -> Tuple[int, int, int]:
+        """Free the last hand-over, wait for the next: ``(start, n, cursor)``."""
+    def wait_ready(self, wait: float) -> bool: ...
+    @property
+    def counts(self) -> Tuple[int, int, int, int, int, int, int, int]: ...
+    @property
+    def position(self) -> Tuple[int, int]: ...
+
 # -- length-prefixed frames on stream sockets (fastnet/engines/python/framing.py, src/_framing.pxi) --
 
 class FrameState:

@@ -14,6 +14,10 @@ kinds of object:
 * a ``fastnet.Batch``, whose private fields it reads and fills: exactly the
   ones named in ``fastnet.core.batch.ENGINE_FIELDS``.
 
+An engine may also export the names in ``OPTIONAL`` (the Cython engine's
+GIL-free capture ring); the layers above fall back to their own where one
+is missing.
+
 The signatures are ``Engine`` below (their full description is in
 fastnet/engines/_cengine.pyi); ``check`` holds a module to them at load, so
 an engine that drifts fails at import and not in a user's script.
@@ -85,6 +89,11 @@ class Engine(Protocol):
 #: The functions of ``Engine``; every name an engine exports; the members every ``SocketState`` has.
 FUNCTIONS = ("recv_batch", "send_batch", "recv_frames", "send_frames", "flush_unsent")
 NAMES = ("SocketState", "FEATURES", "FrameState", *FUNCTIONS)
+#: Exported by an engine that has them; the layer above falls back where one does
+#: not. ``CaptureRing``: the Receiver's capture loop without the GIL
+#: (src/_capture.pxi; its ``run`` takes the engine's SocketState); without it
+#: the Receiver runs the same ring in Python (fastnet/receive/capture_loop.py).
+OPTIONAL = ("CaptureRing",)
 STATE_MEMBERS = (
     "family",
     "gro",

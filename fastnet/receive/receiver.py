@@ -2,68 +2,79 @@
 
 A data-acquisition script spends Python time on each batch; while it does,
 datagrams pile up in the socket's queue and, when that is full, the kernel
-drops them. The Receiver moves reading into its own thread: it fills a ring
-of preallocated Batches with ``recv_batch`` (the GIL is released in the
-system call, so the consumer's Python work overlaps with receiving), and the
-consumer takes filled batches from the ring. Every datagram is delivered or
-counted where it was dropped (see fastnet/receive/stats.py).
+drops them. The Receiver moves reading into its own thread, which fills a
+ring of rows; the consumer takes what was filled. Every datagram is
+delivered or counted where it was dropped (see fastnet/receive/stats.py).
 
 Ring
 ----
-``ring_size`` Batches are allocated once. Each is, at any moment, free, being
-filled by the capture thread, waiting in the ring, or held by the consumer
-(the one it took last: it stays valid until the consumer takes the next, then
-goes back to the free list). Free batches are reused last-freed first, so a
-lightly loaded receiver keeps touching the same few (numpy's zeroed memory
-is only backed by RAM once written).
+One ring of ``ring_size x batch_size`` rows is allocated once (a Batch of
+that many rows). Its capacity is counted in datagrams, however they arrive:
+the capture fills rows one after another, and ``get()`` hands the consumer
+every row filled since its last ``get()``, up to ``batch_size`` at a time,
+as a Batch that is a window on the ring (contiguous rows, so a hand-over
+that would run past the ring's last row stops there). The window stays
+valid until the next ``get()``, which gives its rows back to the capture.
+A partly filled hand-over waits at most ``max_delay`` for more rows, so at
+low rates a datagram reaches the consumer within about ``max_delay``, and at
+high rates hand-overs are full.
 
-When no batch is free:
+The capture loop is the engine's: on the Cython engine it runs in C and
+never takes the GIL in steady state (src/_capture.pxi), so whatever the
+consumer does in Python, capture goes on while the ring has room. On the
+pure-Python engine it is a Python thread (fastnet/receive/capture_loop.py):
+it reads only while the interpreter lets it, the GIL-bound baseline.
 
-* ``on_full="block"``: the capture thread waits for the consumer. The socket's
+When the ring is full:
+
+* ``on_full="block"``: the capture waits for the consumer. The socket's
   queue absorbs the burst; what does not fit the kernel drops and counts
   (``kernel_drops``).
-* ``on_full="drop"``: the capture thread keeps reading, into one spare
-  batch, and discards what it read (``ring_overruns`` datagrams,
-  ``ring_overrun_batches`` batches): tail drop, as the kernel does. If a slot
-  came free while it was reading, the spare joins the ring instead.
+* ``on_full="drop"``: the capture keeps reading, into a scratch area, and
+  discards what it read (``ring_overruns`` datagrams, in
+  ``ring_overrun_batches`` receive calls): tail drop, as the kernel does.
+
+Sequence tracking (``seq``) and sinks (the recorder) run in the consumer's
+thread, on whole windows with numpy, never on the capture thread: tracking
+when ``get()`` hands rows over or ``stats`` is read, sinks just before the
+consumer sees the rows.
 
 Stopping
 --------
-``stop()`` (from any thread) makes the capture thread stop reading within
-about 0.1 s. Before it ends, it moves whatever is still queued in the socket
-into free ring slots without waiting for the consumer, and counts what does
-not fit as ``unread``. The consumer then still gets every batch already in
-the ring (drain); only after the last one does iteration end, or ``get()``
-raise ``ReceiverStopped``. An error in the capture thread stops it the same
-way: the batches captured before it are delivered first, then the error is
-raised by the consumer's next ``get()`` (or iteration) once the ring is
-empty; it is never lost.
+``stop()`` (from any thread) makes the capture stop within about 0.1 s.
+Before it ends, it moves whatever is still queued in the socket into free
+rows without waiting for the consumer, and counts what does not fit as
+``unread``. The consumer then still gets every row already in the ring
+(drain); only after the last one does iteration end, or ``get()`` raise
+``ReceiverStopped``. An error in the capture thread stops it the same way:
+the rows captured before it are delivered first, then the error is raised
+by the consumer's next ``get()`` (or iteration) once the ring is empty; it
+is never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import ipaddress
 import math
+import os
 import socket as _stdsocket
 import struct
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-
 from .. import constants as C
 from .. import engines
 from ..core import buffers as _buffers
 from ..core.addresses import bind_address
-from ..core.batch import MAX_TOTAL_BYTES, Batch
+from ..core.batch import MAX_CAPACITY, MAX_TOTAL_BYTES, Batch
 from ..core.checks import positive_int
+from ..core.closing import Waker
 from ..core.multicast import join_group
 from ..core.socket import socket as _fastsocket
 from ..errors import ReceiverStopped
-from . import sizing
+from . import capture_loop, sizing
 from .seq import SeqField, SeqTracker
 from .stats import ReceiverStats
 
@@ -73,14 +84,19 @@ if TYPE_CHECKING:
 __all__ = ["Receiver", "ReceiverStopped"]
 
 
-#: Most batches in a ring (each is a Python object with its own arrays).
+#: Most batches in a ring, and most rows (ring_size x batch_size): the ring is one Batch.
 MAX_RING_SIZE = 1 << 16
+MAX_RING_ROWS = MAX_CAPACITY
+
+#: How long a partly filled hand-over waits for more rows, by default (s).
+DEFAULT_MAX_DELAY = 0.001
 
 #: Longest single wait of get(); a longer timeout waits in several.
 _LONGEST_WAIT = 3600.0
 
-#: How long the capture thread waits in one recv_batch before re-checking stop().
-_SLICE = 0.1
+#: Longest single wait of get() in the engine before Python runs again (signal
+#: handlers, so Ctrl-C): the capture loops wait in slices as long.
+_SLICE = capture_loop.SLICE_S
 
 # include/uapi/linux/sock_diag.h: SO_MEMINFO fills u32[SK_MEMINFO_VARS];
 # SK_MEMINFO_DROPS (index 8) is sk_drops, the counter /proc/net/udp prints.
@@ -89,6 +105,9 @@ _SK_MEMINFO_DROPS = 8
 _MEMINFO = struct.Struct(f"={_SK_MEMINFO_VARS}I")
 
 _ON_FULL = ("block", "drop")
+
+#: A window on the ring's rows (a Batch of views).
+_window = Batch._rows_of
 
 _NEW, _RUNNING, _STOPPED, _CLOSED = "new", "running", "stopped", "closed"
 
@@ -106,24 +125,50 @@ def _deadline(timeout):
 
 
 def _check_sizes(ring_size, batch_size: int, slot_size: int, seq) -> None:
-    """The ring fits the memory bound (if ring_size is known) and ``seq`` fits a slot."""
+    """The ring fits the memory and row bounds (if ring_size is known) and ``seq`` fits a slot."""
     if ring_size is not None:
         ring_bytes = ring_size * batch_size * slot_size
         if ring_bytes > MAX_TOTAL_BYTES:
             raise ValueError(
                 f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more than {MAX_TOTAL_BYTES}"
             )
+        ring_rows = ring_size * batch_size
+        if ring_rows > MAX_RING_ROWS:
+            raise ValueError(
+                f"ring_size x batch_size is {ring_rows} rows, more than the ring's {MAX_RING_ROWS}"
+            )
     if seq is not None and seq.end > slot_size:
         raise ValueError(f"{seq} needs {seq.end} bytes per datagram but slot_size is {slot_size}")
 
 
-def _wake_future(future) -> None:
-    if not future.done():
-        future.set_result(None)
+def _max_delay_ns(max_delay) -> int:
+    if isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)):
+        raise TypeError(f"max_delay must be a number of seconds, not {type(max_delay).__name__}")
+    if not (math.isfinite(max_delay) and 0 <= max_delay <= 3600):
+        raise ValueError(f"max_delay must be 0 to 3600 seconds, got {max_delay}")
+    return int(max_delay * 1e9)
+
+
+def _checked_cpu(cpu):
+    """``cpu`` if it is a CPU this process may run on, or None; TypeError/ValueError else."""
+    if cpu is None:
+        return None
+    if isinstance(cpu, bool) or not isinstance(cpu, int):
+        raise TypeError(f"cpu must be a CPU number or None, not {type(cpu).__name__}")
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise ValueError(f"cpu {cpu} is not one this process may run on ({sorted(allowed)})")
+    return cpu
+
+
+def _ring_class(backend):
+    """The engine's capture ring: the Cython engine's runs without the GIL."""
+    ring = getattr(engines.load(backend), "CaptureRing", None)
+    return ring if ring is not None else capture_loop.CaptureRing
 
 
 class Receiver:
-    """Receive datagrams on ``address`` in a capture thread, into a ring of Batches.
+    """Receive datagrams on ``address`` in a capture thread, into a ring of rows.
 
     ``address`` is a port (on loopback), ``"HOST:PORT"``, or a ``(host, port)``
     tuple as for ``socket.bind`` (port 0 picks a free port; see ``address``).
@@ -133,10 +178,14 @@ class Receiver:
         Default: the largest UDP payload of the listening interface's MTU,
         at most 9000 (fastnet/receive/sizing.py).
     ``batch_size``
-        datagrams per Batch (per ``recv_batch`` call).
+        most datagrams per Batch handed to the consumer (and per receive call).
     ``ring_size``
-        number of Batches in the ring. Default: as many as fit 128 MiB,
-        from 4 to 64.
+        the ring holds ``ring_size x batch_size`` datagrams (rows), however
+        they arrive; at most 1048576 rows. Default: as many batches as fit
+        128 MiB, from 4 to 64.
+    ``max_delay``
+        seconds a partly filled batch may wait for more rows before the
+        consumer gets it (default 0.001); a full ``batch_size`` goes at once.
     ``rcvbuf``
         socket receive buffer to ask for, in bytes (``sock.set_buffers``: the
         FORCE option where permitted; warns with ``BufferSizeWarning`` when
@@ -172,6 +221,12 @@ class Receiver:
         processes) can share the port; the kernel spreads datagrams over them.
     ``backend``
         the engine (``"cython"`` or ``"python"``), default ``fastnet.backend``.
+        The Cython engine's capture runs without the GIL; the pure-Python
+        engine's is a Python thread, held up while the consumer holds the GIL.
+    ``cpu``
+        pin the capture thread to this CPU (``os.sched_setaffinity``), e.g.
+        away from the one the NIC's interrupts or the sender use (``fastnet
+        info`` says which those are, where the kernel tells).
 
     Use it as a context manager (starts, then stops and closes), or call
     ``start()``, ``stop()``, ``close()``. The consumer takes batches with
@@ -200,6 +255,8 @@ class Receiver:
         reuse_port=False,
         backend=None,
         gro=False,
+        max_delay=DEFAULT_MAX_DELAY,
+        cpu=None,
     ):
         # Every argument is checked before any system call.
         self._configure(
@@ -214,6 +271,8 @@ class Receiver:
             source=source,
             backend=backend,
             gro=gro,
+            max_delay=max_delay,
+            cpu=cpu,
         )
         self._reuse_port = bool(reuse_port)
         family, sockaddr = bind_address(address)
@@ -271,14 +330,18 @@ class Receiver:
         source=None,
         backend=None,
         gro=False,
+        max_delay=DEFAULT_MAX_DELAY,
+        cpu=None,
     ):
-        """Check and keep the settings (no system call); None sizes are chosen by _fill_sizes."""
+        """Check and keep the settings (no socket is made); None sizes are chosen by _fill_sizes."""
         self._slot_request = None if slot_size is None else positive_int(slot_size, "slot_size")
         self._batch_size = positive_int(batch_size, "batch_size")
         self._ring_request = None if ring_size is None else positive_int(ring_size, "ring_size")
         # A typo must not allocate for minutes: the ring is made up front.
         if self._ring_request is not None and self._ring_request > MAX_RING_SIZE:
             raise ValueError(f"ring_size must be at most {MAX_RING_SIZE}, got {ring_size}")
+        self._max_delay_ns = _max_delay_ns(max_delay)
+        self._cpu = _checked_cpu(cpu)
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -348,44 +411,51 @@ class Receiver:
                 join_group(sock, str(self._group), interface=self._interface, source=self._source)
             self._sock = sock
             self._address = sock.getsockname()
-            self._free = [
-                Batch(self._batch_size, self._slot_size, family=self._family) for _ in range(self._ring_size)
-            ]
-            self._spare = (
-                Batch(self._batch_size, self._slot_size, family=self._family)
-                if self._on_full == "drop"
-                else None
+            rows = self._ring_size * self._batch_size
+            #: The ring's rows: one Batch, so hand-overs are windows on it.
+            self._rows = Batch(rows, self._slot_size, family=self._family)
+            # Datagrams read only to be discarded (ring full with "drop", and
+            # what is left at stop or close) need no payload room.
+            self._scratch = Batch(self._batch_size, 1, family=self._family)
+            self._ring = _ring_class(self._backend)(
+                self._rows, self._scratch, self._batch_size, self._on_full == "drop", self._max_delay_ns
             )
         except BaseException:
             sock.close()
             raise
 
-        #: Callables ``sink(batch)`` run in the capture thread on every filled
-        #: batch before the consumer can see it (a recorder writes captures
-        #: this way). They must be quick: the capture thread reads nothing
-        #: while they run. A sink must not keep the batch (it is reused) nor
-        #: change it. An exception from a sink stops capture and is raised in
-        #: the consumer, after the batch it was given has been delivered.
+        #: Callables ``sink(batch)`` run on every window of rows, in the
+        #: consumer's thread (in get(), or at stop for the rows it never
+        #: took), before the consumer can see it: a recorder copies rows to
+        #: its writer thread this way. They must be quick, must not keep the
+        #: batch (its rows are reused) nor change it. An exception from a
+        #: sink stops capture and is raised in the consumer, after the batch
+        #: it was given has been delivered; rows after it are not delivered
+        #: (they stay counted in ``in_ring``).
         self._sinks: list[Callable[[Batch], Any]] = []
-        #: The Recorder from record(), closed when the capture thread ends.
+        #: The Recorder from record(), closed by stop().
         self._recorder: Recorder | None = None
         self._sinks_closed = False
         self._record_error: Exception | None = None
+        self._overruns_before_record = 0
 
         self._cond = threading.Condition(threading.RLock())
-        self._filled: collections.deque[Batch] = collections.deque()
         self._held: Batch | None = None
         self._state = _NEW
         self._stop_requested = False
         self._capture_done = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._async_waiters: list[asyncio.Future] = []
         self._tracker = SeqTracker(self._seq) if self._seq is not None else None
-        self._scratch: Batch | None = None
-        # Counters, changed under self._cond.
-        self._packets = self._bytes = self._batches = self._truncated = 0
-        self._overruns = self._overrun_batches = self._unread = self._delivered = 0
+        # Rows handed to the consumer; and cursors (rows since the start, as
+        # the ring counts them) of the rows given to the sinks and seen by
+        # the tracker.
+        self._delivered = 0
+        self._fed = 0
+        self._tracked = 0
+        self._track_lock = threading.Lock()
+        self._unread = 0  # counted by close() after the capture ended
         self._drops_raw = 0  # last SK_MEMINFO_DROPS read (u32, may wrap)
         self._drops_total = 0  # accumulated across wraps
         self._final_rcvbuf = None
@@ -494,6 +564,16 @@ class Receiver:
             f"backend={self._backend!r} on_full={self._on_full!r}>"
         )
 
+    @property
+    def max_delay(self) -> float:
+        """Seconds a partly filled batch may wait for more rows."""
+        return self._max_delay_ns / 1e9
+
+    @property
+    def cpu(self):
+        """The CPU the capture thread is pinned to, or None."""
+        return self._cpu
+
     # -- life cycle -----------------------------------------------------------
     def start(self) -> "Receiver":
         """Start the capture thread (again while running: nothing happens)."""
@@ -512,25 +592,27 @@ class Receiver:
     def stop(self) -> None:
         """Stop capturing, from any thread; returns once the capture thread has ended.
 
-        Batches already captured are still delivered to the consumer; then
-        its iteration ends (``get()`` raises ``ReceiverStopped``). A capture
-        file from ``record()`` is complete when this returns; if writing it
-        failed (disk full), that error is raised here, once.
+        Rows already captured are still delivered to the consumer; then its
+        iteration ends (``get()`` raises ``ReceiverStopped``). A capture file
+        from ``record()`` is complete when this returns (the rows still in
+        the ring are written too); if writing it failed (disk full), that
+        error is raised here, once.
         """
         with self._cond:
             self._stop_requested = True
             if self._state == _NEW:
                 self._state = _STOPPED
                 self._capture_done = True
-                self._wake_consumers()
+                self._ring.finish()
             elif self._state == _RUNNING:
                 self._state = _STOPPED
-            self._cond.notify_all()
             thread = self._thread
-        if thread is None:
-            self._finish_recording()  # never started: no capture thread to do it
-        elif thread is not threading.current_thread():
+        self._ring.request_stop()
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
+        if thread is None or not thread.is_alive():
+            self._feed_sinks(self._ring.position[0])
+            self._finish_recording()
         with self._cond:
             error, self._record_error = self._record_error, None
         if error is not None:
@@ -539,7 +621,7 @@ class Receiver:
     def close(self) -> None:
         """Stop, count what is left in the socket's queue as ``unread``, close the socket.
 
-        Batches still in the ring are discarded (``stats.in_ring`` says how
+        Rows still in the ring are discarded (``stats.in_ring`` says how
         many datagrams); counters stay readable. Raises the recording error
         that ``stop()`` would, after closing.
         """
@@ -551,6 +633,7 @@ class Receiver:
         except Exception as exc:  # noqa: BLE001 - a write error: raised once closed
             record_error = exc
         self._count_unread()
+        self._track_until(self._ring.position[0])  # what is discarded is still tracked
         with self._cond:
             if self._state != _CLOSED:
                 if self._sock.fileno() >= 0:  # (it may have been closed under us)
@@ -558,8 +641,8 @@ class Receiver:
                     self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
                 self._state = _CLOSED
                 self._held = None
+                self._ring.close_consumer()
                 self._sock.close()
-                self._cond.notify_all()
         if record_error is not None:
             raise record_error
 
@@ -574,14 +657,18 @@ class Receiver:
         address (the destination in pcap records). Kernel receive timestamps
         are turned on for the socket, so records carry the time of arrival.
 
-        The recorder sees each batch in the capture thread before the ring
-        does, including batches the ring has no room for (``ring_overruns``):
-        the file holds everything read from the socket, unless the disk fell
-        behind (``stats.capture_dropped``). It is closed when the capture
-        thread ends (``stop()``, ``close()``, end of a ``with`` block, or an
-        error), so the file is complete once ``stop()`` returns. One
-        recording per Receiver; a stopped Receiver cannot start one
-        (``RuntimeError``).
+        The recorder is fed from the ring, in the consumer's thread, never
+        the capture's: each batch is copied to it just before the consumer
+        gets it, and the rows still in the ring at ``stop()`` are copied
+        then. Its own writer thread writes them, from a bounded number of
+        staging buffers (``buffers``). What it cannot take (every buffer
+        still waiting for the disk, or a write failed) is counted in
+        ``stats.capture_dropped``, and so are datagrams the ring had no room
+        for (``ring_overruns`` since recording began): the file holds
+        everything read from the socket but those. The file is complete
+        once ``stop()`` (or ``close()``, or the end of a ``with`` block)
+        returns. One recording per Receiver; a stopped Receiver cannot start
+        one (``RuntimeError``).
         """
         from ..capture.reader import format_for_path
         from ..capture.recorder import open_recorder
@@ -589,11 +676,13 @@ class Receiver:
         format_for_path(path, options.get("format"))  # ValueError before any file exists
         self._check_can_record()
         recorder = open_recorder(path, local_address=self._address, **options)
+        recorder.rows_per_buffer = self._batch_size
         try:
             self._sock.enable_timestamps()
             with self._cond:
                 self._check_can_record()
                 self._timestamps = True
+                self._overruns_before_record = self._ring.counts[4]
                 self._recorder = recorder
                 self._sinks.append(recorder)
         except BaseException:
@@ -629,112 +718,51 @@ class Receiver:
 
     # -- the capture thread ---------------------------------------------------
     def _capture(self) -> None:
-        recv = self._sock.recv_batch
-        current = None
         error = None
         try:
-            while not self._stop_requested:
-                if current is None:
-                    current = self._next_slot()
-                    if current is None:
-                        break
-                try:
-                    recv(current, timeout=_SLICE)
-                except TimeoutError:
-                    continue
-                batch, current = current, None
-                self._hand_over(batch)
+            if self._cpu is not None:
+                # sched_setaffinity(2): "If pid is zero, then the calling
+                # thread is used" (a thread, not the whole process).
+                os.sched_setaffinity(0, {self._cpu})
+            sock = self._sock
+            # Registered as a user of the descriptor for the whole capture,
+            # so a close() from another thread defers the real close until
+            # the loop has left (docs/design/closing.md); the waker tells the
+            # loop of the close.
+            sock._enter()
+            try:
+                with sock._lock:
+                    if sock._waker is None:
+                        sock._waker = Waker()
+                    waker_fd = sock._waker.fd
+                # The engine's ring reads the engine's own state of the socket;
+                # the Python loop (capture_loop.py) uses the socket's methods.
+                target = sock if isinstance(self._ring, capture_loop.CaptureRing) else sock._engine_state
+                self._ring.run(target, waker_fd, self._unread_limit())
+            finally:
+                sock._leave()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not lost
             error = exc
         finally:
-            if current is not None and current is not self._spare:
-                with self._cond:
-                    self._free.append(current)
-            if error is None:
-                try:
-                    self._sweep()
-                except BaseException as exc:  # noqa: BLE001
-                    error = exc
-            # The capture thread is the recorder's only caller: once it has
-            # handed over its last batch, the file can be finished.
-            self._finish_recording()
             with self._cond:
-                self._error = error
+                if self._error is None:  # a sink's error, raised in get(), comes first
+                    self._error = error
                 self._capture_done = True
-                self._cond.notify_all()
-                self._wake_consumers()
+            # After the error is kept: a consumer that finds the ring ended
+            # then finds the error too.
+            self._ring.finish()
 
-    def _next_slot(self):
-        """A batch to read into, or None once stop() was called."""
-        with self._cond:
-            while True:
-                if self._stop_requested:
-                    return None
-                if self._free:
-                    return self._free.pop()
-                if self._spare is not None:
-                    return self._spare
-                self._cond.wait()
-
-    def _hand_over(self, batch) -> None:
-        """Show a filled batch to the sinks, then put it in the ring (or discard it)."""
-        sink_error = None
-        for sink in tuple(self._sinks):
-            try:
-                sink(batch)
-            except BaseException as exc:  # noqa: BLE001 - raised below, after publishing
-                sink_error = exc
-                break
-        n = batch._count
-        with self._cond:
-            if batch is self._spare:
-                if self._free:  # a slot came free while reading: swap the spare in
-                    self._spare = self._free.pop()
-                else:
-                    self._overruns += n
-                    self._overrun_batches += 1
-                    batch = None
-            if batch is not None:
-                self._filled.append(batch)
-                self._packets += n
-                self._batches += 1
-                self._cond.notify_all()
-                self._wake_consumers()
-                # Counted and published first: even if one of these failed,
-                # the datagrams would still reach the consumer.
-                self._bytes += int(batch._lengths[:n].sum())
-                self._truncated += int(np.count_nonzero(batch._truncated_u8[:n]))
-                if self._tracker is not None:
-                    self._tracker.update(batch, n)
-        if sink_error is not None:
-            raise sink_error
-
-    def _sweep(self) -> None:
-        """At stop: move what is still queued into free slots, count the rest as unread."""
-        for _ in range(self._ring_size):  # bounded, even if the consumer keeps freeing slots
-            with self._cond:
-                batch = self._free.pop() if self._free else None
-            if batch is None:
-                break
-            try:
-                self._sock.recv_batch(batch, timeout=0)
-            except BlockingIOError:
-                with self._cond:
-                    self._free.append(batch)
-                return
-            self._hand_over(batch)
-        self._count_unread()
+    def _unread_limit(self) -> int:
+        # A queue of rcvbuf bytes holds fewer datagrams than this (each costs
+        # more than 256 bytes of buffer); the bound keeps counting finite
+        # while a sender goes on sending.
+        return self.rcvbuf // 256 + self._batch_size
 
     def _count_unread(self) -> None:
-        """Read off and count the datagrams still queued in the socket."""
+        """Read off and count the datagrams still queued in the socket (after the capture)."""
         if self._sock.fileno() < 0:
             return
-        if self._scratch is None:
-            self._scratch = Batch(self._batch_size, 1, family=self._family)
-        # A queue of rcvbuf bytes holds fewer datagrams than this (each costs
-        # more than 256 bytes of buffer); the bound keeps the loop finite
-        # while a sender goes on sending.
-        limit = self.rcvbuf // 256 + self._batch_size
+        limit = self._unread_limit()
         total = 0
         while total < limit:
             try:
@@ -747,50 +775,116 @@ class Receiver:
             with self._cond:
                 self._unread += n
 
+    # -- rows for the tracker and the sinks ---------------------------------
+    def _windows(self, start: int, end: int):
+        """Windows on the ring for rows ``start..end-1`` (cursors), each contiguous, <= batch_size.
+
+        Rows from the consumer's last hand-over on were all written since
+        the ring's base last moved, so the current base places them.
+        """
+        nrows = self._rows._capacity
+        base = self._ring.position[1]
+        while start < end:
+            index = (start - base) % nrows
+            count = min(end - start, self._batch_size, nrows - index)
+            yield _window(self._rows, index, count)
+            start += count
+
+    def _track_until(self, end: int) -> None:
+        """Count rows up to cursor ``end`` in the SeqTracker (they are not freed yet)."""
+        if self._tracker is None:
+            return
+        with self._track_lock:
+            start = max(self._tracked, end - self._rows._capacity)
+            for window in self._windows(start, end):
+                self._tracker.update(window, window._count)
+            self._tracked = max(self._tracked, end)
+
+    def _feed_sinks(self, end: int) -> None:
+        """Give rows up to cursor ``end`` to the sinks (once each); keep a sink's error."""
+        with self._cond:
+            if self._sinks_closed or not self._sinks or self._fed >= end:
+                self._fed = max(self._fed, end)
+                return
+            sinks, start = tuple(self._sinks), self._fed
+            self._fed = end
+        for window in self._windows(start, end):
+            for sink in sinks:
+                try:
+                    sink(window)
+                except BaseException as exc:  # noqa: BLE001 - raised in the consumer, after its batch
+                    self._sink_failed(exc)
+                    return
+
+    def _sink_failed(self, exc: BaseException) -> None:
+        with self._cond:
+            self._sinks_closed = True
+            if self._error is None:
+                self._error = exc
+        # No more hand-overs after the batch the sink failed on.
+        self._ring.close_consumer()
+
     # -- the consumer ---------------------------------------------------------
-    def _take_locked(self):
-        """The next filled batch, or None if none yet; raises once nothing more will come."""
+    def _hand_over(self, start: int, n: int, cursor: int) -> Batch:
+        batch = _window(self._rows, start, n)
+        end = cursor + n
+        with self._track_lock:  # rows skipped when the ring's base moved were never filled
+            self._tracked = max(self._tracked, cursor)
+        with self._cond:
+            self._fed = max(self._fed, cursor)
+        self._track_until(end)
+        self._feed_sinks(end)
+        # The window and the count change together, so a consumer interrupted
+        # after this (Ctrl-C) still holds what was counted delivered.
+        self._held, self._delivered = batch, self._delivered + n
+        return batch
+
+    def _ended(self):
+        """Raise what ends the consumer's iteration: the capture's error (once), else ReceiverStopped."""
+        with self._cond:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+        raise ReceiverStopped("the Receiver has stopped and delivered every batch")
+
+    def _check_started(self) -> None:
         if self._state == _NEW:
             raise RuntimeError("the Receiver is not started: call start() or use it in a with block")
-        if self._held is not None:
-            self._free.append(self._held)
-            self._held = None
-            self._cond.notify_all()
-        if self._filled and self._state != _CLOSED:
-            batch = self._filled.popleft()
-            self._held = batch
-            self._delivered += batch._count
-            return batch
-        if self._capture_done or self._state == _CLOSED:
-            error, self._error = self._error, None
-            if error is not None:
-                raise error
-            raise ReceiverStopped("the Receiver has stopped and delivered every batch")
-        return None
 
     def get(self, timeout=None) -> Batch:
-        """The next filled batch; it stays valid until the next get() or iteration step.
+        """The rows filled since the last get() (up to batch_size), as a Batch.
 
-        Waits up to ``timeout`` seconds (None: until one comes or the
-        receiver stops) and raises ``TimeoutError`` if none came. Raises
-        ``ReceiverStopped`` once stopped and every captured batch was
-        delivered, or the capture thread's error (once) if it failed.
+        The Batch is a window on the ring and stays valid until the next
+        get() or iteration step, which gives its rows back. Waits up to
+        ``timeout`` seconds (None: until rows come or the receiver stops)
+        and raises ``TimeoutError`` if none came; a partly filled batch
+        comes once its first row has waited ``max_delay``, or when the
+        timeout ends, whichever is first. Raises
+        ``ReceiverStopped`` once stopped and every captured row was
+        delivered, or the capture thread's error (once) if it failed. The
+        wait releases the GIL.
         """
         deadline = _deadline(timeout)
-        with self._cond:
-            while True:
-                batch = self._take_locked()
-                if batch is not None:
-                    return batch
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("no batch arrived in time")
-                # One wait is capped: threading refuses a timeout past
-                # threading.TIMEOUT_MAX (OverflowError), and 1e10 s is a valid wish.
-                self._cond.wait(min(remaining, _LONGEST_WAIT))
+        self._check_started()
+        self._held = None
+        take = self._ring.take
+        while True:
+            flush = False
+            if deadline is None:
+                wait = _SLICE
+            else:
+                wait = max(deadline - time.monotonic(), 0.0)
+                # The caller's own deadline: rows waiting then are handed
+                # over, however few (max_delay only bounds how long they wait).
+                flush = wait <= _SLICE
+                wait = min(wait, _SLICE)
+            start, n, cursor = take(wait, flush)
+            if n > 0:
+                return self._hand_over(start, n, cursor)
+            if n < 0:
+                self._ended()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no batch arrived in time")
 
     def __iter__(self):
         while True:
@@ -804,35 +898,28 @@ class Receiver:
         return self._aiter()
 
     async def _aiter(self):
-        """``async for``: waits without a thread; the capture thread wakes the loop."""
+        """``async for``: waits in the loop's default executor, never in the loop's thread."""
         loop = asyncio.get_running_loop()
+        self._check_started()
         while True:
-            with self._cond:
+            self._held = None
+            start, n, cursor = self._ring.take(0.0)
+            if n > 0:
+                yield self._hand_over(start, n, cursor)
+                continue
+            if n < 0:
                 try:
-                    batch = self._take_locked()
+                    self._ended()
                 except ReceiverStopped:
                     return
-                if batch is None:
-                    waiter = loop.create_future()
-                    self._async_waiters.append((loop, waiter))
-            if batch is not None:
-                yield batch
-                continue
+            # Only waits: the rows are taken here, in the loop's thread, so a
+            # cancelled wait never takes a batch nobody sees.
+            waiter = loop.run_in_executor(None, self._ring.wait_ready, _SLICE)
+            self._async_waiters.append(waiter)
             try:
                 await waiter
             finally:
-                with self._cond:
-                    if (loop, waiter) in self._async_waiters:
-                        self._async_waiters.remove((loop, waiter))
-
-    def _wake_consumers(self) -> None:
-        """Wake asyncio consumers (called with the lock held)."""
-        waiters, self._async_waiters = self._async_waiters, []
-        for loop, waiter in waiters:
-            try:
-                loop.call_soon_threadsafe(_wake_future, waiter)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
+                self._async_waiters.remove(waiter)
 
     # -- counters -------------------------------------------------------------
     def _read_kernel_drops(self) -> int:
@@ -847,35 +934,47 @@ class Receiver:
 
     @property
     def stats(self) -> ReceiverStats:
-        """A consistent snapshot of the counters (kernel drops read from the kernel now)."""
+        """A snapshot of the counters (kernel drops read from the kernel now).
+
+        The capture's counters are read as they stand, without holding the
+        capture up; rows captured but not yet handed over are counted by
+        the SeqTracker now.
+        """
+        tracker = self._tracker
+        if tracker is not None:
+            self._track_until(self._ring.position[0])
         with self._cond:
             drops = self._read_kernel_drops()
+            packets, nbytes, receives, truncated, overruns, overrun_receives, unread, _ = self._ring.counts
             seq = {}
-            tracker = self._tracker
             if tracker is not None:
-                seq = dict(
-                    seq_lost=tracker.lost,
-                    seq_gaps=tracker.gaps,
-                    seq_reordered=tracker.reordered,
-                    seq_duplicates=tracker.duplicates,
-                    seq_short=tracker.short,
-                )
+                with self._track_lock:
+                    seq = dict(
+                        seq_lost=tracker.lost,
+                        seq_gaps=tracker.gaps,
+                        seq_reordered=tracker.reordered,
+                        seq_duplicates=tracker.duplicates,
+                        seq_short=tracker.short,
+                    )
             recorder = self._recorder
             record: dict[str, int] = {}
             if recorder is not None:
                 recorded = recorder.stats
-                record = dict(recorded=recorded.written, capture_dropped=recorded.capture_dropped)
+                record = dict(
+                    recorded=recorded.written,
+                    capture_dropped=recorded.capture_dropped + overruns - self._overruns_before_record,
+                )
             return ReceiverStats(
-                packets=self._packets,
-                bytes=self._bytes,
-                batches=self._batches,
-                truncated=self._truncated,
+                packets=packets,
+                bytes=nbytes,
+                batches=receives,
+                truncated=truncated,
                 kernel_drops=drops,
-                ring_overruns=self._overruns,
-                ring_overrun_batches=self._overrun_batches,
-                unread=self._unread,
+                ring_overruns=overruns,
+                ring_overrun_batches=overrun_receives,
+                unread=unread + self._unread,
                 delivered=self._delivered,
-                in_ring=self._packets - self._delivered,
+                in_ring=packets - self._delivered,
                 **seq,
                 **record,
                 rcvbuf=self._rcvbuf_locked(),

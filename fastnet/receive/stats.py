@@ -14,7 +14,7 @@ Where each datagram sent to a Receiver's port ends up, exactly one of:
     ring was full (``on_full="drop"`` only).
 ``unread``
     still in the socket's queue when capture stopped, and read off and
-    discarded then (``stop()``/``close()``), because no ring slot was free.
+    discarded then (``stop()``/``close()``), because no row of the ring was free.
 
 So, once nothing is in flight or queued (the sender has finished and the
 receiver has read its queue dry, or the receiver is closed):
@@ -51,7 +51,7 @@ class ReceiverStats:
     packets: int = 0
     #: Bytes stored in those datagrams (truncated ones count ``slot_size``).
     bytes: int = 0
-    #: Filled batches put in the ring.
+    #: Receive calls that put datagrams in the ring (each at most ``batch_size``).
     batches: int = 0
     #: Datagrams among ``packets`` longer than ``slot_size``, cut to the slot.
     truncated: int = 0
@@ -59,7 +59,7 @@ class ReceiverStats:
     kernel_drops: int = 0
     #: Datagrams read and discarded because the ring was full (``on_full="drop"``).
     ring_overruns: int = 0
-    #: Whole batches so discarded.
+    #: Receive calls whose datagrams were so discarded.
     ring_overrun_batches: int = 0
     #: Datagrams left queued in the socket when capture stopped, read off and discarded.
     unread: int = 0
@@ -74,8 +74,9 @@ class ReceiverStats:
     seq_duplicates: Optional[int] = None
     seq_short: Optional[int] = None
     #: Recording (None unless ``record()`` was called): datagrams written to
-    #: the capture file so far, and datagrams the recorder was handed but
-    #: could not write (the disk fell behind, or a write failed). Once the
+    #: the capture file so far, and datagrams not written: the recorder could
+    #: not take them (the disk fell behind, or a write failed), or the ring
+    #: had no room for them (``ring_overruns`` since recording began). Once the
     #: recording is finished (after stop), ``recorded + capture_dropped``
     #: is every datagram read from the socket since recording began:
     #: ``packets + ring_overruns`` when it began before start().

@@ -27,6 +27,9 @@ from .errors import (
     ReceiverStopped,
     SlotTooSmallError,
 )
+from .frames.field import Field, LinearField
+from .frames.spec import FrameSpec
+from .frames.spec_file import load_spec as load_frame_spec
 from .receive.receiver import Receiver
 from .receive.seq import SeqField
 from .receive.stats import ReceiverStats
@@ -79,4 +82,8 @@ __all__ = [
     "ReceiverStats",
     "ReceiverStopped",
     "SeqField",
+    "Field",
+    "LinearField",
+    "FrameSpec",
+    "load_frame_spec",
 ]

@@ -77,7 +77,7 @@ class Field:
             raise ValueError(
                 f"a datagram of {view.nbytes} bytes does not hold a field ending at byte {self.end}"
             )
-        raw = int.from_bytes(view[self._offset : self.end], self._byteorder)
+        raw = int.from_bytes(view[self._offset : self.end], "big" if self._byteorder == "big" else "little")
         return (raw >> self._shift) & self._mask
 
     # -- combining --------------------------------------------------------

@@ -34,7 +34,7 @@ def parse_toml(text: str) -> Dict[str, Any]:
         import tomllib
     except ImportError:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ImportError:
             raise ImportError(
                 "reading a TOML frame spec needs Python 3.11 or the 'tomli' package "

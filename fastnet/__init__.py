@@ -27,7 +27,9 @@ from .errors import (
     ReceiverStopped,
     SlotTooSmallError,
 )
+from .frames.assembler import FrameAssembler
 from .frames.field import Field, LinearField
+from .frames.frame import Frame, FrameStats
 from .frames.spec import FrameSpec
 from .frames.spec_file import load_spec as load_frame_spec
 from .receive.receiver import Receiver
@@ -86,4 +88,7 @@ __all__ = [
     "LinearField",
     "FrameSpec",
     "load_frame_spec",
+    "FrameAssembler",
+    "Frame",
+    "FrameStats",
 ]

@@ -479,3 +479,4 @@ cdef Py_ssize_t _send_rows(object sock, object batch, Py_ssize_t start, Py_ssize
 
 
 include "_framing.pxi"  # length-prefixed frames on stream sockets
+include "_frames.pxi"  # frame placement by header fields

@@ -24,6 +24,7 @@ ENGINE_API = (
     "recv_frames",
     "send_frames",
     "flush_unsent",
+    "FramePlacer",
 )
 
 #: Backend name -> module, in order of preference.

@@ -232,6 +232,9 @@ class FramePlacer:
         if self._packet_size >= 0:
             ok &= lengths == self._packet_size
         rows = rows[ok]
+        if not len(rows):  # every row rejected; the fields may lie past a short batch's rows
+            self.rejected += stop - start
+            return stop
         value = _read_sum(data, rows, self._first)
         if self._mode == COUNTER:
             ppf = np.uint64(self._ppf)

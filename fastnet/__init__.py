@@ -32,6 +32,7 @@ from .frames.field import Field, LinearField
 from .frames.frame import Frame, FrameStats
 from .frames.spec import FrameSpec
 from .frames.spec_file import load_spec as load_frame_spec
+from .frames.writer import FrameWriter, FrameWriterStats
 from .receive.receiver import Receiver
 from .receive.seq import SeqField
 from .receive.stats import ReceiverStats
@@ -91,4 +92,6 @@ __all__ = [
     "FrameAssembler",
     "Frame",
     "FrameStats",
+    "FrameWriter",
+    "FrameWriterStats",
 ]

@@ -30,6 +30,7 @@ from .errors import (
 from .frames.assembler import FrameAssembler
 from .frames.field import Field, LinearField
 from .frames.frame import Frame, FrameStats
+from .frames.metrics import MetricsServer, serve_metrics
 from .frames.spec import FrameSpec
 from .frames.spec_file import load_spec as load_frame_spec
 from .frames.writer import FrameWriter, FrameWriterStats
@@ -94,4 +95,6 @@ __all__ = [
     "FrameStats",
     "FrameWriter",
     "FrameWriterStats",
+    "serve_metrics",
+    "MetricsServer",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import engines
 from ..core.batch import Batch
-from .frame import Address, Frame, FrameStats
+from .frame import Frame, FrameStats, RawAddress
 from .spec import FrameSpec
 
 __all__ = ["FrameAssembler", "MAX_FRAMES_IN_FLIGHT"]
@@ -66,7 +66,7 @@ class FrameAssembler:
         self._data: List[np.ndarray] = []  # slot -> its frame's data
         self._present: List[np.ndarray] = []  # slot -> its presence flags (bool view)
         self._handed_out: List[int] = []  # slots of the frames the last call returned
-        self._sources: Dict[int, Address] = {}  # frame id -> its first packet's address
+        self._sources: Dict[int, RawAddress] = {}  # frame id -> its first packet's address
         self._grow(window + 1)
 
     @property
@@ -127,8 +127,18 @@ class FrameAssembler:
                 row = self._placer.place(
                     batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, row, stop
                 )
-                for frame_id, first_row in self._placer.take_created():
-                    self._sources[frame_id] = batch.address(first_row)
+                created = self._placer.take_created()
+                if created:
+                    family, addresses, ports = batch.family, batch.addresses, batch.ports
+                    flowinfo, scope_ids = batch.flowinfo, batch.scope_ids
+                    for frame_id, first_row in created:
+                        self._sources[frame_id] = RawAddress(
+                            family,
+                            addresses[first_row].tobytes(),
+                            int(ports[first_row]),
+                            int(flowinfo[first_row]),
+                            int(scope_ids[first_row]),
+                        )
                 if row >= stop:
                     break
                 self._grow(self._placer.slots)  # every slot is in flight or handed out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket as _stdsocket
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple, Union
 
@@ -20,7 +21,7 @@ class Frame:
     arrays are reused then. :meth:`copy` keeps one.
     """
 
-    __slots__ = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "source")
+    __slots__ = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
 
     def __init__(
         self,
@@ -30,7 +31,7 @@ class Frame:
         complete: bool,
         first_timestamp: int = 0,
         last_timestamp: int = 0,
-        source: Optional[Address] = None,
+        source: Union[Address, "RawAddress", None] = None,
     ):
         #: The frame's number (from the counter, or the ``frame_id`` field).
         self.frame_id = frame_id
@@ -43,8 +44,15 @@ class Frame:
         #: Receive time of the first and the last packet placed, in ns (0 without timestamps).
         self.first_timestamp = first_timestamp
         self.last_timestamp = last_timestamp
-        #: Address of the frame's first packet, as ``Batch.address`` gives it.
-        self.source = source
+        self._source = source
+
+    @property
+    def source(self) -> Optional[Address]:
+        """Address of the frame's first packet, as ``Batch.address`` gives it."""
+        source = self._source
+        if isinstance(source, RawAddress):
+            source = self._source = source.address()
+        return source
 
     @property
     def packets(self) -> int:
@@ -60,7 +68,7 @@ class Frame:
             self.complete,
             self.first_timestamp,
             self.last_timestamp,
-            self.source,
+            self._source,
         )
 
     def __repr__(self) -> str:
@@ -68,6 +76,26 @@ class Frame:
             f"<fastnet.Frame {self.frame_id} {self.packets}/{len(self.present)} packets"
             f"{'' if self.complete else ' incomplete'}>"
         )
+
+
+class RawAddress:
+    """A packet's source as the Batch stores it, made into ``(host, port...)`` only when asked for.
+
+    Formatting an address costs more than placing a frame's packets; most
+    frames are never asked where they came from.
+    """
+
+    __slots__ = ("family", "packed", "port", "flowinfo", "scope_id")
+
+    def __init__(self, family: int, packed: bytes, port: int, flowinfo: int = 0, scope_id: int = 0):
+        self.family, self.packed, self.port = family, packed, port
+        self.flowinfo, self.scope_id = flowinfo, scope_id
+
+    def address(self) -> Address:
+        host = _stdsocket.inet_ntop(self.family, self.packed)
+        if self.family == _stdsocket.AF_INET6:
+            return (host, self.port, self.flowinfo, self.scope_id)
+        return (host, self.port)
 
 
 @dataclass(frozen=True)

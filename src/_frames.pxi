@@ -20,7 +20,8 @@ cdef enum:
     FRAME_OFFSET = 2
     SLOT_FREE = 0
     SLOT_IN_FLIGHT = 1
-    SLOT_EMITTED = 2
+    SLOT_EMITTED = 2  # in the emitted queue
+    SLOT_HANDED_OUT = 3  # taken by take_emitted, until released
 
 ctypedef struct FrameTerm:
     Py_ssize_t offset
@@ -41,7 +42,7 @@ ctypedef struct FrameSlot:
     Py_ssize_t count  # flags set
     int64_t first_ts
     int64_t last_ts
-    int state  # SLOT_FREE, SLOT_IN_FLIGHT or SLOT_EMITTED
+    int state  # SLOT_FREE, SLOT_IN_FLIGHT, SLOT_EMITTED or SLOT_HANDED_OUT
 
 ctypedef struct FrameCore:
     Py_ssize_t payload_offset
@@ -204,7 +205,9 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             _frame_advance(c, fid - c.window + 1)
         s = c.in_flight[fid % c.window]
         if s < 0:
-            if c.nfree == 0:
+            # No free slot, or the frames begun are not taken yet (the
+            # created arrays hold one per slot): the caller makes room.
+            if c.nfree == 0 or c.ncreated >= c.nslots:
                 return i
             c.nfree -= 1
             s = c.free_list[c.nfree]
@@ -293,8 +296,9 @@ cdef class FramePlacer:
                  Py_ssize_t packet_size, int fill, int mode, first_terms, second_terms,
                  Py_ssize_t frames_in_flight):
         cdef Py_ssize_t j
-        if (payload_offset < 0 or payload_size < 1 or packets_per_frame < 1 or frames_in_flight < 1
-                or not 0 <= fill <= 255 or mode not in (FRAME_COUNTER, FRAME_INDEX, FRAME_OFFSET)):
+        if (payload_offset < 0 or payload_size < 1 or packets_per_frame < 1
+                or not 1 <= frames_in_flight <= (1 << 20) or not 0 <= fill <= 255
+                or mode not in (FRAME_COUNTER, FRAME_INDEX, FRAME_OFFSET)):
             raise ValueError("FramePlacer: a value is out of range (fastnet.FrameSpec checks them)")
         if self.core.in_flight != NULL:
             raise RuntimeError("FramePlacer is already initialised")
@@ -420,6 +424,7 @@ cdef class FramePlacer:
         out = []
         for j in range(c.nemitted):
             s = c.emitted[j]
+            c.slots[s].state = SLOT_HANDED_OUT
             out.append((s, c.slots[s].frame_id, c.slots[s].count == c.ppf,
                         c.slots[s].first_ts, c.slots[s].last_ts))
         c.nemitted = 0
@@ -436,8 +441,10 @@ cdef class FramePlacer:
     def release(self, Py_ssize_t s):
         """Give an emitted frame's slot back for reuse."""
         cdef FrameCore *c = &self.core
-        if not 0 <= s < c.nslots or c.slots[s].state != SLOT_EMITTED:
-            raise ValueError(f"release: slot {s} is not an emitted frame's")
+        # Only a slot handed out by take_emitted: one still in the emitted
+        # queue, reused and emitted again, would overrun the queue.
+        if not 0 <= s < c.nslots or c.slots[s].state != SLOT_HANDED_OUT:
+            raise ValueError(f"release: slot {s} is not one take_emitted handed out")
         c.slots[s].state = SLOT_FREE
         c.free_list[c.nfree] = s
         c.nfree += 1

@@ -224,3 +224,24 @@ def test_a_length_past_the_row_is_refused_before_anything_is_read(backend):
     with pytest.raises(ValueError):
         asm.add(batch)
     assert asm.stats.packets == 0
+
+
+def test_the_engine_placer_refuses_slots_it_did_not_hand_out(backend):
+    placer = fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 2)
+    placer.add_slots(np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4), np.uint8))
+    batch = make_batch(packets(SPEC, range(4)), SPEC.min_length)
+    assert placer.place(batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, 0, 4) == 4
+    with pytest.raises(ValueError):
+        placer.release(0)  # emitted, but not taken yet
+    ((slot, frame_id, complete, *_),) = placer.take_emitted()
+    assert (frame_id, complete) == (0, True)
+    placer.release(slot)
+    with pytest.raises(ValueError):
+        placer.release(slot)  # twice
+    for bad in (-1, 3):
+        with pytest.raises(ValueError):
+            placer.release(bad)
+    with pytest.raises(ValueError):
+        placer.add_slots(np.zeros((1, 4, 5), np.uint8), np.zeros((1, 4), np.uint8))
+    with pytest.raises(ValueError):
+        fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 0)

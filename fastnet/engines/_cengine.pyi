@@ -169,7 +169,7 @@ class FramePlacer:
     def take_created(self) -> List[Tuple[int, int]]:
         """(frame_id, row of its first packet) of the frames begun since the last call."""
     def release(self, slot: int) -> None:
-        """Give an emitted frame's slot back (ValueError if it is not an emitted one)."""
+        """Give back a slot take_emitted handed out (ValueError for any other)."""
     @property
     def free_slots(self) -> int: ...
     @property

@@ -29,7 +29,7 @@ _NONE = np.uint64(_U64MAX)  # "no frame": above every id in the running minimum
 #: Rows a round looks at: enough for a frame or two of typical sizes, few
 #: enough that a round that stops early wastes little work.
 _ROUND_ROWS = 64
-_FREE, _IN_FLIGHT, _EMITTED = 0, 1, 2
+_FREE, _IN_FLIGHT, _EMITTED, _HANDED_OUT = 0, 1, 2, 3
 
 
 def _check_terms(terms, name: str) -> Tuple[Tuple[int, int, bool, int, int, int], ...]:
@@ -76,7 +76,7 @@ class FramePlacer:
             payload_offset < 0
             or payload_size < 1
             or packets_per_frame < 1
-            or frames_in_flight < 1
+            or not 1 <= frames_in_flight <= (1 << 20)
             or not 0 <= fill <= 255
             or mode not in (COUNTER, INDEX, OFFSET)
         ):
@@ -133,8 +133,8 @@ class FramePlacer:
             self._last_ts.append(0)
 
     def release(self, s: int) -> None:
-        if not 0 <= s < len(self._data) or self._state[s] != _EMITTED:
-            raise ValueError(f"release: slot {s} is not an emitted frame's")
+        if not 0 <= s < len(self._data) or self._state[s] != _HANDED_OUT:
+            raise ValueError(f"release: slot {s} is not one take_emitted handed out")
         self._state[s] = _FREE
         self._free.append(s)
 
@@ -163,6 +163,8 @@ class FramePlacer:
             (s, self._frame_id[s], self._count[s] == self._ppf, self._first_ts[s], self._last_ts[s])
             for s in self._emitted
         ]
+        for s in self._emitted:
+            self._state[s] = _HANDED_OUT
         self._emitted = []
         return out
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 __all__ = ["send_frames_refusal", "send_synthetic_frames"]
 
 #: Frames sent when neither --count nor --duration is given.
@@ -36,6 +38,7 @@ def send_synthetic_frames(sender, spec, count, duration) -> None:
     from ..frames.synthetic import fill_batch
 
     per_call = max(1, 1024 // spec.packets_per_frame)  # whole frames per batch
+    index = np.arange(spec.packets_per_frame, dtype=np.uint64)
     batch = Batch(
         per_call * spec.packets_per_frame, spec.packet_size or spec.min_length, family=sender.socket.family
     )
@@ -47,8 +50,8 @@ def send_synthetic_frames(sender, spec, count, duration) -> None:
         if end is not None and time.monotonic() >= end:
             break
         n = per_call if count is None else min(per_call, count - frame)
-        fill_batch(
-            batch, spec, ((f, i) for f in range(frame, frame + n) for i in range(spec.packets_per_frame))
-        )
+        ids = np.arange(frame, frame + n, dtype=np.uint64)
+        pairs = np.stack(np.broadcast_arrays(ids[:, None], index[None, :]), axis=-1).reshape(-1, 2)
+        fill_batch(batch, spec, pairs)
         sender.send_batch(batch)
         frame += n

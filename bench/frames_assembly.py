@@ -1,6 +1,6 @@
 """Frame assembly speed: placement per engine, HDF5 writing, and a Receiver with and without frames.
 
-    python bench/frames_assembly.py placement [--payload 1024] [--repeats 7]
+    python bench/frames_assembly.py placement [--payload 1024] [--repeats 7] [--shuffle]
     python bench/frames_assembly.py hdf5 [--frames 2000] [--dir /tmp]
     python bench/frames_assembly.py receiver [--seconds 3] [--repeats 5]
 
@@ -49,14 +49,21 @@ def spec_for(payload: int) -> FrameSpec:
     )
 
 
-def frame_batches(spec: FrameSpec, batches: int, first_frame: int = 0):
-    """Batches of whole frames in order, headers written with numpy."""
+def frame_batches(spec: FrameSpec, batches: int, first_frame: int = 0, shuffle: bool = False):
+    """Batches of whole frames in order, headers written with numpy; ``shuffle``: packets in a random
+    order within each frame."""
     out = []
     per_batch = ROWS // PPF
+    rng = np.random.default_rng(1)
     for b in range(batches):
         batch = fastnet.Batch(ROWS, spec.packet_size)
         set_headers(batch, first_frame + b * per_batch)
         batch.data[:, 16:] = (np.arange(ROWS)[:, None] + b) % 251
+        if shuffle:
+            order = (np.arange(ROWS) // PPF) * PPF + rng.permuted(
+                np.tile(np.arange(PPF), (per_batch, 1)), axis=1
+            ).ravel()
+            batch.data[:ROWS] = batch.data[order]
         out.append(batch)
     return out
 
@@ -71,7 +78,7 @@ def set_headers(batch, first_frame: int) -> None:
 
 def bench_placement(args) -> None:
     spec = spec_for(args.payload)
-    batches = frame_batches(spec, args.batches)
+    batches = frame_batches(spec, args.batches, shuffle=args.shuffle)
     backends = fastnet.available_backends()
     seconds = {name: [] for name in backends + ["numpy copy"]}
     copy_into = np.empty((ROWS, args.payload), dtype=np.uint8)
@@ -92,7 +99,8 @@ def bench_placement(args) -> None:
         seconds["numpy copy"].append(time.perf_counter() - started)
     datagrams = ROWS * args.batches
     print(f"placement: {datagrams:,} datagrams of {spec.packet_size} B ({args.payload} B payload), "
-          f"{PPF} per frame, {ROWS} per batch; medians of {args.repeats}")  # fmt: skip
+          f"{PPF} per frame{' shuffled within each frame' if args.shuffle else ''}, {ROWS} per batch; "
+          f"medians of {args.repeats}")  # fmt: skip
     for name, times in seconds.items():
         median = statistics.median(times)
         print(
@@ -228,6 +236,9 @@ def main(argv=None) -> int:
         "--batches", type=int, default=16, help="batches of 1024 datagrams per pass (placement)"
     )
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--shuffle", action="store_true", help="packets out of order within each frame (placement)"
+    )
     parser.add_argument("--frames", type=int, default=2000, help="frames to write (hdf5)")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the HDF5 file goes")
     parser.add_argument("--seconds", type=float, default=3.0, help="sending time per run (receiver)")

@@ -160,11 +160,16 @@ def test_engines_match_the_model(backend, case):
 
 @st.composite
 def orderly_cases(draw):
-    """Whole frames in order, with a few drops, duplicates and swaps: mostly complete frames, long batches."""
+    """Whole frames in order (their packets in order, or not), with a few drops, duplicates and swaps:
+    mostly complete frames, long batches."""
     ppf = draw(st.integers(1, 16))
     spec = FrameSpec(4, draw(st.integers(1, 64)), ppf, counter=Field(0, 4, "little"))
     packets = []
-    for counter in range(draw(st.integers(0, 40)) * ppf):
+    counters = list(range(draw(st.integers(0, 40)) * ppf))
+    if draw(st.booleans()):  # each frame's packets in an order of its own
+        for start in range(0, len(counters), ppf):
+            counters[start : start + ppf] = draw(st.permutations(counters[start : start + ppf]))
+    for counter in counters:
         roll = draw(st.integers(0, 99))
         if roll < 3:
             continue  # dropped

@@ -271,23 +271,29 @@ class FramePlacer:
         return stop
 
     def _whole_frames(self, data, rows, fids, index, stamps) -> int:
-        """Take a leading run of whole frames in order (packet 0, 1, ... of id f, f+1, ...); return its rows.
+        """Take a leading run of whole frames, one after another, each packet once; return its rows.
 
-        The common case, done in one go: with no frame in flight, each of
-        these frames is complete at its last packet with no older frame in
-        flight, so it is emitted there and nothing in the run is late,
-        duplicate or evicted. Anything else is left to _round.
+        The common case, done in one go: frame ids f, f+1, ..., each frame's
+        packets next to each other in any order. With no frame in flight,
+        each of these frames is complete at its last packet with no older
+        frame in flight, so it is emitted there and nothing in the run is
+        late, duplicate or evicted. Anything else is left to _round.
         """
         ppf = self._ppf
         if self._in_flight or len(rows) < ppf or self._base > _U64MAX or int(fids[0]) < self._base:
             return 0
-        k = np.arange(len(rows))
         first = int(fids[0])
+        k = np.arange(len(rows) - len(rows) % ppf)
         # ids past 2**64 - 1 cannot follow in order: the run stops before them
-        whole = (fids == (np.uint64(first) + (k // ppf).astype(np.uint64))) & (index == k % ppf)
-        whole &= (k // ppf) <= _U64MAX - first
-        broken = np.flatnonzero(~whole)
-        frames = (int(broken[0]) if len(broken) else len(rows)) // ppf
+        in_order = (fids[: len(k)] == np.uint64(first) + (k // ppf).astype(np.uint64)) & (
+            k // ppf <= _U64MAX - first
+        )
+        broken = np.flatnonzero(~in_order)
+        frames = (int(broken[0]) if len(broken) else len(k)) // ppf
+        blocks = index[: frames * ppf].reshape(frames, ppf)
+        each_once = (np.sort(blocks, axis=1) == np.arange(ppf)).all(axis=1)
+        if not each_once.all():
+            frames = int(np.argmin(each_once))
         frames = min(frames, len(self._free))
         if frames == 0:
             return 0
@@ -295,16 +301,15 @@ class FramePlacer:
         if self._last_emitted is not None:
             self.frames_missing += first - self._last_emitted - 1
         payload = data[rows[:taken], self._po : self._po + self._ps].reshape(frames, ppf, self._ps)
-        first_rows, last_rows = np.arange(0, taken, ppf), np.arange(ppf - 1, taken, ppf)
         for j in range(frames):  # a loop per frame
             s = self._free.pop()
             fid = first + j
             self._frame_id[s], self._count[s] = fid, ppf
-            self._data[s][...] = payload[j]
+            self._data[s][blocks[j]] = payload[j]
             self._present[s][:] = 1
-            self._first_ts[s] = int(stamps[first_rows[j]])
-            self._last_ts[s] = int(stamps[last_rows[j]])
-            self._created.append((fid, int(rows[first_rows[j]])))
+            self._first_ts[s] = int(stamps[j * ppf])
+            self._last_ts[s] = int(stamps[j * ppf + ppf - 1])
+            self._created.append((fid, int(rows[j * ppf])))
             self._state[s] = _EMITTED
             self._emitted.append(s)
         self.placed += taken

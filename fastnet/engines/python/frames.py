@@ -11,7 +11,10 @@ duplicate, placed) as if no frame were emitted during it, finds the first
 row at which one is (a frame evicted by the window moving, or completed as
 the oldest in flight), and keeps the rows up to that one. Emitting a frame
 changes which later rows are late, so the next round starts after it. There
-is a round per emitted frame, not a loop per datagram.
+is a round per emitted frame, not a loop per datagram. Before each round, a
+leading run of whole frames (ids one after another, each frame's packets
+together, each once, nothing in flight) is taken in a single pass: the
+common case, where each frame is emitted at its last packet.
 """
 
 from __future__ import annotations

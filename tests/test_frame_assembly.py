@@ -245,3 +245,25 @@ def test_the_engine_placer_refuses_slots_it_did_not_hand_out(backend):
         placer.add_slots(np.zeros((1, 4, 5), np.uint8), np.zeros((1, 4), np.uint8))
     with pytest.raises(ValueError):
         fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 0)
+
+
+def test_offline_over_a_capture_file(backend, tmp_path):
+    # frames recorded to pcap, then assembled from the file: the same frames as live
+    from fastnet.frames.synthetic import fill_batch, frame_pattern
+
+    spec = FrameSpec(16, 100, 4, frame_id=Field(0, 8), index=Field(8, 1))
+    batch = fastnet.Batch(64, 128)
+    fill_batch(batch, spec, [(f, i) for f in range(10) for i in range(4)])
+    batch.addresses[:] = [127, 0, 0, 1]
+    batch.ports[:] = 4000
+    path = str(tmp_path / "run.pcap")
+    with fastnet.open_recorder(path, local_address=("127.0.0.1", 7788)) as recorder:
+        recorder(batch)
+    asm = FrameAssembler(spec, backend=backend)
+    frames = []
+    for part in fastnet.read_capture(path, batch_size=7):
+        frames += [f.copy() for f in asm.add(part)]
+    frames += asm.flush()
+    assert [f.frame_id for f in frames] == list(range(10))
+    assert all(np.array_equal(f.data, frame_pattern(spec, f.frame_id)) for f in frames)
+    assert frames[0].source == ("127.0.0.1", 4000)

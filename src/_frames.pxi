@@ -62,7 +62,7 @@ ctypedef struct FrameCore:
     Py_ssize_t *in_flight  # [window]: slot of frame id (id % window), or -1
     Py_ssize_t *emitted  # slots emitted, in order, until taken
     Py_ssize_t nemitted
-    uint64_t *created_id  # frames begun by the rows of the last calls, until taken
+    Py_ssize_t *created_slot  # frames begun by the rows of the last calls, until taken
     Py_ssize_t *created_row
     Py_ssize_t ncreated
     # Frame ids below base are late. ended: base has passed 2**64 - 1 (the
@@ -217,7 +217,7 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             slot.state = SLOT_IN_FLIGHT
             memset(slot.present, 0, c.ppf)
             c.in_flight[fid % c.window] = s
-            c.created_id[c.ncreated] = fid
+            c.created_slot[c.ncreated] = s
             c.created_row[c.ncreated] = i
             c.ncreated += 1
         slot = &c.slots[s]
@@ -329,7 +329,7 @@ cdef class FramePlacer:
         free(self.core.free_list)
         free(self.core.in_flight)
         free(self.core.emitted)
-        free(self.core.created_id)
+        free(self.core.created_slot)
         free(self.core.created_row)
         free(self._rows)
 
@@ -361,10 +361,10 @@ cdef class FramePlacer:
         if created_row == NULL:
             raise MemoryError()
         c.created_row = created_row
-        created_id = <uint64_t *>realloc(c.created_id, total * sizeof(uint64_t))
-        if created_id == NULL:
+        created_slot = <Py_ssize_t *>realloc(c.created_slot, total * sizeof(Py_ssize_t))
+        if created_slot == NULL:
             raise MemoryError()
-        c.created_id = created_id
+        c.created_slot = created_slot
         for j in range(k):
             c.slots[c.nslots + j].data = &data[j, 0, 0]
             c.slots[c.nslots + j].present = &present[j, 0]
@@ -431,10 +431,10 @@ cdef class FramePlacer:
         return out
 
     def take_created(self):
-        """[(frame_id, row)] of the frames begun since the last call: the row of each one's first packet."""
+        """[(slot, row)] of the frames begun since the last call: the row of each one's first packet."""
         cdef Py_ssize_t j
         cdef FrameCore *c = &self.core
-        out = [(c.created_id[j], c.created_row[j]) for j in range(c.ncreated)]
+        out = [(c.created_slot[j], c.created_row[j]) for j in range(c.ncreated)]
         c.ncreated = 0
         return out
 

@@ -267,3 +267,23 @@ def test_offline_over_a_capture_file(backend, tmp_path):
     assert [f.frame_id for f in frames] == list(range(10))
     assert all(np.array_equal(f.data, frame_pattern(spec, f.frame_id)) for f in frames)
     assert frames[0].source == ("127.0.0.1", 4000)
+
+
+def test_an_ipv6_source(backend):
+    import socket as stdsocket
+
+    from fastnet.frames.synthetic import fill_batch
+
+    spec = FrameSpec(8, 4, 2, counter=Field(0, 8))
+    batch = fastnet.Batch(4, 16, family=stdsocket.AF_INET6)
+    fill_batch(batch, spec, [(0, 0), (0, 1)])
+    batch.addresses[:] = list(stdsocket.inet_pton(stdsocket.AF_INET6, "fe80::1"))
+    batch.ports[:] = 5000
+    batch.flowinfo[:] = 7
+    batch.scope_ids[:] = 1
+    asm = FrameAssembler(spec, backend=backend)
+    (frame,) = asm.add(batch)
+    kept = frame.copy()
+    assert frame.source == ("fe80::1", 5000, 7, 1) == batch.address(0)
+    asm.add(make_batch(packets(spec, [2, 3]), 16))  # the slot is reused; the copy keeps its source
+    assert kept.source == ("fe80::1", 5000, 7, 1)

@@ -167,7 +167,7 @@ class FramePlacer:
     def take_emitted(self) -> List[Tuple[int, int, bool, int, int]]:
         """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
     def take_created(self) -> List[Tuple[int, int]]:
-        """(frame_id, row of its first packet) of the frames begun since the last call."""
+        """(slot, row of its first packet) of the frames begun since the last call."""
     def release(self, slot: int) -> None:
         """Give back a slot take_emitted handed out (ValueError for any other)."""
     @property

@@ -20,13 +20,13 @@ soon as it is complete and no older frame is in flight.
 from __future__ import annotations
 
 import operator
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from .. import engines
 from ..core.batch import Batch
-from .frame import Frame, FrameStats, RawAddress
+from .frame import Frame, FrameStats, SourceTable
 from .spec import FrameSpec
 
 __all__ = ["FrameAssembler", "MAX_FRAMES_IN_FLIGHT"]
@@ -66,7 +66,7 @@ class FrameAssembler:
         self._data: List[np.ndarray] = []  # slot -> its frame's data
         self._present: List[np.ndarray] = []  # slot -> its presence flags (bool view)
         self._handed_out: List[int] = []  # slots of the frames the last call returned
-        self._sources: Dict[int, RawAddress] = {}  # frame id -> its first packet's address
+        self._sources = SourceTable()  # slot -> its frame's first packet's address
         self._grow(window + 1)
 
     @property
@@ -103,6 +103,7 @@ class FrameAssembler:
         data = np.zeros((k, spec.packets_per_frame, spec.payload_size), dtype=np.uint8)
         present = np.zeros((k, spec.packets_per_frame), dtype=np.uint8)
         self._placer.add_slots(data, present)
+        self._sources.grow(k)
         self._data.extend(data)
         self._present.extend(present.view(np.bool_))
 
@@ -129,16 +130,8 @@ class FrameAssembler:
                 )
                 created = self._placer.take_created()
                 if created:
-                    family, addresses, ports = batch.family, batch.addresses, batch.ports
-                    flowinfo, scope_ids = batch.flowinfo, batch.scope_ids
-                    for frame_id, first_row in created:
-                        self._sources[frame_id] = RawAddress(
-                            family,
-                            addresses[first_row].tobytes(),
-                            int(ports[first_row]),
-                            int(flowinfo[first_row]),
-                            int(scope_ids[first_row]),
-                        )
+                    pairs = np.array(created, dtype=np.intp)
+                    self._sources.record(pairs[:, 0], pairs[:, 1], batch)
                 if row >= stop:
                     break
                 self._grow(self._placer.slots)  # every slot is in flight or handed out
@@ -164,7 +157,7 @@ class FrameAssembler:
                     bool(complete),
                     first_ts,
                     last_ts,
-                    self._sources.pop(frame_id, None),
+                    (self._sources, slot),
                 )
             )
         return out

@@ -31,7 +31,7 @@ class Frame:
         complete: bool,
         first_timestamp: int = 0,
         last_timestamp: int = 0,
-        source: Union[Address, "RawAddress", None] = None,
+        source: Union[Address, Tuple["SourceTable", int], None] = None,
     ):
         #: The frame's number (from the counter, or the ``frame_id`` field).
         self.frame_id = frame_id
@@ -50,8 +50,8 @@ class Frame:
     def source(self) -> Optional[Address]:
         """Address of the frame's first packet, as ``Batch.address`` gives it."""
         source = self._source
-        if isinstance(source, RawAddress):
-            source = self._source = source.address()
+        if source is not None and isinstance(source[0], SourceTable):
+            source = self._source = source[0].address(source[1])
         return source
 
     @property
@@ -68,7 +68,7 @@ class Frame:
             self.complete,
             self.first_timestamp,
             self.last_timestamp,
-            self._source,
+            self.source,
         )
 
     def __repr__(self) -> str:
@@ -78,24 +78,44 @@ class Frame:
         )
 
 
-class RawAddress:
-    """A packet's source as the Batch stores it, made into ``(host, port...)`` only when asked for.
+class SourceTable:
+    """The first packet's source of each frame slot, as the Batch stored it.
 
-    Formatting an address costs more than placing a frame's packets; most
-    frames are never asked where they came from.
+    A Frame handed out holds ``(table, slot)`` and makes its ``(host, port)``
+    only when asked: formatting an address for every frame cost more than
+    placing the frame's packets, and most frames are never asked. The slot is
+    reused with the frame's buffers, so this is valid as long as they are.
     """
 
-    __slots__ = ("family", "packed", "port", "flowinfo", "scope_id")
+    def __init__(self) -> None:
+        self.family = np.zeros(0, dtype=np.uint16)
+        self.packed = np.zeros((0, 16), dtype=np.uint8)
+        self.port = np.zeros(0, dtype=np.uint16)
+        self.flowinfo = np.zeros(0, dtype=np.uint32)
+        self.scope_id = np.zeros(0, dtype=np.uint32)
 
-    def __init__(self, family: int, packed: bytes, port: int, flowinfo: int = 0, scope_id: int = 0):
-        self.family, self.packed, self.port = family, packed, port
-        self.flowinfo, self.scope_id = flowinfo, scope_id
+    def grow(self, k: int) -> None:
+        for name in ("family", "packed", "port", "flowinfo", "scope_id"):
+            old = getattr(self, name)
+            setattr(self, name, np.concatenate([old, np.zeros((k, *old.shape[1:]), dtype=old.dtype)]))
 
-    def address(self) -> Address:
-        host = _stdsocket.inet_ntop(self.family, self.packed)
-        if self.family == _stdsocket.AF_INET6:
-            return (host, self.port, self.flowinfo, self.scope_id)
-        return (host, self.port)
+    def record(self, slots: np.ndarray, rows: np.ndarray, batch) -> None:
+        """Keep the sources of ``rows`` of ``batch`` for ``slots`` (array operations, no loop)."""
+        width = batch.addresses.shape[1]
+        self.family[slots] = int(batch.family)
+        self.packed[slots, :width] = batch.addresses[rows]
+        self.port[slots] = batch.ports[rows]
+        self.flowinfo[slots] = batch.flowinfo[rows]
+        self.scope_id[slots] = batch.scope_ids[rows]
+
+    def address(self, slot: int) -> Address:
+        family = int(self.family[slot])
+        width = 16 if family == _stdsocket.AF_INET6 else 4
+        host = _stdsocket.inet_ntop(family, self.packed[slot, :width].tobytes())
+        port = int(self.port[slot])
+        if family == _stdsocket.AF_INET6:
+            return (host, port, int(self.flowinfo[slot]), int(self.scope_id[slot]))
+        return (host, port)
 
 
 @dataclass(frozen=True)

@@ -312,7 +312,7 @@ class FramePlacer:
             self._present[s][:] = 1
             self._first_ts[s] = int(stamps[j * ppf])
             self._last_ts[s] = int(stamps[j * ppf + ppf - 1])
-            self._created.append((fid, int(rows[j * ppf])))
+            self._created.append((s, int(rows[j * ppf])))
             self._state[s] = _EMITTED
             self._emitted.append(s)
         self.placed += taken
@@ -418,7 +418,7 @@ class FramePlacer:
                 self._frame_id[s] = fid
                 self._count[s] = 0
                 self._present[s][:] = 0
-                self._created.append((fid, int(rows[group[0]])))
+                self._created.append((s, int(rows[group[0]])))
             slots = index[group]
             self._data[s][slots] = data[rows[group], payload]
             self._present[s][slots] = 1

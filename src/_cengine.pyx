@@ -151,7 +151,7 @@ cdef object _os_error(int err):
     return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
-cdef int _receive_failed(object sock, int err, Py_ssize_t received) except -1:
+cdef int _receive_failed(SocketState st, int err, Py_ssize_t received) except -1:
     """After a receive call failed with ``err``: 1 to stop reading, 0 to try again.
 
     EINTR: run the signal handlers (a KeyboardInterrupt propagates), then
@@ -166,7 +166,7 @@ cdef int _receive_failed(object sock, int err, Py_ssize_t received) except -1:
         return 1
     if received == 0:
         raise _os_error(err)
-    sock._pending_error = _os_error(err)
+    st._error = _os_error(err)
     return 1
 
 
@@ -227,34 +227,28 @@ cdef inline int64_t _timestamp_of(msghdr *hdr) noexcept nogil:
     return stamp
 
 
-cdef int _count_cut_control(object sock, Py_ssize_t cut) except -1:
-    """Add ``cut`` messages that came with MSG_CTRUNC to the socket's count."""
-    if cut:
-        sock._control_truncated = sock._control_truncated + cut
-    return 0
-
-
+include "_state.pxi"
 include "_gro.pxi"
 
 
-def recv_batch(object sock, object batch, bint ancillary, bint gro=False):
-    """Take the datagrams already queued on ``sock``, up to capacity; 0 if none.
+def recv_batch(SocketState state not None, object batch, bint ancillary, bint gro=False):
+    """Take the datagrams already queued on the socket, up to capacity; 0 if none.
 
-    ``gro``: the GRO path, through the socket's area (the caller holds
-    ``sock._gro_lock`` and has chosen the path, once); otherwise the area is
-    never touched.
+    ``gro``: the GRO path, through ``state.gro_area`` (the caller holds the
+    socket's GRO lock and has chosen the path, once, from
+    ``state.gro_path``); otherwise the area is never touched.
     """
     if gro:
-        return _recv_gro(sock, batch)
+        return _recv_gro(state, batch)
     cdef _Scratch s = _claim(batch)
     try:
-        return _recv_plain(sock, batch, ancillary, s)
+        return _recv_plain(state, batch, ancillary, s)
     finally:
         s.busy = False
 
 
-cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch s) except -1:
-    cdef int fd = sock.fileno()
+cdef Py_ssize_t _recv_plain(SocketState st, object batch, bint ancillary, _Scratch s) except -1:
+    cdef int fd = st.fd
     cdef int family = batch._family
     cdef Py_ssize_t capacity = batch._capacity
     cdef Py_ssize_t slot = batch._slot_size
@@ -294,7 +288,7 @@ cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch 
             if got < 0:
                 err = errno
         if got < 0:
-            if _receive_failed(sock, err, total):
+            if _receive_failed(st, err, total):
                 break
             continue
         for i in range(total, total + got):
@@ -326,11 +320,11 @@ cdef Py_ssize_t _recv_plain(object sock, object batch, bint ancillary, _Scratch 
             hdr.msg_flags = 0
         total += got
         if late:
-            sock._pending_error = _os_error(late)
+            st._error = _os_error(late)
             break
         if <unsigned int>got < chunk:
             break
-    _count_cut_control(sock, cut)
+    st.control_truncated += cut
     return total
 
 
@@ -355,7 +349,7 @@ cdef int _sockaddr_from(object address, int family, sockaddr_in6 *out) except -1
     return sizeof(sockaddr_in6)
 
 
-def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, object address,
+def send_batch(SocketState state not None, object batch, Py_ssize_t start, Py_ssize_t stop, object address,
                Py_ssize_t gso_size=0, Py_ssize_t gso_segments=0):
     """Send rows start..stop-1 without blocking; return how many rows went out (0 if none).
 
@@ -370,15 +364,15 @@ def send_batch(object sock, object batch, Py_ssize_t start, Py_ssize_t stop, obj
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     cdef _Scratch s = _claim(batch)
     try:
-        return _send_rows(sock, batch, start, stop, address, gso_size, gso_segments, s)
+        return _send_rows(state, batch, start, stop, address, gso_size, gso_segments, s)
     finally:
         s.busy = False
 
 
-cdef Py_ssize_t _send_rows(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
+cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ssize_t stop,
                            object address, Py_ssize_t gso_size, Py_ssize_t gso_segments,
                            _Scratch s) except -1:
-    cdef int fd = sock.fileno()
+    cdef int fd = st.fd
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
     cdef socklen_t dest_len = 0
@@ -397,7 +391,7 @@ cdef Py_ssize_t _send_rows(object sock, object batch, Py_ssize_t start, Py_ssize
 
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, sock._af, &s.dest)
+        dest_len = <socklen_t>_sockaddr_from(address, st.family, &s.dest)
     s.prepared = NOTHING
     for i in range(start, stop):
         # Checked by the caller too, but the array is the user's to write from

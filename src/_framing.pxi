@@ -174,9 +174,9 @@ cdef class FrameState:
         return 0
 
 
-def recv_frames(object sock, object batch, FrameState st not None):
+def recv_frames(SocketState state not None, object batch, FrameState st not None):
     """Copy whole frames already received (reading what is queued) into rows; 0 if none."""
-    cdef int fd = sock.fileno()
+    cdef int fd = state.fd
     cdef Py_ssize_t capacity = batch._capacity
     cdef Py_ssize_t slot = batch._slot_size
     cdef uint8_t[:, ::1] data = batch._data
@@ -250,12 +250,12 @@ def recv_frames(object sock, object batch, FrameState st not None):
         drained = got < space
 
 
-def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
+def send_frames(SocketState state not None, object batch, Py_ssize_t start, Py_ssize_t stop,
                 FrameState st not None):
     """Write rows start..stop-1 as frames without blocking; return how many were taken."""
     if not 0 <= start <= stop <= batch._capacity:
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
-    cdef int fd = sock.fileno()
+    cdef int fd = state.fd
     cdef uint8_t[:, ::1] data = batch._data
     cdef int64_t[::1] lengths = batch._lengths
     cdef Py_ssize_t prefix = st.prefix_size
@@ -327,9 +327,9 @@ def send_frames(object sock, object batch, Py_ssize_t start, Py_ssize_t stop,
     return i - start
 
 
-def flush_unsent(object sock, FrameState st not None):
+def flush_unsent(SocketState state not None, FrameState st not None):
     """Write the held rest of a partly sent frame without blocking; return bytes still held."""
-    cdef int fd = sock.fileno()
+    cdef int fd = state.fd
     cdef ssize_t put
     cdef int err = 0
     while st.tail_pos < st.tail_end:

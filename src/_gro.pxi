@@ -57,7 +57,7 @@ cdef struct _Rows:
 cdef class _GroArea:
     """Super-datagrams received whole, and how far they are split into rows.
 
-    Kept on the socket (``sock._gro_area``). Messages ``next..received-1``
+    Kept in the socket's engine state (``SocketState.gro_area``). Messages ``next..received-1``
     are not yet fully in rows; ``offset`` bytes of message ``next`` are.
     The headers point into this object's own memory, so they are prepared
     once; only what the kernel writes back is reset after each use.
@@ -388,33 +388,33 @@ cdef int _rows_of(object batch, _Rows *rows) except -1:
     return 0
 
 
-cdef object _recv_gro(object sock, object batch):
+cdef object _recv_gro(SocketState st, object batch):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
     Returns the number of rows (0 if nothing was queued or carried). Once
-    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
+    UDP_GRO is off (``st.gro`` false) the area is dropped when it holds
     nothing more.
     """
-    cdef _GroArea area = sock._gro_area
+    cdef _GroArea area = st.gro_area
     if area is None:
         area = _GroArea()
-        sock._gro_area = area
+        st.gro_area = area
     if area.busy:
         raise RuntimeError("the socket's GRO area is in use by another call (recv_batch "
-                           "must hold sock._gro_lock)")
+                           "must hold the socket's GRO lock)")
     area.busy = True
     try:
-        return _recv_gro_into(sock, batch, area)
+        return _recv_gro_into(st, batch, area)
     finally:
         area.busy = False
-        _count_cut_control(sock, area.control_cut)
+        st.control_truncated += area.control_cut
         area.control_cut = 0
-        if not sock._gro and not area.pending():
-            sock._gro_area = None
+        if not st.gro and not area.pending():
+            st.gro_area = None
 
 
-cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except -1:
-    cdef int fd = sock.fileno()
+cdef Py_ssize_t _recv_gro_into(SocketState st, object batch, _GroArea area) except -1:
+    cdef int fd = st.fd
     cdef _Rows rows
     _rows_of(batch, &rows)
 
@@ -438,7 +438,7 @@ cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except 
                 if got < 0:
                     err = errno
         if got < 0:
-            if _receive_failed(sock, err, n):
+            if _receive_failed(st, err, n):
                 break
             continue
         if direct:
@@ -446,7 +446,7 @@ cdef Py_ssize_t _recv_gro_into(object sock, object batch, _GroArea area) except 
             continue
         area.parse(got, rows.slot)
         if late:
-            sock._pending_error = _os_error(late)
+            st._error = _os_error(late)
             queue_empty = True
         if <unsigned int>got < want:
             queue_empty = True

@@ -87,6 +87,7 @@ SLOW_MODULES = {
     "test_fanout",
     "test_examples",
     "test_cpython_compat",
+    "test_walkthrough",
 }
 
 

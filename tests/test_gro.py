@@ -301,7 +301,7 @@ def test_direct_path_is_taken_when_slot_matches_segment(gro_pair, family_host, b
     got, _, truncated = receive_exactly(receiver, 192, 512, family=family, capacity=1024)
     assert got == payloads * 3 and not any(truncated)
     if backend == "cython":
-        assert receiver._gro_area.direct_segment_size == 512
+        assert receiver._engine_state.gro_area.direct_segment_size == 512
 
 
 @pytest.mark.parametrize("capacity", [1, 5, 63, 64, 65])

@@ -167,7 +167,7 @@ def test_gso_send_uses_the_lengths_of_its_plan(backend):
         engine = _backend.load(backend)
         batch.lengths[3] = 50  # as if written by another thread after the plan
         with pytest.raises(ValueError, match="GSO plan"):
-            engine.send_batch(sender, batch, 0, 10, receiver.getsockname(), 100, 10)
+            engine.send_batch(sender._engine_state, batch, 0, 10, receiver.getsockname(), 100, 10)
         with pytest.raises(BlockingIOError):
             receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)
 
@@ -383,7 +383,7 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
             while time.monotonic() < stop:
                 batch.lengths[:] = 32
                 try:
-                    engine.send_batch(sender, batch, 0, 64, target)
+                    engine.send_batch(sender._engine_state, batch, 0, 64, target)
                 except RuntimeError:
                     refused[0] += 1
                 except BlockingIOError:
@@ -396,7 +396,7 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
         thread.start()
         while time.monotonic() < stop:
             try:
-                n = engine.recv_batch(receiver, batch, False)
+                n = engine.recv_batch(receiver._engine_state, batch, False)
             except RuntimeError:
                 refused[1] += 1
                 continue
@@ -404,31 +404,37 @@ def test_cython_engine_refuses_concurrent_use_of_a_batch_itself():
             bad += [batch.address(i) for i in range(n) if batch.address(i) != source]
         thread.join(10)
         assert not bad
-        engine.recv_batch(receiver, batch, False)  # the Batch is free once both are done
+        engine.recv_batch(receiver._engine_state, batch, False)  # the Batch is free once both are done
 
 
 # -- 4. the GRO path is chosen once; the split never computes a negative size -------------
 
 
-class _DecisionSeesNoArea(fastnet.socket):
-    """A socket whose next read of ``_gro_area`` gives None: a path decision racing another thread.
+def _hide_the_area_once(sock, backend):
+    """Give ``sock`` an engine state whose next ``gro_path`` reads False: a decision racing a thread.
 
     The state it makes up is the one where another thread creates the area
-    between this call's decision and its engine call.
+    between this call's decision and its engine call. Returns the state;
+    set its ``hide_once`` to arm it.
     """
+    base = _backend.load(backend).SocketState
 
-    hide_once = False
+    class HidingState(base):
+        hide_once = False
 
-    @property
-    def _gro_area(self):
-        if self.hide_once:
-            self.hide_once = False
-            return None
-        return self.__dict__.get("_real_area")
+        @property
+        def gro_path(self):
+            if type(self).hide_once:
+                type(self).hide_once = False
+                return False
+            return base.gro_path.__get__(self)
 
-    @_gro_area.setter
-    def _gro_area(self, value):
-        self.__dict__["_real_area"] = value
+    old = sock._engine_state
+    state = HidingState(sock.fileno(), sock._af, sock._kind, sock.proto)
+    state.gro = old.gro
+    old.close()
+    sock._engine_state = state
+    return state
 
 
 @needs_offload
@@ -437,11 +443,12 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
 
     Here the caller saw no area and chose the plain path while another
     thread (this test, holding the lock) is in the area. Before the fix the
-    engine looked at ``sock._gro_area`` again, found the area and split it
+    engine looked at the socket's GRO area again, found the area and split it
     without the lock: two threads splitting the same area (the row count
     showed it: 8 rows carried over came out).
     """
-    receiver = _DecisionSeesNoArea(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True)
+    receiver = fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend, gro=True)
+    state = _hide_the_area_once(receiver, backend)
     try:
         receiver.bind(("127.0.0.1", 0))
         with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender:
@@ -452,7 +459,7 @@ def test_a_call_that_chose_the_plain_path_never_touches_the_area(backend):
             got = [bytes(batch.payload(i)) for i in range(32)]
             receiver.enable_gro(False)  # from now on only the area sends calls down the GRO path
             with receiver._gro_lock:  # "another thread" is splitting the area
-                receiver.hide_once = True
+                type(state).hide_once = True
                 racing = in_thread(receiver.recv_batch, fastnet.Batch(32, 100), 0)
                 with pytest.raises(BlockingIOError):  # plain path, nothing queued
                     racing.result(timeout=10)
@@ -519,7 +526,7 @@ def test_engine_send_frames_checks_its_rows(backend, start, stop):
     batch = fastnet.Batch.from_payloads([b"abc"])
     with tcp_pair(backend) as (client, server_side):
         with pytest.raises(ValueError, match="out of range"):
-            engine.send_frames(client, batch, start, stop, engine.FrameState())
+            engine.send_frames(client._engine_state, batch, start, stop, engine.FrameState())
         server_side.setblocking(False)
         with pytest.raises(BlockingIOError):
             server_side.recv(1)
@@ -538,7 +545,7 @@ def test_value_error_after_frames_went_out_says_how_many(backend):
     batch.lengths[550] = 99  # past the slot, as if written by another thread
     with tcp_pair(backend) as (client, server_side):
         with pytest.raises(ValueError) as info:
-            engine.send_frames(client, batch, 0, 600, engine.FrameState())
+            engine.send_frames(client._engine_state, batch, 0, 600, engine.FrameState())
         sent = getattr(info.value, "sent", 0)
         client.close()
         server_side.settimeout(10)
@@ -559,10 +566,10 @@ def test_send_batch_value_error_part_way_carries_the_rows_sent(backend):
     class PartWay:
         calls = 0
 
-        def send_batch(self, sock, batch, start, stop, *args):
+        def send_batch(self, state, batch, start, stop, *args):
             PartWay.calls += 1
             if PartWay.calls == 1:
-                return engine.send_batch(sock, batch, start, start + 3, *args)
+                return engine.send_batch(state, batch, start, start + 3, *args)
             raise ValueError("batch.lengths[3] changed")
 
     with udp_pair(backend) as (receiver, sender):
@@ -693,7 +700,7 @@ def test_a_socket_made_from_a_stamping_fd_has_the_timestamps(backend, option):
 
 def _paths(receiver):
     """The Cython engine's GRO path counters, or None (built without FASTNET_GRO_COUNTERS)."""
-    area = receiver._gro_area
+    area = receiver._engine_state.gro_area
     return None if area is None else getattr(area, "path_counts", None)
 
 
@@ -716,7 +723,7 @@ def _direct_receiver(backend, family_host, slot):
         send_gso(sender, receiver.getsockname(), teach)
         assert [p for p, _, _ in take_all(receiver, fastnet.Batch(64, slot, family=family))] == teach
         if backend == "cython":
-            assert receiver._gro_area.direct_segment_size == slot
+            assert receiver._engine_state.gro_area.direct_segment_size == slot
         yield receiver, sender
 
 
@@ -736,7 +743,7 @@ def test_direct_path_segments_straight_into_rows(backend, family_host, capacity,
         if after is not None:
             assert after[branch] == before[branch] + 1
         if backend == "cython":
-            assert receiver._gro_area.direct_segment_size == 256
+            assert receiver._engine_state.gro_area.direct_segment_size == 256
 
 
 @needs_offload
@@ -786,7 +793,7 @@ def test_direct_path_segment_change(backend, family_host, count, size, capacity,
         if after is not None:
             assert after[branch] == before[branch] + 1
         if backend == "cython":
-            assert receiver._gro_area.direct_segment_size == 0
+            assert receiver._engine_state.gro_area.direct_segment_size == 0
 
 
 # -- 8. the C GRO split is a fuzz target -----------------------------------------------------

@@ -41,6 +41,7 @@ def test_send_single_datagrams(pair):
         for i in range(5):
             sender.send(bytes([i]) * 3)
         assert sender.stats.sent == 5 and sender.stats.bytes == 15
+        assert sender.stats.calls == 5  # one system call each
     got = receive_exactly(receiver, 5, 8, family=receiver.family)[0]
     assert got == [bytes([i]) * 3 for i in range(5)]
 

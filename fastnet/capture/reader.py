@@ -106,6 +106,7 @@ class CaptureReader:
 
     @property
     def skipped(self) -> int:
+        """Packets passed over so far because they were not UDP datagrams (``skip_reasons`` says why)."""
         return sum(self.skip_reasons.values())
 
     def __iter__(self):
@@ -138,6 +139,7 @@ class CaptureReader:
                 yield batch_from_records(records[start:stop], self.slot_size)
 
     def close(self) -> None:
+        """Close the file (a ``with`` block does it)."""
         self._handle.close()
 
     def __enter__(self):

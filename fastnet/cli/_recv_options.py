@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_RING_SIZE", "DEFAULT_ON_FULL", "interface_arg", "receiver_options"]
+__all__ = ["DEFAULT_ON_FULL", "interface_arg", "receiver_options"]
 
-DEFAULT_RING_SIZE = 64
 DEFAULT_ON_FULL = "block"
 
 
@@ -20,7 +19,7 @@ def receiver_options(args) -> dict:
     return dict(
         slot_size=args.slot_size,
         batch_size=args.batch_size,
-        ring_size=args.ring_size or DEFAULT_RING_SIZE,
+        ring_size=args.ring_size,  # None: the Receiver's default (fastnet/receive/sizing.py)
         rcvbuf=args.rcvbuf,
         on_full=args.on_full or DEFAULT_ON_FULL,
         seq=fastnet.SeqField() if args.seq else None,

@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from ..receive.diagnosis import diagnose, hints
+
 STATUS_INTERVAL = 0.5  # seconds between status line updates
 
 
@@ -80,6 +82,9 @@ class StatusLine:
                 f"{kind} {(stats[f'frames_{kind}'] - self.previous[f'frames_{kind}']) / interval:,.1f}"
                 for kind in ("complete", "incomplete", "missing")
             )
+        found = hints(stats, self.previous)
+        if found:
+            line += "  <- " + "; ".join(found)
         return line
 
     def end(self) -> None:
@@ -134,6 +139,8 @@ def summary(
         lines.append(
             f"recorded {stats['recorded']:,} {unit} to {out}; capture dropped {stats['capture_dropped']:,}"
         )
+    if "kernel_drops" in stats:  # a UDP receiver: say why anything was lost, and what to change
+        lines += [f"why: {sentence}" for sentence in diagnose(stats, cli=True)]
     return "\n".join(lines)
 
 
@@ -142,5 +149,7 @@ def json_report(stats: dict, seconds: float, interrupted: bool, *, unit="datagra
     rate, gbits = rates(stats, seconds)
     report = dict(stats, seconds=round(seconds, 6), gbit_per_s=gbits, interrupted=interrupted)
     report[f"{unit}_per_s"] = rate
+    if "kernel_drops" in stats:
+        report["diagnosis"] = diagnose(stats, cli=True)
     report.update(extra)
     return json.dumps(report)

@@ -121,9 +121,15 @@ class _Counts:
         return stats
 
 
+#: Bytes per frame row on TCP when --slot-size is not given (frames have no MTU).
+TCP_SLOT_SIZE = 9000
+
+
 def run_tcp(args) -> int:
     import fastnet
 
+    if args.slot_size is None:
+        args.slot_size = TCP_SLOT_SIZE
     if args.seq and args.slot_size < 8:
         return fail(f"--seq needs 8 bytes per frame but --slot-size is {args.slot_size}", 2)
     host, port = args.address

@@ -16,15 +16,18 @@ receiver never sees a cut frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
+import signal
 import socket as _stdsocket
 import sys
+import threading
 import time
 
 import numpy as np
 
-from . import _args
+from . import _args, _send_report
 from ._args import DEFAULT_COUNT, UNSET
 
 #: Frames handed to send_frames per call: about this long of traffic when
@@ -46,10 +49,6 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def _where(host, port) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _wait_writable(sock, limit_s: float) -> None:
     """Wait until ``sock`` can take data (or has an error to report); Ctrl-C interrupts."""
     poller = select.poll()
@@ -58,6 +57,50 @@ def _wait_writable(sock, limit_s: float) -> None:
     while not poller.poll(_POLL_SLICE_MS):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"the receiver took nothing for {limit_s:g} s")
+
+
+class _HeldInterrupt:
+    """Ctrl-C (or SIGTERM) during a frame write is held until the write is counted.
+
+    A KeyboardInterrupt raised by the signal handler can land between
+    ``send_frames`` returning and its count being added: frames on the wire
+    that the summary would not count. While ``counting()`` is entered the
+    handler only notes the signal; it is raised as soon as the count is in.
+    Outside it (waiting for the socket, pacing) the signal interrupts at once.
+    """
+
+    def __init__(self):
+        self.held = False
+        self._holding = False
+
+    def handler(self, signum, frame):
+        if self._holding:
+            self.held = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # pragma: no cover - handlers can only be set in the main thread
+            return
+        previous = {sig: signal.signal(sig, self.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def counting(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self.held:
+                self.held = False
+                raise KeyboardInterrupt
 
 
 class _FrameSender:
@@ -82,6 +125,7 @@ class _FrameSender:
         self.calls = 0
         self.started: float | None = None  # time.monotonic() of the first send
         self.finished: float | None = None
+        self.interrupts = _HeldInterrupt()
 
     def send(self, count, duration) -> None:
         from ..send.pacing import sleep_until
@@ -103,8 +147,9 @@ class _FrameSender:
             try:
                 while done < n:
                     try:
-                        done += self.sock.send_frames(self.batch, done)
-                        self.calls += 1
+                        with self.interrupts.counting():
+                            done += self.sock.send_frames(self.batch, done)
+                            self.calls += 1
                     except BlockingIOError:
                         _wait_writable(self.sock, STALL_TIMEOUT_S)
                     except OSError as exc:
@@ -165,14 +210,14 @@ def run_tcp(args) -> int:
         sock = create_connection((host, port), timeout=CONNECT_TIMEOUT_S, backend=args.backend)
     except ConnectionRefusedError:
         return _fail(
-            f"cannot connect to {_where(host, port)}: connection refused (nothing "
-            f"listens there: start 'fastnet recv --tcp {_where(host, port)}' first)",
+            f"cannot connect to {_send_report.where(host, port)}: connection refused (nothing "
+            f"listens there: start 'fastnet recv --tcp {_send_report.where(host, port)}' first)",
             1,
         )
     except (ValueError, TypeError, ImportError, _stdsocket.gaierror) as exc:
-        return _fail(f"cannot connect to {_where(host, port)}: {exc}", 2)
+        return _fail(f"cannot connect to {_send_report.where(host, port)}: {exc}", 2)
     except OSError as exc:
-        return _fail(f"cannot connect to {_where(host, port)}: {exc}", 1)
+        return _fail(f"cannot connect to {_send_report.where(host, port)}: {exc}", 1)
     interrupted = False
     error = None
     with sock:
@@ -188,8 +233,9 @@ def run_tcp(args) -> int:
         if count is None and args.duration is None:
             count = DEFAULT_COUNT
         try:
-            sender.send(count, args.duration)
-            sender.finish(STALL_TIMEOUT_S)
+            with sender.interrupts.installed():
+                sender.send(count, args.duration)
+                sender.finish(STALL_TIMEOUT_S)
         except KeyboardInterrupt:
             interrupted = True
             try:  # end on a frame boundary, so the receiver sees a clean close
@@ -216,32 +262,13 @@ def run_tcp(args) -> int:
 
 
 def _print_summary(args, stats, backend, interrupted, error) -> None:
-    host, port = args.address
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "sent": stats.sent,
-                    "bytes": stats.bytes,
-                    "elapsed": round(stats.elapsed, 6),
-                    "pps": round(stats.pps, 1),
-                    "bps": round(stats.bps, 1),
-                    "calls": stats.calls,
-                    "host": host,
-                    "port": port,
-                    "backend": backend,
-                    "interrupted": interrupted,
-                    "error": None if error is None else str(error),
-                    "proto": "tcp",
-                }
-            )
-        )
+        print(json.dumps(_send_report.summary(args, stats, backend, interrupted, error, "tcp")))
     else:
         print(
-            f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_where(host, port)} "
+            f"sent {stats.sent} frames ({stats.bytes} payload bytes) to {_send_report.where(*args.address)} "
             f"over TCP in {stats.elapsed:.3f} s: {stats.pps:,.0f} frames/s, "
             f"{stats.bps / 1e6:,.1f} Mbit/s payload [{backend}, {stats.calls} send calls]"
             + (" (interrupted)" if interrupted else "")
         )
-    if error is not None:
-        print(f"fastnet send: error: {error}", file=sys.stderr)
+    _send_report.print_error(error)

@@ -26,7 +26,7 @@ from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
 from ._recv_frames import start_metrics
 from ._recv_loop import Run
-from ._recv_options import DEFAULT_RING_SIZE, receiver_options
+from ._recv_options import receiver_options
 from ._recv_report import fail, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -69,9 +69,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--slot-size",
         type=_args.positive_int,
-        default=9000,
         metavar="BYTES",
-        help="bytes per datagram; longer ones are cut and counted (default 9000)",
+        help="bytes per datagram; longer ones are cut and counted (default: the "
+        "listening interface's MTU less the headers, at most 9000)",
     )
     parser.add_argument(
         "--batch-size",
@@ -84,10 +84,13 @@ def add_parser(subparsers) -> None:
         "--ring-size",
         type=_args.positive_int,
         metavar="N",
-        help=f"batches in the ring (default {DEFAULT_RING_SIZE})",
+        help="batches in the ring (default: as many as fit 128 MiB, 4 to 64)",
     )
     parser.add_argument(
-        "--rcvbuf", type=byte_size, metavar="BYTES", help="socket receive buffer to ask for, e.g. 64M"
+        "--rcvbuf",
+        type=byte_size,
+        metavar="BYTES",
+        help="socket receive buffer to ask for, e.g. 64M (default: the ring's worth, 4 to 64 MiB)",
     )
     parser.add_argument(
         "--gro",
@@ -259,7 +262,8 @@ def _run_receiver(args) -> int:
 
     try:
         print(
-            f"receiving on {where(rx.address)} ({rx.backend} engine)"
+            f"receiving on {where(rx.address)} ({rx.backend} engine; ring of {rx.ring_size} x "
+            f"{rx.batch_size} slots of {rx.slot_size} B, receive buffer {rx.rcvbuf / (1 << 20):.1f} MiB)"
             + (f", recording to {args.out}" if args.out else ""),
             file=sys.stderr,
             flush=True,

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from . import _args
+from . import _args, _send_report
 from ._args import (
     DEFAULT_COUNT,
     DEFAULT_HOST,
@@ -229,27 +229,13 @@ def _send_numbered(sender, size, count, duration, pps, bps) -> None:
 
 
 def _print_summary(args, speed, stats, backend, interrupted, error, reader) -> None:
-    host, port = args.address
-    summary = {
-        "sent": stats.sent,
-        "bytes": stats.bytes,
-        "elapsed": round(stats.elapsed, 6),
-        "pps": round(stats.pps, 1),
-        "bps": round(stats.bps, 1),
-        "calls": stats.calls,
-        "host": host,
-        "port": port,
-        "backend": backend,
-        "interrupted": interrupted,
-        "error": None if error is None else str(error),
-        "proto": "udp",
-    }
+    summary = _send_report.summary(args, stats, backend, interrupted, error, "udp")
     if reader is not None:
         summary.update(replay=args.replay, speed="max" if speed is None else speed, skipped=reader.skipped)
     if args.json:
         print(json.dumps(summary))
         return
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = _send_report.where(*args.address)
     line = (
         f"sent {stats.sent} datagrams ({stats.bytes} payload bytes) to {where} in "
         f"{stats.elapsed:.3f} s: {stats.pps:,.0f} datagrams/s, "
@@ -262,5 +248,4 @@ def _print_summary(args, speed, stats, backend, interrupted, error, reader) -> N
     if interrupted:
         line += " (interrupted)"
     print(line)
-    if error is not None:
-        print(f"fastnet send: error: {error}", file=sys.stderr)
+    _send_report.print_error(error)

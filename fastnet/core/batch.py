@@ -32,6 +32,27 @@ MAX_CAPACITY = 1 << 20
 MAX_SLOT_SIZE = 1 << 26
 MAX_TOTAL_BYTES = 1 << 34
 
+#: The private fields of a Batch the engines read and fill, and nothing else
+#: (the engine contract, fastnet/engines/contract.py; tests/test_engine_contract.py
+#: holds both engines' sources to this list). ``_rows`` are per-row memoryviews,
+#: ``_truncated_u8`` the truncation flags as bytes, ``_scratch`` the engine's own
+#: working memory.
+ENGINE_FIELDS = (
+    "_capacity",
+    "_slot_size",
+    "_family",
+    "_data",
+    "_lengths",
+    "_addresses",
+    "_ports",
+    "_flowinfo",
+    "_scope_ids",
+    "_timestamps",
+    "_truncated_u8",
+    "_rows",
+    "_scratch",
+)
+
 #: Makes a Batch's in-use check and mark one step (see Batch._claim).
 _CLAIMS = threading.Lock()
 

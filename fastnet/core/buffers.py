@@ -33,7 +33,8 @@ def _check_size(name: str, size) -> int:
     return size
 
 
-def _set_one(sock, name: str, size: int) -> int:
+def ask(sock, name: str, size: int) -> tuple[int, bool]:
+    """Ask for a ``name`` ("rcvbuf"/"sndbuf") of ``size``: ``(granted, capped)``, no warning."""
     force, plain = _OPTIONS[name]
     try:
         sock.setsockopt(_stdsocket.SOL_SOCKET, force, size)
@@ -41,7 +42,12 @@ def _set_one(sock, name: str, size: int) -> int:
         sock.setsockopt(_stdsocket.SOL_SOCKET, plain, size)
     granted = sock.getsockopt(_stdsocket.SOL_SOCKET, plain)
     # The kernel stores min(2 * size, limit); anything below 2 * size was capped.
-    if granted < 2 * size and granted < 2**31 - 1:
+    return granted, granted < 2 * size and granted < 2**31 - 1
+
+
+def _set_one(sock, name: str, size: int) -> int:
+    granted, capped = ask(sock, name, size)
+    if capped:
         warnings.warn(
             f"{name} of {size} bytes was capped to {granted // 2} by the kernel "
             f"(it reports {granted}, doubled for bookkeeping); raise it with "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import _socket
 import errno
-import fcntl
 import io
 import math
 import os
@@ -104,24 +103,22 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._closing = False
         self._waker = None
         self._ancillary = False
-        self._pending_error = None
-        self._control_truncated = 0  # see control_truncated
         # (address, sockaddr) of the last numeric address resolved; any tuple shape
         self._last_address: tuple[Any, Any] = (None, None)
         self._drained = False  # the last recv_batch took fewer than it had room for
-        # The pure-Python engine calls this twin (see _untimed_twin).
-        self._untimed = self._untimed_twin() if name == "python" else None
-        # UDP GSO/GRO: whether UDP_GRO is on, the engine's receive area for
-        # super-datagrams (and the rows carried over in it), a lock so one
-        # call at a time uses that area, and the smallest GSO segment size the
-        # kernel refused on this socket (0: GSO refused outright).
-        self._gro = False
-        self._gro_area = None
+        # What the engine keeps between calls (whether UDP_GRO is on, its
+        # receive area for super-datagrams with the rows carried over, an
+        # error kept for the next call, the MSG_CTRUNC count): its own
+        # object, handed to every engine call (fastnet/engines/contract.py).
+        self._engine_state = self._engine.SocketState(super().fileno(), self._af, self._kind, super().proto)
+        # UDP GSO/GRO: a lock so one call at a time uses the GRO area, and
+        # the smallest GSO segment size the kernel refused on this socket
+        # (0: GSO refused outright).
         self._gro_lock = threading.Lock()
         self._gso_refused_from = _gso.NEVER_REFUSED
         if fileno is not None and self._kind == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
-                self._gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
+                self._engine_state.gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
             except OSError:
                 pass
             try:  # ... and timestamps or drop counts: both engines read them only then
@@ -145,36 +142,8 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         except OSError:  # not a socket (socket.socket accepts any fd when all is given)
             return int(super().family), int(super().type)
 
-    def _untimed_twin(self):
-        """A second socket object on the same fd, with no timeout, for the pure-Python engine.
-
-        On a socket with a timeout, CPython polls before every call, for up
-        to that timeout, even when MSG_DONTWAIT is passed (sock_call_ex in
-        Modules/socketmodule.c waits with internal_select first). The engine
-        must never wait (fastnet waits in _wait, with the user's timeout),
-        so it calls this twin, whose timeout is None: CPython then calls the
-        kernel at once and MSG_DONTWAIT keeps the call from blocking.
-
-        The two objects share the fd and so its O_NONBLOCK flag, on which the
-        user's object relies; making the twin must leave that flag as it was.
-        """
-        fd = super().fileno()
-        if fd < 0:
-            return None
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        # The C type, not socket.socket: code that sets socket.socket =
-        # fastnet.socket must not make this twin make a twin of its own.
-        twin = _socket.socket(self._af, self._kind, super().proto, fd)
-        if twin.gettimeout() is not None:  # socket.setdefaulttimeout() was used
-            twin.settimeout(None)
-        if fcntl.fcntl(fd, fcntl.F_GETFL) != flags:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-        return twin
-
     def detach(self) -> int:
-        twin, self._untimed = self._untimed, None
-        if twin is not None:
-            twin.detach()
+        self._engine_state.close()
         return super().detach()
 
     # -- identity -----------------------------------------------------------
@@ -219,10 +188,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         waker, self._waker = self._waker, None
         if waker is not None:
             waker.close()
-        self._gro_area = None
-        twin, self._untimed = self._untimed, None
-        if twin is not None:
-            twin.detach()  # the fd is closed once, below
+        self._engine_state.close()  # lets go of the fd, which is closed once, below
         super().close()
 
     def _enter(self, batch=None, method: str = "") -> None:
@@ -256,7 +222,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         if (level, optname) in C.ANCILLARY_OPTIONS:
             self._ancillary = any(self.getsockopt(lvl, opt) for lvl, opt in C.ANCILLARY_OPTIONS)
         if (level, optname) == (C.SOL_UDP, C.UDP_GRO):
-            self._gro = bool(self.getsockopt(C.SOL_UDP, C.UDP_GRO))
+            self._engine_state.gro = bool(self.getsockopt(C.SOL_UDP, C.UDP_GRO))
 
     @property
     def control_truncated(self) -> int:
@@ -267,7 +233,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         whose segment size may be what was cut comes out as one row flagged
         in ``batch.truncated``, never split by a guess.
         """
-        return self._control_truncated
+        return self._engine_state.control_truncated
 
     def enable_timestamps(self, enabled: bool = True) -> None:
         """Have the kernel stamp each datagram's arrival (``SO_TIMESTAMPNS``).
@@ -411,11 +377,12 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         self._enter(batch, "recv_batch")
         try:
             batch._count = 0
-            error, self._pending_error = self._pending_error, None
+            state = self._engine_state
+            error = state.take_error()
             if error is not None:
                 raise error
             engine_recv = self._engine.recv_batch
-            if self._drained and deadline != 0.0 and self._gro_area is None:
+            if self._drained and deadline != 0.0 and state.gro_area is None:
                 # The last call emptied the queue: wait before reading rather
                 # than make a read that would almost surely find nothing.
                 self._wait(_POLLIN, deadline)
@@ -423,11 +390,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                 # The path is chosen here, once: the engines take the GRO path
                 # only when told to, so a call that chose the plain one never
                 # touches the area, and every call in the area holds the lock.
-                if self._gro or self._gro_area is not None:
+                if state.gro_path:
                     with self._gro_lock:  # one call at a time in the socket's GRO area
-                        n = engine_recv(self, batch, self._ancillary, True)
+                        n = engine_recv(state, batch, self._ancillary, True)
                 else:
-                    n = engine_recv(self, batch, self._ancillary, False)
+                    n = engine_recv(state, batch, self._ancillary, False)
                 if n:
                     batch._count = n
                     self._drained = n < batch._capacity
@@ -476,12 +443,13 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         total = 0
         try:
             engine_send = self._engine.send_batch
+            state = self._engine_state
             while total < count:
                 try:
                     if segment:
-                        sent = engine_send(self, batch, total, count, resolved, segment, per_buffer)
+                        sent = engine_send(state, batch, total, count, resolved, segment, per_buffer)
                     else:
-                        sent = engine_send(self, batch, total, count, resolved)
+                        sent = engine_send(state, batch, total, count, resolved)
                 except OSError as exc:
                     if segment and _gso.refused(self, exc, segment):
                         # Nothing of the refused super-buffer went out: send

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         """For type checkers only: what fastnet.socket (fastnet/core/socket.py) gives this mixin."""
 
         _engine: Any  # the engine module, python or cython: the same functions
+        _engine_state: Any  # the engine's SocketState for this socket
         _backend: str
         _lock: threading.Lock
 
@@ -168,7 +169,7 @@ class StreamMixin(_Host):
                     raise error
                 engine_recv = self._engine.recv_frames
                 while True:
-                    n = engine_recv(self, batch, state)
+                    n = engine_recv(self._engine_state, batch, state)
                     if n:
                         self._fill_sources(batch, n, state)
                         batch._count = n
@@ -227,9 +228,11 @@ class StreamMixin(_Host):
                 while True:
                     try:
                         if state.unsent:
-                            engine.flush_unsent(self, state)
+                            engine.flush_unsent(self._engine_state, state)
                         if not state.unsent and start + total < count:
-                            total += engine.send_frames(self, batch, start + total, count, state)
+                            total += engine.send_frames(
+                                self._engine_state, batch, start + total, count, state
+                            )
                         if not state.unsent and start + total == count:
                             return total
                         if deadline == 0.0:
@@ -262,7 +265,7 @@ class StreamMixin(_Host):
             self._claim(state, "send_busy", "flush_frames")
             try:
                 while True:
-                    left = self._engine.flush_unsent(self, state)
+                    left = self._engine.flush_unsent(self._engine_state, state)
                     if not left or deadline == 0.0:
                         return left
                     self._wait(_POLLOUT, deadline)

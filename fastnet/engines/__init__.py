@@ -1,8 +1,9 @@
 """Choosing an engine.
 
-Each engine is a module exporting the names in ``ENGINE_API``. ``load`` checks
-that list at import, so an engine that lacks a name fails here and not in a
-user's script. Asking for an engine that cannot load re-raises the original
+Each engine is a module exporting the names in ``ENGINE_API``, with the
+signatures of the contract (fastnet/engines/contract.py). ``load`` checks
+both at import, so an engine that lacks a name, or has drifted from the
+contract, fails here and not in a user's script. Asking for an engine that cannot load re-raises the original
 error: there is never a silent fallback when a backend was named.
 """
 
@@ -13,19 +14,12 @@ import os
 from types import ModuleType
 from typing import Dict, List, Optional
 
+from . import contract
+
 __all__ = ["ENGINE_API", "BACKENDS", "load", "available_backends", "default_backend"]
 
 #: What every engine exports (see fastnet/engines/_cengine.pyi for the signatures).
-ENGINE_API = (
-    "recv_batch",
-    "send_batch",
-    "FEATURES",
-    "FrameState",
-    "recv_frames",
-    "send_frames",
-    "flush_unsent",
-    "FramePlacer",
-)
+ENGINE_API = contract.NAMES
 
 #: Backend name -> module, in order of preference.
 BACKENDS = {"cython": "fastnet.engines._cengine", "python": "fastnet.engines.python"}
@@ -44,9 +38,9 @@ def load(name: str) -> ModuleType:
             module = importlib.import_module(BACKENDS[name])
         except ImportError as exc:
             raise ImportError(f"fastnet backend {name!r} cannot be loaded: {exc}") from exc
-        missing = [attr for attr in ENGINE_API if not hasattr(module, attr)]
-        if missing:
-            raise ImportError(f"fastnet backend {name!r} lacks {', '.join(missing)}")
+        problems = contract.check(module)
+        if problems:
+            raise ImportError(f"fastnet backend {name!r} breaks the engine contract: {'; '.join(problems)}")
         _loaded[name] = module
     return module
 

@@ -1,12 +1,13 @@
-"""The engine interface, shared by fastnet.engines._cengine (Cython) and fastnet.engines.python.batches.
+"""The engine interface, shared by fastnet.engines._cengine (Cython) and fastnet.engines.python.
 
-fastnet.engines.ENGINE_API lists these names; both engines export them.
-Callers (fastnet/core/socket.py) check every argument first; the engines never
-block (MSG_DONTWAIT) and leave waiting to the caller.
+fastnet.engines.ENGINE_API lists these names; both engines export them, and
+fastnet/engines/contract.py checks their signatures at load. Callers
+(fastnet/core/socket.py) check every argument first; the engines never block
+(MSG_DONTWAIT) and leave waiting to the caller. Every call gets the engine's
+own ``SocketState`` for the socket; the engine touches no socket attribute.
 """
 
-from socket import socket
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -16,26 +17,50 @@ Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
 
 FEATURES: Dict[str, bool]
 
-def recv_batch(sock: socket, batch: Batch, ancillary: bool, gro: bool = False) -> int:
+class SocketState:
+    """What the engine keeps for one socket between calls; made by fastnet.socket.
+
+    ``fd`` (Cython) or ``io``, an untimed twin socket on the fd (python,
+    fastnet/engines/python/state.py), is how the engine reaches the kernel.
+    """
+
+    family: int
+    gro: bool  # UDP_GRO is on; the socket sets it whenever the option changes
+    gro_area: Any  # engine-private GRO area (rows carried over), or None
+    control_truncated: int  # datagrams received with MSG_CTRUNC
+
+    def __init__(self, fd: int, family: int, kind: int, proto: int) -> None: ...
+    @property
+    def gro_path(self) -> bool:
+        """GRO on, or rows still carried in the area: receives take the GRO path."""
+    def keep_error(self, exc: OSError) -> None:
+        """Keep an error met after some datagrams, for the next call."""
+    def take_error(self) -> Optional[OSError]:
+        """The kept error, once."""
+    def close(self) -> None:
+        """Let go of the fd and the area (the socket closes the fd)."""
+
+def recv_batch(state: SocketState, batch: Batch, ancillary: bool, gro: bool = False) -> int:
     """Take the datagrams already queued, up to batch.capacity; return how many (0 if none).
 
     Fills rows 0..n-1 of the batch's arrays; does not set batch.count. An
-    error after some datagrams is kept in sock._pending_error for the next call.
+    error after some datagrams is kept (``state.keep_error``) for the next
+    call, which the socket raises first (``state.take_error``).
 
-    ``gro`` chooses the GRO path (the caller chooses it, once, when UDP_GRO
-    is on or ``sock._gro_area`` is not None, and holds ``sock._gro_lock``):
-    coalesced super-datagrams are received whole into ``sock._gro_area`` (an
+    ``gro`` chooses the GRO path (the caller chooses it, once, from
+    ``state.gro_path``, and holds the socket's GRO lock): coalesced
+    super-datagrams are received whole into ``state.gro_area`` (an
     engine-private object, created on first use) and split into one row per
     datagram; rows that do not fit stay there and are returned first by the
     next call, which then makes no system call if they fill the batch. The
-    area is dropped (set to None) once empty with ``sock._gro`` false.
+    area is dropped (set to None) once empty with ``state.gro`` false.
     Without ``gro`` the area is never touched.
 
-    A message that came with MSG_CTRUNC adds 1 to ``sock._control_truncated``.
+    A message that came with MSG_CTRUNC adds 1 to ``state.control_truncated``.
     """
 
 def send_batch(
-    sock: socket,
+    state: SocketState,
     batch: Batch,
     start: int,
     stop: int,
@@ -91,29 +116,29 @@ class FrameState:
     def peek(self, nbytes: int) -> bytes:
         """Up to nbytes of the buffered bytes, not consumed."""
 
-def recv_frames(sock: socket, batch: Batch, state: FrameState) -> int:
+def recv_frames(state: SocketState, batch: Batch, st: FrameState) -> int:
     """Copy whole frames into rows 0..n-1 (lengths, truncated); return n (0 if none).
 
     Reads what the kernel has queued without blocking; bytes of an
-    incomplete frame stay in ``state``. Stops early, with
-    ``state.blocked_length`` set, at a frame it may not take; sets
-    ``state.eof`` when the peer has closed. An error after some frames is
-    kept in ``state.pending_error``. Does not set batch.count or addresses.
+    incomplete frame stay in ``st``. Stops early, with
+    ``st.blocked_length`` set, at a frame it may not take; sets
+    ``st.eof`` when the peer has closed. An error after some frames is
+    kept in ``st.pending_error``. Does not set batch.count or addresses.
     """
 
-def send_frames(sock: socket, batch: Batch, start: int, stop: int, state: FrameState) -> int:
+def send_frames(state: SocketState, batch: Batch, start: int, stop: int, st: FrameState) -> int:
     """Write rows start..stop-1 as frames (gathered writes) without blocking; return how many.
 
     A frame the kernel took only part of counts as sent; its rest is kept in
-    ``state`` (``state.unsent``) for ``flush_unsent``. Returns 0 if the kernel
-    would block, or if ``state.unsent`` was not 0 on entry (flush first).
+    ``st`` (``st.unsent``) for ``flush_unsent``. Returns 0 if the kernel
+    would block, or if ``st.unsent`` was not 0 on entry (flush first).
     Raises OSError; ``exc.sent`` is set when some frames went out. Rows
     outside 0..capacity raise ValueError, and so does a length outside
     0..slot_size when the engine reads it (with ``exc.sent`` if frames of
-    earlier writes went out); ``state`` must be a FrameState (TypeError).
+    earlier writes went out); ``st`` must be a FrameState (TypeError).
     """
 
-def flush_unsent(sock: socket, state: FrameState) -> int:
+def flush_unsent(state: SocketState, st: FrameState) -> int:
     """Write the held rest of a partly sent frame without blocking; return bytes still held."""
 
 # -- frame placement by header fields (fastnet/engines/python/frames.py, src/_frames.pxi) --

@@ -204,7 +204,8 @@ class FanOut:
 
 #: How per-worker values combine, by key; anything else numeric is summed.
 _MAX_KEYS = {"elapsed", "duration", "last_timestamp", "max_length"}
-_MIN_KEYS = {"first_timestamp", "min_length"}
+# rcvbuf, slot_size: the smallest is the one that overflows or cuts first.
+_MIN_KEYS = {"first_timestamp", "min_length", "rcvbuf", "slot_size"}
 
 
 def merge_stats(parts: list) -> dict:

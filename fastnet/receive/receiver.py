@@ -63,6 +63,7 @@ from ..core.checks import positive_int
 from ..core.multicast import join_group
 from ..core.socket import socket as _fastsocket
 from ..errors import ReceiverStopped
+from . import sizing
 from .seq import SeqField, SeqTracker
 from .stats import ReceiverStats
 
@@ -104,6 +105,18 @@ def _deadline(timeout):
     return time.monotonic() + timeout
 
 
+def _check_sizes(ring_size, batch_size: int, slot_size: int, seq) -> None:
+    """The ring fits the memory bound (if ring_size is known) and ``seq`` fits a slot."""
+    if ring_size is not None:
+        ring_bytes = ring_size * batch_size * slot_size
+        if ring_bytes > MAX_TOTAL_BYTES:
+            raise ValueError(
+                f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more than {MAX_TOTAL_BYTES}"
+            )
+    if seq is not None and seq.end > slot_size:
+        raise ValueError(f"{seq} needs {seq.end} bytes per datagram but slot_size is {slot_size}")
+
+
 def _wake_future(future) -> None:
     if not future.done():
         future.set_result(None)
@@ -117,14 +130,19 @@ class Receiver:
 
     ``slot_size``
         bytes per datagram; longer ones are cut and counted in ``truncated``.
+        Default: the largest UDP payload of the listening interface's MTU,
+        at most 9000 (fastnet/receive/sizing.py).
     ``batch_size``
         datagrams per Batch (per ``recv_batch`` call).
     ``ring_size``
-        number of Batches in the ring.
+        number of Batches in the ring. Default: as many as fit 128 MiB,
+        from 4 to 64.
     ``rcvbuf``
         socket receive buffer to ask for, in bytes (``sock.set_buffers``: the
         FORCE option where permitted; warns with ``BufferSizeWarning`` when
-        the kernel caps it). ``rcvbuf`` as the kernel set it is ``self.rcvbuf``.
+        the kernel caps it). Default: the ring's worth of datagrams, from 4
+        to 64 MiB (warns once per process if capped). ``rcvbuf`` as the
+        kernel set it is ``self.rcvbuf``.
     ``timestamps``
         have the kernel stamp each datagram (``Batch.timestamps``).
     ``gro``
@@ -170,9 +188,9 @@ class Receiver:
         self,
         address,
         *,
-        slot_size=9000,
+        slot_size=None,
         batch_size=1024,
-        ring_size=64,
+        ring_size=None,
         rcvbuf=None,
         timestamps=False,
         seq=None,
@@ -199,6 +217,7 @@ class Receiver:
         )
         self._reuse_port = bool(reuse_port)
         family, sockaddr = bind_address(address)
+        self._fill_sizes(family, sockaddr[0])
         self._group = self._multicast_group(sockaddr[0])
         self._family = family
         self._adopt(self._open_socket(family, sockaddr))
@@ -229,6 +248,7 @@ class Receiver:
                 raise ValueError("sock must be bound to an address")
             self._group = self._multicast_group(address[0])
             self._family = _stdsocket.AddressFamily(sock._af)
+            self._fill_sizes(self._family, address[0])
             self._set_options(sock)
         except BaseException:
             if isinstance(sock, _stdsocket.socket):
@@ -240,9 +260,9 @@ class Receiver:
     def _configure(
         self,
         *,
-        slot_size=9000,
+        slot_size=None,
         batch_size=1024,
-        ring_size=64,
+        ring_size=None,
         rcvbuf=None,
         timestamps=False,
         seq=None,
@@ -252,18 +272,13 @@ class Receiver:
         backend=None,
         gro=False,
     ):
-        """Check and keep the settings (no system call)."""
-        self._slot_size = positive_int(slot_size, "slot_size")
+        """Check and keep the settings (no system call); None sizes are chosen by _fill_sizes."""
+        self._slot_request = None if slot_size is None else positive_int(slot_size, "slot_size")
         self._batch_size = positive_int(batch_size, "batch_size")
-        self._ring_size = positive_int(ring_size, "ring_size")
+        self._ring_request = None if ring_size is None else positive_int(ring_size, "ring_size")
         # A typo must not allocate for minutes: the ring is made up front.
-        if self._ring_size > MAX_RING_SIZE:
+        if self._ring_request is not None and self._ring_request > MAX_RING_SIZE:
             raise ValueError(f"ring_size must be at most {MAX_RING_SIZE}, got {ring_size}")
-        ring_bytes = self._ring_size * self._batch_size * self._slot_size
-        if ring_bytes > MAX_TOTAL_BYTES:
-            raise ValueError(
-                f"ring_size x batch_size x slot_size is {ring_bytes} bytes, more than {MAX_TOTAL_BYTES}"
-            )
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -273,10 +288,8 @@ class Receiver:
         if seq is not None:
             if not isinstance(seq, SeqField):
                 raise TypeError(f"seq must be a fastnet.SeqField or None, not {type(seq).__name__}")
-            if seq.end > self._slot_size:
-                raise ValueError(
-                    f"{seq} needs {seq.end} bytes per datagram but slot_size is {self._slot_size}"
-                )
+        if self._slot_request is not None:  # else checked once the default is chosen
+            _check_sizes(self._ring_request, self._batch_size, self._slot_request, seq)
         if interface is not None and (isinstance(interface, bool) or not isinstance(interface, (str, int))):
             raise TypeError(f"interface must be a name, index or address, not {type(interface).__name__}")
         if source is not None and not isinstance(source, str):
@@ -292,6 +305,18 @@ class Receiver:
         self._interface = interface
         self._source = source
         self._backend = backend
+
+    def _fill_sizes(self, family, host) -> None:
+        """The sizes: as given, or the defaults for a socket bound to ``host`` (sizing.py)."""
+        slot = self._slot_request
+        if slot is None:
+            slot = sizing.default_slot_size(family, host)
+        ring = self._ring_request
+        if ring is None:
+            ring = sizing.default_ring_size(self._batch_size, slot)
+        _check_sizes(ring, self._batch_size, slot, self._seq)
+        self._slot_size: int = slot
+        self._ring_size: int = ring
 
     def _multicast_group(self, host):
         """The multicast group ``host`` names, or None; checks ``source`` against it."""
@@ -386,6 +411,9 @@ class Receiver:
     def _set_options(self, sock) -> None:
         if self._rcvbuf_request is not None:
             sock.set_buffers(rcvbuf=self._rcvbuf_request)
+        else:
+            rows = self._ring_size * self._batch_size
+            sizing.ask_default_rcvbuf(sock, sizing.default_rcvbuf(rows, self._slot_size))
         if self._timestamps:
             sock.enable_timestamps()
         if self._gro:
@@ -426,12 +454,30 @@ class Receiver:
         return self._seq
 
     @property
+    def slot_size(self) -> int:
+        """Bytes per datagram (given, or chosen by the interface MTU)."""
+        return self._slot_size
+
+    @property
+    def batch_size(self) -> int:
+        """Datagrams per Batch."""
+        return self._batch_size
+
+    @property
+    def ring_size(self) -> int:
+        """Batches in the ring (given, or chosen to fit 128 MiB)."""
+        return self._ring_size
+
+    @property
     def rcvbuf(self) -> int:
         """The socket's receive buffer as the kernel reports it (``SO_RCVBUF``)."""
         with self._cond:
-            if self._final_rcvbuf is not None:
-                return self._final_rcvbuf
-            return self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+            return self._rcvbuf_locked()
+
+    def _rcvbuf_locked(self) -> int:
+        if self._final_rcvbuf is not None:
+            return self._final_rcvbuf
+        return self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed)."""
@@ -832,4 +878,6 @@ class Receiver:
                 in_ring=self._packets - self._delivered,
                 **seq,
                 **record,
+                rcvbuf=self._rcvbuf_locked(),
+                slot_size=self._slot_size,
             )

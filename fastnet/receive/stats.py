@@ -38,6 +38,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from .diagnosis import diagnose
+
 __all__ = ["ReceiverStats"]
 
 
@@ -79,10 +81,25 @@ class ReceiverStats:
     #: ``packets + ring_overruns`` when it began before start().
     recorded: Optional[int] = None
     capture_dropped: Optional[int] = None
+    #: Settings the diagnosis reads: the socket's receive buffer as the
+    #: kernel reports it (bytes, 0 if unknown), and the slot size.
+    rcvbuf: int = 0
+    slot_size: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (JSON-ready)."""
         return asdict(self)
+
+    def diagnose(self) -> list[str]:
+        """Short sentences naming where datagrams were lost or cut and what to change.
+
+        Empty when nothing was lost. The rules are in fastnet/receive/diagnosis.py:
+        kernel drops with a small buffer (the buffer size, ``net.core.rmem_max``,
+        ``rcvbuf=``), kernel drops with a large one (the capture thread was not
+        scheduled: ``cpu=``), ring overruns (a slow consumer), truncation
+        (``slot_size=``), recorder drops, and losses before this host.
+        """
+        return diagnose(self.as_dict())
 
     @property
     def accounted(self) -> int:

@@ -124,6 +124,7 @@ class Sender:
 
     @property
     def stats(self) -> SenderStats:
+        """What was sent so far, and the rate over the time since the first datagram."""
         if self._started_ns is None:
             return SenderStats(0, 0, 0.0, 0.0, 0.0, 0)
         elapsed = (self._last_ns - self._started_ns) / 1e9
@@ -189,6 +190,7 @@ class Sender:
                 break
             except BlockingIOError:
                 deadline = self._wait_writable(deadline)
+        self._calls += 1  # one system call sent it, as stats.calls counts for batches
         self._account(1, size)
 
     def send_batch(self, batch: Batch) -> int:
@@ -303,10 +305,12 @@ class Sender:
         return replay(self, source, speed=speed, count=count, duration=duration)
 
     def close(self) -> None:
+        """Close the socket (a ``with`` block does it); sending afterwards raises OSError."""
         self._sock.close()
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` was called."""
         return self._sock.closed
 
     def __enter__(self):

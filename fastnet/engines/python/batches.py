@@ -7,12 +7,16 @@ address cache), not as a straw man.
 
 Contract shared with the Cython engine (fastnet/engines/_cengine.pyi):
 
-* ``recv_batch(sock, batch, ancillary, gro=False)`` takes the datagrams
+* ``state`` is the engine's own per-socket object (``SocketState``,
+  fastnet/engines/python/state.py), made by the socket and passed to every
+  call; the engine touches no attribute of the socket.
+* ``recv_batch(state, batch, ancillary, gro=False)`` takes the datagrams
   already queued, up to ``batch.capacity``, without blocking, and returns how
   many (0 when none). The caller has checked the socket and the batch. With
-  ``gro`` (or rows still carried over in ``sock._gro_area``) coalesced
+  ``gro`` (the caller chose the GRO path: ``state.gro_path``) coalesced
   super-datagrams are split into rows (fastnet/engines/python/offload.py).
-* ``send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0)``
+  An error after some datagrams is kept (``state.keep_error``) for the next call.
+* ``send_batch(state, batch, start, stop, address, gso_size=0, gso_segments=0)``
   sends rows ``start..stop-1`` without blocking and returns how many went out
   (0 when the kernel would block). An error on the first row raises
   ``OSError``; an error after some rows raises it with ``exc.sent`` set to the
@@ -53,11 +57,11 @@ def _address_bytes(family, address, cache):
     return packed
 
 
-def recv_batch(sock, batch, ancillary, gro=False):
-    if gro:  # the caller chose the GRO path, holding sock._gro_lock
-        return recv_gro(sock, batch)
+def recv_batch(state, batch, ancillary, gro=False):
+    if gro:  # the caller chose the GRO path, holding its GRO lock
+        return recv_gro(state, batch)
     if ancillary:
-        return _recv_with_ancillary(sock, batch)
+        return _recv_with_ancillary(state, batch)
     rows = batch._rows
     slot = batch._slot_size
     lengths = batch._lengths
@@ -70,7 +74,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
     cache: dict[str, bytes] = {}  # host -> inet_pton of it
-    receive = sock._untimed.recvfrom_into
+    receive = state.io.recvfrom_into
     n = 0
     capacity = batch._capacity
     while n < capacity:
@@ -82,7 +86,7 @@ def recv_batch(sock, batch, ancillary, gro=False):
             if n == 0:
                 raise
             # Like recvmmsg, keep what arrived and report the error next call.
-            sock._pending_error = exc
+            state.keep_error(exc)
             break
         if size > slot:
             lengths[n] = slot
@@ -100,13 +104,13 @@ def recv_batch(sock, batch, ancillary, gro=False):
     return n
 
 
-def _recv_with_ancillary(sock, batch):
+def _recv_with_ancillary(state, batch):
     rows = batch._rows
     slot = batch._slot_size
     family = batch._family
     is_v6 = family == _stdsocket.AF_INET6
     cache: dict[str, bytes] = {}  # host -> inet_pton of it
-    receive = sock._untimed.recvmsg_into
+    receive = state.io.recvmsg_into
     n = 0
     while n < batch._capacity:
         try:
@@ -116,10 +120,10 @@ def _recv_with_ancillary(sock, batch):
         except OSError as exc:
             if n == 0:
                 raise
-            sock._pending_error = exc
+            state.keep_error(exc)
             break
         if msg_flags & _stdsocket.MSG_CTRUNC:  # the timestamp, first, is never what is cut
-            sock._control_truncated += 1
+            state.control_truncated += 1
         stamp, _ = receive_fields(ancdata)
         batch._lengths[n] = min(size, slot)
         batch._truncated_u8[n] = size > slot or bool(msg_flags & _stdsocket.MSG_TRUNC)
@@ -133,20 +137,20 @@ def _recv_with_ancillary(sock, batch):
     return n
 
 
-def send_batch(sock, batch, start, stop, address, gso_size=0, gso_segments=0):
+def send_batch(state, batch, start, stop, address, gso_size=0, gso_segments=0):
     lengths = checked_lengths(batch, start, stop, gso_size)
     if gso_size:
-        return send_gso(sock, batch, start, stop, address, gso_size, gso_segments, lengths)
+        return send_gso(state, batch, start, stop, address, gso_size, gso_segments, lengths)
     rows = batch._rows
     sent = 0
     try:
         if address is None:
-            send = sock._untimed.send
+            send = state.io.send
             for i, size in enumerate(lengths, start):
                 send(rows[i][:size], _SEND_FLAGS)
                 sent += 1
         else:
-            sendto = sock._untimed.sendto
+            sendto = state.io.sendto
             for i, size in enumerate(lengths, start):
                 sendto(rows[i][:size], _SEND_FLAGS, address)
                 sent += 1

@@ -14,8 +14,8 @@ When the kernel takes only part of the data, the frame it stopped in is
 counted as sent and the rest of it is copied into the state, to be written
 first by the next call: a frame is never left half-written on the wire.
 
-System calls go through the socket's untimed twin (see
-fastnet/core/socket.py, _untimed_twin): CPython polls before every call on a
+System calls go through the socket's untimed twin (``state.io``, see
+fastnet/engines/python/state.py): CPython polls before every call on a
 socket with a timeout, even one passed MSG_DONTWAIT, and waits up to that
 timeout; the twin has none, so each call returns at once.
 """
@@ -132,19 +132,19 @@ class FrameState:
         self._start, self._end = 0, avail
 
 
-def _reader(sock):
-    """read(view) -> bytes, never blocking and never polling (see _socket._untimed_twin)."""
-    recv_into = sock._untimed.recv_into
+def _reader(state):
+    """read(view) -> bytes, never blocking and never polling (see state.py, _untimed_twin)."""
+    recv_into = state.io.recv_into
     return lambda view: recv_into(view, 0, _DONTWAIT)
 
 
-def _writer(sock):
+def _writer(state):
     """write(buffers) -> bytes, never blocking and never polling."""
-    sendmsg = sock._untimed.sendmsg
+    sendmsg = state.io.sendmsg
     return lambda buffers: sendmsg(buffers, (), _SEND_FLAGS)
 
 
-def recv_frames(sock, batch, st):
+def recv_frames(state, batch, st):
     if not isinstance(st, FrameState):
         raise TypeError(f"recv_frames needs a FrameState, not {type(st).__name__}")
     rows = batch._rows
@@ -154,7 +154,7 @@ def recv_frames(sock, batch, st):
     unpack = st._unpack
     max_frame = st.max_frame
     truncate = st.truncate
-    read = _reader(sock)
+    read = _reader(state)
     lengths = []
     cut = []
     n = 0
@@ -232,7 +232,7 @@ def recv_frames(sock, batch, st):
                 flags[i] = 1
 
 
-def send_frames(sock, batch, start, stop, st):
+def send_frames(state, batch, start, stop, st):
     if not isinstance(st, FrameState):
         raise TypeError(f"send_frames needs a FrameState, not {type(st).__name__}")
     if not 0 <= start <= stop <= batch._capacity:
@@ -250,7 +250,7 @@ def send_frames(sock, batch, start, stop, st):
         )
     prefix = st.prefix_size
     pack = st._pack
-    write = _writer(sock)
+    write = _writer(state)
     total = len(lengths)
     done = 0
     while done < total:
@@ -286,13 +286,13 @@ def send_frames(sock, batch, start, stop, st):
     return done
 
 
-def flush_unsent(sock, st):
+def flush_unsent(state, st):
     if not isinstance(st, FrameState):
         raise TypeError(f"flush_unsent needs a FrameState, not {type(st).__name__}")
     tail = st._tail
     if not tail:
         return 0
-    send = sock._untimed.send
+    send = state.io.send
     write = lambda view: send(view, _SEND_FLAGS)  # noqa: E731
     view = memoryview(tail)
     while st._tail_pos < len(tail):

@@ -47,7 +47,7 @@ def checked_lengths(batch, start, stop, segment=0):
     return lengths
 
 
-def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=None):
+def send_gso(state, batch, start, stop, address, segment, per_buffer, lengths=None):
     """Send rows start..stop-1 as super-buffers of ``per_buffer`` rows; return rows sent.
 
     Each super-buffer is one sendmsg whose buffers are the rows themselves,
@@ -60,7 +60,7 @@ def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=Non
         lengths = checked_lengths(batch, start, stop, segment)
     ancillary = [(C.SOL_UDP, C.UDP_SEGMENT, _UINT16.pack(segment))]
     target = () if address is None else (address,)
-    sendmsg = sock._untimed.sendmsg
+    sendmsg = state.io.sendmsg
     sent = 0
     try:
         for first in range(0, stop - start, per_buffer):
@@ -81,7 +81,7 @@ def send_gso(sock, batch, start, stop, address, segment, per_buffer, lengths=Non
 class GroArea:
     """One received super-datagram, and how much of it is already in rows.
 
-    Kept on the socket (``sock._gro_area``) between calls: what did not fit
+    Kept in the socket's engine state (``state.gro_area``) between calls: what did not fit
     in one batch is carried over to the next.
     """
 
@@ -161,17 +161,17 @@ class GroArea:
         return end
 
 
-def recv_gro(sock, batch):
+def recv_gro(state, batch):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
     Returns the number of rows (0 if nothing was queued or carried). Once
-    UDP_GRO is off (``sock._gro`` false) the area is dropped when it holds
-    nothing more. The caller holds ``sock._gro_lock``.
+    UDP_GRO is off (``state.gro`` false) the area is dropped when it holds
+    nothing more. The caller holds the socket's GRO lock.
     """
-    area = sock._gro_area
+    area = state.gro_area
     if area is None:
-        area = sock._gro_area = GroArea()
-    receive = sock._untimed.recvmsg_into
+        area = state.gro_area = GroArea()
+    receive = state.io.recvmsg_into
     buffers = [area.buffer]
     family = batch._family
     capacity = batch._capacity
@@ -187,12 +187,12 @@ def recv_gro(sock, batch):
             except OSError as exc:
                 if n == 0:
                     raise
-                sock._pending_error = exc
+                state.keep_error(exc)
                 break
             if msg_flags & _stdsocket.MSG_CTRUNC:
-                sock._control_truncated += 1
+                state.control_truncated += 1
             area.load(size, ancdata, msg_flags, address, family)
         n = area.split(batch, n)
-    if not sock._gro and not area.pending:
-        sock._gro_area = None
+    if not state.gro and not area.pending:
+        state.gro_area = None
     return n

@@ -27,6 +27,13 @@ from .errors import (
     ReceiverStopped,
     SlotTooSmallError,
 )
+from .frames.assembler import FrameAssembler
+from .frames.field import Field, LinearField
+from .frames.frame import Frame, FrameStats
+from .frames.metrics import MetricsServer, serve_metrics
+from .frames.spec import FrameSpec
+from .frames.spec_file import load_spec as load_frame_spec
+from .frames.writer import FrameWriter, FrameWriterStats
 from .receive.receiver import Receiver
 from .receive.seq import SeqField
 from .receive.stats import ReceiverStats
@@ -79,4 +86,15 @@ __all__ = [
     "ReceiverStats",
     "ReceiverStopped",
     "SeqField",
+    "Field",
+    "LinearField",
+    "FrameSpec",
+    "load_frame_spec",
+    "FrameAssembler",
+    "Frame",
+    "FrameStats",
+    "FrameWriter",
+    "FrameWriterStats",
+    "serve_metrics",
+    "MetricsServer",
 ]

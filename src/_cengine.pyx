@@ -474,3 +474,4 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
 
 include "_framing.pxi"  # length-prefixed frames on stream sockets
 include "_capture.pxi"  # the Receiver's GIL-free capture loop over a ring of rows
+include "_frames.pxi"  # frame placement by header fields

@@ -32,7 +32,7 @@ CASES = [
 
 
 def test_every_target_has_a_corpus():
-    assert set(TARGETS) == {"cmsg", "frames", "gro", "npy", "pcap"}
+    assert set(TARGETS) == {"cmsg", "frames", "frame_placement", "gro", "npy", "pcap"}
     for target in TARGETS:
         assert corpus_files(target), f"tests/fuzz/corpus/{target}/ is empty"
 

@@ -25,6 +25,7 @@ LAYERS = {
     "fastnet.receive": 3,
     "fastnet.send": 3,
     "fastnet.capture": 2,
+    "fastnet.frames": 2,
     "fastnet.core": 1,
     "fastnet.engines": 0,
     "fastnet.errors": -1,

@@ -189,12 +189,15 @@ def test_capture_goes_on_while_the_consumer_holds_the_gil(tmp_path):
     if "cython" not in fastnet.available_backends():
         pytest.skip("the Cython engine is not built")
     with fastnet.Receiver(
-        0, backend="cython", slot_size=1024, batch_size=256, ring_size=16, rcvbuf=128 << 10
+        0, backend="cython", slot_size=1024, batch_size=256, ring_size=64, rcvbuf=1 << 20
     ) as rx:
         # More than the socket's queue could hold: the kernel charges each
-        # datagram more than its 1024 bytes (rcvbuf is what it reports).
+        # datagram more than its 1024 bytes (rcvbuf is what it reports). The
+        # queue still holds over 10 ms of this sender, so the capture thread
+        # may be kept off a CPU that long (the machine has two, and this
+        # thread spins on one) without a drop.
         count = 4 * (rx.rcvbuf // 1024)
-        assert count <= 256 * 16
+        assert count <= 256 * 64
         flag_path = str(tmp_path / "sent")
         with open(flag_path, "wb") as f:
             f.write(bytes(8))

@@ -77,6 +77,11 @@ class StatusLine:
             line += f"  dropped: kernel {stats['kernel_drops']:,} ring {stats['ring_overruns']:,}"
         if stats.get("seq_gaps") is not None:
             line += f"  seq gaps {stats['seq_gaps']:,} lost {stats['seq_lost']:,}"
+        if "frames_complete" in stats:
+            line += "  frames/s: " + " ".join(
+                f"{kind} {(stats[f'frames_{kind}'] - self.previous[f'frames_{kind}']) / interval:,.1f}"
+                for kind in ("complete", "incomplete", "missing")
+            )
         found = hints(stats, self.previous)
         if found:
             line += "  <- " + "; ".join(found)
@@ -121,6 +126,15 @@ def summary(
             f"{stats['seq_reordered']:,}, duplicates {stats['seq_duplicates']:,}, "
             f"too short {stats['seq_short']:,}"
         )
+    if "frames_complete" in stats:
+        lines.append(
+            f"frames: complete {stats['frames_complete']:,}, incomplete {stats['frames_incomplete']:,}, "
+            f"missing {stats['frames_missing']:,}; packets placed {stats['packets_placed']:,}, late "
+            f"{stats['packets_late']:,}, duplicate {stats['packets_duplicate']:,}, rejected "
+            f"{stats['packets_rejected']:,}"
+        )
+    if "frames_written" in stats:
+        lines.append(f"frames written {stats['frames_written']:,}; not written {stats['frames_dropped']:,}")
     if stats.get("recorded") is not None:
         lines.append(
             f"recorded {stats['recorded']:,} {unit} to {out}; capture dropped {stats['capture_dropped']:,}"

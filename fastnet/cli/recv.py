@@ -24,6 +24,7 @@ import warnings
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
+from ._recv_frames import start_metrics
 from ._recv_loop import Run
 from ._recv_options import cpu_arg, receiver_options
 from ._recv_report import fail, where
@@ -132,6 +133,21 @@ def add_parser(subparsers) -> None:
         "--tcp", action="store_true", help="accept one TCP connection and receive length-prefixed frames"
     )
     parser.add_argument("--backend", choices=tuple(BACKENDS), help="engine (default: fastnet.backend)")
+    parser.add_argument(
+        "--frames",
+        metavar="SPEC",
+        help="assemble instrument frames laid out as this TOML/JSON FrameSpec (--out: .h5 or .zarr)",
+    )
+    parser.add_argument(
+        "--frames-in-flight",
+        type=_args.positive_int,
+        default=8,
+        metavar="N",
+        help="frames in flight (default 8)",
+    )
+    parser.add_argument(
+        "--metrics", type=_args.host_port, metavar="HOST:PORT", help="serve the counters to Prometheus here"
+    )
     _args.add_framing_arguments(parser, receiving=True)
     parser.set_defaults(func=run)
 
@@ -194,6 +210,10 @@ def _refusal(args):
 
 
 def run(args) -> int:
+    if args.frames is not None:
+        from ._recv_frames import run_frames
+
+        return run_frames(args)
     problem = _refusal(args)
     if problem is not None:
         return fail(problem, 2)
@@ -242,6 +262,7 @@ def _run_receiver(args) -> int:
     error = None
     rx.start()
     run = Run(args, stats_dict(rx.stats))
+    metrics = start_metrics(args, rx)
 
     def take(wait):
         try:
@@ -272,6 +293,8 @@ def _run_receiver(args) -> int:
             rx.close()  # finishes the recording, if it was not finished by stop()
         except Exception as exc:  # noqa: BLE001 - a recording error: reported below
             error = error or exc
+        if metrics is not None:
+            metrics.close()
     extra = {"out": args.out} if args.out else {}
     run.report(
         stats_dict(rx.stats),

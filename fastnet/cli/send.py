@@ -98,6 +98,11 @@ def add_parser(subparsers) -> None:
         help="with --replay: X times the recorded pace, or max (default 1)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--frames",
+        metavar="SPEC",
+        help="send synthetic instrument frames laid out as this TOML/JSON FrameSpec",
+    )
     parser.add_argument("--tcp", action="store_true", help="connect over TCP and send length-prefixed frames")
     _args.add_framing_arguments(parser, receiving=False)
     parser.set_defaults(func=run)
@@ -109,7 +114,7 @@ def _fail(message: str) -> int:
 
 
 def run(args) -> int:
-    from .. import Sender
+    from .. import Sender, load_frame_spec
     from ..capture.reader import CaptureError, read_capture
 
     if args.tcp:
@@ -127,7 +132,19 @@ def run(args) -> int:
         return _fail("--speed applies to --replay only")
     speed = 1.0 if args.speed is UNSET else args.speed
     size = 64 if args.size is None else args.size
-    if not replaying and size < SEQUENCE_BYTES:
+    spec = None
+    if args.frames is not None:
+        from ._send_frames import send_frames_refusal
+
+        problem = send_frames_refusal(args)
+        if problem is not None:
+            return _fail(problem)
+        try:
+            spec = load_frame_spec(args.frames)
+        except (OSError, ValueError, TypeError, ImportError) as exc:
+            return _fail(str(exc))
+        size = spec.packet_size or spec.min_length
+    if not replaying and spec is None and size < SEQUENCE_BYTES:
         return _fail(f"--size {size} is too small: at least {SEQUENCE_BYTES} bytes (the sequence number)")
     reader = sender = None
     try:
@@ -161,6 +178,10 @@ def run(args) -> int:
             try:
                 if replaying:
                     sender.replay(reader, speed=speed, count=args.count, duration=args.duration)
+                elif spec is not None:
+                    from ._send_frames import send_synthetic_frames
+
+                    send_synthetic_frames(sender, spec, args.count, args.duration)
                 else:
                     count = args.count
                     if count is None and args.duration is None:

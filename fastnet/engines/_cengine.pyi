@@ -7,7 +7,9 @@ fastnet/engines/contract.py checks their signatures at load. Callers
 own ``SocketState`` for the socket; the engine touches no socket attribute.
 """
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
 
 from ...core.batch import Batch
 
@@ -163,3 +165,65 @@ def send_frames(state: SocketState, batch: Batch, start: int, stop: int, st: Fra
 
 def flush_unsent(state: SocketState, st: FrameState) -> int:
     """Write the held rest of a partly sent frame without blocking; return bytes still held."""
+
+# -- frame placement by header fields (fastnet/engines/python/frames.py, src/_frames.pxi) --
+
+Terms = Tuple[Tuple[int, int, bool, int, int, int], ...]  # (offset, size, big-endian, mask, shift, scale)
+
+class FramePlacer:
+    """Datagrams put into frames by header fields; made by fastnet.FrameAssembler from a FrameSpec.
+
+    Frame slots are arrays the caller gives (``add_slots``); a slot is free,
+    in flight (a frame being filled) or emitted (handed out, until
+    ``release``). Frames in flight have ids in a window of
+    ``frames_in_flight`` ids; ids below it are late. The C placement is a
+    function over row pointers that runs without the GIL.
+    """
+
+    def __init__(
+        self,
+        payload_offset: int,
+        payload_size: int,
+        packets_per_frame: int,
+        packet_size: int,  # -1: any length that holds the payload and fields
+        fill: int,
+        mode: int,  # 0 counter, 1 frame_id + index, 2 frame_id + offset
+        first_terms: Terms,  # the counter, or the frame id
+        second_terms: Terms,  # the index or the offset; () for a counter
+        frames_in_flight: int,
+    ) -> None: ...
+    def add_slots(self, data: np.ndarray, present: np.ndarray) -> None:
+        """Add ``k`` free slots backed by these arrays (kept alive by the placer).
+
+        ``data`` is uint8 [k, packets_per_frame, payload_size], ``present``
+        uint8 [k, packets_per_frame], both C-contiguous.
+        """
+    def place(
+        self,
+        data: np.ndarray,
+        lengths: np.ndarray,
+        truncated: np.ndarray,
+        timestamps: np.ndarray,
+        start: int,
+        stop: int,
+    ) -> int:
+        """Place rows start..stop-1; return the first row not taken (stop, or less when no slot is free).
+
+        ValueError, before any row is read, for rows out of range or a
+        length outside 0..data.shape[1].
+        """
+    def flush(self) -> None:
+        """Emit every frame in flight, oldest first."""
+    def take_emitted(self) -> List[Tuple[int, int, bool, int, int]]:
+        """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
+    def take_created(self) -> List[Tuple[int, int]]:
+        """(slot, row of its first packet) of the frames begun since the last call."""
+    def release(self, slot: int) -> None:
+        """Give back a slot take_emitted handed out (ValueError for any other)."""
+    @property
+    def free_slots(self) -> int: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def counters(self) -> Tuple[int, int, int, int, int, int, int]:
+        """(placed, late, duplicate, rejected, frames_complete, frames_incomplete, frames_missing)."""

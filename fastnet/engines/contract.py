@@ -69,6 +69,7 @@ class Engine(Protocol):
     FEATURES: dict[str, bool]
     SocketState: type[_State]
     FrameState: type
+    FramePlacer: type  # frame placement by header fields (src/_frames.pxi, engines/python/frames.py)
 
     def recv_batch(self, state: _State, batch: Batch, ancillary: bool, gro: bool = False) -> int: ...
     def send_batch(
@@ -88,7 +89,7 @@ class Engine(Protocol):
 
 #: The functions of ``Engine``; every name an engine exports; the members every ``SocketState`` has.
 FUNCTIONS = ("recv_batch", "send_batch", "recv_frames", "send_frames", "flush_unsent")
-NAMES = ("SocketState", "FEATURES", "FrameState", *FUNCTIONS)
+NAMES = ("SocketState", "FEATURES", "FrameState", "FramePlacer", *FUNCTIONS)
 #: Exported by an engine that has them; the layer above falls back where one does
 #: not. ``CaptureRing``: the Receiver's capture loop without the GIL
 #: (src/_capture.pxi; its ``run`` takes the engine's SocketState); without it

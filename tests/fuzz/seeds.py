@@ -84,6 +84,24 @@ def seeds() -> dict:
                 "00000000000000000000000000000000000001037a7a"
             ),
         ],
+        # frame placement (the order fuzz_frame_placement.py reads its choices in): a counter
+        # spec, 2 packets per frame, one batch of 8 whole packets; an index spec with a fixed
+        # packet size, 2 batches with frames out of order, a duplicate and a cut row
+        "frame_placement": [
+            bytes([0, 0, 4, 0, 1, 0, 0, 1, 4, 4, 2, 0, 0, 2, 0, 3, 8])
+            + b"".join(bytes([8, 0, 0, 0, c]) + bytes([c] * 4) + bytes([0, c, 1]) for c in range(8)),
+            bytes([1, 0, 2, 0, 1, 0, 0, 1, 2, 1, 0, 1, 0, 0, 1, 3, 4, 3, 1, 7, 0xAA, 3, 1])
+            + bytes([2, 4])
+            + b"".join(
+                bytes([7, 0, f, i]) + bytes([f, i, f, i]) + bytes([0, i, c])
+                for f, i, c in ((6, 2, 1), (5, 0, 1), (6, 0, 1), (5, 1, 8))
+            )
+            + bytes([2, 5])
+            + b"".join(
+                bytes([7, 0, f, i]) + bytes([f, i, f, i]) + bytes([0, i, 1])
+                for f, i in ((5, 2), (5, 1), (6, 1), (6, 1), (9, 0))
+            ),
+        ],
         "cmsg": [
             b"\x00\x02"
             + b"\x01\x02\x04\x01"

@@ -8,10 +8,12 @@ pairs with the Cython sources:
 * ``offload.py``  <-> ``src/_gro.pxi`` (GRO split) and the GSO send in ``_cengine.pyx``;
 * ``framing.py``  <-> ``src/_framing.pxi``: length-prefixed frames on TCP;
 * ``ancillary.py`` <-> the control-message parsing in ``src/_cengine.pyx``;
-* ``state.py``    <-> ``src/_state.pxi``: SocketState, the engine's per-socket object.
+* ``state.py``    <-> ``src/_state.pxi``: SocketState, the engine's per-socket object;
+* ``frames.py``   <-> ``src/_frames.pxi``: placing datagrams into frames by their headers.
 """
 
 from .batches import FEATURES, recv_batch, send_batch
+from .frames import FramePlacer
 from .framing import FrameState, flush_unsent, recv_frames, send_frames
 from .state import SocketState
 
@@ -24,4 +26,5 @@ __all__ = [
     "recv_frames",
     "send_frames",
     "flush_unsent",
+    "FramePlacer",
 ]

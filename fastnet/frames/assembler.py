@@ -1,0 +1,166 @@
+"""FrameAssembler: Batches in, Frames out, in increasing frame id order.
+
+The placement itself is the engine's (``FramePlacer``: ``src/_frames.pxi``
+on the Cython engine, ``fastnet/engines/python/frames.py`` on the other);
+this module owns the frame buffers, turns what the engine emitted into
+:class:`Frame` objects and checks the arguments.
+
+Frame buffers come from a pool: the frames returned by one ``add`` keep
+theirs until the next ``add`` or ``flush``, and are then reused. The pool
+grows when one call emits more frames than it has slots for; it never
+shrinks.
+
+Ordering and eviction: frames in flight have ids in a window of
+``frames_in_flight`` ids. A packet for an id at or past the window's end
+moves the window, and the frames left behind it are emitted, complete or
+not; a packet for an id below the window is late. A frame is emitted as
+soon as it is complete and no older frame is in flight.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import List, Optional
+
+import numpy as np
+
+from .. import engines
+from ..core.batch import Batch
+from .frame import Frame, FrameStats, SourceTable
+from .spec import FrameSpec
+
+__all__ = ["FrameAssembler", "MAX_FRAMES_IN_FLIGHT"]
+
+#: Upper bound on the window, so a typo does not allocate a million frames.
+MAX_FRAMES_IN_FLIGHT = 1 << 16
+
+
+class FrameAssembler:
+    """Put datagrams into frames as ``spec`` says; usable offline and inside a receive loop.
+
+    ``add(batch)`` places rows ``0..batch.count-1`` and returns the frames
+    this completed or evicted; ``flush()`` returns the frames still in
+    flight, at the end. ``backend`` chooses the engine (default:
+    ``fastnet.backend``); both give the same frames and counts.
+    """
+
+    def __init__(self, spec: FrameSpec, frames_in_flight: int = 8, *, backend: Optional[str] = None):
+        if not isinstance(spec, FrameSpec):
+            raise TypeError(f"spec must be a fastnet.FrameSpec, not {type(spec).__name__}")
+        if isinstance(frames_in_flight, bool):
+            raise TypeError("frames_in_flight must be an integer, not bool")
+        try:
+            window = operator.index(frames_in_flight)
+        except TypeError:
+            raise TypeError(
+                f"frames_in_flight must be an integer, not {type(frames_in_flight).__name__}"
+            ) from None
+        if not 1 <= window <= MAX_FRAMES_IN_FLIGHT:
+            raise ValueError(f"frames_in_flight must be between 1 and {MAX_FRAMES_IN_FLIGHT}, got {window}")
+        name = engines.default_backend() if backend is None else backend
+        engine = engines.load(name)
+        self._spec = spec
+        self._window = window
+        self._backend = name
+        self._placer = engine.FramePlacer(*spec._engine_args(), window)
+        self._data: List[np.ndarray] = []  # slot -> its frame's data
+        self._present: List[np.ndarray] = []  # slot -> its presence flags (bool view)
+        self._handed_out: List[int] = []  # slots of the frames the last call returned
+        self._sources = SourceTable()  # slot -> its frame's first packet's address
+        self._grow(window + 1)
+
+    @property
+    def spec(self) -> FrameSpec:
+        """The FrameSpec the datagrams are placed by."""
+        return self._spec
+
+    @property
+    def frames_in_flight(self) -> int:
+        """Frame ids the window spans."""
+        return self._window
+
+    @property
+    def backend(self) -> str:
+        """The engine doing the placement."""
+        return self._backend
+
+    @property
+    def stats(self) -> FrameStats:
+        """The counters so far."""
+        placed, late, duplicate, rejected, complete, incomplete, missing = self._placer.counters
+        return FrameStats(
+            frames_complete=complete,
+            frames_incomplete=incomplete,
+            frames_missing=missing,
+            packets_placed=placed,
+            packets_late=late,
+            packets_duplicate=duplicate,
+            packets_rejected=rejected,
+        )
+
+    def _grow(self, k: int) -> None:
+        spec = self._spec
+        data = np.zeros((k, spec.packets_per_frame, spec.payload_size), dtype=np.uint8)
+        present = np.zeros((k, spec.packets_per_frame), dtype=np.uint8)
+        self._placer.add_slots(data, present)
+        self._sources.grow(k)
+        self._data.extend(data)
+        self._present.extend(present.view(np.bool_))
+
+    def _release(self) -> None:
+        for slot in self._handed_out:
+            self._placer.release(slot)
+        self._handed_out = []
+
+    def add(self, batch: Batch) -> List[Frame]:
+        """Place the batch's rows; return the frames completed or evicted, oldest first.
+
+        The frames returned by the previous call are invalid from here on.
+        """
+        if not isinstance(batch, Batch):
+            raise TypeError(f"add needs a fastnet.Batch, not {type(batch).__name__}")
+        batch._check_layout()
+        batch._claim("FrameAssembler.add")
+        try:
+            self._release()
+            row, stop = 0, batch.count
+            while True:
+                row = self._placer.place(
+                    batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, row, stop
+                )
+                created = self._placer.take_created()
+                if created:
+                    pairs = np.array(created, dtype=np.intp)
+                    self._sources.record(pairs[:, 0], pairs[:, 1], batch)
+                if row >= stop:
+                    break
+                self._grow(self._placer.slots)  # every slot is in flight or handed out
+            return self._frames()
+        finally:
+            batch._release()
+
+    def flush(self) -> List[Frame]:
+        """Emit every frame still in flight, oldest first (incomplete ones too)."""
+        self._release()
+        self._placer.flush()
+        return self._frames()
+
+    def _frames(self) -> List[Frame]:
+        out = []
+        for slot, frame_id, complete, first_ts, last_ts in self._placer.take_emitted():
+            self._handed_out.append(slot)
+            out.append(
+                Frame(
+                    frame_id,
+                    self._data[slot],
+                    self._present[slot],
+                    bool(complete),
+                    first_ts,
+                    last_ts,
+                    (self._sources, slot),
+                )
+            )
+        return out
+
+    def __repr__(self) -> str:
+        return f"<fastnet.FrameAssembler {self.stats} backend={self._backend!r}>"

@@ -1,0 +1,465 @@
+# Frame placement: datagrams put into instrument frames by their header fields.
+#
+# Pairs with fastnet/engines/python/frames.py; the interface is FramePlacer in
+# fastnet/engines/_cengine.pyi. The checks are made once, in Python, by
+# fastnet.FrameSpec: by the time a FramePlacer exists every field is 1 to 8
+# bytes and every count is in range.
+#
+# The work is frame_place_rows(), a C function that takes no Python object and
+# never needs the GIL: row pointers, lengths, truncation flags and
+# timestamps, and a count. Headers are read in place from each row, and each
+# accepted payload is copied once, by one memcpy, from its row into its
+# frame. A capture loop can call it on the rows it has just received.
+
+from libc.stdlib cimport realloc
+
+cdef enum:
+    FRAME_MAX_TERMS = 8  # fastnet.frames.field.MAX_TERMS
+    FRAME_COUNTER = 0  # fastnet.frames.spec.COUNTER, INDEX, OFFSET
+    FRAME_INDEX = 1
+    FRAME_OFFSET = 2
+    SLOT_FREE = 0
+    SLOT_IN_FLIGHT = 1
+    SLOT_EMITTED = 2  # in the emitted queue
+    SLOT_HANDED_OUT = 3  # taken by take_emitted, until released
+
+ctypedef struct FrameTerm:
+    Py_ssize_t offset
+    int size
+    int big
+    uint64_t mask
+    int shift
+    uint64_t scale
+
+ctypedef struct FrameSum:
+    int nterms
+    FrameTerm terms[FRAME_MAX_TERMS]
+
+ctypedef struct FrameSlot:
+    uint64_t frame_id
+    uint8_t *data  # packets_per_frame x payload_size bytes
+    uint8_t *present  # packets_per_frame flags
+    Py_ssize_t count  # flags set
+    int64_t first_ts
+    int64_t last_ts
+    int state  # SLOT_FREE, SLOT_IN_FLIGHT, SLOT_EMITTED or SLOT_HANDED_OUT
+
+ctypedef struct FrameCore:
+    Py_ssize_t payload_offset
+    Py_ssize_t payload_size
+    Py_ssize_t ppf  # packets per frame
+    Py_ssize_t packet_size  # -1: any length that holds min_length
+    Py_ssize_t min_length
+    int fill
+    int mode
+    FrameSum first  # counter, or frame_id
+    FrameSum second  # index or offset
+    uint64_t window  # frames in flight
+    FrameSlot *slots
+    Py_ssize_t nslots
+    Py_ssize_t *free_list
+    Py_ssize_t nfree
+    Py_ssize_t *in_flight  # [window]: slot of frame id (id % window), or -1
+    Py_ssize_t *emitted  # slots emitted, in order, until taken
+    Py_ssize_t nemitted
+    Py_ssize_t *created_slot  # frames begun by the rows of the last calls, until taken
+    Py_ssize_t *created_row
+    Py_ssize_t ncreated
+    # Frame ids below base are late. ended: base has passed 2**64 - 1 (the
+    # last possible id was emitted), so every packet is late.
+    uint64_t base
+    int ended
+    uint64_t last_emitted
+    int have_emitted
+    uint64_t placed, late, duplicate, rejected
+    uint64_t frames_complete, frames_incomplete, frames_missing
+
+
+cdef inline uint64_t _frame_sum(const uint8_t *row, const FrameSum *s) noexcept nogil:
+    # Sums wrap modulo 2**64, as fastnet.LinearField documents.
+    cdef uint64_t total = 0, value
+    cdef int t, k
+    cdef const FrameTerm *term
+    for t in range(s.nterms):
+        term = &s.terms[t]
+        value = 0
+        if term.big:
+            for k in range(term.size):
+                value = (value << 8) | row[term.offset + k]
+        else:
+            for k in range(term.size):
+                value = (value << 8) | row[term.offset + term.size - 1 - k]
+        total += term.scale * ((value >> term.shift) & term.mask)
+    return total
+
+
+cdef void _frame_emit(FrameCore *c, Py_ssize_t s) noexcept nogil:
+    cdef FrameSlot *slot = &c.slots[s]
+    cdef Py_ssize_t r
+    c.in_flight[slot.frame_id % c.window] = -1
+    if slot.count == c.ppf:
+        c.frames_complete += 1
+    else:
+        c.frames_incomplete += 1
+        # Missing rows get the fill value now, not when the frame began, so
+        # a complete frame's bytes are written once, by the payload copies.
+        for r in range(c.ppf):
+            if not slot.present[r]:
+                memset(slot.data + r * c.payload_size, c.fill, c.payload_size)
+    if c.have_emitted:
+        c.frames_missing += slot.frame_id - c.last_emitted - 1
+    c.last_emitted = slot.frame_id
+    c.have_emitted = 1
+    slot.state = SLOT_EMITTED
+    c.emitted[c.nemitted] = s
+    c.nemitted += 1
+
+
+cdef Py_ssize_t _frame_oldest(FrameCore *c) noexcept nogil:
+    """The slot of the oldest frame in flight, or -1."""
+    cdef uint64_t k, s
+    for k in range(c.window):
+        if k > <uint64_t>0xFFFFFFFFFFFFFFFF - c.base:  # base + k would wrap
+            break
+        s = c.in_flight[(c.base + k) % c.window]
+        if <Py_ssize_t>s >= 0:
+            return <Py_ssize_t>s
+    return -1
+
+
+cdef void _frame_cascade(FrameCore *c) noexcept nogil:
+    """Emit the oldest frames in flight while they are complete."""
+    cdef Py_ssize_t s
+    cdef uint64_t fid
+    while True:
+        s = _frame_oldest(c)
+        if s < 0 or c.slots[s].count != c.ppf:
+            return
+        fid = c.slots[s].frame_id
+        _frame_emit(c, s)
+        if fid == <uint64_t>0xFFFFFFFFFFFFFFFF:
+            c.ended = 1
+            return
+        c.base = fid + 1
+
+
+cdef void _frame_advance(FrameCore *c, uint64_t new_base) noexcept nogil:
+    """Evict every frame in flight below new_base (in order), then move the window there."""
+    cdef uint64_t k
+    cdef Py_ssize_t s
+    k = 0
+    while k < c.window and k < new_base - c.base:
+        s = c.in_flight[(c.base + k) % c.window]
+        if s >= 0:
+            _frame_emit(c, s)
+        k += 1
+    c.base = new_base
+    _frame_cascade(c)
+
+
+cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64_t *lengths,
+                                 const uint8_t *truncated, const int64_t *timestamps,
+                                 Py_ssize_t n) noexcept nogil:
+    """Place rows 0..n-1; return how many were taken (fewer than n when no slot is free).
+
+    ``truncated`` and ``timestamps`` may be NULL. Frames completed or evicted
+    go to c.emitted, frames begun to c.created_*; their slots stay out of the
+    free list until the caller releases them. A row not taken has changed
+    nothing but, perhaps, evicted frames (which a retry does not evict again).
+    """
+    cdef Py_ssize_t i, s, idx
+    cdef int64_t length
+    cdef uint64_t value, second, fid
+    cdef const uint8_t *row
+    cdef FrameSlot *slot
+    for i in range(n):
+        row = rows[i]
+        length = lengths[i]
+        # A field is read only from a row at least min_length long (the
+        # largest field end and the payload end), so never past the datagram.
+        if ((truncated != NULL and truncated[i]) or length < c.min_length
+                or (c.packet_size >= 0 and length != c.packet_size)):
+            c.rejected += 1
+            continue
+        value = _frame_sum(row, &c.first)
+        if c.mode == FRAME_COUNTER:
+            fid = value // <uint64_t>c.ppf
+            idx = <Py_ssize_t>(value % <uint64_t>c.ppf)
+        else:
+            second = _frame_sum(row, &c.second)
+            if c.mode == FRAME_INDEX:
+                if second >= <uint64_t>c.ppf:
+                    c.rejected += 1
+                    continue
+                idx = <Py_ssize_t>second
+            else:
+                if second % <uint64_t>c.payload_size or second // <uint64_t>c.payload_size >= <uint64_t>c.ppf:
+                    c.rejected += 1
+                    continue
+                idx = <Py_ssize_t>(second // <uint64_t>c.payload_size)
+            fid = value
+        if c.ended or fid < c.base:
+            c.late += 1
+            continue
+        if fid - c.base >= c.window:
+            _frame_advance(c, fid - c.window + 1)
+        s = c.in_flight[fid % c.window]
+        if s < 0:
+            # No free slot, or the frames begun are not taken yet (the
+            # created arrays hold one per slot): the caller makes room.
+            if c.nfree == 0 or c.ncreated >= c.nslots:
+                return i
+            c.nfree -= 1
+            s = c.free_list[c.nfree]
+            slot = &c.slots[s]
+            slot.frame_id = fid
+            slot.count = 0
+            slot.state = SLOT_IN_FLIGHT
+            memset(slot.present, 0, c.ppf)
+            c.in_flight[fid % c.window] = s
+            c.created_slot[c.ncreated] = s
+            c.created_row[c.ncreated] = i
+            c.ncreated += 1
+        slot = &c.slots[s]
+        if slot.present[idx]:
+            c.duplicate += 1  # the first copy is kept
+            continue
+        memcpy(slot.data + idx * c.payload_size, row + c.payload_offset, c.payload_size)
+        slot.present[idx] = 1
+        slot.count += 1
+        c.placed += 1
+        if slot.count == 1:
+            slot.first_ts = timestamps[i] if timestamps != NULL else 0
+        slot.last_ts = timestamps[i] if timestamps != NULL else 0
+        if slot.count == c.ppf:
+            _frame_cascade(c)
+    return n
+
+
+cdef void frame_flush(FrameCore *c) noexcept nogil:
+    """Emit every frame in flight, oldest first."""
+    cdef uint64_t k
+    cdef Py_ssize_t s
+    for k in range(c.window):
+        if k > <uint64_t>0xFFFFFFFFFFFFFFFF - c.base:
+            break
+        s = c.in_flight[(c.base + k) % c.window]
+        if s >= 0:
+            _frame_emit(c, s)
+    if c.have_emitted:
+        if c.last_emitted == <uint64_t>0xFFFFFFFFFFFFFFFF:
+            c.ended = 1
+        elif c.last_emitted + 1 > c.base:
+            c.base = c.last_emitted + 1
+
+
+cdef int _frame_sum_from(FrameSum *s, object terms) except -1:
+    cdef int t = 0
+    for offset, size, big, mask, shift, scale in terms:
+        if t >= FRAME_MAX_TERMS:
+            raise ValueError(f"at most {FRAME_MAX_TERMS} terms")
+        if not 1 <= size <= 8 or not 0 <= shift < 8 * size or offset < 0:
+            raise ValueError("a field must be 1 to 8 bytes at a non-negative offset")
+        s.terms[t].offset = offset
+        s.terms[t].size = size
+        s.terms[t].big = 1 if big else 0
+        s.terms[t].mask = mask
+        s.terms[t].shift = shift
+        s.terms[t].scale = scale
+        t += 1
+    s.nterms = t
+    return 0
+
+
+cdef Py_ssize_t _frame_sum_end(FrameSum *s) noexcept:
+    cdef Py_ssize_t end = 0
+    cdef int t
+    for t in range(s.nterms):
+        end = max(end, s.terms[t].offset + s.terms[t].size)
+    return end
+
+
+cdef class FramePlacer:
+    """The Cython engine's frame placement (see fastnet/engines/_cengine.pyi)."""
+
+    cdef FrameCore core
+    cdef list _buffers  # the arrays the slots point into, kept alive
+    cdef const uint8_t **_rows  # row pointers of the batch being placed
+    cdef Py_ssize_t _rows_capacity
+
+    def __cinit__(self):
+        memset(&self.core, 0, sizeof(FrameCore))
+        self._rows = NULL
+        self._rows_capacity = 0
+
+    def __init__(self, Py_ssize_t payload_offset, Py_ssize_t payload_size, Py_ssize_t packets_per_frame,
+                 Py_ssize_t packet_size, int fill, int mode, first_terms, second_terms,
+                 Py_ssize_t frames_in_flight):
+        cdef Py_ssize_t j
+        if (payload_offset < 0 or payload_size < 1 or packets_per_frame < 1
+                or not 1 <= frames_in_flight <= (1 << 20) or not 0 <= fill <= 255
+                or mode not in (FRAME_COUNTER, FRAME_INDEX, FRAME_OFFSET)):
+            raise ValueError("FramePlacer: a value is out of range (fastnet.FrameSpec checks them)")
+        if self.core.in_flight != NULL:
+            raise RuntimeError("FramePlacer is already initialised")
+        cdef FrameCore *c = &self.core
+        c.payload_offset = payload_offset
+        c.payload_size = payload_size
+        c.ppf = packets_per_frame
+        c.packet_size = packet_size
+        c.fill = fill
+        c.mode = mode
+        _frame_sum_from(&c.first, first_terms)
+        _frame_sum_from(&c.second, second_terms)
+        if c.first.nterms == 0 or (mode != FRAME_COUNTER and c.second.nterms == 0):
+            raise ValueError("FramePlacer: a placement field is missing")
+        c.min_length = max(payload_offset + payload_size, _frame_sum_end(&c.first), _frame_sum_end(&c.second))
+        if packet_size >= 0 and packet_size < c.min_length:
+            raise ValueError("FramePlacer: packet_size does not hold the payload and fields")
+        c.window = <uint64_t>frames_in_flight
+        c.in_flight = <Py_ssize_t *>malloc(frames_in_flight * sizeof(Py_ssize_t))
+        if c.in_flight == NULL:
+            raise MemoryError()
+        for j in range(frames_in_flight):
+            c.in_flight[j] = -1
+        self._buffers = []
+
+    def __dealloc__(self):
+        free(self.core.slots)
+        free(self.core.free_list)
+        free(self.core.in_flight)
+        free(self.core.emitted)
+        free(self.core.created_slot)
+        free(self.core.created_row)
+        free(self._rows)
+
+    def add_slots(self, unsigned char[:, :, ::1] data not None, unsigned char[:, ::1] present not None):
+        """Add data.shape[0] frame slots, backed by these arrays (kept alive here)."""
+        cdef Py_ssize_t k = data.shape[0], j, total
+        cdef FrameCore *c = &self.core
+        if c.in_flight == NULL:
+            raise RuntimeError("FramePlacer is not initialised")
+        if data.shape[1] != c.ppf or data.shape[2] != c.payload_size or present.shape[0] != k \
+                or present.shape[1] != c.ppf:
+            raise ValueError("add_slots: arrays of the wrong shape")
+        if k == 0:
+            return
+        total = c.nslots + k
+        slots = <FrameSlot *>realloc(c.slots, total * sizeof(FrameSlot))
+        if slots == NULL:
+            raise MemoryError()
+        c.slots = slots
+        free_list = <Py_ssize_t *>realloc(c.free_list, total * sizeof(Py_ssize_t))
+        if free_list == NULL:
+            raise MemoryError()
+        c.free_list = free_list
+        emitted = <Py_ssize_t *>realloc(c.emitted, total * sizeof(Py_ssize_t))
+        if emitted == NULL:
+            raise MemoryError()
+        c.emitted = emitted
+        created_row = <Py_ssize_t *>realloc(c.created_row, total * sizeof(Py_ssize_t))
+        if created_row == NULL:
+            raise MemoryError()
+        c.created_row = created_row
+        created_slot = <Py_ssize_t *>realloc(c.created_slot, total * sizeof(Py_ssize_t))
+        if created_slot == NULL:
+            raise MemoryError()
+        c.created_slot = created_slot
+        for j in range(k):
+            c.slots[c.nslots + j].data = &data[j, 0, 0]
+            c.slots[c.nslots + j].present = &present[j, 0]
+            c.slots[c.nslots + j].count = 0
+            c.slots[c.nslots + j].state = SLOT_FREE
+            c.free_list[c.nfree] = c.nslots + j
+            c.nfree += 1
+        c.nslots = total
+        self._buffers.append((data, present))
+
+    def place(self, const unsigned char[:, ::1] data not None, const int64_t[::1] lengths not None,
+              const unsigned char[::1] truncated not None, const int64_t[::1] timestamps not None,
+              Py_ssize_t start, Py_ssize_t stop):
+        """Place rows start..stop-1; return the first row not taken (stop, or less if no slot is free)."""
+        cdef Py_ssize_t n = stop - start, j, taken, slot_size, before
+        cdef Py_ssize_t rows_in = data.shape[0]
+        cdef FrameCore *c = &self.core
+        if c.in_flight == NULL:
+            raise RuntimeError("FramePlacer is not initialised")
+        if not 0 <= start <= stop <= rows_in or lengths.shape[0] < stop or truncated.shape[0] < stop \
+                or timestamps.shape[0] < stop:
+            raise ValueError("place: rows out of range")
+        if n == 0:
+            return start
+        slot_size = data.shape[1]
+        for j in range(start, stop):
+            # A length beyond the row would let a field or payload be read
+            # past it: refused before any byte is read.
+            if not 0 <= lengths[j] <= slot_size:
+                raise ValueError(f"place: row {j} has length {lengths[j]}, outside 0..{slot_size}")
+        if n > self._rows_capacity:
+            rows = <const uint8_t **>realloc(self._rows, n * sizeof(uint8_t *))
+            if rows == NULL:
+                raise MemoryError()
+            self._rows = rows
+            self._rows_capacity = n
+        for j in range(n):
+            self._rows[j] = &data[start + j, 0]
+        before = c.ncreated
+        with nogil:
+            taken = frame_place_rows(c, self._rows, &lengths[start], &truncated[start], &timestamps[start], n)
+        # frame_place_rows numbers rows from 0; the caller's rows start at start.
+        for j in range(before, c.ncreated):
+            c.created_row[j] += start
+        return start + taken
+
+    def flush(self):
+        """Emit every frame in flight, oldest first."""
+        if self.core.in_flight == NULL:
+            raise RuntimeError("FramePlacer is not initialised")
+        frame_flush(&self.core)
+
+    def take_emitted(self):
+        """[(slot, frame_id, complete, first_ts, last_ts)] emitted since the last call, in order."""
+        cdef Py_ssize_t j, s
+        cdef FrameCore *c = &self.core
+        out = []
+        for j in range(c.nemitted):
+            s = c.emitted[j]
+            c.slots[s].state = SLOT_HANDED_OUT
+            out.append((s, c.slots[s].frame_id, c.slots[s].count == c.ppf,
+                        c.slots[s].first_ts, c.slots[s].last_ts))
+        c.nemitted = 0
+        return out
+
+    def take_created(self):
+        """[(slot, row)] of the frames begun since the last call: the row of each one's first packet."""
+        cdef Py_ssize_t j
+        cdef FrameCore *c = &self.core
+        out = [(c.created_slot[j], c.created_row[j]) for j in range(c.ncreated)]
+        c.ncreated = 0
+        return out
+
+    def release(self, Py_ssize_t s):
+        """Give an emitted frame's slot back for reuse."""
+        cdef FrameCore *c = &self.core
+        # Only a slot handed out by take_emitted: one still in the emitted
+        # queue, reused and emitted again, would overrun the queue.
+        if not 0 <= s < c.nslots or c.slots[s].state != SLOT_HANDED_OUT:
+            raise ValueError(f"release: slot {s} is not one take_emitted handed out")
+        c.slots[s].state = SLOT_FREE
+        c.free_list[c.nfree] = s
+        c.nfree += 1
+
+    @property
+    def free_slots(self):
+        return self.core.nfree
+
+    @property
+    def slots(self):
+        return self.core.nslots
+
+    @property
+    def counters(self):
+        """(placed, late, duplicate, rejected, frames_complete, frames_incomplete, frames_missing)."""
+        cdef FrameCore *c = &self.core
+        return (c.placed, c.late, c.duplicate, c.rejected, c.frames_complete, c.frames_incomplete,
+                c.frames_missing)

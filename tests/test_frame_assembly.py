@@ -1,0 +1,289 @@
+"""FrameAssembler on each engine: placement, order, eviction, counts, pooled frames, bad input."""
+
+import numpy as np
+import pytest
+from frame_traffic import datagram, frame_tuple, make_batch
+
+import fastnet
+from fastnet import Field, FrameAssembler, FrameSpec
+
+SPEC = FrameSpec(payload_offset=8, payload_size=4, packets_per_frame=4, counter=Field(0, 8))
+
+
+def packets(spec, counters, length=None, stamp0=100):
+    length = length or spec.min_length
+    ppf = spec.packets_per_frame
+    return [
+        (datagram(spec, c // ppf, c % ppf, length, c), stamp0 + n, False, 6000 + n)
+        for n, c in enumerate(counters)
+    ]
+
+
+def add(asm, spec, counters, **kw):
+    items = packets(spec, counters, **kw)
+    return [frame_tuple(f) for f in asm.add(make_batch(items, max(len(d) for d, *_ in items)))]
+
+
+def test_whole_frames_come_out_complete_and_in_order(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    frames = add(asm, SPEC, range(12))
+    assert [f[0] for f in frames] == [0, 1, 2]
+    assert all(f[3] for f in frames)
+    first = frames[0]
+    # row i holds packet i's payload: the datagram's bytes 8..11
+    want = b"".join(datagram(SPEC, 0, i, SPEC.min_length, i)[8:12] for i in range(4))
+    assert first[1] == want
+    assert first[4:] == (100, 103, ("127.0.0.1", 6000))
+    assert asm.flush() == []
+    assert asm.stats.as_dict() == dict(
+        frames_complete=3,
+        frames_incomplete=0,
+        frames_missing=0,
+        packets_placed=12,
+        packets_late=0,
+        packets_duplicate=0,
+        packets_rejected=0,
+    )
+
+
+def test_reordered_packets_within_a_frame_and_across_frames(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    # frame 1 completes first but waits for frame 0, which is in flight
+    frames = add(asm, SPEC, [0, 4, 5, 6, 7, 2, 1, 3])
+    assert [(f[0], f[3]) for f in frames] == [(0, True), (1, True)]
+    # frame 3 completes with no older frame in flight: out at once, and frame 2 is then late
+    frames = add(asm, SPEC, [12, 13, 14, 15, 8, 9, 10, 11])
+    assert [(f[0], f[3]) for f in frames] == [(3, True)]
+    assert asm.stats.packets_late == 4
+
+
+def test_a_packet_far_ahead_evicts_older_frames_incomplete(backend):
+    asm = FrameAssembler(SPEC, frames_in_flight=2, backend=backend)
+    frames = add(asm, SPEC, [0, 1, 4, 8])  # frames 0, 1 and 2 in flight: 2 is two ids past 0
+    assert [(f[0], f[2], f[3]) for f in frames] == [(0, (True, True, False, False), False)]
+    frames = add(asm, SPEC, [40])  # frame 10: 1 and 2 are evicted, 3..9 never seen
+    assert [(f[0], f[3]) for f in frames] == [(1, False), (2, False)]
+    flushed = [frame_tuple(f) for f in asm.flush()]
+    assert [f[0] for f in flushed] == [10]
+    stats = asm.stats
+    assert (stats.frames_complete, stats.frames_incomplete, stats.frames_missing) == (0, 4, 7)
+
+
+def test_late_duplicate_and_rejected_are_counted_once_each(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    add(asm, SPEC, [0, 1, 2, 3, 5, 5])  # frame 0 out; 5 twice
+    add(asm, SPEC, [1])  # frame 0 was emitted: late
+    items = packets(SPEC, [6])
+    items.append((b"short", 0, False, 1))
+    items.append((datagram(SPEC, 1, 3, SPEC.min_length, 0), 0, True, 1))  # cut by the slot
+    asm.add(make_batch(items, SPEC.min_length))
+    stats = asm.stats
+    assert stats.packets_placed == 6
+    assert stats.packets_duplicate == 1
+    assert stats.packets_late == 1
+    assert stats.packets_rejected == 2
+    assert stats.packets == 10
+
+
+def test_missing_packets_get_the_fill_value(backend):
+    spec = FrameSpec(8, 4, 4, counter=Field(0, 8), fill=0xEE)
+    asm = FrameAssembler(spec, backend=backend)
+    add(asm, spec, [0, 2])
+    (frame,) = asm.flush()
+    assert frame.present.tolist() == [True, False, True, False]
+    assert frame.data[1].tolist() == [0xEE] * 4 and frame.data[3].tolist() == [0xEE] * 4
+    assert not frame.complete and frame.packets == 2
+
+
+def test_frames_are_valid_until_the_next_call_and_copy_keeps_one(backend):
+    asm = FrameAssembler(SPEC, frames_in_flight=1, backend=backend)
+    items = packets(SPEC, range(4))
+    (frame,) = asm.add(make_batch(items, SPEC.min_length))
+    kept = frame.copy()
+    before = frame.data.copy()
+    for _ in range(3):  # the pool's slots are reused
+        asm.add(make_batch(packets(SPEC, range(4 * (_ + 1), 4 * (_ + 2)), stamp0=0), SPEC.min_length))
+    assert np.array_equal(kept.data, before)
+    assert kept.frame_id == 0 and kept.complete
+
+
+def test_one_batch_can_complete_more_frames_than_the_pool_holds(backend):
+    asm = FrameAssembler(SPEC, frames_in_flight=2, backend=backend)
+    frames = add(asm, SPEC, range(4 * 100))
+    assert [f[0] for f in frames] == list(range(100))
+    for f in frames:  # each frame kept its own bytes
+        want = b"".join(datagram(SPEC, f[0], i, SPEC.min_length, 4 * f[0] + i)[8:12] for i in range(4))
+        assert f[1] == want
+
+
+@pytest.mark.parametrize("placement", ["index", "offset"])
+def test_frame_id_with_index_or_offset(backend, placement):
+    second = Field(4, 2, "little")
+    spec = FrameSpec(6, 10, 3, frame_id=Field(0, 4), **{placement: second})
+    asm = FrameAssembler(spec, backend=backend)
+    items = [(datagram(spec, 7, i, spec.min_length, i), 0, False, 1) for i in (2, 0, 1)]
+    (frame,) = asm.add(make_batch(items, spec.min_length))
+    assert frame.frame_id == 7 and frame.complete
+    assert frame.data[2].tobytes() == items[0][0][6:16]
+
+
+def test_offset_not_a_multiple_of_the_payload_size_is_rejected(backend):
+    spec = FrameSpec(6, 10, 3, frame_id=Field(0, 4), offset=Field(4, 2))
+    asm = FrameAssembler(spec, backend=backend)
+    items = [(datagram(spec, 7, 1, spec.min_length, 0, misalign=True), 0, False, 1)]
+    items.append((datagram(spec, 7, 3, spec.min_length, 0), 0, False, 1))  # offset 30: past the frame
+    asm.add(make_batch(items, spec.min_length))
+    assert asm.stats.packets_rejected == 2
+
+
+def test_vdif_like_linear_counter(backend):
+    # frame number = seconds * 4 + frame-in-second; 2 packets per frame by an index field
+    spec = FrameSpec(8, 4, 2, frame_id=Field(0, 4) * 4 + Field(4, 2), index=Field(6, 1))
+    asm = FrameAssembler(spec, backend=backend)
+    rows = []
+    for seconds in (10, 11):
+        for number in range(4):
+            for index in range(2):
+                head = seconds.to_bytes(4, "big") + number.to_bytes(2, "big") + bytes([index, 0])
+                rows.append((head + bytes([seconds, number, index, 0]), 0, False, 1))
+    frames = asm.add(make_batch(rows, 12))
+    assert [f.frame_id for f in frames] == [40 + i for i in range(8)]
+    assert frames[5].data[1].tolist() == [11, 1, 1, 0]
+
+
+def test_fields_at_the_datagrams_edge(backend):
+    spec = FrameSpec(0, 4, 1, counter=Field(4, 4))  # counter in bytes 4..7, after the payload
+    asm = FrameAssembler(spec, backend=backend)
+    rows = [(b"abcd" + (3).to_bytes(4, "big"), 0, False, 1), (b"abcd" + b"\0\0\0", 0, False, 1)]
+    (frame,) = asm.add(make_batch(rows, 8))
+    assert frame.frame_id == 3
+    assert asm.stats.packets_rejected == 1
+    # a batch whose rows are all shorter than the field
+    assert asm.add(fastnet.Batch.from_payloads([b"abc"])) == []
+    assert asm.stats.packets_rejected == 2
+
+
+def test_packet_size_rejects_every_other_length(backend):
+    spec = FrameSpec(8, 4, 1, counter=Field(0, 8), packet_size=16)
+    asm = FrameAssembler(spec, backend=backend)
+    rows = [(datagram(spec, 0, 0, n, 0), 0, False, 1) for n in (12, 15, 16, 17)]
+    frames = asm.add(make_batch(rows, 17))
+    assert [f.frame_id for f in frames] == [0]
+    assert asm.stats.packets_rejected == 3
+
+
+def test_the_last_frame_id_ends_the_stream(backend):
+    spec = FrameSpec(8, 4, 1, frame_id=Field(0, 8), index=Field(0, 1, mask=0))
+    asm = FrameAssembler(spec, backend=backend)
+    top = 2**64 - 1
+    rows = [
+        ((top - 1).to_bytes(8, "big") + b"abcd", 0, False, 1),
+        (top.to_bytes(8, "big") + b"efgh", 0, False, 1),
+    ]
+    rows.append(rows[0])
+    rows.append((b"\0" * 8 + b"ijkl", 0, False, 1))
+    frames = asm.add(make_batch(rows, 12))
+    assert [f.frame_id for f in frames] == [top - 1, top]
+    assert asm.stats.packets_late == 2
+
+
+def test_an_empty_batch_gives_nothing(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    assert asm.add(fastnet.Batch(4, 64)) == []
+    assert asm.flush() == []
+    assert asm.stats.packets == 0
+
+
+def test_timestamps_and_source_of_a_frame(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    (frame,) = asm.add(make_batch(packets(SPEC, [2, 0, 3, 1], stamp0=5), SPEC.min_length))
+    assert (frame.first_timestamp, frame.last_timestamp) == (5, 8)
+    assert frame.source == ("127.0.0.1", 6000)
+
+
+def test_bad_arguments(backend):
+    with pytest.raises(TypeError):
+        FrameAssembler("spec", backend=backend)
+    for bad, error in ((0, ValueError), (1 << 17, ValueError), (True, TypeError), (2.0, TypeError)):
+        with pytest.raises(error):
+            FrameAssembler(SPEC, bad, backend=backend)
+    asm = FrameAssembler(SPEC, backend=backend)
+    with pytest.raises(TypeError):
+        asm.add(b"datagrams")
+    with pytest.raises(ValueError):
+        FrameAssembler(SPEC, backend="nonesuch")
+
+
+def test_a_length_past_the_row_is_refused_before_anything_is_read(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    batch = make_batch(packets(SPEC, [0, 1]), SPEC.min_length)
+    batch.lengths[1] = SPEC.min_length + 1
+    with pytest.raises(ValueError):
+        asm.add(batch)
+    batch.lengths[1] = -1
+    with pytest.raises(ValueError):
+        asm.add(batch)
+    assert asm.stats.packets == 0
+
+
+def test_the_engine_placer_refuses_slots_it_did_not_hand_out(backend):
+    placer = fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 2)
+    placer.add_slots(np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4), np.uint8))
+    batch = make_batch(packets(SPEC, range(4)), SPEC.min_length)
+    assert placer.place(batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, 0, 4) == 4
+    with pytest.raises(ValueError):
+        placer.release(0)  # emitted, but not taken yet
+    ((slot, frame_id, complete, *_),) = placer.take_emitted()
+    assert (frame_id, complete) == (0, True)
+    placer.release(slot)
+    with pytest.raises(ValueError):
+        placer.release(slot)  # twice
+    for bad in (-1, 3):
+        with pytest.raises(ValueError):
+            placer.release(bad)
+    with pytest.raises(ValueError):
+        placer.add_slots(np.zeros((1, 4, 5), np.uint8), np.zeros((1, 4), np.uint8))
+    with pytest.raises(ValueError):
+        fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 0)
+
+
+def test_offline_over_a_capture_file(backend, tmp_path):
+    # frames recorded to pcap, then assembled from the file: the same frames as live
+    from fastnet.frames.synthetic import fill_batch, frame_pattern
+
+    spec = FrameSpec(16, 100, 4, frame_id=Field(0, 8), index=Field(8, 1))
+    batch = fastnet.Batch(64, 128)
+    fill_batch(batch, spec, [(f, i) for f in range(10) for i in range(4)])
+    batch.addresses[:] = [127, 0, 0, 1]
+    batch.ports[:] = 4000
+    path = str(tmp_path / "run.pcap")
+    with fastnet.open_recorder(path, local_address=("127.0.0.1", 7788)) as recorder:
+        recorder(batch)
+    asm = FrameAssembler(spec, backend=backend)
+    frames = []
+    for part in fastnet.read_capture(path, batch_size=7):
+        frames += [f.copy() for f in asm.add(part)]
+    frames += asm.flush()
+    assert [f.frame_id for f in frames] == list(range(10))
+    assert all(np.array_equal(f.data, frame_pattern(spec, f.frame_id)) for f in frames)
+    assert frames[0].source == ("127.0.0.1", 4000)
+
+
+def test_an_ipv6_source(backend):
+    import socket as stdsocket
+
+    from fastnet.frames.synthetic import fill_batch
+
+    spec = FrameSpec(8, 4, 2, counter=Field(0, 8))
+    batch = fastnet.Batch(4, 16, family=stdsocket.AF_INET6)
+    fill_batch(batch, spec, [(0, 0), (0, 1)])
+    batch.addresses[:] = list(stdsocket.inet_pton(stdsocket.AF_INET6, "fe80::1"))
+    batch.ports[:] = 5000
+    batch.flowinfo[:] = 7
+    batch.scope_ids[:] = 1
+    asm = FrameAssembler(spec, backend=backend)
+    (frame,) = asm.add(batch)
+    kept = frame.copy()
+    assert frame.source == ("fe80::1", 5000, 7, 1) == batch.address(0)
+    asm.add(make_batch(packets(spec, [2, 3]), 16))  # the slot is reused; the copy keeps its source
+    assert kept.source == ("fe80::1", 5000, 7, 1)

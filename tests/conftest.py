@@ -15,6 +15,7 @@ must be on PATH, so the tests that use them run. Network namespace tests
 see tests/netns.py.
 """
 
+import importlib.util
 import os
 import shutil
 import socket as stdsocket
@@ -50,6 +51,12 @@ def pytest_configure(config):
     absent = [name for name in tools if shutil.which(name) is None]
     if absent:
         raise pytest.UsageError(f"FASTNET_EXPECT_TOOLS: not on PATH: {', '.join(absent)}")
+    # Optional extras (h5py, zarr, prometheus_client, matplotlib) whose tests
+    # skip without them: where they are expected, a missing one fails the run.
+    modules = [name for name in os.environ.get("FASTNET_EXPECT_MODULES", "").split(",") if name]
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(f"FASTNET_EXPECT_MODULES: cannot import {', '.join(missing)}")
     if netns_expected():
         reason = netns_unavailable("tc")
         if reason:

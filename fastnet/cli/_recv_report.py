@@ -77,7 +77,7 @@ class StatusLine:
             line += f"  dropped: kernel {stats['kernel_drops']:,} ring {stats['ring_overruns']:,}"
         if stats.get("seq_gaps") is not None:
             line += f"  seq gaps {stats['seq_gaps']:,} lost {stats['seq_lost']:,}"
-        if "frames_complete" in stats:
+        if stats.get("frames_complete") is not None:
             line += "  frames/s: " + " ".join(
                 f"{kind} {(stats[f'frames_{kind}'] - self.previous[f'frames_{kind}']) / interval:,.1f}"
                 for kind in ("complete", "incomplete", "missing")
@@ -126,7 +126,7 @@ def summary(
             f"{stats['seq_reordered']:,}, duplicates {stats['seq_duplicates']:,}, "
             f"too short {stats['seq_short']:,}"
         )
-    if "frames_complete" in stats:
+    if stats.get("frames_complete") is not None:
         lines.append(
             f"frames: complete {stats['frames_complete']:,}, incomplete {stats['frames_incomplete']:,}, "
             f"missing {stats['frames_missing']:,}; packets placed {stats['packets_placed']:,}, late "

@@ -13,6 +13,8 @@ lost; each has its usual cause and remedy:
 * ``ring_overruns``: the consumer took batches more slowly than they came.
 * ``truncated``: datagrams longer than ``slot_size``.
 * ``capture_dropped``: the recorder could not write as fast as datagrams came.
+* ``packets_late``, ``packets_rejected`` (with frames): reordering wider than
+  the frames in flight; datagrams that do not match the frame spec.
 * ``seq_lost`` while this host dropped nothing: lost before reaching it.
 
 The rules work on a plain dict of the counters (``ReceiverStats.as_dict()``,
@@ -100,6 +102,18 @@ def diagnose(stats: Mapping, *, cli: bool = False) -> list[str]:
         found.append(
             f"{_count(lost)} are missing by sequence number but this host dropped none: they were "
             f"lost before reaching it (the network, or the sender)."
+        )
+    late = stats.get("packets_late") or 0
+    if late:
+        found.append(
+            f"{_count(late)} came after their frame had been emitted or left behind: the sender "
+            f"reorders over more frames than are in flight; raise frames_in_flight."
+        )
+    rejected = stats.get("packets_rejected") or 0
+    if rejected:
+        found.append(
+            f"{_count(rejected)} did not fit the frame spec (the wrong length, cut to the slot, or a "
+            f"header field out of range): check the spec against what the instrument sends."
         )
     dropped_writes = stats.get("capture_dropped") or 0
     if dropped_writes:

@@ -55,6 +55,7 @@ is never lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import math
 import os
@@ -62,7 +63,7 @@ import socket as _stdsocket
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from .. import constants as C
 from .. import engines
@@ -80,6 +81,7 @@ from .stats import ReceiverStats
 
 if TYPE_CHECKING:
     from ..capture.recorder import Recorder
+    from ..frames.assembler import FrameAssembler
 
 __all__ = ["Receiver", "ReceiverStopped"]
 
@@ -227,6 +229,13 @@ class Receiver:
         pin the capture thread to this CPU (``os.sched_setaffinity``), e.g.
         away from the one the NIC's interrupts or the sender use (``fastnet
         info`` says which those are, where the kernel tells).
+    ``frames``, ``frames_in_flight``
+        a ``fastnet.FrameSpec``: ``get()`` and iteration then give
+        ``fastnet.Frame`` objects, assembled from the datagrams by their
+        headers (``fastnet.FrameAssembler(frames, frames_in_flight)``, run by
+        the consumer on each batch it takes), in increasing frame id order;
+        at the end the frames still in flight come out, incomplete ones with
+        ``complete`` False. ``stats`` then includes the frame counters.
 
     Use it as a context manager (starts, then stops and closes), or call
     ``start()``, ``stop()``, ``close()``. The consumer takes batches with
@@ -257,6 +266,8 @@ class Receiver:
         gro=False,
         max_delay=DEFAULT_MAX_DELAY,
         cpu=None,
+        frames=None,
+        frames_in_flight=8,
     ):
         # Every argument is checked before any system call.
         self._configure(
@@ -273,6 +284,8 @@ class Receiver:
             gro=gro,
             max_delay=max_delay,
             cpu=cpu,
+            frames=frames,
+            frames_in_flight=frames_in_flight,
         )
         self._reuse_port = bool(reuse_port)
         family, sockaddr = bind_address(address)
@@ -332,6 +345,8 @@ class Receiver:
         gro=False,
         max_delay=DEFAULT_MAX_DELAY,
         cpu=None,
+        frames=None,
+        frames_in_flight=8,
     ):
         """Check and keep the settings (no socket is made); None sizes are chosen by _fill_sizes."""
         self._slot_request = None if slot_size is None else positive_int(slot_size, "slot_size")
@@ -342,6 +357,15 @@ class Receiver:
             raise ValueError(f"ring_size must be at most {MAX_RING_SIZE}, got {ring_size}")
         self._max_delay_ns = _max_delay_ns(max_delay)
         self._cpu = _checked_cpu(cpu)
+        # Frames: the consumer's get() feeds each batch to an assembler and
+        # hands out the frames it completes (fastnet/frames/).
+        self._assembler = None
+        if frames is not None:
+            from ..frames.assembler import FrameAssembler  # imported only when frames are asked for
+
+            self._assembler = FrameAssembler(frames, frames_in_flight, backend=backend)
+        self._frames_out: collections.deque = collections.deque()
+        self._frames_flushed = False
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -851,8 +875,12 @@ class Receiver:
         if self._state == _NEW:
             raise RuntimeError("the Receiver is not started: call start() or use it in a with block")
 
-    def get(self, timeout=None) -> Batch:
-        """The rows filled since the last get() (up to batch_size), as a Batch.
+    def get(self, timeout=None):
+        """The rows filled since the last get() (up to batch_size), as a Batch; a Frame with ``frames=``.
+
+        With ``frames=``, the next assembled Frame, valid until the next
+        get() or iteration step (and every batch taken meanwhile is given
+        back at once); the rest is as for batches.
 
         The Batch is a window on the ring and stays valid until the next
         get() or iteration step, which gives its rows back. Waits up to
@@ -864,6 +892,28 @@ class Receiver:
         delivered, or the capture thread's error (once) if it failed. The
         wait releases the GIL.
         """
+        if self._assembler is not None:
+            return self._get_frame(timeout)
+        return self._get_batch(timeout)
+
+    def _get_frame(self, timeout):
+        """The next Frame: from the last batch's, else from batches taken until one comes."""
+        deadline = _deadline(timeout)
+        assembler = cast("FrameAssembler", self._assembler)
+        while not self._frames_out:
+            if self._frames_flushed:
+                raise ReceiverStopped("the Receiver has stopped and delivered every frame")
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                batch = self._get_batch(remaining)
+            except ReceiverStopped:
+                self._frames_out.extend(assembler.flush())
+                self._frames_flushed = True
+                continue
+            self._frames_out.extend(assembler.add(batch))
+        return self._frames_out.popleft()
+
+    def _get_batch(self, timeout) -> Batch:
         deadline = _deadline(timeout)
         self._check_started()
         self._held = None
@@ -901,6 +951,20 @@ class Receiver:
         """``async for``: waits in the loop's default executor, never in the loop's thread."""
         loop = asyncio.get_running_loop()
         self._check_started()
+        while self._assembler is not None:
+            try:
+                frame = self._get_frame(0)  # takes only what is there: never waits
+            except ReceiverStopped:
+                return
+            except TimeoutError:
+                waiter = loop.run_in_executor(None, self._ring.wait_ready, _SLICE)
+                self._async_waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    self._async_waiters.remove(waiter)
+                continue
+            yield frame
         while True:
             self._held = None
             start, n, cursor = self._ring.take(0.0)
@@ -977,6 +1041,7 @@ class Receiver:
                 in_ring=packets - self._delivered,
                 **seq,
                 **record,
+                **({} if self._assembler is None else self._assembler.stats.as_dict()),
                 rcvbuf=self._rcvbuf_locked(),
                 slot_size=self._slot_size,
             )

@@ -82,6 +82,17 @@ class ReceiverStats:
     #: ``packets + ring_overruns`` when it began before start().
     recorded: Optional[int] = None
     capture_dropped: Optional[int] = None
+    #: Frames (None unless the Receiver has ``frames=``): fastnet.FrameStats's
+    #: counters. Every datagram the consumer took is in exactly one of
+    #: ``packets_placed``, ``packets_late``, ``packets_duplicate`` and
+    #: ``packets_rejected``.
+    frames_complete: Optional[int] = None
+    frames_incomplete: Optional[int] = None
+    frames_missing: Optional[int] = None
+    packets_placed: Optional[int] = None
+    packets_late: Optional[int] = None
+    packets_duplicate: Optional[int] = None
+    packets_rejected: Optional[int] = None
     #: Settings the diagnosis reads: the socket's receive buffer as the
     #: kernel reports it (bytes, 0 if unknown), and the slot size.
     rcvbuf: int = 0

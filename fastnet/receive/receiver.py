@@ -483,6 +483,7 @@ class Receiver:
         self._drops_raw = 0  # last SK_MEMINFO_DROPS read (u32, may wrap)
         self._drops_total = 0  # accumulated across wraps
         self._final_rcvbuf = None
+        self._last_rcvbuf = 0
 
     # -- socket setup ---------------------------------------------------------
     def _open_socket(self, family, sockaddr):
@@ -571,7 +572,11 @@ class Receiver:
     def _rcvbuf_locked(self) -> int:
         if self._final_rcvbuf is not None:
             return self._final_rcvbuf
-        return self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+        try:
+            self._last_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+        except OSError:  # the socket was closed under the Receiver: the last value read
+            pass
+        return self._last_rcvbuf
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed)."""

@@ -238,3 +238,17 @@ def use_virtual_clock(monkeypatch):
     monkeypatch.setattr(_sender, "_monotonic_ns", clock.monotonic_ns)
     monkeypatch.setattr(_replay, "time", types.SimpleNamespace(monotonic_ns=clock.monotonic_ns))
     return clock
+
+
+def refuse_rcvbuf_force(monkeypatch):
+    """Make SO_RCVBUFFORCE refused (EPERM), as for a process without CAP_NET_ADMIN; return rmem_max."""
+    real = stdsocket.socket.setsockopt
+
+    def setsockopt(sock, level, option, *args):
+        if option == fastnet.constants.SO_RCVBUFFORCE:
+            raise PermissionError(1, "Operation not permitted")
+        return real(sock, level, option, *args)
+
+    monkeypatch.setattr(stdsocket.socket, "setsockopt", setsockopt)
+    with open("/proc/sys/net/core/rmem_max") as f:
+        return int(f.read())

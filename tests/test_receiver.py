@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 from conftest import HAS_IPV6
-from helpers import HANG_S, in_thread, numbers_in, proc_net_udp_drops, send_numbered
+from helpers import HANG_S, in_thread, numbers_in, proc_net_udp_drops, refuse_rcvbuf_force, send_numbered
 
 import fastnet
 
@@ -344,16 +344,7 @@ def test_rcvbuf_is_what_the_kernel_set(backend):
 
 
 def test_capped_rcvbuf_warns(backend, monkeypatch):
-    real = stdsocket.socket.setsockopt
-
-    def no_force(sock, level, option, *args):
-        if option == fastnet.constants.SO_RCVBUFFORCE:
-            raise PermissionError(1, "Operation not permitted")
-        return real(sock, level, option, *args)
-
-    monkeypatch.setattr(stdsocket.socket, "setsockopt", no_force)
-    with open("/proc/sys/net/core/rmem_max") as f:
-        rmem_max = int(f.read())
+    rmem_max = refuse_rcvbuf_force(monkeypatch)
     with pytest.warns(fastnet.BufferSizeWarning, match="net.core.rmem_max"):
         rx = fastnet.Receiver(0, backend=backend, rcvbuf=4 * rmem_max, batch_size=1, ring_size=1)
     with rx:

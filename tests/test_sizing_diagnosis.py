@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 from cli_helpers import bound_port, finish, start_recv
+from helpers import refuse_rcvbuf_force
 
 import fastnet
 from fastnet.receive import diagnosis, sizing
@@ -106,20 +107,6 @@ def test_the_sysctl_value_is_said_when_readable(monkeypatch, rmem):
 # -- a Receiver with its defaults ------------------------------------------------------------
 
 
-def _no_force(monkeypatch):
-    """Make SO_RCVBUFFORCE refused, as for a process without CAP_NET_ADMIN."""
-    real = socket.socket.setsockopt
-
-    def setsockopt(sock, level, option, *args):
-        if option == fastnet.constants.SO_RCVBUFFORCE:
-            raise PermissionError(1, "Operation not permitted")
-        return real(sock, level, option, *args)
-
-    monkeypatch.setattr(socket.socket, "setsockopt", setsockopt)
-    with open("/proc/sys/net/core/rmem_max") as f:
-        return int(f.read())
-
-
 def test_a_default_receiver_sizes_itself(backend):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -144,7 +131,7 @@ def test_explicit_sizes_are_kept(backend):
 
 
 def test_a_capped_default_buffer_warns_once_naming_the_sysctl(backend, monkeypatch):
-    rmem_max = _no_force(monkeypatch)
+    rmem_max = refuse_rcvbuf_force(monkeypatch)
     if rmem_max * 2 >= sizing.MAX_DEFAULT_RCVBUF * 2:
         pytest.skip("net.core.rmem_max is high enough: the default is not capped here")
     monkeypatch.setattr(sizing, "_warned", False)

@@ -11,11 +11,10 @@ missing per second; the summary and ``--json`` add the frame counters.
 from __future__ import annotations
 
 import sys
-import warnings
 
 from ._bind import notice_if_wildcard
 from ._recv_loop import Run
-from ._recv_options import receiver_options
+from ._recv_options import open_receiver
 from ._recv_report import fail, where
 
 __all__ = ["run_frames", "frames_refusal", "start_metrics"]
@@ -53,18 +52,6 @@ def _stats(rx, asm, writer) -> dict:
     return stats
 
 
-def _open_receiver(args):
-    """The Receiver of plain ``fastnet recv`` (its size warnings printed), without recording."""
-    import fastnet
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", fastnet.BufferSizeWarning)
-        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
-    for warning in caught:
-        print(f"fastnet recv: warning: {warning.message}", file=sys.stderr)
-    return rx
-
-
 def run_frames(args) -> int:
     import fastnet
 
@@ -76,7 +63,7 @@ def run_frames(args) -> int:
     try:
         spec = fastnet.load_frame_spec(args.frames)
         asm = fastnet.FrameAssembler(spec, args.frames_in_flight, backend=args.backend)
-        rx = _open_receiver(args)
+        rx = open_receiver(args)
         if out is not None:
             writer = fastnet.FrameWriter(out, spec, background=True, stats_of=asm)
         metrics = start_metrics(args, rx, asm)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import warnings
 
-__all__ = ["DEFAULT_ON_FULL", "cpu_arg", "interface_arg", "receiver_options"]
+__all__ = ["DEFAULT_ON_FULL", "cpu_arg", "interface_arg", "receiver_options", "open_receiver"]
 
 DEFAULT_ON_FULL = "block"
 
@@ -45,3 +47,15 @@ def receiver_options(args) -> dict:
         gro=args.gro,
         cpu=getattr(args, "cpu", None),
     )
+
+
+def open_receiver(args):
+    """The Receiver of ``fastnet recv`` for these arguments, its buffer size warnings printed."""
+    import fastnet
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fastnet.BufferSizeWarning)
+        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
+    for warning in caught:
+        print(f"fastnet recv: warning: {warning.message}", file=sys.stderr)
+    return rx

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-import warnings
 
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
 from ._recv_frames import start_metrics
 from ._recv_loop import Run
-from ._recv_options import cpu_arg, receiver_options
+from ._recv_options import cpu_arg, open_receiver
 from ._recv_report import fail, where
 
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -229,13 +228,7 @@ def run(args) -> int:
 
 
 def _open(args):
-    import fastnet
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", fastnet.BufferSizeWarning)
-        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
-    for warning in caught:
-        print(f"fastnet recv: warning: {warning.message}", file=sys.stderr)
+    rx = open_receiver(args)
     if args.out is not None:
         try:
             rx.record(args.out)

@@ -482,8 +482,7 @@ class Receiver:
         self._unread = 0  # counted by close() after the capture ended
         self._drops_raw = 0  # last SK_MEMINFO_DROPS read (u32, may wrap)
         self._drops_total = 0  # accumulated across wraps
-        self._final_rcvbuf = None
-        self._last_rcvbuf = 0
+        self._last_rcvbuf = 0  # SO_RCVBUF as last read: what rcvbuf says once closed
 
     # -- socket setup ---------------------------------------------------------
     def _open_socket(self, family, sockaddr):
@@ -570,12 +569,11 @@ class Receiver:
             return self._rcvbuf_locked()
 
     def _rcvbuf_locked(self) -> int:
-        if self._final_rcvbuf is not None:
-            return self._final_rcvbuf
-        try:
-            self._last_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
-        except OSError:  # the socket was closed under the Receiver: the last value read
-            pass
+        if self._state != _CLOSED:
+            try:
+                self._last_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+            except OSError:  # the socket was closed under the Receiver: the last value read
+                pass
         return self._last_rcvbuf
 
     def fileno(self) -> int:
@@ -667,7 +665,7 @@ class Receiver:
             if self._state != _CLOSED:
                 if self._sock.fileno() >= 0:  # (it may have been closed under us)
                     self._read_kernel_drops()
-                    self._final_rcvbuf = self._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_RCVBUF)
+                    self._rcvbuf_locked()  # kept for rcvbuf and stats once closed
                 self._state = _CLOSED
                 self._held = None
                 self._ring.close_consumer()
@@ -962,12 +960,7 @@ class Receiver:
             except ReceiverStopped:
                 return
             except TimeoutError:
-                waiter = loop.run_in_executor(None, self._ring.wait_ready, _SLICE)
-                self._async_waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    self._async_waiters.remove(waiter)
+                await self._until_ready(loop)
                 continue
             yield frame
         while True:
@@ -981,14 +974,20 @@ class Receiver:
                     self._ended()
                 except ReceiverStopped:
                     return
-            # Only waits: the rows are taken here, in the loop's thread, so a
-            # cancelled wait never takes a batch nobody sees.
-            waiter = loop.run_in_executor(None, self._ring.wait_ready, _SLICE)
-            self._async_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                self._async_waiters.remove(waiter)
+            await self._until_ready(loop)
+
+    async def _until_ready(self, loop) -> None:
+        """Wait in the executor until the ring has rows to hand over (or ends), at most _SLICE.
+
+        Only waits: the rows are taken in the loop's thread, so a cancelled
+        wait never takes a batch nobody sees.
+        """
+        waiter = loop.run_in_executor(None, self._ring.wait_ready, _SLICE)
+        self._async_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._async_waiters.remove(waiter)
 
     # -- counters -------------------------------------------------------------
     def _read_kernel_drops(self) -> int:

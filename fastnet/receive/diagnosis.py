@@ -42,6 +42,11 @@ def _rmem_max() -> Optional[int]:
         return None
 
 
+def _small_buffer(rcvbuf: int) -> bool:
+    """Kernel drops with this buffer (0: unknown) are blamed on its size, not on scheduling."""
+    return 0 < rcvbuf < SMALL_RCVBUF
+
+
 def _size(nbytes: int) -> str:
     if nbytes >= 1 << 20:
         return f"{nbytes / (1 << 20):.1f} MiB"
@@ -65,7 +70,7 @@ def diagnose(stats: Mapping, *, cli: bool = False) -> list[str]:
     drops = stats.get("kernel_drops") or 0
     rcvbuf = stats.get("rcvbuf") or 0
     if drops:
-        if rcvbuf and rcvbuf < SMALL_RCVBUF:
+        if _small_buffer(rcvbuf):
             limit = _rmem_max()
             cap = f" ({RMEM_MAX_SYSCTL} is {_size(limit)})" if limit is not None else ""
             found.append(
@@ -133,7 +138,7 @@ def hints(stats: Mapping, previous: Mapping) -> list[str]:
     found = []
     if grew("kernel_drops"):
         rcvbuf = stats.get("rcvbuf") or 0
-        if rcvbuf and rcvbuf < SMALL_RCVBUF:
+        if _small_buffer(rcvbuf):
             found.append(f"kernel: buffer only {_size(rcvbuf)}, raise --rcvbuf")
         else:
             found.append("kernel: capture thread not scheduled, try --cpu")

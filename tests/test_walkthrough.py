@@ -10,13 +10,13 @@ and the outputs must say what the page says they say.
 import os
 import pathlib
 import re
-import select
 import shlex
 import shutil
 import subprocess
 import sys
 
 import pytest
+from cli_helpers import bound_address
 from test_examples import code_blocks
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -47,13 +47,6 @@ def _executable(argv):
     return [str(script), *argv[1:]] if script.exists() else [sys.executable, "-m", "fastnet", *argv[1:]]
 
 
-def _wait_bound(child):
-    ready, _, _ = select.select([child.stderr], [], [], TIMEOUT)
-    assert ready, "the receiver did not start"
-    line = child.stderr.readline()
-    assert line.startswith("receiving on "), line
-
-
 def test_the_page_has_the_walkthrough():
     commands = walkthrough_commands()
     assert [argv[:2] for _, argv, _ in commands] == [
@@ -78,7 +71,7 @@ def test_record_look_replay_as_written(backend, tmp_path):
                 _executable(argv), cwd=tmp_path, env=env, text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
-            _wait_bound(receiver)
+            bound_address(receiver, TIMEOUT)  # its first line: 'receiving on HOST:PORT'
             continue
         done = subprocess.run(
             _executable(argv), cwd=tmp_path, env=env, text=True, capture_output=True, timeout=TIMEOUT

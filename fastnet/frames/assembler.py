@@ -139,6 +139,15 @@ class FrameAssembler:
         finally:
             batch._release()
 
+    def keep(self) -> None:
+        """Keep the frames the last ``add``/``flush`` returned valid for good.
+
+        Their buffers leave the pool (which grows again as needed), so the
+        next call does not reuse them: for a caller that still holds them
+        when more frames must be assembled, as a Receiver does at ``stop()``.
+        """
+        self._handed_out = []
+
     def flush(self) -> List[Frame]:
         """Emit every frame still in flight, oldest first (incomplete ones too)."""
         self._release()

@@ -26,7 +26,11 @@ import numpy as np
 from .frame import Frame
 from .spec import FrameSpec
 
-__all__ = ["FrameWriter", "FrameWriterStats"]
+__all__ = ["FrameWriter", "FrameWriterStats", "is_frame_path"]
+
+#: File name endings FrameWriter writes: HDF5, then zarr.
+HDF5_SUFFIXES = (".h5", ".hdf5")
+ZARR_SUFFIXES = (".zarr",)
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,18 @@ class FrameWriterStats:
         return asdict(self)
 
 
+def is_frame_path(path) -> bool:
+    """True for a path FrameWriter writes (``.h5``, ``.hdf5``, ``.zarr``)."""
+    return os.fspath(path).rstrip("/").lower().endswith(HDF5_SUFFIXES + ZARR_SUFFIXES)
+
+
 def _store_for(path, spec: FrameSpec, compression):
     name = os.fspath(path).rstrip("/")
-    if name.endswith(".zarr"):
+    if name.lower().endswith(ZARR_SUFFIXES):
         from .zarr_store import ZarrFrameStore
 
         return ZarrFrameStore(path, spec, compression)
-    if name.endswith((".h5", ".hdf5")):
+    if name.lower().endswith(HDF5_SUFFIXES):
         from .hdf5 import Hdf5FrameStore
 
         return Hdf5FrameStore(path, spec, compression)

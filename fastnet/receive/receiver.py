@@ -82,6 +82,8 @@ from .stats import ReceiverStats
 if TYPE_CHECKING:
     from ..capture.recorder import Recorder
     from ..frames.assembler import FrameAssembler
+    from ..frames.frame import Frame
+    from ..frames.writer import FrameWriter
 
 __all__ = ["Receiver", "ReceiverStopped"]
 
@@ -366,6 +368,9 @@ class Receiver:
             self._assembler = FrameAssembler(frames, frames_in_flight, backend=backend)
         self._frames_out: collections.deque = collections.deque()
         self._frames_flushed = False
+        # Held while frames are assembled: by the consumer's get(), and by
+        # stop() when it assembles the rows left in the ring for the file.
+        self._frames_lock = threading.RLock()
         if rcvbuf is not None:
             _buffers._check_size("rcvbuf", rcvbuf)
         if not isinstance(on_full, str):
@@ -459,6 +464,9 @@ class Receiver:
         self._sinks: list[Callable[[Batch], Any]] = []
         #: The Recorder from record(), closed by stop().
         self._recorder: Recorder | None = None
+        #: The FrameWriter from record() with frames=, closed by stop().
+        self._frame_writer: FrameWriter | None = None
+        self._frame_writer_closed = False
         self._sinks_closed = False
         self._record_error: Exception | None = None
         self._overruns_before_record = 0
@@ -539,8 +547,8 @@ class Receiver:
 
     @property
     def recorder(self):
-        """The Recorder ``record()`` opened, or None."""
-        return self._recorder
+        """The Recorder (or, for frames, the FrameWriter) ``record()`` opened, or None."""
+        return self._frame_writer if self._frame_writer is not None else self._recorder
 
     @property
     def seq(self):
@@ -640,6 +648,7 @@ class Receiver:
         if thread is None or not thread.is_alive():
             self._feed_sinks(self._ring.position[0])
             self._finish_recording()
+            self._finish_frame_recording()
         with self._cond:
             error, self._record_error = self._record_error, None
         if error is not None:
@@ -675,7 +684,26 @@ class Receiver:
 
     # -- recording ------------------------------------------------------------
     def record(self, path, **options):
-        """Write every datagram received from now on to a capture file; return its Recorder.
+        """Write every datagram (or, with ``frames=``, every frame) from now on to a file.
+
+        With ``frames=`` and a path ending in ``.h5``/``.hdf5`` (HDF5) or
+        ``.zarr`` (zarr v3), the frames go to a ``fastnet.FrameWriter``,
+        which is returned: every frame ``get()`` assembles, in the order it
+        comes, written by the writer's own thread (``options`` are
+        FrameWriter's ``compression``, ``max_queue`` and ``flush_every``).
+        ``stop()`` assembles the rows still in the ring and the frames
+        still in flight, writes them and closes the file, so the file is
+        complete when ``stop()`` returns; the consumer can still take those
+        frames after it. A frame the writer's queue had no room for (the
+        disk fell behind), or that a failed write lost, is counted in
+        ``stats.frames_dropped``; ``stats.frames_written`` counts the rest,
+        and the file's ``stats`` attribute holds the final counts. A path of
+        these kinds without ``frames=`` raises ``ValueError``.
+
+        A ``.pcap`` or ``.npy`` path records the datagrams themselves, with
+        or without ``frames=``: with them, the raw datagrams (rejected ones
+        too) stay beside the frames, to be read back or sent again. The rest
+        of this describes that recording.
 
         ``path`` ends in ``.pcap`` or ``.npy`` (or give ``format=``); an
         unknown suffix raises ``ValueError`` before any file is created.
@@ -699,7 +727,14 @@ class Receiver:
         """
         from ..capture.reader import format_for_path
         from ..capture.recorder import open_recorder
+        from ..frames.writer import is_frame_path
 
+        if is_frame_path(path) and "format" not in options:
+            if self._assembler is None:
+                raise ValueError(
+                    f"{os.fspath(path)!r} is a frame file: record frames with Receiver(frames=FrameSpec(...))"
+                )
+            return self._record_frames(path, options)
         format_for_path(path, options.get("format"))  # ValueError before any file exists
         self._check_can_record()
         recorder = open_recorder(path, local_address=self._address, **options)
@@ -717,12 +752,76 @@ class Receiver:
             raise
         return recorder
 
+    def _record_frames(self, path, options) -> "FrameWriter":
+        from ..frames.writer import FrameWriter
+
+        assembler = cast("FrameAssembler", self._assembler)
+        self._check_can_record()
+        # The writer's thread writes, so a slow disk never holds get() up;
+        # the Receiver's own stats (frame counters included) go in the file.
+        writer = FrameWriter(path, assembler.spec, background=True, stats_of=self, **options)
+        try:
+            self._sock.enable_timestamps()  # the frames' first_timestamp
+            with self._cond:
+                self._check_can_record()
+                self._timestamps = True
+                self._frame_writer = writer
+        except BaseException:
+            writer.close()
+            raise
+        return writer
+
     def _check_can_record(self) -> None:
         with self._cond:
             if self._sinks_closed or self._stop_requested or self._state == _CLOSED:
                 raise RuntimeError("a stopped Receiver cannot start recording")
-            if self._recorder is not None:
-                raise RuntimeError(f"this Receiver already records to {self._recorder.path!r}")
+            current = self.recorder
+            if current is not None:
+                raise RuntimeError(f"this Receiver already records to {current.path!r}")
+
+    def _finish_frame_recording(self) -> None:
+        """Assemble what is left in the ring, write every frame, close the file; keep its error."""
+        writer = self._frame_writer
+        if writer is None or self._frame_writer_closed:
+            return
+        with self._frames_lock:
+            self._assemble_the_rest()
+            self._frame_writer_closed = True
+        try:
+            writer.close()  # the queue, then the final stats (read from self: no lock held here)
+        except Exception as exc:  # noqa: BLE001 - raised by stop()
+            with self._cond:
+                self._record_error = exc
+
+    def _assemble_the_rest(self) -> None:
+        """At stop, with the capture over: every row left in the ring and the frames in flight, out.
+
+        The frames the consumer holds or has yet to take keep their buffers
+        (FrameAssembler.keep), as do those assembled here, which the consumer
+        takes after stop() returns.
+        """
+        assembler = cast("FrameAssembler", self._assembler)
+        if self._frames_flushed:
+            return
+        assembler.keep()
+        while True:
+            start, n, cursor = self._ring.take(0.0, True)
+            if n <= 0:  # the ring is empty (a capture error stays for the consumer's get())
+                break
+            batch = self._hand_over(start, n, cursor)
+            self._held = None
+            self._frames_came(assembler.add(batch))
+            assembler.keep()
+        self._frames_came(assembler.flush())
+        assembler.keep()
+        self._frames_flushed = True
+
+    def _frames_came(self, frames: "list[Frame]") -> None:
+        """Frames for the consumer, in order; and for the file, if recording."""
+        self._frames_out.extend(frames)
+        writer = self._frame_writer
+        if frames and writer is not None and not self._frame_writer_closed:
+            writer.write(frames)  # copies into the writer's queue; counts what does not fit
 
     def _finish_recording(self) -> None:
         """Close the recorder (it writes what it holds); keep its error for stop()."""
@@ -903,18 +1002,27 @@ class Receiver:
         """The next Frame: from the last batch's, else from batches taken until one comes."""
         deadline = _deadline(timeout)
         assembler = cast("FrameAssembler", self._assembler)
-        while not self._frames_out:
-            if self._frames_flushed:
-                raise ReceiverStopped("the Receiver has stopped and delivered every frame")
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                batch = self._get_batch(remaining)
-            except ReceiverStopped:
-                self._frames_out.extend(assembler.flush())
-                self._frames_flushed = True
-                continue
-            self._frames_out.extend(assembler.add(batch))
-        return self._frames_out.popleft()
+        with self._frames_lock:
+            while not self._frames_out:
+                if self._frames_flushed:
+                    self._frames_ended()
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    batch = self._get_batch(remaining)
+                except ReceiverStopped:
+                    self._frames_came(assembler.flush())
+                    self._frames_flushed = True
+                    continue
+                self._frames_came(assembler.add(batch))
+            return self._frames_out.popleft()
+
+    def _frames_ended(self):
+        """Every frame was taken: raise the capture's error (once), else ReceiverStopped."""
+        with self._cond:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+        raise ReceiverStopped("the Receiver has stopped and delivered every frame")
 
     def _get_batch(self, timeout) -> Batch:
         deadline = _deadline(timeout)
@@ -1032,6 +1140,9 @@ class Receiver:
                     recorded=recorded.written,
                     capture_dropped=recorded.capture_dropped + overruns - self._overruns_before_record,
                 )
+            if self._frame_writer is not None:
+                written = self._frame_writer.stats
+                record.update(frames_written=written.frames_written, frames_dropped=written.frames_dropped)
             return ReceiverStats(
                 packets=packets,
                 bytes=nbytes,

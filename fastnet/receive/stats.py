@@ -93,6 +93,14 @@ class ReceiverStats:
     packets_late: Optional[int] = None
     packets_duplicate: Optional[int] = None
     packets_rejected: Optional[int] = None
+    #: Recording frames (None unless ``record()`` was given a frame file):
+    #: frames written to the file, and frames not written (the writer's
+    #: queue was full because the disk fell behind, or a write failed).
+    #: Once ``stop()`` has returned, their sum is every frame assembled:
+    #: ``frames_complete + frames_incomplete`` when recording began before
+    #: start().
+    frames_written: Optional[int] = None
+    frames_dropped: Optional[int] = None
     #: Settings the diagnosis reads: the socket's receive buffer as the
     #: kernel reports it (bytes, 0 if unknown), and the slot size.
     rcvbuf: int = 0

@@ -1,11 +1,12 @@
-"""``fastnet recv --frames SPEC``: a Receiver's batches through a FrameAssembler, to a frame file.
+"""``fastnet recv --frames SPEC``: a Receiver assembling frames, recording them to a frame file.
 
-The Receiver is made as for plain ``fastnet recv``; each batch it delivers
-goes through a FrameAssembler made from the TOML (or JSON) spec, and with
-``--out FILE.h5`` (or ``.zarr``) the frames go to a FrameWriter writing in
-a thread of its own. The status line adds frames complete, incomplete and
-missing per second; the summary and ``--json`` add the frame counters.
-``--metrics HOST:PORT`` serves all of them to Prometheus.
+The Receiver is made as for plain ``fastnet recv``, with ``frames=`` the
+TOML (or JSON) spec, so it hands over frames; with ``--out FILE.h5`` (or
+``.zarr``) it records them (``Receiver.record``: a FrameWriter in a thread
+of its own, complete once the Receiver has stopped). The status line adds
+frames complete, incomplete and missing per second; the summary and
+``--json`` add the frame counters. ``--metrics HOST:PORT`` serves all of
+them to Prometheus.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ def start_metrics(args, *sources):
     return server
 
 
-def _stats(rx, asm, writer) -> dict:
-    stats = dict(rx.stats.as_dict(), accounted=rx.stats.accounted)
-    stats.update(asm.stats.as_dict())
-    if writer is not None:
-        written = writer.stats
-        stats.update(frames_written=written.frames_written, frames_dropped=written.frames_dropped)
-    return stats
+def _stats(rx) -> dict:
+    """The Receiver's counters (frames, and frames written with --out, included), as the report's dict."""
+    stats = rx.stats
+    report = dict(stats.as_dict(), accounted=stats.accounted)
+    if report["frames_written"] is None:  # no --out: nothing to say about writing
+        del report["frames_written"], report["frames_dropped"]
+    return report
 
 
 def run_frames(args) -> int:
@@ -58,38 +59,34 @@ def run_frames(args) -> int:
     problem = frames_refusal(args)
     if problem is not None:
         return fail(problem, 2)
-    out = args.out  # the Receiver does not record: the writer does
-    rx = asm = writer = metrics = None
+    out = args.out
+    rx = metrics = None
     try:
         spec = fastnet.load_frame_spec(args.frames)
-        asm = fastnet.FrameAssembler(spec, args.frames_in_flight, backend=args.backend)
-        rx = open_receiver(args)
+        rx = open_receiver(args, frames=spec, frames_in_flight=args.frames_in_flight)
         if out is not None:
-            writer = fastnet.FrameWriter(out, spec, background=True, stats_of=asm)
-        metrics = start_metrics(args, rx, asm)
+            rx.record(out)
+        metrics = start_metrics(args, rx)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        for thing in (writer, rx):
-            if thing is not None:
-                thing.close()
+        if rx is not None:
+            rx.close()
         return fail(f"cannot receive frames on {where(args.address)}: {exc}", 2)
     notice_if_wildcard("recv", rx.address)
     interrupted = False
     error = None
     rx.start()
-    run = Run(args, _stats(rx, asm, writer))
-
-    def deliver(frames):
-        if writer is not None:
-            writer.write(frames)
-        return len(frames)
+    run = Run(args, _stats(rx))
+    delivered = 0  # datagrams the frames taken so far came from: --count counts datagrams
 
     def take(wait):
+        nonlocal delivered
         try:
-            batch = rx.get(timeout=wait)
+            rx.get(timeout=wait)
         except TimeoutError:
             return None
-        deliver(asm.add(batch))
-        return batch.count or None
+        now = rx.stats.delivered
+        n, delivered = now - delivered, now
+        return n or None
 
     try:
         print(
@@ -98,10 +95,9 @@ def run_frames(args) -> int:
             file=sys.stderr,
             flush=True,
         )
-        run.loop(take, lambda: _stats(rx, asm, writer))
-        rx.stop()
-        for batch in rx:  # what was captured before the stop is placed too
-            deliver(asm.add(batch))
+        run.loop(take, lambda: _stats(rx))
+        rx.stop()  # the file is complete: the rows left in the ring were assembled and written
+        for _ in rx:  # the frames stop() assembled
             run.meter.saw_batch()
     except KeyboardInterrupt:
         interrupted = True
@@ -111,17 +107,14 @@ def run_frames(args) -> int:
         error = exc
     finally:
         try:
-            deliver(asm.flush())
-            rx.close()
-            if writer is not None:
-                writer.close()  # the rest of the queue, and the final stats
+            rx.close()  # after Ctrl-C too: the frames left are written, then the final stats
         except Exception as exc:  # noqa: BLE001 - a writing error: reported below
             error = error or exc
         if metrics is not None:
             metrics.close()
     extra = {"out": out} if out else {}
     run.report(
-        _stats(rx, asm, writer),
+        _stats(rx),
         interrupted,
         json_extra=dict(
             proto="udp", address=list(rx.address), backend=rx.backend, frames=args.frames, **extra

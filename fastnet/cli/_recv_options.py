@@ -49,13 +49,13 @@ def receiver_options(args) -> dict:
     )
 
 
-def open_receiver(args):
-    """The Receiver of ``fastnet recv`` for these arguments, its buffer size warnings printed."""
+def open_receiver(args, **extra):
+    """The Receiver of ``fastnet recv`` for these arguments and ``extra`` keywords; warnings printed."""
     import fastnet
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", fastnet.BufferSizeWarning)
-        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args))
+        rx = fastnet.Receiver(args.address, backend=args.backend, **receiver_options(args), **extra)
     for warning in caught:
         print(f"fastnet recv: warning: {warning.message}", file=sys.stderr)
     return rx

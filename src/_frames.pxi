@@ -42,6 +42,7 @@ ctypedef struct FrameSlot:
     Py_ssize_t count  # flags set
     int64_t first_ts
     int64_t last_ts
+    int64_t begun_ns  # CLOCK_MONOTONIC when its first packet was placed (for max_frame_age)
     int state  # SLOT_FREE, SLOT_IN_FLIGHT, SLOT_EMITTED or SLOT_HANDED_OUT
 
 ctypedef struct FrameCore:
@@ -55,6 +56,10 @@ ctypedef struct FrameCore:
     FrameSum first  # counter, or frame_id
     FrameSum second  # index or offset
     uint64_t window  # frames in flight
+    # CLOCK_MONOTONIC reading of the rows being placed, set by the caller of
+    # frame_place_rows (one reading per call, not per datagram): rows carry
+    # kernel timestamps only when those are on.
+    int64_t now_ns
     FrameSlot *slots
     Py_ssize_t nslots
     Py_ssize_t *free_list
@@ -214,6 +219,7 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             slot = &c.slots[s]
             slot.frame_id = fid
             slot.count = 0
+            slot.begun_ns = c.now_ns
             slot.state = SLOT_IN_FLIGHT
             memset(slot.present, 0, c.ppf)
             c.in_flight[fid % c.window] = s
@@ -251,6 +257,44 @@ cdef void frame_flush(FrameCore *c) noexcept nogil:
             c.ended = 1
         elif c.last_emitted + 1 > c.base:
             c.base = c.last_emitted + 1
+
+
+cdef void frame_evict_begun_before(FrameCore *c, int64_t cutoff_ns) noexcept nogil:
+    """Evict the frames in flight up to the newest one begun before cutoff_ns, oldest first.
+
+    Frames older (by id) than an aged one go with it, so frames still come
+    out in increasing id order; the window then starts after it.
+    """
+    cdef uint64_t k, target = 0
+    cdef Py_ssize_t s
+    cdef int found = 0
+    for k in range(c.window):
+        if k > <uint64_t>0xFFFFFFFFFFFFFFFF - c.base:
+            break
+        s = c.in_flight[(c.base + k) % c.window]
+        if s >= 0 and c.slots[s].begun_ns < cutoff_ns:
+            target = c.base + k
+            found = 1
+    if not found:
+        return
+    if target == <uint64_t>0xFFFFFFFFFFFFFFFF:
+        frame_flush(c)  # every frame in flight is at or below the last possible id
+    else:
+        _frame_advance(c, target + 1)
+
+
+cdef int64_t frame_oldest_begun(FrameCore *c) noexcept nogil:
+    """The earliest begun_ns of the frames in flight, or -1 when none is."""
+    cdef uint64_t k
+    cdef Py_ssize_t s
+    cdef int64_t oldest = -1
+    for k in range(c.window):
+        if k > <uint64_t>0xFFFFFFFFFFFFFFFF - c.base:
+            break
+        s = c.in_flight[(c.base + k) % c.window]
+        if s >= 0 and (oldest < 0 or c.slots[s].begun_ns < oldest):
+            oldest = c.slots[s].begun_ns
+    return oldest
 
 
 cdef int _frame_sum_from(FrameSum *s, object terms) except -1:
@@ -405,6 +449,7 @@ cdef class FramePlacer:
             self._rows[j] = &data[start + j, 0]
         before = c.ncreated
         with nogil:
+            c.now_ns = _now_ns()  # src/_capture.pxi: clock_gettime(CLOCK_MONOTONIC)
             taken = frame_place_rows(c, self._rows, &lengths[start], &truncated[start], &timestamps[start], n)
         # frame_place_rows numbers rows from 0; the caller's rows start at start.
         for j in range(before, c.ncreated):
@@ -416,6 +461,19 @@ cdef class FramePlacer:
         if self.core.in_flight == NULL:
             raise RuntimeError("FramePlacer is not initialised")
         frame_flush(&self.core)
+
+    def evict_begun_before(self, int64_t cutoff_ns):
+        """Evict, oldest first, the frames in flight up to the newest begun before cutoff_ns."""
+        if self.core.in_flight == NULL:
+            raise RuntimeError("FramePlacer is not initialised")
+        frame_evict_begun_before(&self.core, cutoff_ns)
+
+    @property
+    def oldest_begun_ns(self):
+        """CLOCK_MONOTONIC (ns) when the longest-waiting frame in flight got its first packet; -1: none."""
+        if self.core.in_flight == NULL:
+            return -1
+        return frame_oldest_begun(&self.core)
 
     def take_emitted(self):
         """[(slot, frame_id, complete, first_ts, last_ts)] emitted since the last call, in order."""

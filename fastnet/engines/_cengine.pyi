@@ -214,6 +214,17 @@ class FramePlacer:
         """
     def flush(self) -> None:
         """Emit every frame in flight, oldest first."""
+    def evict_begun_before(self, cutoff_ns: int) -> None:
+        """Evict, oldest first, the frames in flight up to the newest one begun before ``cutoff_ns``.
+
+        A frame is begun when its first packet is placed; the time is a
+        ``CLOCK_MONOTONIC`` reading in ns (``time.monotonic_ns()``), one per
+        ``place`` call. Older frames go with an aged one, so frames still
+        come out in increasing id order; the window then starts after it.
+        """
+    @property
+    def oldest_begun_ns(self) -> int:
+        """When the longest-waiting frame in flight was begun (ns, as above); -1 when none is."""
     def take_emitted(self) -> List[Tuple[int, int, bool, int, int]]:
         """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
     def take_created(self) -> List[Tuple[int, int]]:

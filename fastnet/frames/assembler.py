@@ -19,7 +19,9 @@ soon as it is complete and no older frame is in flight.
 
 from __future__ import annotations
 
+import math
 import operator
+import time
 from typing import List, Optional
 
 import numpy as np
@@ -138,6 +140,29 @@ class FrameAssembler:
             return self._frames()
         finally:
             batch._release()
+
+    def evict_older_than(self, seconds: float) -> List[Frame]:
+        """Evict the frames in flight whose first packet was placed more than ``seconds`` ago.
+
+        For a receive loop whose sender may stall: such a frame is emitted
+        (``complete`` False unless it is), and with it every older frame in
+        flight, so frames still come out in increasing id order; packets
+        for them that come later are late. The clock is ``time.monotonic()``
+        read when each ``add`` placed the rows. Returns the frames emitted,
+        as ``add`` does (the previous call's frames are invalid from here on).
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and 0 or more, got {seconds}")
+        self._release()
+        self._placer.evict_begun_before(time.monotonic_ns() - int(seconds * 1e9))
+        return self._frames()
+
+    def in_flight_since(self) -> Optional[float]:
+        """``time.monotonic()`` when the longest-waiting frame in flight got its first packet, or None."""
+        begun = self._placer.oldest_begun_ns
+        return None if begun < 0 else begun / 1e9
 
     def keep(self) -> None:
         """Keep the frames the last ``add``/``flush`` returned valid for good.

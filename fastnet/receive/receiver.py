@@ -153,6 +153,19 @@ def _max_delay_ns(max_delay) -> int:
     return int(max_delay * 1e9)
 
 
+def _max_frame_age(age, frames):
+    """``max_frame_age`` checked: None, or seconds (finite, more than 0) with ``frames=``."""
+    if age is None:
+        return None
+    if isinstance(age, bool) or not isinstance(age, (int, float)):
+        raise TypeError(f"max_frame_age must be a number of seconds or None, not {type(age).__name__}")
+    if not (math.isfinite(age) and age > 0):
+        raise ValueError(f"max_frame_age must be a finite number of seconds more than 0, got {age}")
+    if frames is None:
+        raise ValueError("max_frame_age applies to frames: give frames=FrameSpec(...) too")
+    return float(age)
+
+
 def _checked_cpu(cpu):
     """``cpu`` if it is a CPU this process may run on, or None; TypeError/ValueError else."""
     if cpu is None:
@@ -238,6 +251,13 @@ class Receiver:
         the consumer on each batch it takes), in increasing frame id order;
         at the end the frames still in flight come out, incomplete ones with
         ``complete`` False. ``stats`` then includes the frame counters.
+    ``max_frame_age``
+        with ``frames``: seconds (default None: no limit) a frame may stay
+        in flight after its first packet was placed; then ``get()`` evicts
+        it, with the older frames in flight, even when no newer packet
+        comes, so a stalled sender's last frames come out. ``get(timeout)``
+        returns such a frame once it is due (``async for``: within about
+        0.1 s of it).
 
     Use it as a context manager (starts, then stops and closes), or call
     ``start()``, ``stop()``, ``close()``. The consumer takes batches with
@@ -270,6 +290,7 @@ class Receiver:
         cpu=None,
         frames=None,
         frames_in_flight=8,
+        max_frame_age=None,
     ):
         # Every argument is checked before any system call.
         self._configure(
@@ -288,6 +309,7 @@ class Receiver:
             cpu=cpu,
             frames=frames,
             frames_in_flight=frames_in_flight,
+            max_frame_age=max_frame_age,
         )
         self._reuse_port = bool(reuse_port)
         family, sockaddr = bind_address(address)
@@ -349,6 +371,7 @@ class Receiver:
         cpu=None,
         frames=None,
         frames_in_flight=8,
+        max_frame_age=None,
     ):
         """Check and keep the settings (no socket is made); None sizes are chosen by _fill_sizes."""
         self._slot_request = None if slot_size is None else positive_int(slot_size, "slot_size")
@@ -366,6 +389,7 @@ class Receiver:
             from ..frames.assembler import FrameAssembler  # imported only when frames are asked for
 
             self._assembler = FrameAssembler(frames, frames_in_flight, backend=backend)
+        self._max_frame_age = _max_frame_age(max_frame_age, frames)
         self._frames_out: collections.deque = collections.deque()
         self._frames_flushed = False
         # Held while frames are assembled: by the consumer's get(), and by
@@ -603,6 +627,11 @@ class Receiver:
     def max_delay(self) -> float:
         """Seconds a partly filled batch may wait for more rows."""
         return self._max_delay_ns / 1e9
+
+    @property
+    def max_frame_age(self):
+        """Seconds a frame may stay in flight before get() evicts it, or None (no limit)."""
+        return self._max_frame_age
 
     @property
     def cpu(self):
@@ -1002,16 +1031,29 @@ class Receiver:
         """The next Frame: from the last batch's, else from batches taken until one comes."""
         deadline = _deadline(timeout)
         assembler = cast("FrameAssembler", self._assembler)
+        age = self._max_frame_age
         with self._frames_lock:
             while not self._frames_out:
                 if self._frames_flushed:
                     self._frames_ended()
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                since = None if age is None else assembler.in_flight_since()
+                if since is not None:  # wait no longer than until the oldest frame is due
+                    due = max(0.0, since + age - time.monotonic())
+                    wait = due if wait is None else min(wait, due)
                 try:
-                    batch = self._get_batch(remaining)
+                    batch = self._get_batch(wait)
                 except ReceiverStopped:
                     self._frames_came(assembler.flush())
                     self._frames_flushed = True
+                    continue
+                except TimeoutError:
+                    # Nothing more came: the rows that had come are placed,
+                    # so an aged frame is not evicted before its own packets.
+                    if since is not None:
+                        self._frames_came(assembler.evict_older_than(cast(float, age)))
+                    if deadline is not None and time.monotonic() >= deadline and not self._frames_out:
+                        raise
                     continue
                 self._frames_came(assembler.add(batch))
             return self._frames_out.popleft()

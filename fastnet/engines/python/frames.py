@@ -19,6 +19,7 @@ common case, where each frame is emitted at its last packet.
 
 from __future__ import annotations
 
+import time
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -103,6 +104,8 @@ class FramePlacer:
         self._count: List[int] = []
         self._first_ts: List[int] = []
         self._last_ts: List[int] = []
+        self._begun_ns: List[int] = []  # time.monotonic_ns() when its first packet was placed
+        self._now_ns = 0  # the reading for the rows being placed: one per place() call
         self._free: List[int] = []
         self._in_flight: Dict[int, int] = {}  # frame id -> slot
         self._emitted: List[int] = []
@@ -134,6 +137,7 @@ class FramePlacer:
             self._count.append(0)
             self._first_ts.append(0)
             self._last_ts.append(0)
+            self._begun_ns.append(0)
 
     def release(self, s: int) -> None:
         if not 0 <= s < len(self._data) or self._state[s] != _HANDED_OUT:
@@ -213,6 +217,16 @@ class FramePlacer:
         if self._last_emitted is not None:
             self._base = max(self._base, self._last_emitted + 1)
 
+    def evict_begun_before(self, cutoff_ns: int) -> None:
+        """Evict, oldest first, the frames in flight up to the newest begun before cutoff_ns."""
+        aged = [fid for fid, s in self._in_flight.items() if self._begun_ns[s] < cutoff_ns]
+        if aged:
+            self._advance(max(aged) + 1)  # past 2**64 - 1: every id is passed, as in C
+
+    @property
+    def oldest_begun_ns(self) -> int:
+        return min((self._begun_ns[s] for s in self._in_flight.values()), default=-1)
+
     # -- placing ----------------------------------------------------------
     def place(self, data, lengths, truncated, timestamps, start: int, stop: int) -> int:
         data = np.asarray(data)
@@ -227,6 +241,7 @@ class FramePlacer:
             raise ValueError("place: rows out of range")
         if start == stop:
             return start
+        self._now_ns = time.monotonic_ns()  # CLOCK_MONOTONIC on Linux, as the C placement reads
         lengths = np.asarray(lengths[start:stop], dtype=np.int64)
         bad = np.flatnonzero((lengths < 0) | (lengths > data.shape[1]))
         if len(bad):
@@ -417,6 +432,7 @@ class FramePlacer:
                 self._state[s] = _IN_FLIGHT
                 self._frame_id[s] = fid
                 self._count[s] = 0
+                self._begun_ns[s] = self._now_ns
                 self._present[s][:] = 0
                 self._created.append((s, int(rows[group[0]])))
             slots = index[group]

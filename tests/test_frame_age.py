@@ -1,11 +1,13 @@
 """max_frame_age: frames in flight too long are evicted in order, even when no newer packet comes."""
 
 import math
+import random
 import time
 
 import numpy as np
 import pytest
-from helpers import HANG_S
+from frame_traffic import datagram, frame_tuple, make_batch
+from helpers import AVAILABLE, HANG_S
 
 import fastnet
 from fastnet import Field, FrameAssembler, FrameSpec
@@ -144,3 +146,37 @@ def test_max_frame_age_is_checked(backend, age, error):
 def test_max_frame_age_needs_frames(backend):
     with pytest.raises(ValueError, match="frames="):
         fastnet.Receiver(0, backend=backend, max_frame_age=1.0)
+
+
+@pytest.mark.skipif(len(AVAILABLE) < 2, reason="needs both engines")
+@pytest.mark.parametrize("seed", range(6))
+def test_both_engines_evict_the_same_frames(seed):
+    """Random streams in phases; each eviction cuts between two phases, so both engines see one order."""
+    rng = random.Random(seed)
+    spec = FrameSpec(16, 4, 4, frame_id=Field(0, 8), index=Field(8, 1), fill=0xAA)
+    window = rng.choice([2, 4, 8])
+    assemblers = [FrameAssembler(spec, window, backend=name) for name in AVAILABLE]
+    got: list = [[] for _ in assemblers]
+    base = 0
+    marks = []
+    for phase in range(6):
+        base += rng.randrange(0, 3)
+        packets = [
+            (base + rng.randrange(0, window + 2), rng.randrange(4)) for _ in range(rng.randrange(1, 20))
+        ]
+        items = [(datagram(spec, f, i, spec.min_length, k), 0, False, 1) for k, (f, i) in enumerate(packets)]
+        for asm, out in zip(assemblers, got, strict=True):
+            out += [frame_tuple(f) for f in asm.add(make_batch(items, spec.min_length))]
+        time.sleep(0.002)
+        marks.append(time.monotonic())
+        time.sleep(0.002)
+        if phase and rng.random() < 0.7:
+            cut = rng.choice(marks)  # frames begun before this mark go, with the older ones
+            for asm, out in zip(assemblers, got, strict=True):
+                out += [frame_tuple(f) for f in asm.evict_older_than(0, now=cut)]
+    for asm, out in zip(assemblers, got, strict=True):
+        out += [frame_tuple(f) for f in asm.flush()]
+    assert all(out == got[0] for out in got[1:])
+    assert all(asm.stats == assemblers[0].stats for asm in assemblers[1:])
+    ids = [frame[0] for frame in got[0]]
+    assert ids == sorted(set(ids))  # increasing, each once

@@ -141,22 +141,25 @@ class FrameAssembler:
         finally:
             batch._release()
 
-    def evict_older_than(self, seconds: float) -> List[Frame]:
+    def evict_older_than(self, seconds: float, *, now: Optional[float] = None) -> List[Frame]:
         """Evict the frames in flight whose first packet was placed more than ``seconds`` ago.
 
         For a receive loop whose sender may stall: such a frame is emitted
         (``complete`` False unless it is), and with it every older frame in
         flight, so frames still come out in increasing id order; packets
         for them that come later are late. The clock is ``time.monotonic()``
-        read when each ``add`` placed the rows. Returns the frames emitted,
+        read when each ``add`` placed the rows; ``now`` (default: the clock
+        now) is the time the age is measured at. Returns the frames emitted,
         as ``add`` does (the previous call's frames are invalid from here on).
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds must be finite and 0 or more, got {seconds}")
+        for name, value in (("seconds", seconds), ("now", 0.0 if now is None else now)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be finite and 0 or more, got {value}")
+        now_ns = time.monotonic_ns() if now is None else int(now * 1e9)
         self._release()
-        self._placer.evict_begun_before(time.monotonic_ns() - int(seconds * 1e9))
+        self._placer.evict_begun_before(now_ns - int(seconds * 1e9))
         return self._frames()
 
     def in_flight_since(self) -> Optional[float]:

@@ -18,9 +18,13 @@ fsync of the file, so the figure is the disk's and not the page cache's
 
 ``receiver``: a sender process sends synthetic frames over loopback as fast
 as it can for ``--seconds``; this process receives them with a Receiver
-(cython engine) whose consumer either only takes the batches or puts them
-through a FrameAssembler. The two runs alternate; the datagram rates are
-medians. The machine is shared: compare figures from one run only.
+(cython engine): ``plain`` takes the batches, ``frames`` is
+``Receiver(frames=spec)``, whose ``get()`` assembles them. The two runs
+alternate; the datagram rates are medians. For where the time goes, each
+run also reports the CPU time of the consumer thread, of the capture thread
+(from /proc/self/task) and of the sender process, as shares of the sending
+time (1.0 = one CPU busy for all of it). The machine is shared: compare figures from
+one run only.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -161,7 +166,21 @@ def run_sender(args) -> int:
     return 0
 
 
+def _thread_cpu_s(native_id: int) -> float:
+    """CPU time (user + system) of one thread of this process, from /proc (proc(5): utime, stime)."""
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is stat's field 3 (state): utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def one_receiver_run(args, spec, with_frames: bool) -> dict:
+    children_before = _children_cpu_s()
     child = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "sender",
          "--seconds", str(args.seconds), "--payload", str(args.payload)],
@@ -171,17 +190,24 @@ def one_receiver_run(args, spec, with_frames: bool) -> dict:
     )  # fmt: skip
     try:
         with fastnet.Receiver(
-            ("127.0.0.1", 0), slot_size=spec.packet_size, batch_size=ROWS, rcvbuf=32 << 20, backend="cython"
+            ("127.0.0.1", 0),
+            slot_size=spec.packet_size,
+            batch_size=ROWS,
+            rcvbuf=32 << 20,
+            backend="cython",
+            frames=spec if with_frames else None,
         ) as rx:
-            asm = fastnet.FrameAssembler(spec, backend="cython") if with_frames else None
             rx.start()
+            capture_tid = rx._thread.native_id  # the capture thread, for its CPU time
+            capture_before = _thread_cpu_s(capture_tid)
+            consumer_before = time.thread_time()
             child.stdin.write(f"{rx.address[1]}\n")
             child.stdin.flush()
             first = last = None
             idle_since = None
             while True:
                 try:
-                    batch = rx.get(timeout=0.2)
+                    rx.get(timeout=0.2)
                 except TimeoutError:
                     if child.poll() is not None:
                         idle_since = idle_since or time.monotonic()
@@ -190,9 +216,9 @@ def one_receiver_run(args, spec, with_frames: bool) -> dict:
                     continue
                 last = time.perf_counter()
                 first = first or last
-                if asm is not None:
-                    asm.add(batch)
             stats = rx.stats
+            capture_cpu = _thread_cpu_s(capture_tid) - capture_before
+            consumer_cpu = time.thread_time() - consumer_before
         sent = json.loads(child.stdout.readline())["sent"]
     finally:
         child.kill()
@@ -202,7 +228,10 @@ def one_receiver_run(args, spec, with_frames: bool) -> dict:
         packets=stats.packets,
         kernel_drops=stats.kernel_drops,
         rate=stats.packets / (last - first) if first and last and last > first else 0.0,
-        placed=None if asm is None else asm.stats.packets_placed,
+        placed=stats.packets_placed,
+        consumer_cpu=consumer_cpu / args.seconds,  # the idle tail after the sender costs ~nothing
+        capture_cpu=capture_cpu / args.seconds,
+        sender_cpu=(_children_cpu_s() - children_before) / args.seconds,
     )
 
 
@@ -224,6 +253,19 @@ def bench_receiver(args) -> None:
             f"  {mode:6s} {medians[mode] / 1e6:6.3f} M datagrams/s received (median), "
             f"kernel drops {statistics.median(drops):.1%} of sent (median); "
             f"rates {', '.join(format(r['rate'] / 1e6, '.3f') for r in results)}"
+        )
+        cpu = {
+            key: statistics.median(r[key] for r in results)
+            for key in ("consumer_cpu", "capture_cpu", "sender_cpu")
+        }
+        per = {
+            key: statistics.median(r[key] * args.seconds / max(1, r["packets"]) * 1e9 for r in results)
+            for key in ("consumer_cpu", "capture_cpu")
+        }
+        print(
+            f"         CPU share of the sending time (medians): consumer {cpu['consumer_cpu']:.2f}, "
+            f"capture {cpu['capture_cpu']:.2f}, sender {cpu['sender_cpu']:.2f}; per datagram "
+            f"received: consumer {per['consumer_cpu']:.0f} ns, capture {per['capture_cpu']:.0f} ns"
         )
     print(f"  frames / plain = {medians['frames'] / medians['plain']:.3f}")
 

@@ -263,7 +263,7 @@ class Receiver:
     ``start()``, ``stop()``, ``close()``. The consumer takes batches with
     ``for batch in rx:``, ``rx.get(timeout)`` or ``async for batch in rx:``;
     one consumer at a time. ``record(path)`` writes what arrives to a
-    capture file.
+    capture file (with ``frames``, the frames to an HDF5 or zarr file).
 
     A multicast group as ``address`` is bound (so only that group's
     datagrams arrive) and joined on ``interface`` (from ``source`` only, if

@@ -115,3 +115,11 @@ def test_the_status_line_shows_frames_per_second():
     after = dict(packets=80, bytes=8000, frames_complete=10, frames_incomplete=2, frames_missing=1)
     line = StatusLine(before)._line(after, 0.5)
     assert "frames/s: complete 20.0 incomplete 4.0 missing 2.0" in line
+
+
+def test_max_frame_age_needs_frames_and_a_positive_number(spec_file):
+    status, _, err = finish(start_recv("127.0.0.1:0", "--max-frame-age", "1", "--duration", "1"))
+    assert status == 2 and "--max-frame-age" in err and "--frames" in err
+    child = start_recv("127.0.0.1:0", "--frames", str(spec_file), "--max-frame-age", "0", "--duration", "1")
+    status, _, err = finish(child)
+    assert status == 2 and "--max-frame-age" in err

@@ -63,7 +63,9 @@ def run_frames(args) -> int:
     rx = metrics = None
     try:
         spec = fastnet.load_frame_spec(args.frames)
-        rx = open_receiver(args, frames=spec, frames_in_flight=args.frames_in_flight)
+        rx = open_receiver(
+            args, frames=spec, frames_in_flight=args.frames_in_flight, max_frame_age=args.max_frame_age
+        )
         if out is not None:
             rx.record(out)
         metrics = start_metrics(args, rx)

@@ -145,6 +145,13 @@ def add_parser(subparsers) -> None:
         help="frames in flight (default 8)",
     )
     parser.add_argument(
+        "--max-frame-age",
+        type=_args.positive_float,
+        metavar="SECONDS",
+        help="with --frames: evict a frame still incomplete this long after its first packet "
+        "(default: only when newer frames push it out, or at the end)",
+    )
+    parser.add_argument(
         "--metrics", type=_args.host_port, metavar="HOST:PORT", help="serve the counters to Prometheus here"
     )
     _args.add_framing_arguments(parser, receiving=True)
@@ -209,6 +216,8 @@ def _refusal(args):
 
 
 def run(args) -> int:
+    if args.frames is None and args.max_frame_age is not None:
+        return fail("--max-frame-age applies to --frames only", 2)
     if args.frames is not None:
         from ._recv_frames import run_frames
 

@@ -5,9 +5,11 @@ refuse those with ValueError/TypeError, the only exceptions allowed), a
 window, and batches of rows of any length up to the slot, cut or not, with
 bytes from the input. Each engine's FrameAssembler must give exactly the
 frames and counts of the one-packet-at-a-time model (tests/frame_model.py)
-for the same rows. A read outside a row is what AddressSanitizer would
-report here (tools/sanitize.sh): fields sit at any offset, rows are of any
-length, and the C placement reads headers in place.
+for the same rows, and evicting every frame in flight by age
+(``evict_older_than``) between batches must equal the model's flush. A
+read outside a row is what AddressSanitizer would report here
+(tools/sanitize.sh): fields sit at any offset, rows are of any length, and
+the C placement reads headers in place.
 
 The engine's FramePlacer is also called directly with rows out of range
 and lengths past the slot: a ValueError, before anything is read.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import socket as stdsocket
 import sys
+import time
 
 import numpy as np
 from _fuzzlib import Choices, fuzz_main
@@ -117,14 +120,25 @@ def test_one_input(data: bytes) -> None:
     except (ValueError, TypeError):
         return
     batches = batches_from(choose)
+    # After some batches every frame in flight is evicted by age (an hour
+    # from now, all are older): the same as a flush, in the model. Chosen
+    # from the rows, not from more input bytes, so the corpus keeps its meaning.
+    aged = [len(rows) % 3 == 1 for _, rows in batches]
     model = ModelAssembler(spec, window)
     want = []
-    for _, rows in batches:
+    for (_, rows), evict in zip(batches, aged, strict=True):
         want.append([f[:-1] + (("127.0.0.1", f[-1]),) for f in model.feed(rows)])
+        if evict:
+            want.append([f[:-1] + (("127.0.0.1", f[-1]),) for f in model.flush()])
     want.append([f[:-1] + (("127.0.0.1", f[-1]),) for f in model.flush()])
+    later = time.monotonic() + 3600
     for backend in fastnet.available_backends():
         asm = fastnet.FrameAssembler(spec, window, backend=backend)
-        got = [frames_of(asm.add(as_batch(slot, rows))) for slot, rows in batches]
+        got = []
+        for (slot, rows), evict in zip(batches, aged, strict=True):
+            got.append(frames_of(asm.add(as_batch(slot, rows))))
+            if evict:
+                got.append(frames_of(asm.evict_older_than(0, now=later)))
         got.append(frames_of(asm.flush()))
         if got != want:
             raise AssertionError(f"{backend}: frames differ from the model's")

@@ -133,7 +133,7 @@ def summary(
             f"{stats['packets_late']:,}, duplicate {stats['packets_duplicate']:,}, rejected "
             f"{stats['packets_rejected']:,}"
         )
-    if "frames_written" in stats:
+    if stats.get("frames_written") is not None:
         lines.append(f"frames written {stats['frames_written']:,}; not written {stats['frames_dropped']:,}")
     if stats.get("recorded") is not None:
         lines.append(

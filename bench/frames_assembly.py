@@ -170,7 +170,8 @@ def _thread_cpu_s(native_id: int) -> float:
     """CPU time (user + system) of one thread of this process, from /proc (proc(5): utime, stime)."""
     with open(f"/proc/self/task/{native_id}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is stat's field 3 (state): utime and stime are fields 14 and 15.
+    # fields[0] is stat's field 3 (state): utime and stime are fields 14 and 15,
+    # proc(5): "measured in clock ticks (divide by sysconf(_SC_CLK_TCK))".
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

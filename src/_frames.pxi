@@ -58,7 +58,9 @@ ctypedef struct FrameCore:
     uint64_t window  # frames in flight
     # CLOCK_MONOTONIC reading of the rows being placed, set by the caller of
     # frame_place_rows (one reading per call, not per datagram): rows carry
-    # kernel timestamps only when those are on.
+    # kernel timestamps only when those are on. clock_gettime(2): "It does
+    # not include time during which the system is suspended", so a frame
+    # does not age while the machine sleeps.
     int64_t now_ns
     FrameSlot *slots
     Py_ssize_t nslots

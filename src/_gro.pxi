@@ -21,8 +21,11 @@
 # its run, or of another segment size, ends the direct part of the call: it
 # and the messages after it are gathered whole into their area buffers and
 # split from there as the batched path does (the carry-over, if the rows run
-# out). Per-call costs (system call, control parsing, releasing the GIL) are
-# so shared by a whole recvmmsg of super-datagrams, as a C receiver's are.
+# out). A sender of fixed-size batches ends each with a shorter one, every
+# so many messages: the calls are made to end there, so that the short one is
+# last and nothing is moved. Per-call costs (system call, control parsing,
+# releasing the GIL) are so shared by a whole recvmmsg of super-datagrams, as
+# a C receiver's are.
 # The one-message direct path this replaces made one system call per 64 KiB
 # (bench/README.md has the profile and the figures).
 
@@ -101,6 +104,12 @@ cdef class _GroArea:
     cdef iovec direct_iov[2 * GRO_MESSAGES]
     cdef Py_ssize_t direct_segment
     cdef Py_ssize_t direct_run
+    # A sender that sends batches of a fixed size ends each with a shorter
+    # super-datagram, every short_every messages; the direct path ends its
+    # calls there, so that the short one is last and nothing after it is
+    # moved. since_short: messages since the last short one.
+    cdef Py_ssize_t short_every
+    cdef Py_ssize_t since_short
 
     def __cinit__(self):
         cdef Py_ssize_t j
@@ -144,6 +153,7 @@ cdef class _GroArea:
             self.direct_iov[2 * j + 1].iov_len = GRO_BUFFER
         self.direct_segment = 0
         self.direct_run = 1
+        self.short_every = self.since_short = 0
 
     @property
     def direct_segment_size(self):
@@ -240,6 +250,8 @@ cdef class _GroArea:
         if run < 1:
             run = 1
         count = min(<Py_ssize_t>GRO_MESSAGES, free_rows // run)
+        if 0 < self.short_every - self.since_short < count:
+            count = self.short_every - self.since_short
         if count < 1:
             count = 1
         for j in range(count):
@@ -294,6 +306,10 @@ cdef class _GroArea:
             if length <= room:
                 if whole == 0:
                     whole = 1   # never from the kernel: an empty message is one empty row
+                self.since_short += 1
+                if whole < run:
+                    self.short_every = self.since_short
+                    self.since_short = 0
                 if start != w:
                     memmove(rows.data + w * slot, rows.data + start * slot, <size_t>length)
                 self._fill_rows(rows, w, whole, j, length - (whole - 1) * slot, self.cut[j])

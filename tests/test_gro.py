@@ -445,3 +445,20 @@ def test_direct_path_carries_over_between_calls_with_several_messages(
     assert got == expected
     if backend == "cython":
         assert receiver._engine_state.gro_area.direct_segment_size == 256
+
+
+@pytest.mark.parametrize("capacity", [50, 140, 1024])
+def test_direct_path_fixed_size_batches_with_a_short_last_buffer(gro_pair, family_host, capacity):
+    """Batches of 70 datagrams sent as a 64-segment buffer and a 6-segment one, again and
+    again: the short buffers come at a fixed interval, wherever the calls end."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 16)
+    expected = []
+    for number in range(8):
+        payloads = [bytes([number]) + p[1:] for p in rows_of(70, 256)]
+        send_gso(sender, receiver, payloads)
+        expected += payloads
+    got, _, truncated = receive_exactly(receiver, len(expected), 256, family=family, capacity=capacity)
+    assert got == expected and not any(truncated)
+    assert kernel_queue_is_empty(receiver)

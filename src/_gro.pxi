@@ -273,6 +273,7 @@ cdef class _GroArea:
             start = n + j * run
             span = run if j < count - 1 else free_rows - j * run
             room = span * slot
+            self.since_short += 1   # every message, whatever its kind, counts to the next short one
             if gathered >= 0:
                 self._gather(rows, j, start, room, length)
                 continue
@@ -306,7 +307,6 @@ cdef class _GroArea:
             if length <= room:
                 if whole == 0:
                     whole = 1   # never from the kernel: an empty message is one empty row
-                self.since_short += 1
                 if whole < run:
                     self.short_every = self.since_short
                     self.since_short = 0

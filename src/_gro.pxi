@@ -243,7 +243,7 @@ cdef class _GroArea:
         cdef Py_ssize_t slot = rows.slot
         cdef Py_ssize_t free_rows = rows.capacity - n
         cdef Py_ssize_t run = self.direct_run
-        cdef Py_ssize_t count, j, start, span, room, length, whole, longest = 0
+        cdef Py_ssize_t count, j, start, span, room, length, whole, longest = 0, sized = 0
         cdef Py_ssize_t w = n, gathered = -1
         cdef msghdr *hdr
         cdef int got, late = 0
@@ -304,6 +304,7 @@ cdef class _GroArea:
             _count_path(&self.paths[1])
             whole = (length + slot - 1) // slot
             longest = max(longest, whole)
+            sized += 1
             if length <= room:
                 if whole == 0:
                     whole = 1   # never from the kernel: an empty message is one empty row
@@ -327,7 +328,10 @@ cdef class _GroArea:
                 self.cut[j] = True
             self.msgs[j].msg_len = <unsigned int>length
             gathered = j
-        if longest > 0:
+        # The runs grow at once to the longest super-datagram; they shrink
+        # only when two or more came and all were shorter, not for the one
+        # short buffer that ends a sender's batch.
+        if longest > run or (sized >= 2 and 0 < longest < run):
             self.direct_run = longest
         if gathered >= 0:
             self.received = got

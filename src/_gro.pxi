@@ -164,8 +164,8 @@ cdef class _GroArea:
     def path_counts(self):
         """Receives by path, or None in a build without FASTNET_GRO_COUNTERS; for the tests.
 
-        ``batched``: a recvmmsg into the area; the direct path's branches:
-        ``direct`` (segments straight into the rows), ``direct_plain`` (a
+        ``batched``: a recvmmsg into the area; the direct path's branches,
+        once per message: ``direct`` (segments straight into the rows), ``direct_plain`` (a
         datagram not coalesced), ``direct_changed`` (another segment size,
         gathered from the rows alone) and ``direct_changed_overflow`` (from
         the rows and the overflow buffer).

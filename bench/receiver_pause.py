@@ -257,17 +257,41 @@ def pause(args) -> int:
     return 0
 
 
+SYSCALLS = ("recvmmsg", "poll", "futex")
+
+
+def counting_syscalls(argv, path):
+    """``argv`` under ``perf stat``, counting the system calls of SYSCALLS into ``path``."""
+    events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
+    return ["perf", "stat", "-x,", "-o", path, "-e", events, "--", *argv]
+
+
+def syscall_counts(path) -> dict:
+    """What counting_syscalls wrote: {name: count}."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_"):
+                counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+    return counts
+
+
 def flood(args) -> int:
     rows = []
+    perf_out = os.path.join(tempfile.gettempdir(), f"fastnet-flood-syscalls-{os.getpid()}")
     c_argv = [peers_binary(), "recv", str(SIZE), str(64 * 1024), "1024", str(args.rcvbuf)]
     if args.gro:
         c_argv.append("gro")
+    kinds = ("c", "before", "fastnet") if args.before else ("c", "fastnet")
     for run in range(args.runs):
-        for kind in ("c", "fastnet"):
-            if kind == "c":
-                child, port = start_receiver(c_argv, cpu=args.receiver_cpu)
-            else:
-                child, port = start_receiver(fastnet_receiver_argv(args, cpu=args.receiver_cpu))
+        for kind in kinds:
+            argv = c_argv if kind == "c" else fastnet_receiver_argv(args, cpu=args.receiver_cpu)
+            if args.syscalls:
+                argv = counting_syscalls(argv, perf_out)
+            child, port = start_receiver(
+                argv, cpu=args.receiver_cpu, fastnet_dir=args.before if kind == "before" else None
+            )
             sender = send(port, args.flood_rate, args.seconds, cpu=args.sender_cpu)
             sent = sender["sent"]
             got = finish_receiver(child)
@@ -280,32 +304,46 @@ def flood(args) -> int:
                 received_per_s=received / sender["wall_s"],
                 ns_per_datagram=1e9 * got["cpu_s"] / max(received, 1),
             )
+            calls = ""
+            if args.syscalls:
+                for name, count in syscall_counts(perf_out).items():
+                    row[f"{name}_per_1000"] = 1000 * count / max(received, 1)
+                calls = " calls per 1000 datagrams: " + ", ".join(
+                    f"{name} {row[f'{name}_per_1000']:.2f}" for name in SYSCALLS if f"{name}_per_1000" in row
+                )
             rows.append(row)
             print(
                 f"run {row['run']} {kind:<7} sent {sent} received {received} "
                 f"({100 * row['received']:.1f} %, {row['received_per_s'] / 1e6:.3f} M/s) "
-                f"cpu {row['ns_per_datagram']:.0f} ns/datagram",
+                f"cpu {row['ns_per_datagram']:.0f} ns/datagram{calls}",
                 flush=True,
             )
     medians = {}
-    for kind in ("c", "fastnet"):
+    for kind in kinds:
         mine = [r for r in rows if r["receiver"] == kind]
         medians[kind] = (
             statistics.median(r["received"] for r in mine),
             statistics.median(r["received_per_s"] for r in mine),
             statistics.median(r["ns_per_datagram"] for r in mine),
         )
+        calls = ""
+        if args.syscalls:
+            calls = ", calls per 1000 datagrams: " + ", ".join(
+                f"{name} {statistics.median(r.get(f'{name}_per_1000', 0) for r in mine):.2f}"
+                for name in SYSCALLS
+            )
         print(
             f"median {kind:<7} received {100 * medians[kind][0]:.1f} % of what was sent, "
-            f"{medians[kind][1] / 1e6:.3f} M/s, cpu {medians[kind][2]:.0f} ns/datagram"
+            f"{medians[kind][1] / 1e6:.3f} M/s, cpu {medians[kind][2]:.0f} ns/datagram{calls}"
         )
     # The sender's own rate depends on the receiver (a datagram the kernel
     # drops costs the sender less than one it queues and wakes a reader
     # for), so the rate received is the figure to compare, not the share.
-    print(
-        f"fastnet / C: received per second x{medians['fastnet'][1] / medians['c'][1]:.3f}, "
-        f"cpu per datagram x{medians['fastnet'][2] / medians['c'][2]:.3f}"
-    )
+    for kind in kinds[1:]:
+        print(
+            f"{kind} / C: received per second x{medians[kind][1] / medians['c'][1]:.3f}, "
+            f"cpu per datagram x{medians[kind][2] / medians['c'][2]:.3f}"
+        )
     if args.json:
         print(json.dumps(rows))
     return 0
@@ -368,10 +406,15 @@ def parse_args(argv=None):
         "--flood-rate", type=int, default=0, help="flood: pace the sender instead (datagrams/s, 0: flat out)"
     )
     parser.add_argument("--gro", action="store_true", help="flood: UDP GRO on both receivers")
+    parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="flood: count each receiver's recvmmsg, poll and futex calls (perf stat, tracepoints)",
+    )
     parser.add_argument("--sender-cpu", type=int, default=0)
     parser.add_argument("--receiver-cpu", type=int, default=1)
     parser.add_argument("--count", type=int, default=10_000_000, help="alloc: datagrams to take")
-    parser.add_argument("--before", metavar="DIR", help="pause: alternate with the fastnet in DIR")
+    parser.add_argument("--before", metavar="DIR", help="pause, flood: alternate with the fastnet in DIR")
     parser.add_argument(
         "--capture-cpu",
         type=int,

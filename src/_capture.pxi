@@ -447,37 +447,12 @@ cdef class CaptureRing:
 
     cdef Py_ssize_t _receive_gro(self, int fd, _Rows *rows, int *err) noexcept nogil:
         """_recv_gro_into (src/_gro.pxi) without the GIL, into these rows, with this ring's self.area."""
-        cdef Py_ssize_t n = self.area.split(rows, 0)
-        cdef Py_ssize_t after
-        cdef unsigned int want
-        cdef int got, e, late = 0
-        cdef bint direct
-        while n < rows.capacity:
-            direct = self.area.direct_segment == rows.slot and not self.area.pending()
-            e = 0
-            if direct:
-                got = self.area.recv_direct(fd, rows, n, &after, &e)
-            else:
-                want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
-                got = fastnet_recvmmsg(fd, self.area.msgs, want, MSG_DONTWAIT, &late)
-                if got < 0:
-                    e = errno
-            if got < 0:
-                if e == EINTR:
-                    continue
-                if e != EAGAIN and e != EWOULDBLOCK:
-                    err[0] = e
-                break
-            if direct:
-                n = after
-                continue
-            self.area.parse(got, rows.slot)
-            n = self.area.split(rows, n)
-            if late:
-                err[0] = late
-                break
-            if <unsigned int>got < want:
-                break
+        cdef Py_ssize_t n = 0
+        cdef int e = EINTR
+        while e == EINTR:   # a native thread: the signal handlers are the main thread's
+            n = self.area.receive(fd, rows, n, &e)
+        if e:
+            err[0] = e
         fastnet_add(&self.counters[CONTROL_CUT], <unsigned long long>self.area.control_cut)
         self.area.control_cut = 0
         return n

@@ -12,10 +12,24 @@
 # The direct path: once the kernel has reported a segment size equal to the
 # batch's slot_size (a receiver sized to its sender's datagrams), segments
 # are received straight into the rows, which lie back to back in the Batch,
-# with no copy: one recvmsg whose first iovec is the free rows and whose
-# second is a 64 KiB overflow buffer. A super-datagram longer than the free
-# rows runs on into the overflow buffer, which becomes the carry-over. The
-# copy through the area cost a fifth of the receiver's CPU at 8 KiB.
+# with no copy. One recvmmsg takes up to GRO_MESSAGES super-datagrams: each
+# message gets a run of free rows as long as the longest super-datagram seen
+# last (its first iovec) and its own 64 KiB area buffer (its second), the
+# last message all the free rows left. A super-datagram shorter than its run
+# leaves a gap that the next one is moved down over (memmove, rows only), so
+# the rows stay in datagram order with none empty between. One longer than
+# its run, or of another segment size, ends the direct part of the call: it
+# and the messages after it are gathered whole into their area buffers and
+# split from there as the batched path does (the carry-over, if the rows run
+# out). A sender of fixed-size batches ends each with a shorter one, every
+# so many messages: the calls are made to end there, so that the short one is
+# last and nothing is moved. Per-call costs (system call, control parsing,
+# releasing the GIL) are so shared by a whole recvmmsg of super-datagrams, as
+# a C receiver's are.
+# The one-message direct path this replaces made one system call per 64 KiB
+# (bench/README.md has the profile and the figures).
+
+from libc.string cimport memmove
 
 cdef enum:
     GRO_MESSAGES = 32     # super-datagrams per recvmmsg: 2 MiB of area per socket
@@ -82,11 +96,20 @@ cdef class _GroArea:
     # How often each receive path ran (see path_counts); only counted in a
     # build with FASTNET_GRO_COUNTERS.
     cdef Py_ssize_t paths[5]
-    # The direct path: its one message, and the segment size it is used for
-    # (0 while the kernel has not reported one equal to the slot size).
-    cdef mmsghdr direct
-    cdef iovec direct_iov[2]
+    # The direct path: its messages (names and control shared with msgs:
+    # it runs only while nothing is carried over), two iovecs each, the
+    # segment size it is used for (0 while the kernel has not reported one
+    # equal to the slot size) and the rows each message is given.
+    cdef mmsghdr direct[GRO_MESSAGES]
+    cdef iovec direct_iov[2 * GRO_MESSAGES]
     cdef Py_ssize_t direct_segment
+    cdef Py_ssize_t direct_run
+    # A sender that sends batches of a fixed size ends each with a shorter
+    # super-datagram, every short_every messages; the direct path ends its
+    # calls there, so that the short one is last and nothing after it is
+    # moved. since_short: messages since the last short one.
+    cdef Py_ssize_t short_every
+    cdef Py_ssize_t since_short
 
     def __cinit__(self):
         cdef Py_ssize_t j
@@ -117,8 +140,20 @@ cdef class _GroArea:
         self.control_cut = 0
         self.busy = False
         memset(self.paths, 0, sizeof(self.paths))
-        memset(&self.direct, 0, sizeof(mmsghdr))
+        memset(self.direct, 0, sizeof(self.direct))
+        for j in range(GRO_MESSAGES):
+            hdr = &self.direct[j].msg_hdr
+            hdr.msg_name = &self.names[j]
+            hdr.msg_namelen = sizeof(sockaddr_in6)
+            hdr.msg_iov = &self.direct_iov[2 * j]
+            hdr.msg_iovlen = 2
+            hdr.msg_control = self.control + j * GRO_CONTROL_SPACE
+            hdr.msg_controllen = GRO_CONTROL_SPACE
+            self.direct_iov[2 * j + 1].iov_base = self.buffers + j * <size_t>GRO_BUFFER
+            self.direct_iov[2 * j + 1].iov_len = GRO_BUFFER
         self.direct_segment = 0
+        self.direct_run = 1
+        self.short_every = self.since_short = 0
 
     @property
     def direct_segment_size(self):
@@ -129,8 +164,8 @@ cdef class _GroArea:
     def path_counts(self):
         """Receives by path, or None in a build without FASTNET_GRO_COUNTERS; for the tests.
 
-        ``batched``: a recvmmsg into the area; the direct path's branches:
-        ``direct`` (segments straight into the rows), ``direct_plain`` (a
+        ``batched``: a recvmmsg into the area; the direct path's branches,
+        once per message: ``direct`` (segments straight into the rows), ``direct_plain`` (a
         datagram not coalesced), ``direct_changed`` (another segment size,
         gathered from the rows alone) and ``direct_changed_overflow`` (from
         the rows and the overflow buffer).
@@ -179,91 +214,224 @@ cdef class _GroArea:
         self.offset = 0
         if got and self.segment[got - 1] == slot:
             self.direct_segment = slot
+            self.direct_run = self._longest(got, slot)
+
+    cdef Py_ssize_t _longest(self, Py_ssize_t got, Py_ssize_t slot) noexcept nogil:
+        """Rows of the longest of the ``got`` messages cut in ``slot``-byte segments (at least 1).
+
+        The direct path gives each message that many rows: the sender's
+        super-datagrams then fill their runs, and none is moved.
+        """
+        cdef Py_ssize_t j, rows, longest = 1
+        for j in range(got):
+            if self.segment[j] == slot:
+                rows = (<Py_ssize_t>self.msgs[j].msg_len + slot - 1) // slot
+                if rows > longest:
+                    longest = rows
+        return longest
 
     cdef int recv_direct(self, int fd, _Rows *rows, Py_ssize_t n, Py_ssize_t *after,
-                         int *err) noexcept nogil:
-        """Receive one message straight into rows n..; set ``*after`` to the new row count.
+                         unsigned int *asked, int *err) noexcept nogil:
+        """Receive several messages straight into rows n..; set ``*after`` to the new row count.
 
-        Returns the recvmmsg result (1, 0, or -1 with ``*err``). Only called
-        with nothing carried over (the overflow buffer, message 0's, is free).
+        Returns the recvmmsg result (the messages received, 0, or -1 with
+        ``*err``); ``*err`` is also set to an error met after the first
+        message (the late error of fastnet_recvmmsg's fallback loop). A
+        result below ``*asked``, the messages asked for, means the queue is empty. Only
+        called with nothing carried over (every area buffer is free).
         """
+        cdef Py_ssize_t slot = rows.slot
         cdef Py_ssize_t free_rows = rows.capacity - n
-        cdef Py_ssize_t room = free_rows * rows.slot
-        cdef Py_ssize_t length, segment, whole, i, piece
-        cdef msghdr *hdr = &self.direct.msg_hdr
+        cdef Py_ssize_t run = self.direct_run
+        cdef Py_ssize_t count, j, start, span, room, length, whole, longest = 0, sized = 0
+        cdef Py_ssize_t w = n, gathered = -1
+        cdef msghdr *hdr
         cdef int got, late = 0
-        self.direct_iov[0].iov_base = rows.data + n * rows.slot
-        self.direct_iov[0].iov_len = <size_t>room
-        self.direct_iov[1].iov_base = self.buffers
-        self.direct_iov[1].iov_len = GRO_BUFFER
-        hdr.msg_name = &self.names[0]
-        hdr.msg_namelen = sizeof(sockaddr_in6)
-        hdr.msg_iov = self.direct_iov
-        hdr.msg_iovlen = 2
-        hdr.msg_control = self.control
-        hdr.msg_controllen = GRO_CONTROL_SPACE
-        hdr.msg_flags = 0
-        got = fastnet_recvmmsg(fd, &self.direct, 1, MSG_DONTWAIT, &late)
+        if run < 1:
+            run = 1
+        count = min(<Py_ssize_t>GRO_MESSAGES, free_rows // run)
+        if 0 < self.short_every - self.since_short < count:
+            count = self.short_every - self.since_short
+        if count < 1:
+            count = 1
+        for j in range(count):
+            span = run if j < count - 1 else free_rows - j * run
+            self.direct_iov[2 * j].iov_base = rows.data + (n + j * run) * slot
+            self.direct_iov[2 * j].iov_len = <size_t>(span * slot)
+        asked[0] = <unsigned int>count
+        got = fastnet_recvmmsg(fd, self.direct, <unsigned int>count, MSG_DONTWAIT, &late)
         after[0] = n
         if got <= 0:
             err[0] = errno if got < 0 else 0
             return got
-        length = self.direct.msg_len
-        self.read_control(hdr, 0)
-        segment = self.segment[0]
-        if segment == 0:
-            # One datagram, not coalesced (or one that cannot be split, then
-            # flagged): its first bytes are in row n; a longer one ran on
-            # into the next rows, which are still free.
-            _count_path(&self.paths[2])
-            self._meta(rows, n, 0)
-            rows.lengths[n] = min(length, rows.slot)
-            rows.truncated[n] = length > rows.slot or self.cut[0]
-            after[0] = n + 1
-            self.direct_segment = 0   # plain traffic: the batched path suits it
-            return 1
-        if segment != rows.slot:
-            # The sender changed its segment size: gather the message into
-            # buffer 1 and split it from there, as the batched path does.
-            # The kernel never returns more than a UDP payload; should it,
-            # the gather stays inside buffer 1 and the rest counts as cut.
-            if length > GRO_BUFFER:
+        if late:
+            err[0] = late
+        for j in range(got):
+            hdr = &self.direct[j].msg_hdr
+            length = self.direct[j].msg_len
+            self.read_control(hdr, j)
+            start = n + j * run
+            span = run if j < count - 1 else free_rows - j * run
+            room = span * slot
+            self.since_short += 1   # every message, whatever its kind, counts to the next short one
+            if gathered >= 0:
+                self._gather(rows, j, start, room, length)
+                continue
+            if self.segment[j] == 0:
+                # One datagram, not coalesced (or one that cannot be split,
+                # then flagged): its first bytes are at row start; a longer
+                # one ran on through its run, which only it uses.
+                _count_path(&self.paths[2])
+                if start != w:
+                    memmove(rows.data + w * slot, rows.data + start * slot,
+                            <size_t>min(length, slot))
+                self._fill_rows(rows, w, 1, j, min(length, slot), length > slot or self.cut[j])
+                w += 1
+                # Plain traffic: the batched path suits it.
+                self.direct_segment = 0
+                continue
+            if self.segment[j] != slot:
+                # The sender changed its segment size: this message and the
+                # ones after it are split from the area, as the batched path
+                # does.
+                _count_path(&self.paths[4] if length > room else &self.paths[3])
+                self.direct_segment = 0
+                gathered = j
+                self._gather(rows, j, start, room, length)
+                continue
+            # Segments of the slot size, from row start on; moved down over
+            # the gap an earlier, shorter message left.
+            _count_path(&self.paths[1])
+            whole = (length + slot - 1) // slot
+            longest = max(longest, whole)
+            sized += 1
+            if length <= room:
+                if whole == 0:
+                    whole = 1   # never from the kernel: an empty message is one empty row
+                if whole < run:
+                    self.short_every = self.since_short
+                    self.since_short = 0
+                if start != w:
+                    memmove(rows.data + w * slot, rows.data + start * slot, <size_t>length)
+                self._fill_rows(rows, w, whole, j, length - (whole - 1) * slot, self.cut[j])
+                w += whole
+                continue
+            # Longer than its run: the run's rows are placed, the rest (in
+            # buffer j) is carried, with the messages after it, to the split.
+            if start != w:
+                memmove(rows.data + w * slot, rows.data + start * slot, <size_t>room)
+            self._fill_rows(rows, w, span, j, slot, False)
+            w += span
+            length -= room
+            if length > GRO_BUFFER:   # never from the kernel: stay inside buffer j
                 length = GRO_BUFFER
-                self.cut[0] = True
-            memcpy(self.buffers + GRO_BUFFER, rows.data + n * rows.slot, min(length, room))
-            if length > room:
-                _count_path(&self.paths[4])
-                memcpy(self.buffers + GRO_BUFFER + room, self.buffers, length - room)
-            else:
-                _count_path(&self.paths[3])
-            self._carry(1, length, segment)
-            self.direct_segment = 0
-            after[0] = self.split(rows, n)
-            return 1
-        # Segments sit in rows n.. exactly; the rest is in the overflow buffer.
-        _count_path(&self.paths[1])
-        whole = min((length + segment - 1) // segment, free_rows)
-        for i in range(whole):
-            piece = min(segment, length - i * segment)
-            self._meta(rows, n + i, 0)
-            rows.lengths[n + i] = piece
-            rows.truncated[n + i] = 0
-        if length > room:
-            self._carry(0, length - room, segment)
-        after[0] = n + whole
-        return 1
+                self.cut[j] = True
+            self.msgs[j].msg_len = <unsigned int>length
+            gathered = j
+        # The runs grow at once to the longest super-datagram; they shrink
+        # only when two or more came and all were shorter, not for the one
+        # short buffer that ends a sender's batch.
+        if longest > run or (sized >= 2 and 0 < longest < run):
+            self.direct_run = longest
+        if gathered >= 0:
+            self.received = got
+            self.next = gathered
+            self.offset = 0
+            w = self.split(rows, w)
+        after[0] = w
+        return got
 
-    cdef void _carry(self, Py_ssize_t j, Py_ssize_t length, Py_ssize_t segment) noexcept nogil:
-        """Make message ``j`` (``length`` bytes in buffer ``j``) the one carried over."""
-        if j != 0:
-            self.names[j] = self.names[0]
-            self.stamp[j] = self.stamp[0]
-            self.cut[j] = self.cut[0]
+    cdef void _gather(self, _Rows *rows, Py_ssize_t j, Py_ssize_t start, Py_ssize_t room,
+                      Py_ssize_t length) noexcept nogil:
+        """Make buffer ``j`` hold all of direct message ``j``: its run's bytes, then its overflow.
+
+        Called before any row at or past ``start`` is written again; the
+        message is then split from the area like one the batched path got.
+        """
+        cdef unsigned char *buffer = self.buffers + j * <size_t>GRO_BUFFER
+        if length > GRO_BUFFER:
+            # Never from the kernel (no UDP payload is that long); should it
+            # happen, the gather stays inside buffer j and the rest counts as cut.
+            length = GRO_BUFFER
+            self.cut[j] = True
+        if length > room:
+            memmove(buffer + room, buffer, <size_t>(length - room))
+        memcpy(buffer, rows.data + start * rows.slot, <size_t>min(length, room))
         self.msgs[j].msg_len = <unsigned int>length
-        self.segment[j] = segment
-        self.received = j + 1
-        self.next = j
-        self.offset = 0
+
+    cdef void _fill_rows(self, _Rows *rows, Py_ssize_t first, Py_ssize_t count, Py_ssize_t j,
+                         Py_ssize_t last_length, bint last_cut) noexcept nogil:
+        """Rows first..first+count-1 hold segments of message ``j``: its source and time in each,
+        a full slot's length in all but the last (``last_length``, ``last_cut``).
+
+        The source and the time are read once per message, not once per row.
+        """
+        cdef Py_ssize_t i, end = first + count
+        cdef uint32_t address4
+        cdef uint16_t port
+        cdef uint32_t flowinfo = 0, scope_id = 0
+        cdef int64_t stamp = self.stamp[j]
+        cdef sockaddr_in *sin
+        cdef sockaddr_in6 *sin6 = &self.names[j]
+        if rows.family == AF_INET:
+            sin = <sockaddr_in *>&self.names[j]
+            memcpy(&address4, &sin.sin_addr, 4)
+            port = ntohs(sin.sin_port)
+            for i in range(first, end):
+                memcpy(rows.addresses + i * 4, &address4, 4)
+        else:
+            port = ntohs(sin6.sin6_port)
+            flowinfo = ntohl(sin6.sin6_flowinfo)
+            scope_id = sin6.sin6_scope_id
+            for i in range(first, end):
+                memcpy(rows.addresses + i * 16, &sin6.sin6_addr, 16)
+        for i in range(first, end):
+            rows.ports[i] = port
+            rows.flowinfo[i] = flowinfo
+            rows.scope_ids[i] = scope_id
+            rows.timestamps[i] = stamp
+            rows.lengths[i] = rows.slot
+            rows.truncated[i] = 0
+        rows.lengths[end - 1] = last_length
+        rows.truncated[end - 1] = last_cut
+
+    cdef Py_ssize_t receive(self, int fd, _Rows *rows, Py_ssize_t n, int *err) noexcept nogil:
+        """Fill rows n.. with the carry-over, then from the socket, without waiting; return the new n.
+
+        Stops when the rows are full, the queue is empty or a call fails.
+        ``*err``: 0, or the errno that ended it (EINTR: the caller runs its
+        signal handlers and calls again; EAGAIN is never reported), or an
+        error met after some messages, for the caller to keep or raise.
+        """
+        cdef unsigned int want
+        cdef int got, late = 0
+        cdef Py_ssize_t after
+        err[0] = 0
+        n = self.split(rows, n)
+        while n < rows.capacity:
+            if self.direct_segment == rows.slot and not self.pending():
+                got = self.recv_direct(fd, rows, n, &after, &want, err)
+                if got > 0:
+                    n = after
+            else:
+                # Each message gives at least one row: never ask for more than fit.
+                want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
+                _count_path(&self.paths[0])
+                got = fastnet_recvmmsg(fd, self.msgs, want, MSG_DONTWAIT, &late)
+                if got < 0:
+                    err[0] = errno
+                elif got > 0:
+                    self.parse(got, rows.slot)
+                    n = self.split(rows, n)
+                    if late:
+                        err[0] = late
+            if got < 0:
+                if err[0] == EAGAIN or err[0] == EWOULDBLOCK:
+                    err[0] = 0
+                break
+            if err[0] or <unsigned int>got < want:
+                break
+        return n
 
     cdef void _meta(self, _Rows *rows, Py_ssize_t n, Py_ssize_t j) noexcept nogil:
         """Source address, port and timestamp of message ``j`` into row ``n``."""
@@ -415,40 +583,14 @@ cdef object _recv_gro(SocketState st, object batch):
 
 cdef Py_ssize_t _recv_gro_into(SocketState st, object batch, _GroArea area) except -1:
     cdef int fd = st.fd
+    cdef int err = 0
+    cdef Py_ssize_t n = 0
     cdef _Rows rows
     _rows_of(batch, &rows)
-
-    cdef Py_ssize_t n = area.split(&rows, 0)
-    cdef bint queue_empty = False
-    cdef unsigned int want
-    cdef int got, err = 0, late = 0
-    cdef Py_ssize_t after
-    cdef bint direct
-    while n < rows.capacity and not queue_empty:
-        direct = area.direct_segment == rows.slot and not area.pending()
-        if direct:
-            with nogil:
-                got = area.recv_direct(fd, &rows, n, &after, &err)
-        else:
-            # Each message gives at least one row: never ask for more than fit.
-            want = <unsigned int>min(<Py_ssize_t>GRO_MESSAGES, rows.capacity - n)
-            _count_path(&area.paths[0])
-            with nogil:
-                got = fastnet_recvmmsg(fd, area.msgs, want, MSG_DONTWAIT, &late)
-                if got < 0:
-                    err = errno
-        if got < 0:
-            if _receive_failed(st, err, n):
-                break
-            continue
-        if direct:
-            n = after
-            continue
-        area.parse(got, rows.slot)
-        if late:
-            st._error = _os_error(late)
-            queue_empty = True
-        if <unsigned int>got < want:
-            queue_empty = True
-        n = area.split(&rows, n)
-    return n
+    while True:
+        # The GIL is released once for the whole fill, not once per
+        # system call: the fill touches only the area and the rows.
+        with nogil:
+            n = area.receive(fd, &rows, n, &err)
+        if err == 0 or _receive_failed(st, err, n):
+            return n

@@ -342,3 +342,123 @@ def test_plain_datagrams_in_direct_mode_are_cut_to_the_slot(gro_pair, family_hos
     got, _, truncated = receive_exactly(receiver, 14, 200, family=family, capacity=3)
     assert got == burst + [p[:200] for p in plain]
     assert truncated == [False] * 10 + [False, False, True, False]
+
+
+# -- the direct path with several super-datagrams per call -------------------------------
+# The Cython engine gives each message of one recvmmsg a run of rows as long as
+# the longest super-datagram it saw last; these bursts are shorter, longer, of
+# another segment size, or plain, in one queue, so one call meets each case.
+
+
+def teach_direct_path(receiver, sender, family, rows, slot=256):
+    """Turn the direct path on for ``slot`` with one burst of ``rows`` segments, taken whole."""
+    burst = rows_of(rows, slot)
+    send_gso(sender, receiver, burst)
+    got, _, _ = receive_exactly(receiver, rows, slot, family=family, capacity=64)
+    assert got == burst
+
+
+def queue_bursts(receiver, sender, bursts):
+    """Send each (count, size, last) burst as one GSO send, or a plain datagram for count 0."""
+    expected = []
+    for number, (count, size, last) in enumerate(bursts):
+        if count == 0:
+            payload = bytes([number]) * size
+            sender.sendto(payload, receiver.getsockname())
+            expected.append(payload)
+            continue
+        burst = [bytes([number]) + p[1:] for p in rows_of(count, size, last)]
+        send_gso(sender, receiver, burst)
+        expected += burst
+    return expected
+
+
+@pytest.mark.parametrize("capacity", [3, 17, 40, 1024])
+def test_direct_path_moves_short_super_datagrams_down(gro_pair, family_host, backend, capacity):
+    """Super-datagrams shorter than their run of rows, then a plain one: no empty rows between,
+    in order, each with its source address, across calls when the rows run out."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 16)
+    expected = queue_bursts(
+        receiver,
+        sender,
+        [(16, 256, None), (5, 256, 9), (16, 256, None), (2, 256, None), (0, 80, None), (16, 256, 1)],
+    )
+    got, addresses, truncated = receive_exactly(
+        receiver, len(expected), 256, family=family, capacity=capacity
+    )
+    assert got == expected
+    assert set(addresses) == {sender.getsockname()}
+    assert not any(truncated)
+    assert kernel_queue_is_empty(receiver)
+
+
+@pytest.mark.parametrize("capacity", [1, 7, 33, 200])
+def test_direct_path_super_datagram_longer_than_its_run(gro_pair, family_host, capacity):
+    """A super-datagram longer than the run the last one taught (mid-call, then the rest of
+    the call from the area): every datagram once, in order, across calls."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 4)
+    expected = queue_bursts(
+        receiver, sender, [(20, 256, None), (30, 256, 3), (4, 256, None), (0, 256, None), (10, 256, None)]
+    )
+    got, _, truncated = receive_exactly(receiver, len(expected), 256, family=family, capacity=capacity)
+    assert got == expected and not any(truncated)
+    assert kernel_queue_is_empty(receiver)
+
+
+@pytest.mark.parametrize("capacity", [5, 12, 64, 500])
+def test_direct_path_segment_size_changes_mid_call(gro_pair, family_host, capacity):
+    """The sender changes its segment size between super-datagrams queued for one call:
+    the rows follow the datagrams, those longer than the slot cut and flagged."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 16)
+    expected = queue_bursts(
+        receiver,
+        sender,
+        [(16, 256, None), (10, 100, 7), (16, 256, None), (5, 600, None), (16, 256, 30), (3, 256, None)],
+    )
+    got, _, truncated = receive_exactly(receiver, len(expected), 256, family=family, capacity=capacity)
+    assert got == [p[:256] for p in expected]
+    assert truncated == [len(p) > 256 for p in expected]
+
+
+@pytest.mark.parametrize("capacity", [17, 40, 100])
+def test_direct_path_carries_over_between_calls_with_several_messages(
+    gro_pair, family_host, backend, capacity
+):
+    """Ten bursts of 16 segments taken by batches that end inside a burst: the rest of it is
+    carried over into the next call, ahead of what is still queued."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 16)
+    expected = queue_bursts(receiver, sender, [(16, 256, None)] * 9 + [(16, 256, 200)])
+    batch = fastnet.Batch(capacity, 256, family=family)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < len(expected) and time.monotonic() < deadline:
+        n = receiver.recv_batch(batch, timeout=2)
+        got += [bytes(batch.payload(i)) for i in range(n)]
+    assert got == expected
+    if backend == "cython":
+        assert receiver._engine_state.gro_area.direct_segment_size == 256
+
+
+@pytest.mark.parametrize("capacity", [50, 140, 1024])
+def test_direct_path_fixed_size_batches_with_a_short_last_buffer(gro_pair, family_host, capacity):
+    """Batches of 70 datagrams sent as a 64-segment buffer and a 6-segment one, again and
+    again: the short buffers come at a fixed interval, wherever the calls end."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    teach_direct_path(receiver, sender, family, 16)
+    expected = []
+    for number in range(8):
+        payloads = [bytes([number]) + p[1:] for p in rows_of(70, 256)]
+        send_gso(sender, receiver, payloads)
+        expected += payloads
+    got, _, truncated = receive_exactly(receiver, len(expected), 256, family=family, capacity=capacity)
+    assert got == expected and not any(truncated)
+    assert kernel_queue_is_empty(receiver)

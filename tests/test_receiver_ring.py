@@ -397,6 +397,47 @@ def test_gro_super_datagrams_become_rows_of_the_ring(backend, sender):
         assert rx.stats.kernel_drops == 0 and rx.stats.packets == 640
 
 
+@pytest.mark.parametrize("batch_size", [16, 64])
+def test_gro_bursts_of_every_length_stay_in_order_in_the_ring(backend, sender, batch_size):
+    """Super-datagrams shorter and longer than the last ones, a segment size change and
+    plain datagrams, queued together: the ring's rows follow the datagrams one for one,
+    and the counts add up."""
+    if not fastnet.features().get("gro") or not fastnet.features().get("gso"):
+        pytest.skip("no UDP GRO/GSO in this kernel")
+    with fastnet.Receiver(
+        0, backend=backend, slot_size=512, batch_size=batch_size, ring_size=8, rcvbuf=8 << 20, gro=True
+    ) as rx:
+        expected = []  # (number, length)
+        for count, size in [
+            (8, 512),
+            (64, 512),
+            (5, 512),
+            (70, 512),
+            (1, 512),
+            (30, 300),
+            (40, 512),
+            (3, 100),
+        ]:
+            numbers = np.arange(len(expected), len(expected) + count, dtype=">u8")
+            batch = fastnet.Batch(count, 512)
+            batch.data[:, :8] = numbers.view(np.uint8).reshape(count, 8)
+            batch.lengths[:] = size
+            batch.count = count
+            if count == 1:
+                assert sender.sendto(bytes(batch.payload(0)), rx.address) == size
+            else:
+                assert sender.send_batch(batch, rx.address, gso=True) == count
+            expected += [(int(n), size) for n in numbers]
+        seen = []
+        deadline = time.monotonic() + HANG_S
+        while len(seen) < len(expected) and time.monotonic() < deadline:
+            got = rx.get(timeout=HANG_S)
+            seen += list(zip(numbers_in(got), got.lengths[: got.count].tolist(), strict=True))
+        assert seen == expected
+        assert rx.stats.kernel_drops == 0 and rx.stats.packets == len(expected)
+    assert rx.stats.accounted
+
+
 # -- the engines' ring objects themselves ------------------------------------------------
 def _ring_class(backend):
     from fastnet.receive import receiver

@@ -21,14 +21,12 @@ the counts do not depend on the machine's load, as times do::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from frames_assembly import PPF, ROWS, frame_batches, set_headers, spec_for  # this script's folder
 
-import fastnet  # noqa: E402
-from frames_assembly import PPF, ROWS, frame_batches, set_headers, spec_for  # noqa: E402
+import fastnet
 
 
 def run_add(args) -> int:

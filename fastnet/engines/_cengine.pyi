@@ -229,7 +229,11 @@ class FramePlacer:
     def take_emitted(self) -> List[Tuple[int, int, bool, int, int]]:
         """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
     def take_frames(
-        self, make: Callable[..., T], data: List[np.ndarray], present: List[np.ndarray], sources: object,
+        self,
+        make: Callable[..., T],
+        data: List[np.ndarray],
+        present: List[np.ndarray],
+        sources: object,
         handed_out: List[int],
     ) -> List[T]:
         """take_emitted's frames made in one call, oldest first, and their slots appended to ``handed_out``.

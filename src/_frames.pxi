@@ -490,6 +490,32 @@ cdef class FramePlacer:
         c.nemitted = 0
         return out
 
+    def take_frames(self, make, list data not None, list present not None, sources, list handed_out not None):
+        """What take_emitted gives, made into frames in one call, oldest first.
+
+        Each frame is make(frame_id, data[slot], present[slot], complete,
+        first_ts, last_ts, (sources, slot)), and its slot is appended to
+        handed_out: the caller's loop over tuples, and a tuple per frame,
+        cost more than placing the frame's packets.
+        """
+        cdef Py_ssize_t j, s
+        cdef FrameSlot *slot
+        cdef FrameCore *c = &self.core
+        # The lists are indexed below without bounds checks (the module's
+        # boundscheck=False): one entry per slot, checked once here.
+        if len(data) < c.nslots or len(present) < c.nslots:
+            raise ValueError("take_frames: data and present need an entry per slot")
+        out = []
+        for j in range(c.nemitted):
+            s = c.emitted[j]
+            slot = &c.slots[s]
+            slot.state = SLOT_HANDED_OUT
+            handed_out.append(s)
+            out.append(make(slot.frame_id, data[s], present[s], slot.count == c.ppf, slot.first_ts,
+                            slot.last_ts, (sources, s)))
+        c.nemitted = 0
+        return out
+
     def take_created(self):
         """[(slot, row)] of the frames begun since the last call: the row of each one's first packet."""
         cdef Py_ssize_t j
@@ -508,6 +534,11 @@ cdef class FramePlacer:
         c.slots[s].state = SLOT_FREE
         c.free_list[c.nfree] = s
         c.nfree += 1
+
+    def release_all(self, list slots not None):
+        """release() each of these slots, in one call."""
+        for s in slots:
+            self.release(s)
 
     @property
     def free_slots(self):

@@ -247,6 +247,34 @@ def test_the_engine_placer_refuses_slots_it_did_not_hand_out(backend):
         fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 0)
 
 
+def test_the_engine_makes_the_emitted_frames_in_one_call(backend):
+    placer = fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 2)
+    data, present = np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4), np.uint8)
+    placer.add_slots(data, present)
+    batch = make_batch(packets(SPEC, range(8)), SPEC.min_length)
+    assert placer.place(batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, 0, 8) == 8
+    with pytest.raises(ValueError):
+        placer.take_frames(tuple, list(data[:2]), list(present), None, [])  # an entry short: not read past
+    with pytest.raises(ValueError):
+        placer.take_frames(tuple, list(data), list(present[:2]), None, [])
+    placer.flush()
+    handed_out: list = []
+    made = placer.take_frames(lambda *args: args, list(data), list(present), "sources", handed_out)
+    assert [m[0] for m in made] == [0, 1]
+    assert [m[3] for m in made] == [True, True]
+    assert all(type(m[3]) is bool for m in made)
+    assert [m[6] for m in made] == [("sources", s) for s in handed_out]
+    assert all(
+        np.shares_memory(m[1], data[s]) and np.shares_memory(m[2], present[s])
+        for m, s in zip(made, handed_out, strict=True)
+    )
+    assert placer.take_frames(tuple, list(data), list(present), None, []) == []  # taken once
+    placer.release_all(handed_out)
+    assert placer.free_slots == 3
+    with pytest.raises(ValueError):
+        placer.release_all(handed_out)  # given back already
+
+
 def test_offline_over_a_capture_file(backend, tmp_path):
     # frames recorded to pcap, then assembled from the file: the same frames as live
     from fastnet.frames.synthetic import fill_batch, frame_pattern

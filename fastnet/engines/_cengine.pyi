@@ -7,7 +7,7 @@ fastnet/engines/contract.py checks their signatures at load. Callers
 own ``SocketState`` for the socket; the engine touches no socket attribute.
 """
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -168,7 +168,8 @@ def flush_unsent(state: SocketState, st: FrameState) -> int:
 
 # -- frame placement by header fields (fastnet/engines/python/frames.py, src/_frames.pxi) --
 
-Terms = Tuple[Tuple[int, int, bool, int, int, int], ...]  # (offset, size, big-endian, mask, shift, scale)
+Terms = Tuple[Tuple[int, int, bool, int, int, int], ...]
+T = TypeVar("T")  # what take_frames' make returns  # (offset, size, big-endian, mask, shift, scale)
 
 class FramePlacer:
     """Datagrams put into frames by header fields; made by fastnet.FrameAssembler from a FrameSpec.
@@ -227,10 +228,26 @@ class FramePlacer:
         """When the longest-waiting frame in flight was begun (ns, as above); -1 when none is."""
     def take_emitted(self) -> List[Tuple[int, int, bool, int, int]]:
         """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
+    def take_frames(
+        self,
+        make: Callable[..., T],
+        data: List[np.ndarray],
+        present: List[np.ndarray],
+        sources: object,
+        handed_out: List[int],
+    ) -> List[T]:
+        """take_emitted's frames made in one call, oldest first, and their slots appended to ``handed_out``.
+
+        Each is ``make(frame_id, data[slot], present[slot], complete,
+        first_ts, last_ts, (sources, slot))``; ``data`` and ``present`` hold
+        an entry per slot (ValueError otherwise).
+        """
     def take_created(self) -> List[Tuple[int, int]]:
         """(slot, row of its first packet) of the frames begun since the last call."""
     def release(self, slot: int) -> None:
         """Give back a slot take_emitted handed out (ValueError for any other)."""
+    def release_all(self, slots: List[int]) -> None:
+        """``release`` each of these slots, in one call."""
     @property
     def free_slots(self) -> int: ...
     @property

@@ -145,6 +145,10 @@ class FramePlacer:
         self._state[s] = _FREE
         self._free.append(s)
 
+    def release_all(self, slots: list) -> None:
+        for s in slots:
+            self.release(s)
+
     @property
     def free_slots(self) -> int:
         return len(self._free)
@@ -172,6 +176,27 @@ class FramePlacer:
         ]
         for s in self._emitted:
             self._state[s] = _HANDED_OUT
+        self._emitted = []
+        return out
+
+    def take_frames(self, make, data: list, present: list, sources, handed_out: list) -> list:
+        if len(data) < len(self._data) or len(present) < len(self._data):
+            raise ValueError("take_frames: data and present need an entry per slot")
+        out = []
+        for s in self._emitted:
+            self._state[s] = _HANDED_OUT
+            handed_out.append(s)
+            out.append(
+                make(
+                    self._frame_id[s],
+                    data[s],
+                    present[s],
+                    bool(self._count[s] == self._ppf),
+                    self._first_ts[s],
+                    self._last_ts[s],
+                    (sources, s),
+                )
+            )
         self._emitted = []
         return out
 

@@ -82,6 +82,10 @@ cdef class _Scratch:
     # send_batch's destination: the headers point at it, so it lives here,
     # never in a stack frame that a header could outlive.
     cdef sockaddr_in6 dest
+    # The address tuple s.dest was made from, for which family, and its length.
+    cdef object dest_address
+    cdef int dest_family
+    cdef socklen_t dest_len
     # Typed views of the Batch's arrays, taken once: taking them from the
     # numpy arrays (the buffer protocol and its checks) on every call cost
     # more than the rest of a small receive's work in Python.
@@ -384,17 +388,45 @@ cdef int _check_segments(const int64_t *lengths, Py_ssize_t start, Py_ssize_t st
     The contiguous GSO path's only pass over the rows: its iovecs span whole
     super-buffers, so no per-row store is needed, only this check.
     """
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i = start, end = stop - 1
     cdef int64_t segment = gso_size, length
-    for i in range(start, stop - 1):
-        length = lengths[i]
-        if length != segment:
-            raise _off_plan(i, length, slot, gso_size)
+    cdef uint64_t off = 0
+    # OR of each length's difference from the segment, four rows a step with
+    # no branch per row; only a batch off the plan takes the second loop,
+    # which names the first row off it.
+    while i + 4 <= end:
+        off |= (<uint64_t>(lengths[i] ^ segment) | <uint64_t>(lengths[i + 1] ^ segment)
+                | <uint64_t>(lengths[i + 2] ^ segment) | <uint64_t>(lengths[i + 3] ^ segment))
+        i += 4
+    while i < end:
+        off |= <uint64_t>(lengths[i] ^ segment)
+        i += 1
+    if off:
+        for i in range(start, end):
+            length = lengths[i]
+            if length != segment:
+                raise _off_plan(i, length, slot, gso_size)
+        # Put back meanwhile by another thread: the rows are on the plan again.
     # Read once: the value checked is the value sent.
-    last[0] = lengths[stop - 1]
+    last[0] = lengths[end]
     if not 0 < last[0] <= segment:
-        raise _off_plan(stop - 1, last[0], slot, gso_size)
+        raise _off_plan(end, last[0], slot, gso_size)
     return 0
+
+
+cdef bint _same_address(object address, object before, int family, int family_before):
+    """``address`` is the very tuple of immutable str and ints that ``before`` was, for the same family.
+
+    Then the sockaddr made from it last time stands: the socket hands the
+    engine the one tuple it keeps per resolved address (fastnet/core/socket.py
+    _resolve), so a batch sent again skips the text-to-binary conversion.
+    """
+    if address is not before or family != family_before or type(address) is not tuple:
+        return False
+    for item in <tuple>address:
+        if type(item) is not str and type(item) is not int:
+            return False
+    return True
 
 
 cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ssize_t stop,
@@ -423,7 +455,12 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
 
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, st.family, &s.dest)
+        if _same_address(address, s.dest_address, st.family, s.dest_family):
+            dest_len = s.dest_len
+        else:
+            s.dest_address = None  # s.dest is rewritten below; a failure leaves no stale match
+            dest_len = <socklen_t>_sockaddr_from(address, st.family, &s.dest)
+            s.dest_address, s.dest_family, s.dest_len = address, st.family, dest_len
     s.prepared = NOTHING
     # The lengths were not checked by the caller against the GSO plan (it
     # proposes the plan from row 0; fastnet/core/socket.py), and the array

@@ -89,7 +89,7 @@ def proposed(sock, batch, count: int, gso) -> Optional[Tuple[int, int]]:
         return None
     if gso is False or count == 0 or (gso is None and count < 2):
         return 0, 0
-    segment = int(batch._lengths[0])
+    segment = batch._lengths.item(0)
     largest = MAX_PAYLOAD[sock._af]
     if not 0 < segment <= largest or segment >= sock._gso_refused_from or not supported("gso"):
         return None

@@ -193,10 +193,15 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     def _enter(self, batch=None, method: str = "") -> None:
         """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim)."""
-        with self._lock:
+        # acquire/release rather than ``with``: half the cost, on every batch call.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closing or self._closed or super().fileno() < 0:
                 raise closed_error()
             self._users += 1
+        finally:
+            lock.release()
         if batch is not None:
             try:
                 batch._claim(method)
@@ -207,9 +212,13 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     def _leave(self, batch=None) -> None:
         if batch is not None:
             batch._release()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._users -= 1
             last = self._closing and self._users == 0
+        finally:
+            lock.release()
         if last:
             self._close_now()
 

@@ -82,6 +82,10 @@ cdef class _Scratch:
     # send_batch's destination: the headers point at it, so it lives here,
     # never in a stack frame that a header could outlive.
     cdef sockaddr_in6 dest
+    # The address tuple s.dest was made from, for which family, and its length.
+    cdef object dest_address
+    cdef int dest_family
+    cdef socklen_t dest_len
     # Typed views of the Batch's arrays, taken once: taking them from the
     # numpy arrays (the buffer protocol and its checks) on every call cost
     # more than the rest of a small receive's work in Python.
@@ -369,6 +373,62 @@ def send_batch(SocketState state not None, object batch, Py_ssize_t start, Py_ss
         s.busy = False
 
 
+cdef object _off_plan(Py_ssize_t i, int64_t length, int64_t slot, Py_ssize_t gso_size):
+    """The ValueError for row ``i`` whose ``length`` is outside the slot or the GSO plan."""
+    if not 0 <= length <= slot:
+        return ValueError(f"batch.lengths[{i}] = {length} is outside 0..{slot}")
+    return ValueError(f"batch.lengths[{i}] = {length} changed from the GSO plan "
+                      f"(segment {gso_size})")
+
+
+cdef int _check_segments(const int64_t *lengths, Py_ssize_t start, Py_ssize_t stop,
+                         int64_t slot, Py_ssize_t gso_size, int64_t *last) except -1:
+    """Rows start..stop-2 are one segment each, the last 1..gso_size bytes; ``last`` gets its length.
+
+    The contiguous GSO path's only pass over the rows: its iovecs span whole
+    super-buffers, so no per-row store is needed, only this check.
+    """
+    cdef Py_ssize_t i = start, end = stop - 1
+    cdef int64_t segment = gso_size, length
+    cdef uint64_t off = 0
+    # OR of each length's difference from the segment, four rows a step with
+    # no branch per row; only a batch off the plan takes the second loop,
+    # which names the first row off it.
+    while i + 4 <= end:
+        off |= (<uint64_t>(lengths[i] ^ segment) | <uint64_t>(lengths[i + 1] ^ segment)
+                | <uint64_t>(lengths[i + 2] ^ segment) | <uint64_t>(lengths[i + 3] ^ segment))
+        i += 4
+    while i < end:
+        off |= <uint64_t>(lengths[i] ^ segment)
+        i += 1
+    if off:
+        for i in range(start, end):
+            length = lengths[i]
+            if length != segment:
+                raise _off_plan(i, length, slot, gso_size)
+        # Put back meanwhile by another thread: the rows are on the plan again.
+    # Read once: the value checked is the value sent.
+    last[0] = lengths[end]
+    if not 0 < last[0] <= segment:
+        raise _off_plan(end, last[0], slot, gso_size)
+    return 0
+
+
+cdef bint _same_address(object address, object before, int family, int family_before):
+    """``address`` is the very tuple of immutable str and ints that ``before`` was, for the same family.
+
+    Then the sockaddr made from it last time stands: the socket hands the
+    engine the one tuple it keeps per resolved address (fastnet/core/socket.py
+    _resolve), so a batch sent again skips the text-to-binary conversion.
+    """
+    if address is not before or family != family_before or type(address) is not tuple:
+        return False
+    for item in <tuple>address:
+        if type(item) is not str and type(item) is not int:
+            return False
+    return True
+
+
 cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ssize_t stop,
                            object address, Py_ssize_t gso_size, Py_ssize_t gso_segments,
                            _Scratch s) except -1:
@@ -385,36 +445,43 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
     cdef int64_t slot = batch._slot_size
-    cdef int64_t length
+    cdef int64_t length, last = 0
     cdef Py_ssize_t rows_here
-    cdef bint contiguous
+    # When the segment size is the slot size, a message's rows lie back to
+    # back in data: one iovec spans them (the kernel imports and copies one
+    # range instead of 64; perf put __import_iovec at 2% of a 64-byte GSO
+    # sender), and the rows need checking but no iovec of their own.
+    cdef bint contiguous = gso_size != 0 and gso_size == slot
 
     messages = (stop - start + per - 1) // per
     if address is not None:
-        dest_len = <socklen_t>_sockaddr_from(address, st.family, &s.dest)
+        if _same_address(address, s.dest_address, st.family, s.dest_family):
+            dest_len = s.dest_len
+        else:
+            s.dest_address = None  # s.dest is rewritten below; a failure leaves no stale match
+            dest_len = <socklen_t>_sockaddr_from(address, st.family, &s.dest)
+            s.dest_address, s.dest_family, s.dest_len = address, st.family, dest_len
     s.prepared = NOTHING
-    for i in range(start, stop):
-        # Checked by the caller too, but the array is the user's to write from
-        # another thread meanwhile: read each length once, check it, and use
-        # only that value (kept in the iovec) from here on.
-        length = lengths[i]
-        if not 0 <= length <= slot:
-            raise ValueError(f"batch.lengths[{i}] = {length} is outside 0..{slot}")
-        # The GSO plan was made from the lengths the caller read: each row
-        # but the last must still be one segment, or the kernel would cut
-        # the datagrams elsewhere than the rows.
-        if gso_size and (length == 0 or length > gso_size
-                         or (length != gso_size and i != stop - 1)):
-            raise ValueError(f"batch.lengths[{i}] = {length} changed from the GSO plan "
-                             f"(segment {gso_size})")
-        s.iov[i].iov_base = &data[i, 0]
-        s.iov[i].iov_len = <size_t>length
+    # The lengths were not checked by the caller against the GSO plan (it
+    # proposes the plan from row 0; fastnet/core/socket.py), and the array
+    # is the user's to write from another thread meanwhile: read each length
+    # once, check it, and use only that value (kept in the iovec) from here on.
+    if contiguous:
+        if stop > start:
+            _check_segments(&lengths[0], start, stop, slot, gso_size, &last)
+    else:
+        for i in range(start, stop):
+            length = lengths[i]
+            # With a GSO plan each row but the last must be one segment, or
+            # the kernel would cut the datagrams elsewhere than the rows.
+            if not 0 <= length <= slot or (gso_size and (length == 0 or length > gso_size
+                                                          or (length != gso_size
+                                                              and i != stop - 1))):
+                raise _off_plan(i, length, slot, gso_size)
+            s.iov[i].iov_base = &data[i, 0]
+            s.iov[i].iov_len = <size_t>length
     # Message m carries rows start + m*per onwards; there are never more
-    # messages than rows, so the Batch's scratch has room for them. When the
-    # segment size is the slot size, a message's rows lie back to back in
-    # data: one iovec spans them (the kernel imports and copies one range
-    # instead of 64; perf put __import_iovec at 2% of a 64-byte GSO sender).
-    contiguous = gso_size != 0 and gso_size == slot
+    # messages than rows, so the Batch's scratch has room for them.
     for i in range(messages):
         first = start + i * per
         rows_here = min(per, stop - first)
@@ -423,8 +490,10 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
         hdr.msg_namelen = dest_len
         hdr.msg_iov = &s.iov[first]
         if contiguous:
+            # Only the batch's last row may be shorter than the slot.
+            s.iov[first].iov_base = &data[first, 0]
             s.iov[first].iov_len = <size_t>((rows_here - 1) * slot
-                                            + s.iov[first + rows_here - 1].iov_len)
+                                            + (last if first + rows_here == stop else slot))
             hdr.msg_iovlen = 1
         else:
             hdr.msg_iovlen = <size_t>rows_here

@@ -338,3 +338,116 @@ def test_non_blocking_gso_send_counts_rows(backend):
     first, second = int(out[0]), " ".join(out[1:])
     assert 0 < first < 500 and first % 64 == 0, f"expected whole super-buffers, got {first}"
     assert second == "blocked sent=0"
+
+
+# -- a Batch sent again: the plan follows its lengths as they are now -----------------
+# send_batch proposes the plan from row 0 and the engines check every row
+# against it before any system call; these hold both halves to the rows.
+
+
+def _set_lengths(batch, sizes):
+    for i, size in enumerate(sizes):
+        batch.fill(i, (i.to_bytes(4, "big") + bytes([i % 251]) * size)[:size])
+    batch.count = len(sizes)
+
+
+@needs_gso_gro
+def test_a_batch_sent_again_follows_its_new_lengths(backend, family_host):
+    """Equal rows, then unequal, then equal of another size: never sent with the earlier plan."""
+    family, host = family_host
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender, observer(family, host) as obs:
+        batch = fastnet.Batch(6, 100, family=family)
+        _set_lengths(batch, [100] * 6)  # segment = slot: one iovec per super-buffer
+        assert sender.send_batch(batch, obs.getsockname()) == 6
+        assert observe(obs, 600) == [(600, 100)]
+        _set_lengths(batch, [100, 100, 100, 40, 100, 100])  # row 3 off the plan of row 0
+        assert sender.send_batch(batch, obs.getsockname()) == 6
+        assert observe(obs, 540) == [(100, None)] * 3 + [(40, None)] + [(100, None)] * 2
+        _set_lengths(batch, [30] * 5 + [7])  # equal again, another segment, shorter last
+        assert sender.send_batch(batch, obs.getsockname()) == 6
+        assert observe(obs, 157) == [(157, 30)]
+        _set_lengths(batch, [100] * 5 + [0])  # an empty last row cannot ride in a super-buffer
+        assert sender.send_batch(batch, obs.getsockname()) == 6
+        assert observe(obs, 500) == [(100, None)] * 5
+        assert observe(obs, 0) == [(0, None)]
+
+
+@pytest.mark.parametrize("count,row,size", [(1024, 777, 5), (1024, 1023, 0), (1024, 0, 5), (7, 1, 63)])
+def test_a_row_off_the_plan_deep_in_the_batch_still_arrives_as_itself(pair, family_host, count, row, size):
+    """gso=None: the rows go out plain, each datagram with its own length and bytes."""
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(count, 64, family=family)
+    _set_lengths(batch, [64] * count)
+    assert sender.send_batch(batch, receiver.getsockname()) == count  # on the plan of row 0
+    assert len(receive_exactly(receiver, count, 64, family=family)[0]) == count
+    sizes = [64] * count
+    sizes[row] = size
+    _set_lengths(batch, sizes)
+    assert sender.send_batch(batch, receiver.getsockname()) == count
+    payloads = receive_exactly(receiver, count, 64, family=family)[0]
+    assert [len(p) for p in payloads] == sizes
+    assert payloads == [bytes(batch.payload(i)) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "sizes,message",
+    [
+        ([100, 100, 50, 100], "row 2 has 50 bytes"),
+        ([100, 100, 100, 0], "empty"),
+        ([50, 100], "only a shorter"),
+    ],
+)
+def test_gso_true_refuses_a_batch_whose_lengths_left_its_last_plan(pair, family_host, sizes, message):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(len(sizes), 100, family=family)
+    _set_lengths(batch, [100] * len(sizes))
+    assert sender.send_batch(batch, receiver.getsockname(), gso=True) == len(sizes)
+    receive_exactly(receiver, len(sizes), 100, family=family)
+    _set_lengths(batch, sizes)
+    with pytest.raises(ValueError, match=message) as info:
+        sender.send_batch(batch, receiver.getsockname(), gso=True)
+    assert not hasattr(info.value, "sent")  # refused before sending, as any bad argument
+    receiver.setblocking(False)
+    with pytest.raises(BlockingIOError):  # nothing was sent
+        receiver.recvfrom(16)
+
+
+@pytest.mark.parametrize("gso", [None, True, False])
+@pytest.mark.parametrize("bad", [-1, 101, 1 << 40])
+def test_lengths_outside_the_slot_after_a_good_send_are_refused_before_sending(pair, family_host, gso, bad):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(8, 100, family=family)
+    _set_lengths(batch, [100] * 8)
+    assert sender.send_batch(batch, receiver.getsockname(), gso=gso) == 8
+    receive_exactly(receiver, 8, 100, family=family)
+    for row in (0, 5, 7):
+        batch.lengths[:] = 100
+        batch.lengths[row] = bad
+        with pytest.raises(ValueError, match=r"must be between 0 and slot_size \(100\)"):
+            sender.send_batch(batch, receiver.getsockname(), gso=gso)
+    receiver.setblocking(False)
+    with pytest.raises(BlockingIOError):  # nothing was sent
+        receiver.recvfrom(16)
+
+
+@pytest.mark.parametrize("row,length", [(5, 50), (9, 0), (9, 101), (0, 99), (3, -1)])
+def test_engine_refuses_contiguous_rows_off_its_plan_before_sending(backend, row, length):
+    """The engines' own check, where the segment is the slot (one iovec per super-buffer)."""
+    from fastnet import engines
+
+    engine = engines.load(backend)
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        batch = fastnet.Batch(10, 100)
+        _set_lengths(batch, [100] * 10)
+        batch.lengths[row] = length
+        with pytest.raises(ValueError, match="GSO plan|outside"):
+            engine.send_batch(sender._engine_state, batch, 0, 10, receiver.getsockname(), 100, 10)
+        with pytest.raises(BlockingIOError):
+            receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)

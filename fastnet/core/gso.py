@@ -10,7 +10,11 @@ segment size, the last one possibly shorter; so rows qualify when all have
 the same length except a shorter (non-empty) last one.
 
 Written once here, above the engines: the engines only receive a segment
-size and a number of rows per super-buffer.
+size and a number of rows per super-buffer, and check every row against it
+as they read the lengths, before any system call. So a batch sent again
+with rows of one length needs no pass over its lengths here: ``proposed``
+reads row 0 alone, and only a proposal the engine refuses costs the full
+``plan``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Optional, Tuple
 
 from .features import supported
 
-__all__ = ["plan", "refused", "MAX_SEGMENTS"]
+__all__ = ["plan", "proposed", "refused", "MAX_SEGMENTS"]
 
 #: udp(7): "at most 64 datagrams are sent in a single call" (6.x kernels
 #: accept 128; 64 is what every kernel with UDP_SEGMENT accepts).
@@ -70,6 +74,26 @@ def _shape_problem(lengths, family, shortest, longest) -> Optional[str]:
     if last == 0:
         return "GSO cannot carry empty datagrams (the last row has length 0)"
     return None
+
+
+def proposed(sock, batch, count: int, gso) -> Optional[Tuple[int, int]]:
+    """The plan of rows ``0..count-1`` if they are all of row 0's length (the last may be shorter).
+
+    Read from row 0 alone: the engine checks the rest against it in the pass
+    it makes over the lengths anyway, and raises ValueError, before any
+    system call, for a row off the proposal or outside the slot; the caller
+    then makes the full :func:`plan`. None when only :func:`plan` can answer
+    (a bad ``gso``, a row 0 GSO cannot carry, a refusal on this socket).
+    """
+    if gso is not None and gso is not True and gso is not False:
+        return None
+    if gso is False or count == 0 or (gso is None and count < 2):
+        return 0, 0
+    segment = batch._lengths.item(0)
+    largest = MAX_PAYLOAD[sock._af]
+    if not 0 < segment <= largest or segment >= sock._gso_refused_from or not supported("gso"):
+        return None
+    return segment, min(MAX_SEGMENTS, largest // segment)
 
 
 def plan(sock, batch, count: int, gso, shortest: int, longest: int) -> Tuple[int, int]:

@@ -193,10 +193,15 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     def _enter(self, batch=None, method: str = "") -> None:
         """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim)."""
-        with self._lock:
+        # acquire/release rather than ``with``: half the cost, on every batch call.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closing or self._closed or super().fileno() < 0:
                 raise closed_error()
             self._users += 1
+        finally:
+            lock.release()
         if batch is not None:
             try:
                 batch._claim(method)
@@ -207,9 +212,13 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     def _leave(self, batch=None) -> None:
         if batch is not None:
             batch._release()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._users -= 1
             last = self._closing and self._users == 0
+        finally:
+            lock.release()
         if last:
             self._close_now()
 
@@ -426,15 +435,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         """
         self._check_batch(batch, "send_batch")
         count = batch._count
-        shortest = longest = 0
-        if count:
-            lengths = batch._lengths[:count]
-            shortest, longest = int(lengths.min()), int(lengths.max())
-            if shortest < 0 or longest > batch._slot_size:
-                raise ValueError(
-                    f"batch.lengths[:{count}] must be between 0 and slot_size ({batch._slot_size})"
-                )
-        segment, per_buffer = _gso.plan(self, batch, count, gso, shortest, longest)
+        # The plan proposed from row 0; the engine checks every row against
+        # it before any system call. Off it, the full check and plan.
+        plan = _gso.proposed(self, batch, count, gso)
+        checked = plan is None
+        segment, per_buffer = self._checked_plan(batch, count, gso) if plan is None else plan
         resolved = None if address is None else self._resolve(address)
         deadline = self._deadline(None)
         if not count:
@@ -445,6 +450,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             engine_send = self._engine.send_batch
             state = self._engine_state
             while total < count:
+                off_plan = False
                 try:
                     if segment:
                         sent = engine_send(state, batch, total, count, resolved, segment, per_buffer)
@@ -459,9 +465,17 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                         continue
                     with_sent(exc, total + getattr(exc, "sent", 0))
                     raise
-                except ValueError as exc:  # lengths changed meanwhile (the engines check)
-                    with_sent(exc, total + getattr(exc, "sent", 0))
-                    raise
+                except ValueError as exc:  # rows off the plan: the engines check before sending
+                    if checked or total:  # lengths changed meanwhile
+                        with_sent(exc, total + getattr(exc, "sent", 0))
+                        raise
+                    off_plan = True
+                if off_plan:
+                    # Nothing went out: check the rows and plan from all of
+                    # them, raising what the checks say about bad lengths.
+                    checked = True
+                    segment, per_buffer = self._checked_plan(batch, count, gso)
+                    continue
                 total += sent
                 if total < count and sent == 0:
                     if deadline == 0.0 and total:
@@ -474,6 +488,18 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             return total
         finally:
             self._leave(batch)
+
+    def _checked_plan(self, batch, count: int, gso):
+        """The GSO plan from all of rows ``0..count-1``; ValueError for lengths outside the slot."""
+        shortest = longest = 0
+        if count:
+            lengths = batch._lengths[:count]
+            shortest, longest = int(lengths.min()), int(lengths.max())
+            if shortest < 0 or longest > batch._slot_size:
+                raise ValueError(
+                    f"batch.lengths[:{count}] must be between 0 and slot_size ({batch._slot_size})"
+                )
+        return _gso.plan(self, batch, count, gso, shortest, longest)
 
 
 def socketpair(family=None, type=_stdsocket.SOCK_STREAM, proto=0, *, backend=None):

@@ -76,11 +76,13 @@ def send_batch(
 
     ``gso_size`` 0 sends one datagram per row. Otherwise rows go out
     ``gso_segments`` per message with a UDP_SEGMENT control message of
-    ``gso_size``; the caller (fastnet/core/gso.py) has checked that rows
-    start..stop-1 all have that length except a shorter, non-empty last one.
-    Counts stay in rows; a refused message sent nothing. Rows outside
-    0..capacity, or lengths outside 0..slot_size (or off the GSO plan) when
-    the engine reads them, raise ValueError before any system call.
+    ``gso_size``; the caller (fastnet/core/gso.py) proposes the plan from
+    row 0, and the engine checks as it reads them that rows start..stop-1
+    all have that length except a shorter, non-empty last one. Counts stay
+    in rows; a refused message sent nothing. Rows outside 0..capacity, or
+    lengths outside 0..slot_size (or off the GSO plan) when the engine reads
+    them, raise ValueError before any system call (the caller then checks
+    all rows and plans again).
     """
 
 # -- the Receiver's capture ring, without the GIL (src/_capture.pxi; optional: contract.OPTIONAL) --

@@ -29,11 +29,12 @@ GRO_BUFFER = 65536
 def checked_lengths(batch, start, stop, segment=0):
     """The lengths of rows start..stop-1, read once and checked, as the Cython engine does.
 
-    The caller checked them, but another thread may write the array
-    meanwhile: only these values are sent (a row's slice would silently
-    shorten a length past the row), and with a GSO ``segment`` every row
-    but the last must still be one segment. ValueError otherwise, and for
-    rows out of range.
+    The caller proposed the GSO plan from row 0 (fastnet/core/gso.py
+    proposed) and checks all rows only when this refuses them; another
+    thread may write the array meanwhile too: only these values are sent (a
+    row's slice would silently shorten a length past the row), and with a
+    GSO ``segment`` every row but the last must be one segment. ValueError
+    otherwise, and for rows out of range.
     """
     if not 0 <= start <= stop <= batch._capacity:
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")

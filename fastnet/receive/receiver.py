@@ -994,13 +994,13 @@ class Receiver:
         self._held, self._delivered = batch, self._delivered + n
         return batch
 
-    def _ended(self):
+    def _ended(self, what: str = "batch"):
         """Raise what ends the consumer's iteration: the capture's error (once), else ReceiverStopped."""
         with self._cond:
             error, self._error = self._error, None
         if error is not None:
             raise error
-        raise ReceiverStopped("the Receiver has stopped and delivered every batch")
+        raise ReceiverStopped(f"the Receiver has stopped and delivered every {what}")
 
     def _check_started(self) -> None:
         if self._state == _NEW:
@@ -1042,7 +1042,7 @@ class Receiver:
         with self._frames_lock:
             while not self._frames_out:
                 if self._frames_flushed:
-                    self._frames_ended()
+                    self._ended("frame")
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 since = None if age is None else assembler.in_flight_since()
                 if since is not None:  # wait no longer than until the oldest frame is due
@@ -1064,14 +1064,6 @@ class Receiver:
                     continue
                 self._frames_came(assembler.add(batch))
             return self._frames_out.popleft()
-
-    def _frames_ended(self):
-        """Every frame was taken: raise the capture's error (once), else ReceiverStopped."""
-        with self._cond:
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
-        raise ReceiverStopped("the Receiver has stopped and delivered every frame")
 
     def _get_batch(self, timeout) -> Batch:
         deadline = _deadline(timeout)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from ._bind import notice_if_wildcard
-from ._recv_loop import Run
+from ._recv_loop import run_receiver
 from ._recv_options import open_receiver
 from ._recv_report import fail, where
 
@@ -44,12 +44,6 @@ def start_metrics(args, *sources):
     return server
 
 
-def _stats(rx) -> dict:
-    """The Receiver's counters (frames, and frames written with --out, included), as the report's dict."""
-    stats = rx.stats
-    return dict(stats.as_dict(), accounted=stats.accounted)  # frames_written is None without --out
-
-
 def run_frames(args) -> int:
     import fastnet
 
@@ -71,10 +65,7 @@ def run_frames(args) -> int:
             rx.close()
         return fail(f"cannot receive frames on {where(args.address)}: {exc}", 2)
     notice_if_wildcard("recv", rx.address)
-    interrupted = False
-    error = None
     rx.start()
-    run = Run(args, _stats(rx))
     delivered = 0  # datagrams the frames taken so far came from: --count counts datagrams
 
     def take(wait):
@@ -87,34 +78,16 @@ def run_frames(args) -> int:
         n, delivered = now - delivered, now
         return n or None
 
-    try:
-        print(
-            f"receiving on {where(rx.address)} ({rx.backend} engine), frames of {args.frames}"
-            + (f", recording to {out}" if out else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        run.loop(take, lambda: _stats(rx))
-        rx.stop()  # the file is complete: the rows left in the ring were assembled and written
-        for _ in rx:  # the frames stop() assembled
-            run.meter.saw_batch()
-    except KeyboardInterrupt:
-        interrupted = True
-    except fastnet.ReceiverStopped:
-        pass
-    except Exception as exc:  # noqa: BLE001 - reported in one line below
-        error = exc
-    finally:
-        try:
-            rx.close()  # after Ctrl-C too: the frames left are written, then the final stats
-        except Exception as exc:  # noqa: BLE001 - a writing error: reported below
-            error = error or exc
-        if metrics is not None:
-            metrics.close()
+    banner = f"receiving on {where(rx.address)} ({rx.backend} engine), frames of {args.frames}" + (
+        f", recording to {out}" if out else ""
+    )
     extra = {"out": out} if out else {}
-    run.report(
-        _stats(rx),
-        interrupted,
+    interrupted, error = run_receiver(
+        args,
+        rx,
+        take,
+        banner,
+        metrics,
         json_extra=dict(
             proto="udp", address=list(rx.address), backend=rx.backend, frames=args.frames, **extra
         ),

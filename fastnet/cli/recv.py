@@ -18,13 +18,12 @@ accepts one connection and receives length-prefixed frames
 from __future__ import annotations
 
 import ipaddress
-import sys
 
 from . import _args
 from ._args import byte_size  # noqa: F401 - also part of this command's module
 from ._bind import notice_if_wildcard
 from ._recv_frames import start_metrics
-from ._recv_loop import Run
+from ._recv_loop import run_receiver
 from ._recv_options import cpu_arg, open_receiver
 from ._recv_report import fail, where
 
@@ -247,23 +246,13 @@ def _open(args):
     return rx
 
 
-def stats_dict(stats) -> dict:
-    """A ReceiverStats as the report's dict (with ``accounted``)."""
-    return dict(stats.as_dict(), accounted=stats.accounted)
-
-
 def _run_receiver(args) -> int:
-    import fastnet
-
     try:
         rx = _open(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         return fail(f"cannot receive on {where(args.address)}: {exc}", 2)
     notice_if_wildcard("recv", rx.address)
-    interrupted = False
-    error = None
     rx.start()
-    run = Run(args, stats_dict(rx.stats))
     metrics = start_metrics(args, rx)
 
     def take(wait):
@@ -272,35 +261,18 @@ def _run_receiver(args) -> int:
         except TimeoutError:
             return None
 
-    try:
-        print(
-            f"receiving on {where(rx.address)} ({rx.backend} engine; ring of {rx.ring_size} x "
-            f"{rx.batch_size} slots of {rx.slot_size} B, receive buffer {rx.rcvbuf / (1 << 20):.1f} MiB)"
-            + (f", recording to {args.out}" if args.out else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        run.loop(take, lambda: stats_dict(rx.stats))
-        rx.stop()
-        for _ in rx:  # what was captured before the stop is counted too
-            run.meter.saw_batch()
-    except KeyboardInterrupt:
-        interrupted = True
-    except fastnet.ReceiverStopped:
-        pass
-    except Exception as exc:  # noqa: BLE001 - reported in one line below
-        error = exc
-    finally:
-        try:
-            rx.close()  # finishes the recording, if it was not finished by stop()
-        except Exception as exc:  # noqa: BLE001 - a recording error: reported below
-            error = error or exc
-        if metrics is not None:
-            metrics.close()
+    banner = (
+        f"receiving on {where(rx.address)} ({rx.backend} engine; ring of {rx.ring_size} x "
+        f"{rx.batch_size} slots of {rx.slot_size} B, receive buffer {rx.rcvbuf / (1 << 20):.1f} MiB)"
+        + (f", recording to {args.out}" if args.out else "")
+    )
     extra = {"out": args.out} if args.out else {}
-    run.report(
-        stats_dict(rx.stats),
-        interrupted,
+    interrupted, error = run_receiver(
+        args,
+        rx,
+        take,
+        banner,
+        metrics,
         json_extra=dict(proto="udp", address=list(rx.address), backend=rx.backend, **extra),
         summary_extra=dict(out=args.out),
     )

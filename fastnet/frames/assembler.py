@@ -20,7 +20,6 @@ soon as it is complete and no older frame is in flight.
 from __future__ import annotations
 
 import math
-import operator
 import time
 from typing import List, Optional
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from .. import engines
 from ..core.batch import Batch
+from ..core.checks import int_between
 from .frame import Frame, FrameStats, SourceTable
 from .spec import FrameSpec
 
@@ -49,16 +49,7 @@ class FrameAssembler:
     def __init__(self, spec: FrameSpec, frames_in_flight: int = 8, *, backend: Optional[str] = None):
         if not isinstance(spec, FrameSpec):
             raise TypeError(f"spec must be a fastnet.FrameSpec, not {type(spec).__name__}")
-        if isinstance(frames_in_flight, bool):
-            raise TypeError("frames_in_flight must be an integer, not bool")
-        try:
-            window = operator.index(frames_in_flight)
-        except TypeError:
-            raise TypeError(
-                f"frames_in_flight must be an integer, not {type(frames_in_flight).__name__}"
-            ) from None
-        if not 1 <= window <= MAX_FRAMES_IN_FLIGHT:
-            raise ValueError(f"frames_in_flight must be between 1 and {MAX_FRAMES_IN_FLIGHT}, got {window}")
+        window = int_between(frames_in_flight, "frames_in_flight", 1, MAX_FRAMES_IN_FLIGHT)
         name = engines.default_backend() if backend is None else backend
         engine = engines.load(name)
         self._spec = spec

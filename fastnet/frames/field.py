@@ -9,8 +9,9 @@ placement computes them in ``uint64_t``, so both engines agree on every input.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Dict, List, Tuple, Union
+
+from ..core.checks import int_between
 
 __all__ = ["Field", "LinearField", "MAX_TERMS", "MAX_FIELD_OFFSET"]
 
@@ -20,19 +21,6 @@ MAX_TERMS = 8
 MAX_FIELD_OFFSET = 65535
 _U64 = (1 << 64) - 1
 _BYTEORDERS = ("big", "little")
-
-
-def _int(value, name: str, low: int, high: int) -> int:
-    """``value`` as an int in ``low..high``: TypeError for non-integers (bool too), else ValueError."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {number}")
-    return number
 
 
 class Field:
@@ -48,16 +36,16 @@ class Field:
     def __init__(
         self, offset: int, size: int, byteorder: str = "big", mask: int | None = None, shift: int = 0
     ):
-        self._offset = _int(offset, "Field offset", 0, MAX_FIELD_OFFSET)
-        self._size = _int(size, "Field size", 1, 8)
+        self._offset = int_between(offset, "Field offset", 0, MAX_FIELD_OFFSET)
+        self._size = int_between(size, "Field size", 1, 8)
         if not isinstance(byteorder, str):
             raise TypeError(f"Field byteorder must be 'big' or 'little', not {type(byteorder).__name__}")
         if byteorder not in _BYTEORDERS:
             raise ValueError(f"Field byteorder must be 'big' or 'little', got {byteorder!r}")
         self._byteorder = byteorder
-        self._shift = _int(shift, "Field shift", 0, 8 * self._size - 1)
+        self._shift = int_between(shift, "Field shift", 0, 8 * self._size - 1)
         full = (1 << (8 * self._size)) - 1
-        self._mask = full if mask is None else _int(mask, "Field mask", 0, _U64)
+        self._mask = full if mask is None else int_between(mask, "Field mask", 0, _U64)
 
     offset = property(lambda self: self._offset, doc="Byte offset of the field in the datagram.")
     size = property(lambda self: self._size, doc="Bytes read: 1 to 8.")
@@ -141,7 +129,7 @@ class LinearField:
                 raise TypeError(
                     f"LinearField terms must be (Field, factor) pairs, got {type(field).__name__}"
                 )
-            checked.append((field, _int(k, "a field's factor", 0, _U64)))
+            checked.append((field, int_between(k, "a field's factor", 0, _U64)))
         if not checked:
             raise ValueError("a LinearField needs at least one term")
         if len(checked) > MAX_TERMS:
@@ -163,7 +151,7 @@ class LinearField:
         return sum(k * field.read(datagram) for field, k in self._terms) & _U64
 
     def __mul__(self, k: int) -> "LinearField":
-        k = _int(k, "a field's factor", 0, _U64)
+        k = int_between(k, "a field's factor", 0, _U64)
         return LinearField((field, (factor * k) & _U64) for field, factor in self._terms)
 
     __rmul__ = __mul__

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Optional, Tuple, Union
 
-from .field import Field, LinearField, _int, as_linear, field_from_dict
+from ..core.checks import int_between
+from .field import Field, LinearField, as_linear, field_from_dict
 
 __all__ = ["FrameSpec", "COUNTER", "INDEX", "OFFSET", "MAX_DATAGRAM", "MAX_FRAME_BYTES"]
 
@@ -72,9 +73,11 @@ class FrameSpec:
         packet_size: Optional[int] = None,
         fill: int = 0,
     ):
-        self._payload_offset = _int(payload_offset, "payload_offset", 0, MAX_DATAGRAM - 1)
-        self._payload_size = _int(payload_size, "payload_size", 1, MAX_DATAGRAM)
-        self._packets_per_frame = _int(packets_per_frame, "packets_per_frame", 1, MAX_PACKETS_PER_FRAME)
+        self._payload_offset = int_between(payload_offset, "payload_offset", 0, MAX_DATAGRAM - 1)
+        self._payload_size = int_between(payload_size, "payload_size", 1, MAX_DATAGRAM)
+        self._packets_per_frame = int_between(
+            packets_per_frame, "packets_per_frame", 1, MAX_PACKETS_PER_FRAME
+        )
         if self._payload_offset + self._payload_size > MAX_DATAGRAM:
             raise ValueError(
                 f"payload_offset + payload_size is {self._payload_offset + self._payload_size}, "
@@ -85,7 +88,7 @@ class FrameSpec:
                 f"a frame of {self._packets_per_frame} x {self._payload_size} bytes is larger "
                 f"than {MAX_FRAME_BYTES} bytes"
             )
-        self._fill = _int(fill, "fill", 0, 255)
+        self._fill = int_between(fill, "fill", 0, 255)
         given = {
             name
             for name, value in (
@@ -116,7 +119,7 @@ class FrameSpec:
         if packet_size is None:
             self._packet_size = None
         else:
-            self._packet_size = _int(packet_size, "packet_size", 1, MAX_DATAGRAM)
+            self._packet_size = int_between(packet_size, "packet_size", 1, MAX_DATAGRAM)
             if self.min_length > self._packet_size:
                 raise ValueError(
                     f"packet_size {self._packet_size} is too small: the payload and header fields "

@@ -312,15 +312,22 @@ def _rate(value) -> str:
     return f"{value / divisor:.{digits}f}{unit}"
 
 
-def _rate_spread(row, key) -> str:
+def _spread(row, key, digits: int, divisor: float = 1.0, mark: str = "") -> str:
+    """``row[key]`` (over ``divisor``, then ``mark``) with its rounds' min-max after it; "-" for None."""
     value, low, high = row[key], row.get(f"{key}_min"), row.get(f"{key}_max")
     if value is None:
         return "-"
-    divisor, digits, unit = _scale(value)
-    text = f"{value / divisor:.{digits}f}"
+    text = f"{value / divisor:.{digits}f}{mark}"
     if (row.get("rounds") or 1) > 1 and low is not None and high is not None:
         text += f" ({low / divisor:.{digits}f}-{high / divisor:.{digits}f})"
-    return text + unit
+    return text
+
+
+def _rate_spread(row, key) -> str:
+    if row[key] is None:
+        return "-"
+    divisor, digits, unit = _scale(row[key])
+    return _spread(row, key, digits, divisor) + unit
 
 
 def _fixed(digits: int):
@@ -332,24 +339,15 @@ def _fixed(digits: int):
 
 def _fixed_spread(digits: int):
     def show(row, key) -> str:
-        value, low, high = row[key], row.get(f"{key}_min"), row.get(f"{key}_max")
-        if value is None:
-            return "-"
-        text = f"{value:.{digits}f}"
-        if (row.get("rounds") or 1) > 1 and low is not None and high is not None:
-            text += f" ({low:.{digits}f}-{high:.{digits}f})"
-        return text
+        return _spread(row, key, digits)
 
     return show
 
 
 def _times(row, key) -> str:
-    value, low, high = row[key], row.get(f"{key}_min"), row.get(f"{key}_max")
-    if value is None:
+    if row[key] is None:
         return "-"
-    text = f"{value:.2f}x"
-    if (row.get("rounds") or 1) > 1 and low is not None and high is not None:
-        text += f" ({low:.2f}-{high:.2f})"
+    text = _spread(row, key, 2, mark="x")
     if row.get(f"{key}_significant") is False:
         text += NOT_SIGNIFICANT
     return text

@@ -84,6 +84,20 @@ class PeerError(Exception):
         self.status = status
 
 
+#: What a run's peer processes can fail with; ``failed_outcome`` says each in the row's note.
+PEER_FAILURES = (PeerError, subprocess.TimeoutExpired, OSError)
+
+
+def failed_outcome(outcome, exc: BaseException, late: str = "peer", process: str = "a peer") -> None:
+    """Mark ``outcome`` as ended by ``exc`` (one of PEER_FAILURES); ``late``/``process`` name the process."""
+    if isinstance(exc, PeerError):
+        outcome.status, outcome.note = exc.status, str(exc)
+    elif isinstance(exc, subprocess.TimeoutExpired):
+        outcome.status, outcome.note = "failed", f"{late} did not exit within {exc.timeout} s"
+    else:
+        outcome.status, outcome.note = "failed", f"cannot run {process}: {exc}"
+
+
 def pick_cpus(pin: bool) -> Optional[Tuple[int, int]]:
     """(sender CPU, receiver CPU), or None when not pinning or fewer than 2 CPUs."""
     if not pin or not hasattr(os, "sched_getaffinity"):
@@ -292,12 +306,8 @@ def run_job(
             notes.append(f"receive buffer capped at {granted // 2} bytes (net.core.rmem_max)")
         outcome.note = "; ".join(notes)
         finished = True
-    except PeerError as exc:
-        outcome.status, outcome.note = exc.status, str(exc)
-    except subprocess.TimeoutExpired as exc:
-        outcome.status, outcome.note = "failed", f"peer did not exit within {exc.timeout} s"
-    except OSError as exc:
-        outcome.status, outcome.note = "failed", f"cannot run a peer: {exc}"
+    except PEER_FAILURES as exc:
+        failed_outcome(outcome, exc)
     finally:
         for peer in (sender, receiver):
             if peer is not None:

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Optional
 
-from .runner import Job, Outcome, PeerError, _Peer
+from .runner import PEER_FAILURES, Job, Outcome, PeerError, _Peer, failed_outcome
 
 __all__ = ["measure", "main"]
 
@@ -71,12 +71,8 @@ def measure(job: Job, duration: float) -> Outcome:
             peer.proc.wait(timeout=GRACE_SECONDS)
             if peer.proc.returncode != 0:
                 raise peer.failure()
-    except PeerError as exc:
-        outcome.status, outcome.note = exc.status, str(exc)
-    except subprocess.TimeoutExpired as exc:
-        outcome.status, outcome.note = "failed", f"a worker did not exit within {exc.timeout} s"
-    except OSError as exc:
-        outcome.status, outcome.note = "failed", f"cannot run a worker: {exc}"
+    except PEER_FAILURES as exc:
+        failed_outcome(outcome, exc, "a worker", "a worker")
     finally:
         for child in (sender, receiver):
             if child is not None:

@@ -121,6 +121,19 @@ cdef inline int64_t _wait_ns(double wait) noexcept:
     return <int64_t>(min(wait, 3600.0) * 1e9)
 
 
+cdef inline int _poll_timeout(int64_t due, int64_t now) noexcept nogil:
+    """The capture's poll timeout in ms: until ``due`` if that is ahead, else a slice.
+
+    poll(2): "The timeout argument specifies the number of milliseconds that
+    poll() should block"; rounded up, so the poll does not end before the
+    rows are due and come round again with a timeout of 0.
+    """
+    cdef int64_t left = due - now
+    if due == 0 or left <= 0 or left >= <int64_t>SLICE_MS * 1000000:
+        return SLICE_MS
+    return <int>((left + 999999) // 1000000)
+
+
 cdef void _sub_rows(_Rows *whole, Py_ssize_t start, Py_ssize_t count, _Rows *out) noexcept nogil:
     """Rows start..start+count-1 of ``whole`` as a _Rows of their own (contiguous)."""
     out.data = whole.data + start * whole.slot
@@ -169,6 +182,10 @@ cdef class CaptureRing:
     cdef pthread_cond_t has_room     # the capture waits on it (on_full="block")
     cdef bint sync_ready
     cdef unsigned long long produced, taken, freed, held, base
+    # Consumers blocked on has_rows (lock held to change it), and how many
+    # times they were woken: a wake-up counts them all out, so a consumer
+    # that finds wakes unchanged after its wait counts itself out (_wait).
+    cdef unsigned long long consumer_waiting, wakes
     cdef bint stop_requested, finished, consumer_closed
     cdef unsigned long long counters[N_COUNTERS]
     cdef bint running
@@ -224,6 +241,7 @@ cdef class CaptureRing:
             hdr.msg_control = self.control + j * CONTROL_SPACE
             hdr.msg_controllen = CONTROL_SPACE
         self.produced = self.taken = self.freed = self.held = self.base = 0
+        self.consumer_waiting = self.wakes = 0
         self.stop_requested = self.finished = self.consumer_closed = False
         self.running = False
         memset(self.counters, 0, sizeof(self.counters))
@@ -294,7 +312,7 @@ cdef class CaptureRing:
         cdef Py_ssize_t start, room, n
         cdef int err, ready
         cdef timespec until
-        cdef int64_t now, checked = _now_ns()
+        cdef int64_t now, due = 0, checked = _now_ns()
         fds[0].fd = fd
         fds[0].events = POLLIN
         fds[1].fd = waker_fd
@@ -308,6 +326,12 @@ cdef class CaptureRing:
                 room = <Py_ssize_t>(self.freed + self.nrows - self.produced)
                 if self.freed == self.produced and self.produced != self.base:
                     fastnet_store(&self.base, self.produced)
+                now = _now_ns()
+                if self.consumer_waiting:
+                    self._wake_if_ready(now)
+                # Rows waiting for max_delay: the poll below ends when they
+                # are due, and the next round wakes the consumer.
+                due = self._next_due(now)
                 if room > 0 or self.drop:
                     break
                 # on_full="block": stop reading; the socket's queue takes the
@@ -345,7 +369,7 @@ cdef class CaptureRing:
             # slice to pass (then the stop flag is looked at again).
             fds[0].revents = 0
             fds[1].revents = 0
-            ready = poll(fds, 2 if waker_fd >= 0 else 1, SLICE_MS)
+            ready = poll(fds, 2 if waker_fd >= 0 else 1, _poll_timeout(due, _now_ns()))
             if ready < 0:
                 if errno == EINTR:
                     continue
@@ -366,7 +390,6 @@ cdef class CaptureRing:
         cdef Py_ssize_t i
         cdef unsigned long long total = 0, cut = 0
         cdef int64_t now = _now_ns()
-        cdef unsigned long long waiting
         for i in range(start, start + n):
             total += <unsigned long long>self.rows.lengths[i]
             cut += self.rows.truncated[i] != 0
@@ -375,15 +398,50 @@ cdef class CaptureRing:
         fastnet_add(&self.counters[TRUNCATED], cut)
         fastnet_add(&self.counters[RECEIVES], 1)
         pthread_mutex_lock(&self.lock)
-        waiting = self.produced - self.taken
         fastnet_add(&self.produced, n)   # atomic too: produced_rows reads it without the lock
         fastnet_add(&self.counters[PACKETS], n)
-        # Wake the consumer when a full batch is ready, or when the first row
-        # arrives (it then waits at most max_delay for more); in between it
-        # is already waiting with a deadline.
-        if waiting == 0 or waiting + n >= <unsigned long long>self.batch:
-            pthread_cond_broadcast(&self.has_rows)
+        if self.consumer_waiting:
+            self._wake_if_ready(now)
         pthread_mutex_unlock(&self.lock)
+
+    cdef inline int64_t _next_due(self, int64_t now) noexcept nogil:
+        """The next time after ``now`` that rows waiting become due by max_delay; 0 if none will (lock held).
+
+        The oldest row's time, when the consumer waits for a partial batch;
+        else the newest's: after a hand-over of a full batch, or of the rows
+        up to the ring's end, what is left is younger than the oldest but
+        never than the newest, and the consumer may wait for it next.
+        """
+        cdef int64_t due
+        if self.produced == self.taken:
+            return 0
+        due = self.ready_ns[self._index(self.taken)] + self.max_delay_ns
+        if due > now:
+            return due
+        due = self.ready_ns[self._index(self.produced - 1)] + self.max_delay_ns
+        return due if due > now else 0
+
+    cdef void _wake_if_ready(self, int64_t now) noexcept nogil:
+        """Wake the waiting consumer if a hand-over is ready: a full batch, or rows due (lock held).
+
+        One wake-up per hand-over: the consumer is not woken at the first row
+        of a partial batch (it would find it not due and sleep again), only
+        once the batch is full or its oldest row has waited max_delay. If
+        nothing more arrives by then, the capture's poll ends at that time
+        (_poll_timeout) and the loop calls this again.
+        """
+        cdef unsigned long long waiting = self.produced - self.taken
+        if waiting == 0:
+            return
+        if (waiting >= <unsigned long long>self.batch
+                or now >= self.ready_ns[self._index(self.taken)] + self.max_delay_ns):
+            self._wake_consumers()
+
+    cdef inline void _wake_consumers(self) noexcept nogil:
+        """Broadcast has_rows and count its waiters out, so it is sent once per wait (lock held)."""
+        pthread_cond_broadcast(&self.has_rows)
+        self.consumer_waiting = 0
+        self.wakes += 1
 
     cdef Py_ssize_t _receive(self, int fd, bint gro, _Rows *whole, Py_ssize_t start,
                              Py_ssize_t count, int *err) noexcept nogil:
@@ -498,7 +556,7 @@ cdef class CaptureRing:
             pthread_mutex_lock(&self.lock)
             self.stop_requested = True
             pthread_cond_broadcast(&self.has_room)
-            pthread_cond_broadcast(&self.has_rows)
+            self._wake_consumers()
             pthread_mutex_unlock(&self.lock)
 
     def finish(self):
@@ -507,7 +565,7 @@ cdef class CaptureRing:
             pthread_mutex_lock(&self.lock)
             self.stop_requested = True
             self.finished = True
-            pthread_cond_broadcast(&self.has_rows)
+            self._wake_consumers()
             pthread_mutex_unlock(&self.lock)
 
     def close_consumer(self):
@@ -516,21 +574,20 @@ cdef class CaptureRing:
             pthread_mutex_lock(&self.lock)
             self.consumer_closed = True
             self.stop_requested = True
-            pthread_cond_broadcast(&self.has_rows)
+            self._wake_consumers()
             pthread_cond_broadcast(&self.has_room)
             pthread_mutex_unlock(&self.lock)
 
     # -- the consumer -----------------------------------------------------------
-    cdef Py_ssize_t _ready(self, int64_t now, int64_t *wake_at) noexcept nogil:
+    cdef Py_ssize_t _ready(self, int64_t now) noexcept nogil:
         """Rows to hand over now (lock held): -1 if the capture is over and the ring empty.
 
-        0 with ``*wake_at`` set: rows are waiting, but fewer than a batch and
-        the oldest not for max_delay yet.
+        0 also while rows are waiting, but fewer than a batch and the oldest
+        not for max_delay yet.
         """
         cdef unsigned long long waiting = self.produced - self.taken
         cdef Py_ssize_t start = self._index(self.taken)
         cdef int64_t due
-        wake_at[0] = 0
         if self.consumer_closed:
             return -1
         if waiting == 0:
@@ -538,7 +595,6 @@ cdef class CaptureRing:
         if waiting < <unsigned long long>self.batch and not self.finished and not self.stop_requested:
             due = self.ready_ns[start] + self.max_delay_ns
             if now < due:
-                wake_at[0] = due
                 return 0
         return min(min(<Py_ssize_t>waiting, self.batch), self.nrows - start)
 
@@ -551,8 +607,8 @@ cdef class CaptureRing:
         """
         cdef int64_t now = _now_ns()
         cdef int64_t end = now + wait_ns
-        cdef int64_t wake_at, until_ns
         cdef Py_ssize_t n
+        cdef unsigned long long wakes
         cdef timespec until
         pthread_mutex_lock(&self.lock)
         if take:
@@ -560,16 +616,24 @@ cdef class CaptureRing:
             self.freed = self.taken
             self.held = self.taken
             pthread_cond_broadcast(&self.has_room)
+        until.tv_sec = end // 1000000000
+        until.tv_nsec = end % 1000000000
         while True:
-            n = self._ready(now, &wake_at)
+            # A ready hand-over is taken without waiting. Otherwise the wait
+            # is for the capture's one wake-up (_wake_if_ready: a full batch,
+            # or rows due by max_delay) or for the caller's own timeout, with
+            # no max_delay deadline here: waking at it as well would be a
+            # second wake-up for the same hand-over.
+            n = self._ready(now)
             if n != 0 or now >= end:
                 break
-            until_ns = end if wake_at == 0 or wake_at > end else wake_at
-            until.tv_sec = until_ns // 1000000000
-            until.tv_nsec = until_ns % 1000000000
+            self.consumer_waiting += 1
+            wakes = self.wakes
             # Spurious wake-ups are allowed (pthread_cond_wait(3p)): the loop
             # looks at the cursors again each time.
             pthread_cond_timedwait(&self.has_rows, &self.lock, &until)
+            if self.wakes == wakes:   # timed out, or woken spuriously: still counted in
+                self.consumer_waiting -= 1
             now = _now_ns()
         start[0] = self._index(self.taken)
         cursor[0] = self.taken

@@ -140,6 +140,34 @@ def test_a_full_batch_goes_at_once_and_a_partial_one_at_the_deadline(backend, se
             rx.get(timeout=0)
 
 
+def test_a_consumer_blocked_on_an_empty_ring_gets_a_single_datagram(backend, sender):
+    # The capture wakes a waiting consumer only for a full batch or for rows
+    # due by max_delay: a lone datagram must still reach a get() already waiting.
+    with fastnet.Receiver(0, backend=backend, batch_size=1024, ring_size=2, max_delay=0.001) as rx:
+        waiting = in_thread(rx.get, HANG_S)
+        send_numbered(sender, rx.address, 0, 1)
+        assert numbers_in(waiting.result()) == [0]
+        assert rx.stats.packets == 1
+
+
+def test_what_a_full_batch_leaves_is_handed_over_by_max_delay(backend, sender):
+    with fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=4, max_delay=0.001) as rx:
+        send_numbered(sender, rx.address, 0, 6)
+        wait_for(lambda: rx.stats.packets == 6)
+        assert numbers_in(rx.get(timeout=HANG_S)) == [0, 1, 2, 3]
+        # No caller's timeout: the two rows left come by max_delay alone.
+        assert numbers_in(in_thread(rx.get).result()) == [4, 5]
+
+
+def test_a_partial_batch_goes_to_a_blocked_consumer_at_stop(backend, sender):
+    with fastnet.Receiver(0, backend=backend, batch_size=4, ring_size=2, max_delay=3600) as rx:
+        send_numbered(sender, rx.address, 0, 3)
+        wait_for(lambda: rx.stats.packets == 3)
+        waiting = in_thread(rx.get)
+        rx.stop()
+        assert numbers_in(waiting.result()) == [0, 1, 2]
+
+
 @pytest.mark.parametrize(
     "max_delay,error",
     [

@@ -14,6 +14,9 @@
 from libc.stdlib cimport realloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 
+cdef extern from "fastnet_compat.h" nogil:
+    uint64_t fastnet_read_field(const uint8_t *p, int size, int big, Py_ssize_t avail)
+
 cdef enum:
     FRAME_MAX_TERMS = 8  # fastnet.frames.field.MAX_TERMS
     FRAME_COUNTER = 0  # fastnet.frames.spec.COUNTER, INDEX, OFFSET
@@ -98,20 +101,15 @@ ctypedef struct FrameCore:
     uint64_t frames_complete, frames_incomplete, frames_missing
 
 
-cdef inline uint64_t _frame_sum(const uint8_t *row, const FrameSum *s) noexcept nogil:
-    # Sums wrap modulo 2**64, as fastnet.LinearField documents.
+cdef inline uint64_t _frame_sum(const uint8_t *row, int64_t length, const FrameSum *s) noexcept nogil:
+    # Sums wrap modulo 2**64, as fastnet.LinearField documents. The caller
+    # checked length >= min_length, so each field lies inside the datagram.
     cdef uint64_t total = 0, value
-    cdef int t, k
+    cdef int t
     cdef const FrameTerm *term
     for t in range(s.nterms):
         term = &s.terms[t]
-        value = 0
-        if term.big:
-            for k in range(term.size):
-                value = (value << 8) | row[term.offset + k]
-        else:
-            for k in range(term.size):
-                value = (value << 8) | row[term.offset + term.size - 1 - k]
+        value = fastnet_read_field(row + term.offset, term.size, term.big, length - term.offset)
         total += term.scale * ((value >> term.shift) & term.mask)
     return total
 
@@ -221,12 +219,12 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
                 or (c.packet_size >= 0 and length != c.packet_size)):
             c.rejected += 1
             continue
-        value = _frame_sum(row, &c.first)
+        value = _frame_sum(row, length, &c.first)
         if c.mode == FRAME_COUNTER:
             fid = value // <uint64_t>c.ppf
             idx = <Py_ssize_t>(value % <uint64_t>c.ppf)
         else:
-            second = _frame_sum(row, &c.second)
+            second = _frame_sum(row, length, &c.second)
             if c.mode == FRAME_INDEX:
                 if second >= <uint64_t>c.ppf:
                     c.rejected += 1

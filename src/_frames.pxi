@@ -605,8 +605,7 @@ cdef class FramePlacer:
         c.nemitted = 0
         return out
 
-    def release(self, Py_ssize_t s):
-        """Give an emitted frame's slot back for reuse."""
+    cdef int _release(self, Py_ssize_t s) except -1:
         cdef FrameCore *c = &self.core
         # Only a slot handed out by take_emitted: one still in the emitted
         # queue, reused and emitted again, would overrun the queue.
@@ -615,11 +614,16 @@ cdef class FramePlacer:
         c.slots[s].state = SLOT_FREE
         c.free_list[c.nfree] = s
         c.nfree += 1
+        return 0
+
+    def release(self, Py_ssize_t s):
+        """Give an emitted frame's slot back for reuse."""
+        self._release(s)
 
     def release_all(self, list slots not None):
-        """release() each of these slots, in one call."""
+        """release() each of these slots, in one call (a C call each, not a method call)."""
         for s in slots:
-            self.release(s)
+            self._release(s)
 
     @property
     def free_slots(self):

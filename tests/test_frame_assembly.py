@@ -363,3 +363,20 @@ def test_an_ipv6_source(backend):
     assert frame.source == ("fe80::1", 5000, 7, 1) == batch.address(0)
     asm.add(make_batch(packets(spec, [2, 3]), 16))  # the slot is reused; the copy keeps its source
     assert kept.source == ("fe80::1", 5000, 7, 1)
+
+
+def test_frame_source_of_an_ipv6_batch(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    batch = fastnet.Batch(8, SPEC.min_length, family=socket.AF_INET6)
+    for i, (data, *_) in enumerate(packets(SPEC, range(8))):
+        batch.fill(i, data)
+    packed = socket.inet_pton(socket.AF_INET6, "fe80::1")
+    batch.addresses[:] = np.frombuffer(packed, dtype=np.uint8)
+    batch.ports[:] = np.arange(7000, 7008)
+    batch.flowinfo[:] = 5
+    batch.scope_ids[:] = np.arange(1, 9)
+    frames = asm.add(batch)
+    assert [f.source for f in frames] == [("fe80::1", 7000, 5, 1), ("fe80::1", 7004, 5, 5)]
+    kept = frames[0].copy()
+    asm.add(make_batch(packets(SPEC, range(8, 12)), SPEC.min_length))  # reuses the slots
+    assert kept.source == ("fe80::1", 7000, 5, 1)

@@ -12,6 +12,10 @@
 # frame. A capture loop can call it on the rows it has just received.
 
 from libc.stdlib cimport realloc
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+
+cdef extern from "fastnet_compat.h" nogil:
+    uint64_t fastnet_read_field(const uint8_t *p, int size, int big, Py_ssize_t avail)
 
 cdef enum:
     FRAME_MAX_TERMS = 8  # fastnet.frames.field.MAX_TERMS
@@ -44,6 +48,24 @@ ctypedef struct FrameSlot:
     int64_t last_ts
     int64_t begun_ns  # CLOCK_MONOTONIC when its first packet was placed (for max_frame_age)
     int state  # SLOT_FREE, SLOT_IN_FLIGHT, SLOT_EMITTED or SLOT_HANDED_OUT
+    # The first packet's source, as the Batch stored it (Frame.source
+    # formats it only when asked): kept here as the frame begins, so the
+    # consumer does no per-batch work for it.
+    uint8_t source_address[16]  # the first `width` bytes of the row's address, then zeros
+    uint16_t source_family
+    uint16_t source_port
+    uint32_t source_flowinfo
+    uint32_t source_scope_id
+
+# The sources of the rows being placed (a Batch's address arrays, from the
+# first row placed); addresses == NULL: no sources, kept as zeros.
+ctypedef struct FrameRowSources:
+    const uint8_t *addresses  # row i's address at addresses + i * width
+    Py_ssize_t width  # 4 or 16
+    const uint16_t *ports
+    const uint32_t *flowinfo
+    const uint32_t *scope_ids
+    uint16_t family
 
 ctypedef struct FrameCore:
     Py_ssize_t payload_offset
@@ -69,9 +91,6 @@ ctypedef struct FrameCore:
     Py_ssize_t *in_flight  # [window]: slot of frame id (id % window), or -1
     Py_ssize_t *emitted  # slots emitted, in order, until taken
     Py_ssize_t nemitted
-    Py_ssize_t *created_slot  # frames begun by the rows of the last calls, until taken
-    Py_ssize_t *created_row
-    Py_ssize_t ncreated
     # Frame ids below base are late. ended: base has passed 2**64 - 1 (the
     # last possible id was emitted), so every packet is late.
     uint64_t base
@@ -82,20 +101,15 @@ ctypedef struct FrameCore:
     uint64_t frames_complete, frames_incomplete, frames_missing
 
 
-cdef inline uint64_t _frame_sum(const uint8_t *row, const FrameSum *s) noexcept nogil:
-    # Sums wrap modulo 2**64, as fastnet.LinearField documents.
+cdef inline uint64_t _frame_sum(const uint8_t *row, int64_t length, const FrameSum *s) noexcept nogil:
+    # Sums wrap modulo 2**64, as fastnet.LinearField documents. The caller
+    # checked length >= min_length, so each field lies inside the datagram.
     cdef uint64_t total = 0, value
-    cdef int t, k
+    cdef int t
     cdef const FrameTerm *term
     for t in range(s.nterms):
         term = &s.terms[t]
-        value = 0
-        if term.big:
-            for k in range(term.size):
-                value = (value << 8) | row[term.offset + k]
-        else:
-            for k in range(term.size):
-                value = (value << 8) | row[term.offset + term.size - 1 - k]
+        value = fastnet_read_field(row + term.offset, term.size, term.big, length - term.offset)
         total += term.scale * ((value >> term.shift) & term.mask)
     return total
 
@@ -164,15 +178,32 @@ cdef void _frame_advance(FrameCore *c, uint64_t new_base) noexcept nogil:
     _frame_cascade(c)
 
 
+cdef inline void _frame_keep_source(FrameSlot *slot, const FrameRowSources *src, Py_ssize_t i) noexcept nogil:
+    memset(slot.source_address, 0, sizeof(slot.source_address))
+    if src == NULL or src.addresses == NULL:
+        slot.source_family = 0
+        slot.source_port = 0
+        slot.source_flowinfo = 0
+        slot.source_scope_id = 0
+        return
+    memcpy(slot.source_address, src.addresses + i * src.width, <size_t>src.width)
+    slot.source_family = src.family
+    slot.source_port = src.ports[i]
+    slot.source_flowinfo = src.flowinfo[i]
+    slot.source_scope_id = src.scope_ids[i]
+
+
 cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64_t *lengths,
                                  const uint8_t *truncated, const int64_t *timestamps,
-                                 Py_ssize_t n) noexcept nogil:
+                                 const FrameRowSources *sources, Py_ssize_t n) noexcept nogil:
     """Place rows 0..n-1; return how many were taken (fewer than n when no slot is free).
 
-    ``truncated`` and ``timestamps`` may be NULL. Frames completed or evicted
-    go to c.emitted, frames begun to c.created_*; their slots stay out of the
-    free list until the caller releases them. A row not taken has changed
-    nothing but, perhaps, evicted frames (which a retry does not evict again).
+    ``truncated``, ``timestamps`` and ``sources`` may be NULL (sources: see
+    FrameRowSources; width at most 16). Frames completed or evicted go to
+    c.emitted; their slots stay out of the free list until the caller
+    releases them. A frame begun keeps its first packet's source. A row not
+    taken has changed nothing but, perhaps, evicted frames (which a retry
+    does not evict again).
     """
     cdef Py_ssize_t i, s, idx
     cdef int64_t length
@@ -188,12 +219,12 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
                 or (c.packet_size >= 0 and length != c.packet_size)):
             c.rejected += 1
             continue
-        value = _frame_sum(row, &c.first)
+        value = _frame_sum(row, length, &c.first)
         if c.mode == FRAME_COUNTER:
             fid = value // <uint64_t>c.ppf
             idx = <Py_ssize_t>(value % <uint64_t>c.ppf)
         else:
-            second = _frame_sum(row, &c.second)
+            second = _frame_sum(row, length, &c.second)
             if c.mode == FRAME_INDEX:
                 if second >= <uint64_t>c.ppf:
                     c.rejected += 1
@@ -212,9 +243,7 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             _frame_advance(c, fid - c.window + 1)
         s = c.in_flight[fid % c.window]
         if s < 0:
-            # No free slot, or the frames begun are not taken yet (the
-            # created arrays hold one per slot): the caller makes room.
-            if c.nfree == 0 or c.ncreated >= c.nslots:
+            if c.nfree == 0:  # the caller makes room
                 return i
             c.nfree -= 1
             s = c.free_list[c.nfree]
@@ -224,10 +253,8 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             slot.begun_ns = c.now_ns
             slot.state = SLOT_IN_FLIGHT
             memset(slot.present, 0, c.ppf)
+            _frame_keep_source(slot, sources, i)
             c.in_flight[fid % c.window] = s
-            c.created_slot[c.ncreated] = s
-            c.created_row[c.ncreated] = i
-            c.ncreated += 1
         slot = &c.slots[s]
         if slot.present[idx]:
             c.duplicate += 1  # the first copy is kept
@@ -325,6 +352,23 @@ cdef Py_ssize_t _frame_sum_end(FrameSum *s) noexcept:
     return end
 
 
+# The attributes take_frames sets on each frame it makes, in this order.
+FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
+cdef tuple _NO_ARGS = ()
+
+
+cdef tuple _slot_descriptors(type frame_type):
+    """The member descriptors of frame_type's FRAME_FIELDS (TypeError unless each is a plain slot)."""
+    found = []
+    for name in FRAME_FIELDS:
+        # On the class, a slot's descriptor returns itself.
+        d = getattr(frame_type, name, None)
+        if type(d).__name__ != "member_descriptor":
+            raise TypeError(f"take_frames: {frame_type.__name__}.{name} is not a __slots__ attribute")
+        found.append(d)
+    return tuple(found)
+
+
 cdef class FramePlacer:
     """The Cython engine's frame placement (see fastnet/engines/_cengine.pyi)."""
 
@@ -332,6 +376,8 @@ cdef class FramePlacer:
     cdef list _buffers  # the arrays the slots point into, kept alive
     cdef const uint8_t **_rows  # row pointers of the batch being placed
     cdef Py_ssize_t _rows_capacity
+    cdef type _frame_type  # the class take_frames made frames of last, and its slots' descriptors
+    cdef tuple _frame_slots
 
     def __cinit__(self):
         memset(&self.core, 0, sizeof(FrameCore))
@@ -375,8 +421,6 @@ cdef class FramePlacer:
         free(self.core.free_list)
         free(self.core.in_flight)
         free(self.core.emitted)
-        free(self.core.created_slot)
-        free(self.core.created_row)
         free(self._rows)
 
     def add_slots(self, unsigned char[:, :, ::1] data not None, unsigned char[:, ::1] present not None):
@@ -403,19 +447,12 @@ cdef class FramePlacer:
         if emitted == NULL:
             raise MemoryError()
         c.emitted = emitted
-        created_row = <Py_ssize_t *>realloc(c.created_row, total * sizeof(Py_ssize_t))
-        if created_row == NULL:
-            raise MemoryError()
-        c.created_row = created_row
-        created_slot = <Py_ssize_t *>realloc(c.created_slot, total * sizeof(Py_ssize_t))
-        if created_slot == NULL:
-            raise MemoryError()
-        c.created_slot = created_slot
         for j in range(k):
             c.slots[c.nslots + j].data = &data[j, 0, 0]
             c.slots[c.nslots + j].present = &present[j, 0]
             c.slots[c.nslots + j].count = 0
             c.slots[c.nslots + j].state = SLOT_FREE
+            _frame_keep_source(&c.slots[c.nslots + j], NULL, 0)
             c.free_list[c.nfree] = c.nslots + j
             c.nfree += 1
         c.nslots = total
@@ -423,16 +460,32 @@ cdef class FramePlacer:
 
     def place(self, const unsigned char[:, ::1] data not None, const int64_t[::1] lengths not None,
               const unsigned char[::1] truncated not None, const int64_t[::1] timestamps not None,
-              Py_ssize_t start, Py_ssize_t stop):
-        """Place rows start..stop-1; return the first row not taken (stop, or less if no slot is free)."""
-        cdef Py_ssize_t n = stop - start, j, taken, slot_size, before
+              Py_ssize_t start, Py_ssize_t stop, *, int family=0,
+              const unsigned char[:, ::1] addresses=None, const uint16_t[::1] ports=None,
+              const uint32_t[::1] flowinfo=None, const uint32_t[::1] scope_ids=None):
+        """Place rows start..stop-1; return the first row not taken (stop, or less if no slot is free).
+
+        With ``addresses`` (and ``ports``, ``flowinfo``, ``scope_ids``, a
+        Batch's arrays), each frame begun keeps its first packet's source.
+        """
+        cdef Py_ssize_t n = stop - start, j, taken, slot_size
         cdef Py_ssize_t rows_in = data.shape[0]
         cdef FrameCore *c = &self.core
+        cdef FrameRowSources src
+        cdef const FrameRowSources *sources = NULL
         if c.in_flight == NULL:
             raise RuntimeError("FramePlacer is not initialised")
         if not 0 <= start <= stop <= rows_in or lengths.shape[0] < stop or truncated.shape[0] < stop \
                 or timestamps.shape[0] < stop:
             raise ValueError("place: rows out of range")
+        if addresses is not None:
+            if ports is None or flowinfo is None or scope_ids is None:
+                raise ValueError("place: addresses need ports, flowinfo and scope_ids too")
+            if addresses.shape[0] < stop or ports.shape[0] < stop or flowinfo.shape[0] < stop \
+                    or scope_ids.shape[0] < stop:
+                raise ValueError("place: source rows out of range")
+            if addresses.shape[1] not in (4, 16) or not 0 <= family <= 0xFFFF:
+                raise ValueError("place: addresses must be 4 or 16 bytes a row, family 0..65535")
         if n == 0:
             return start
         slot_size = data.shape[1]
@@ -449,14 +502,30 @@ cdef class FramePlacer:
             self._rows_capacity = n
         for j in range(n):
             self._rows[j] = &data[start + j, 0]
-        before = c.ncreated
+        if addresses is not None:
+            # frame_place_rows numbers rows from 0; the caller's rows start
+            # at start (< stop <= every array's length, checked above).
+            src.addresses = &addresses[start, 0]
+            src.width = addresses.shape[1]
+            src.ports = &ports[start]
+            src.flowinfo = &flowinfo[start]
+            src.scope_ids = &scope_ids[start]
+            src.family = <uint16_t>family
+            sources = &src
         with nogil:
             c.now_ns = _now_ns()  # src/_capture.pxi: clock_gettime(CLOCK_MONOTONIC)
-            taken = frame_place_rows(c, self._rows, &lengths[start], &truncated[start], &timestamps[start], n)
-        # frame_place_rows numbers rows from 0; the caller's rows start at start.
-        for j in range(before, c.ncreated):
-            c.created_row[j] += start
+            taken = frame_place_rows(c, self._rows, &lengths[start], &truncated[start], &timestamps[start],
+                                     sources, n)
         return start + taken
+
+    def source(self, Py_ssize_t s):
+        """(family, address bytes (16), port, flowinfo, scope_id) of slot s's frame's first packet."""
+        cdef FrameCore *c = &self.core
+        if not 0 <= s < c.nslots:
+            raise ValueError(f"source: no slot {s}")
+        cdef FrameSlot *slot = &c.slots[s]
+        return (slot.source_family, (<char *>slot.source_address)[:16], slot.source_port,
+                slot.source_flowinfo, slot.source_scope_id)
 
     def flush(self):
         """Emit every frame in flight, oldest first."""
@@ -490,42 +559,53 @@ cdef class FramePlacer:
         c.nemitted = 0
         return out
 
-    def take_frames(self, make, list data not None, list present not None, sources, list handed_out not None):
+    def take_frames(self, type frame_type not None, list data not None, list present not None, sources,
+                    list handed_out not None):
         """What take_emitted gives, made into frames in one call, oldest first.
 
-        Each frame is make(frame_id, data[slot], present[slot], complete,
-        first_ts, last_ts, (sources, slot)), and its slot is appended to
-        handed_out: the caller's loop over tuples, and a tuple per frame,
-        cost more than placing the frame's packets.
+        Each frame is a new frame_type, made without calling the class (no
+        __init__), with the FRAME_FIELDS slots set to frame_id, data[slot],
+        present[slot], complete, first_ts, last_ts and (sources, slot); its
+        slot is appended to handed_out. Calling the class (type_call, the
+        argument binding, __init__'s frame) cost about half as much as
+        placing the frame's packets: here each field is one slot store.
         """
         cdef Py_ssize_t j, s
         cdef FrameSlot *slot
         cdef FrameCore *c = &self.core
+        cdef PyTypeObject *cls = <PyTypeObject *>frame_type
+        cdef object frame
+        cdef tuple d
         # The lists are indexed below without bounds checks (the module's
         # boundscheck=False): one entry per slot, checked once here.
         if len(data) < c.nslots or len(present) < c.nslots:
             raise ValueError("take_frames: data and present need an entry per slot")
+        if frame_type is not self._frame_type:
+            self._frame_slots = _slot_descriptors(frame_type)
+            self._frame_type = frame_type
+        d = self._frame_slots
         out = []
         for j in range(c.nemitted):
             s = c.emitted[j]
             slot = &c.slots[s]
             slot.state = SLOT_HANDED_OUT
             handed_out.append(s)
-            out.append(make(slot.frame_id, data[s], present[s], slot.count == c.ppf, slot.first_ts,
-                            slot.last_ts, (sources, s)))
+            # tp_new with no arguments: object.__new__ unless the class
+            # defines its own; descriptor stores are the member slots' own
+            # setters (what `frame.field = value` reaches after the lookup).
+            frame = cls.tp_new(frame_type, <PyObject *>_NO_ARGS, NULL)
+            Py_TYPE(d[0]).tp_descr_set(d[0], frame, slot.frame_id)
+            Py_TYPE(d[1]).tp_descr_set(d[1], frame, data[s])
+            Py_TYPE(d[2]).tp_descr_set(d[2], frame, present[s])
+            Py_TYPE(d[3]).tp_descr_set(d[3], frame, slot.count == c.ppf)
+            Py_TYPE(d[4]).tp_descr_set(d[4], frame, slot.first_ts)
+            Py_TYPE(d[5]).tp_descr_set(d[5], frame, slot.last_ts)
+            Py_TYPE(d[6]).tp_descr_set(d[6], frame, (sources, s))
+            out.append(frame)
         c.nemitted = 0
         return out
 
-    def take_created(self):
-        """[(slot, row)] of the frames begun since the last call: the row of each one's first packet."""
-        cdef Py_ssize_t j
-        cdef FrameCore *c = &self.core
-        out = [(c.created_slot[j], c.created_row[j]) for j in range(c.ncreated)]
-        c.ncreated = 0
-        return out
-
-    def release(self, Py_ssize_t s):
-        """Give an emitted frame's slot back for reuse."""
+    cdef int _release(self, Py_ssize_t s) except -1:
         cdef FrameCore *c = &self.core
         # Only a slot handed out by take_emitted: one still in the emitted
         # queue, reused and emitted again, would overrun the queue.
@@ -534,11 +614,16 @@ cdef class FramePlacer:
         c.slots[s].state = SLOT_FREE
         c.free_list[c.nfree] = s
         c.nfree += 1
+        return 0
+
+    def release(self, Py_ssize_t s):
+        """Give an emitted frame's slot back for reuse."""
+        self._release(s)
 
     def release_all(self, list slots not None):
-        """release() each of these slots, in one call."""
+        """release() each of these slots, in one call (a C call each, not a method call)."""
         for s in slots:
-            self.release(s)
+            self._release(s)
 
     @property
     def free_slots(self):

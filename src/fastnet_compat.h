@@ -122,4 +122,56 @@ static int fastnet_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int fl
 
 #endif /* mmsg */
 
+/* Header fields (src/_frames.pxi): the host's byte order is known at compile
+ * time, so a field is read with one load and, when its order is not the
+ * host's, one byte swap, instead of a byte at a time. */
+#include <stdint.h>
+#include <string.h>
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FASTNET_HOST_LITTLE_ENDIAN 1
+#elif defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) \
+    && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define FASTNET_HOST_LITTLE_ENDIAN 0
+#else
+#error "fastnet_compat.h: the host byte order is not known at compile time (__BYTE_ORDER__)"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define fastnet_bswap64 __builtin_bswap64
+#else
+static inline uint64_t fastnet_bswap64(uint64_t v)
+{
+    v = ((v & 0x00FF00FF00FF00FFull) << 8) | ((v >> 8) & 0x00FF00FF00FF00FFull);
+    v = ((v & 0x0000FFFF0000FFFFull) << 16) | ((v >> 16) & 0x0000FFFF0000FFFFull);
+    return (v << 32) | (v >> 32);
+}
+#endif
+
+/* The unsigned value of the `size`-byte field (1 to 8) at p, big-endian if
+ * `big`, little-endian otherwise. `avail` is how many bytes from p on belong
+ * to the datagram (at least `size`): with 8 or more, one 8-byte load (memcpy:
+ * p need not be aligned); with fewer, only the field's own bytes are read,
+ * so a field at the datagram's end is never read past it. */
+static inline uint64_t fastnet_read_field(const uint8_t *p, int size, int big, Py_ssize_t avail)
+{
+    uint64_t raw = 0;
+    if (avail >= 8)
+        memcpy(&raw, p, 8);
+    else
+        memcpy(&raw, p, (size_t)size);
+    /* raw holds p[0], p[1], ... in memory order: on a little-endian host p[0]
+     * is its lowest byte, on a big-endian host its highest. */
+#if FASTNET_HOST_LITTLE_ENDIAN
+    if (big)
+        return fastnet_bswap64(raw) >> (64 - 8 * size);
+    return size == 8 ? raw : raw & ((UINT64_C(1) << (8 * size)) - 1);
+#else
+    if (big)
+        return raw >> (64 - 8 * size);
+    raw = fastnet_bswap64(raw);
+    return size == 8 ? raw : raw & ((UINT64_C(1) << (8 * size)) - 1);
+#endif
+}
+
 #endif /* FASTNET_COMPAT_H */

@@ -1,5 +1,7 @@
 """FrameAssembler on each engine: placement, order, eviction, counts, pooled frames, bad input."""
 
+import socket
+
 import numpy as np
 import pytest
 from frame_traffic import datagram, frame_tuple, make_batch
@@ -247,32 +249,78 @@ def test_the_engine_placer_refuses_slots_it_did_not_hand_out(backend):
         fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 0)
 
 
+class _Made:
+    """A class with the slots take_frames sets, and an __init__ it must not call."""
+
+    __slots__ = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
+
+    def __init__(self):
+        raise AssertionError("take_frames called the class")
+
+
+class _NoSlots:
+    pass
+
+
 def test_the_engine_makes_the_emitted_frames_in_one_call(backend):
     placer = fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 2)
     data, present = np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4), np.uint8)
     placer.add_slots(data, present)
     batch = make_batch(packets(SPEC, range(8)), SPEC.min_length)
+    batch.timestamps[:8] = np.arange(100, 108)
     assert placer.place(batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, 0, 8) == 8
     with pytest.raises(ValueError):
-        placer.take_frames(tuple, list(data[:2]), list(present), None, [])  # an entry short: not read past
+        placer.take_frames(_Made, list(data[:2]), list(present), None, [])  # an entry short: not read past
     with pytest.raises(ValueError):
-        placer.take_frames(tuple, list(data), list(present[:2]), None, [])
+        placer.take_frames(_Made, list(data), list(present[:2]), None, [])
+    with pytest.raises(TypeError, match="not a __slots__ attribute"):
+        placer.take_frames(_NoSlots, list(data), list(present), None, [])
     placer.flush()
     handed_out: list = []
-    made = placer.take_frames(lambda *args: args, list(data), list(present), "sources", handed_out)
-    assert [m[0] for m in made] == [0, 1]
-    assert [m[3] for m in made] == [True, True]
-    assert all(type(m[3]) is bool for m in made)
-    assert [m[6] for m in made] == [("sources", s) for s in handed_out]
+    made = placer.take_frames(_Made, list(data), list(present), "sources", handed_out)
+    assert all(type(m) is _Made for m in made)
+    assert [m.frame_id for m in made] == [0, 1]
+    assert [m.complete for m in made] == [True, True]
+    assert all(type(m.complete) is bool for m in made)
+    assert [(m.first_timestamp, m.last_timestamp) for m in made] == [(100, 103), (104, 107)]
+    assert [m._source for m in made] == [("sources", s) for s in handed_out]
     assert all(
-        np.shares_memory(m[1], data[s]) and np.shares_memory(m[2], present[s])
+        np.shares_memory(m.data, data[s]) and np.shares_memory(m.present, present[s])
         for m, s in zip(made, handed_out, strict=True)
     )
-    assert placer.take_frames(tuple, list(data), list(present), None, []) == []  # taken once
+    assert placer.take_frames(_Made, list(data), list(present), None, []) == []  # taken once
     placer.release_all(handed_out)
     assert placer.free_slots == 3
     with pytest.raises(ValueError):
         placer.release_all(handed_out)  # given back already
+
+
+def test_the_engine_keeps_each_frames_first_source(backend):
+    placer = fastnet.engines.load(backend).FramePlacer(*SPEC._engine_args(), 2)
+    placer.add_slots(np.zeros((3, 4, 4), np.uint8), np.zeros((3, 4), np.uint8))
+    batch = fastnet.Batch(8, SPEC.min_length, family=socket.AF_INET6)
+    for i, (data, *_) in enumerate(packets(SPEC, [1, 0, 2, 3, 5, 4, 6, 7])):
+        batch.fill(i, data)
+    batch.count = 8
+    batch.addresses[:] = np.arange(8 * 16, dtype=np.uint8).reshape(8, 16)
+    batch.ports[:] = np.arange(1000, 1008)
+    batch.flowinfo[:] = np.arange(10, 18)
+    batch.scope_ids[:] = np.arange(20, 28)
+    rows = (batch.data, batch.lengths, batch._truncated_u8, batch.timestamps)
+    with pytest.raises(ValueError, match="need ports"):
+        placer.place(*rows, 0, 8, family=int(batch.family), addresses=batch.addresses)
+    short = dict(ports=batch.ports, flowinfo=batch.flowinfo, scope_ids=batch.scope_ids)
+    with pytest.raises(ValueError, match="out of range"):
+        placer.place(*rows, 0, 8, family=int(batch.family), addresses=batch.addresses[:7], **short)
+    assert placer.free_slots == 3  # refused before any row was placed
+    sources = dict(short, family=int(batch.family), addresses=batch.addresses)
+    assert placer.place(*rows, 0, 8, **sources) == 8
+    ((first, *_), (second, *_)) = placer.take_emitted()
+    # each frame's first packet is the row placed first in it: rows 0 and 4
+    assert placer.source(first) == (int(socket.AF_INET6), bytes(range(0, 16)), 1000, 10, 20)
+    assert placer.source(second) == (int(socket.AF_INET6), bytes(range(64, 80)), 1004, 14, 24)
+    with pytest.raises(ValueError):
+        placer.source(3)
 
 
 def test_offline_over_a_capture_file(backend, tmp_path):
@@ -315,3 +363,20 @@ def test_an_ipv6_source(backend):
     assert frame.source == ("fe80::1", 5000, 7, 1) == batch.address(0)
     asm.add(make_batch(packets(spec, [2, 3]), 16))  # the slot is reused; the copy keeps its source
     assert kept.source == ("fe80::1", 5000, 7, 1)
+
+
+def test_frame_source_of_an_ipv6_batch(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    batch = fastnet.Batch(8, SPEC.min_length, family=socket.AF_INET6)
+    for i, (data, *_) in enumerate(packets(SPEC, range(8))):
+        batch.fill(i, data)
+    packed = socket.inet_pton(socket.AF_INET6, "fe80::1")
+    batch.addresses[:] = np.frombuffer(packed, dtype=np.uint8)
+    batch.ports[:] = np.arange(7000, 7008)
+    batch.flowinfo[:] = 5
+    batch.scope_ids[:] = np.arange(1, 9)
+    frames = asm.add(batch)
+    assert [f.source for f in frames] == [("fe80::1", 7000, 5, 1), ("fe80::1", 7004, 5, 5)]
+    kept = frames[0].copy()
+    asm.add(make_batch(packets(SPEC, range(8, 12)), SPEC.min_length))  # reuses the slots
+    assert kept.source == ("fe80::1", 7000, 5, 1)

@@ -7,7 +7,7 @@ fastnet/engines/contract.py checks their signatures at load. Callers
 own ``SocketState`` for the socket; the engine touches no socket attribute.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 
@@ -171,7 +171,7 @@ def flush_unsent(state: SocketState, st: FrameState) -> int:
 # -- frame placement by header fields (fastnet/engines/python/frames.py, src/_frames.pxi) --
 
 Terms = Tuple[Tuple[int, int, bool, int, int, int], ...]
-T = TypeVar("T")  # what take_frames' make returns  # (offset, size, big-endian, mask, shift, scale)
+T = TypeVar("T")  # the class take_frames makes frames of  # (offset, size, big-endian, mask, shift, scale)
 
 class FramePlacer:
     """Datagrams put into frames by header fields; made by fastnet.FrameAssembler from a FrameSpec.
@@ -209,11 +209,20 @@ class FramePlacer:
         timestamps: np.ndarray,
         start: int,
         stop: int,
+        *,
+        family: int = 0,
+        addresses: Optional[np.ndarray] = None,
+        ports: Optional[np.ndarray] = None,
+        flowinfo: Optional[np.ndarray] = None,
+        scope_ids: Optional[np.ndarray] = None,
     ) -> int:
         """Place rows start..stop-1; return the first row not taken (stop, or less when no slot is free).
 
         ValueError, before any row is read, for rows out of range or a
-        length outside 0..data.shape[1].
+        length outside 0..data.shape[1]. With a Batch's ``addresses``
+        (uint8 [rows, 4 or 16]), ``ports``, ``flowinfo`` and ``scope_ids``,
+        each frame begun keeps its first packet's source (``source``);
+        without them, zeros.
         """
     def flush(self) -> None:
         """Emit every frame in flight, oldest first."""
@@ -232,7 +241,7 @@ class FramePlacer:
         """(slot, frame_id, complete, first_ts, last_ts): frames emitted since the last call, oldest first."""
     def take_frames(
         self,
-        make: Callable[..., T],
+        frame_type: Type[T],
         data: List[np.ndarray],
         present: List[np.ndarray],
         sources: object,
@@ -240,12 +249,16 @@ class FramePlacer:
     ) -> List[T]:
         """take_emitted's frames made in one call, oldest first, and their slots appended to ``handed_out``.
 
-        Each is ``make(frame_id, data[slot], present[slot], complete,
-        first_ts, last_ts, (sources, slot))``; ``data`` and ``present`` hold
-        an entry per slot (ValueError otherwise).
+        Each is a new ``frame_type`` made without calling it (no
+        ``__init__``), its slots ``frame_id``, ``data``, ``present``,
+        ``complete``, ``first_timestamp``, ``last_timestamp`` and ``_source``
+        set to frame_id, ``data[slot]``, ``present[slot]``, complete,
+        first_ts, last_ts and ``(sources, slot)``; TypeError unless each is
+        a ``__slots__`` attribute. ``data`` and ``present`` hold an entry
+        per slot (ValueError otherwise).
         """
-    def take_created(self) -> List[Tuple[int, int]]:
-        """(slot, row of its first packet) of the frames begun since the last call."""
+    def source(self, slot: int) -> Tuple[int, bytes, int, int, int]:
+        """(family, address (16 bytes, zero-padded), port, flowinfo, scope_id) of the slot's first packet."""
     def release(self, slot: int) -> None:
         """Give back a slot take_emitted handed out (ValueError for any other)."""
     def release_all(self, slots: List[int]) -> None:

@@ -59,7 +59,7 @@ class FrameAssembler:
         self._data: List[np.ndarray] = []  # slot -> its frame's data
         self._present: List[np.ndarray] = []  # slot -> its presence flags (bool view)
         self._handed_out: List[int] = []  # slots of the frames the last call returned
-        self._sources = SourceTable()  # slot -> its frame's first packet's address
+        self._sources = SourceTable(self._placer)  # slot -> its frame's first packet's address
         self._grow(window + 1)
 
     @property
@@ -96,7 +96,6 @@ class FrameAssembler:
         data = np.zeros((k, spec.packets_per_frame, spec.payload_size), dtype=np.uint8)
         present = np.zeros((k, spec.packets_per_frame), dtype=np.uint8)
         self._placer.add_slots(data, present)
-        self._sources.grow(k)
         self._data.extend(data)
         self._present.extend(present.view(np.bool_))
 
@@ -118,13 +117,21 @@ class FrameAssembler:
             self._release()
             row, stop = 0, batch.count
             while True:
+                # Each frame begun keeps its first packet's source, in the
+                # engine: no per-batch array work here.
                 row = self._placer.place(
-                    batch.data, batch.lengths, batch._truncated_u8, batch.timestamps, row, stop
+                    batch.data,
+                    batch.lengths,
+                    batch._truncated_u8,
+                    batch.timestamps,
+                    row,
+                    stop,
+                    family=int(batch.family),
+                    addresses=batch.addresses,
+                    ports=batch.ports,
+                    flowinfo=batch.flowinfo,
+                    scope_ids=batch.scope_ids,
                 )
-                created = self._placer.take_created()
-                if created:
-                    pairs = np.array(created, dtype=np.intp)
-                    self._sources.record(pairs[:, 0], pairs[:, 1], batch)
                 if row >= stop:
                     break
                 self._grow(self._placer.slots)  # every slot is in flight or handed out
@@ -174,8 +181,9 @@ class FrameAssembler:
         return self._frames()
 
     def _frames(self) -> List[Frame]:
-        # One engine call makes every Frame: a Python loop over the emitted
-        # slots cost more per frame than placing its packets.
+        # One engine call makes every Frame, without calling the class: a
+        # Python loop over the emitted slots, or Frame.__init__ per frame,
+        # cost more per frame than placing its packets.
         return self._placer.take_frames(Frame, self._data, self._present, self._sources, self._handed_out)
 
     def __repr__(self) -> str:

@@ -81,40 +81,25 @@ class Frame:
 class SourceTable:
     """The first packet's source of each frame slot, as the Batch stored it.
 
-    A Frame handed out holds ``(table, slot)`` and makes its ``(host, port)``
-    only when asked: formatting an address for every frame cost more than
-    placing the frame's packets, and most frames are never asked. The slot is
-    reused with the frame's buffers, so this is valid as long as they are.
+    The engine's placer keeps it per slot as each frame begins
+    (``FramePlacer.source``). A Frame handed out holds ``(table, slot)`` and
+    makes its ``(host, port)`` only when asked: formatting an address for
+    every frame cost more than placing the frame's packets, and most frames
+    are never asked. The slot is reused with the frame's buffers, so this is
+    valid as long as they are.
     """
 
-    def __init__(self) -> None:
-        self.family = np.zeros(0, dtype=np.uint16)
-        self.packed = np.zeros((0, 16), dtype=np.uint8)
-        self.port = np.zeros(0, dtype=np.uint16)
-        self.flowinfo = np.zeros(0, dtype=np.uint32)
-        self.scope_id = np.zeros(0, dtype=np.uint32)
+    __slots__ = ("_placer",)
 
-    def grow(self, k: int) -> None:
-        for name in ("family", "packed", "port", "flowinfo", "scope_id"):
-            old = getattr(self, name)
-            setattr(self, name, np.concatenate([old, np.zeros((k, *old.shape[1:]), dtype=old.dtype)]))
-
-    def record(self, slots: np.ndarray, rows: np.ndarray, batch) -> None:
-        """Keep the sources of ``rows`` of ``batch`` for ``slots`` (array operations, no loop)."""
-        width = batch.addresses.shape[1]
-        self.family[slots] = int(batch.family)
-        self.packed[slots, :width] = batch.addresses[rows]
-        self.port[slots] = batch.ports[rows]
-        self.flowinfo[slots] = batch.flowinfo[rows]
-        self.scope_id[slots] = batch.scope_ids[rows]
+    def __init__(self, placer) -> None:
+        self._placer = placer
 
     def address(self, slot: int) -> Address:
-        family = int(self.family[slot])
+        family, packed, port, flowinfo, scope_id = self._placer.source(slot)
         width = 16 if family == _stdsocket.AF_INET6 else 4
-        host = _stdsocket.inet_ntop(family, self.packed[slot, :width].tobytes())
-        port = int(self.port[slot])
+        host = _stdsocket.inet_ntop(family, packed[:width])
         if family == _stdsocket.AF_INET6:
-            return (host, port, int(self.flowinfo[slot]), int(self.scope_id[slot]))
+            return (host, port, flowinfo, scope_id)
         return (host, port)
 
 

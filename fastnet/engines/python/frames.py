@@ -20,7 +20,7 @@ common case, where each frame is emitted at its last packet.
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -34,6 +34,9 @@ _NONE = np.uint64(_U64MAX)  # "no frame": above every id in the running minimum
 #: enough that a round that stops early wastes little work.
 _ROUND_ROWS = 64
 _FREE, _IN_FLIGHT, _EMITTED, _HANDED_OUT = 0, 1, 2, 3
+#: The attributes take_frames sets on each frame it makes, in this order (as src/_frames.pxi).
+FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
+_NO_SOURCE = (0, bytes(16), 0, 0, 0)  # a slot whose frame came from rows without sources
 
 
 def _check_terms(terms, name: str) -> Tuple[Tuple[int, int, bool, int, int, int], ...]:
@@ -109,7 +112,9 @@ class FramePlacer:
         self._free: List[int] = []
         self._in_flight: Dict[int, int] = {}  # frame id -> slot
         self._emitted: List[int] = []
-        self._created: List[Tuple[int, int]] = []
+        # slot -> (family, address (16 bytes), port, flowinfo, scope_id) of its frame's first packet
+        self._source: List[Tuple[int, bytes, int, int, int]] = []
+        self._row_sources: Optional[tuple] = None  # the source arrays of the rows being placed
         # Frame ids below base are late; base passes 2**64 - 1 once the last possible id is emitted.
         self._base = 0
         self._last_emitted: int | None = None
@@ -138,6 +143,7 @@ class FramePlacer:
             self._first_ts.append(0)
             self._last_ts.append(0)
             self._begun_ns.append(0)
+            self._source.append(_NO_SOURCE)
 
     def release(self, s: int) -> None:
         if not 0 <= s < len(self._data) or self._state[s] != _HANDED_OUT:
@@ -179,30 +185,50 @@ class FramePlacer:
         self._emitted = []
         return out
 
-    def take_frames(self, make, data: list, present: list, sources, handed_out: list) -> list:
+    def take_frames(self, frame_type: type, data: list, present: list, sources, handed_out: list) -> list:
         if len(data) < len(self._data) or len(present) < len(self._data):
             raise ValueError("take_frames: data and present need an entry per slot")
+        for name in FRAME_FIELDS:
+            if type(getattr(frame_type, name, None)).__name__ != "member_descriptor":
+                raise TypeError(f"take_frames: {frame_type.__name__}.{name} is not a __slots__ attribute")
         out = []
         for s in self._emitted:
             self._state[s] = _HANDED_OUT
             handed_out.append(s)
-            out.append(
-                make(
-                    self._frame_id[s],
-                    data[s],
-                    present[s],
-                    bool(self._count[s] == self._ppf),
-                    self._first_ts[s],
-                    self._last_ts[s],
-                    (sources, s),
-                )
+            frame: Any = object.__new__(frame_type)  # no __init__, as the C placement makes them
+            values = (
+                self._frame_id[s],
+                data[s],
+                present[s],
+                bool(self._count[s] == self._ppf),
+                self._first_ts[s],
+                self._last_ts[s],
+                (sources, s),
             )
+            for name, value in zip(FRAME_FIELDS, values, strict=True):
+                setattr(frame, name, value)
+            out.append(frame)
         self._emitted = []
         return out
 
-    def take_created(self) -> list:
-        out, self._created = self._created, []
-        return out
+    def source(self, s: int) -> Tuple[int, bytes, int, int, int]:
+        if not 0 <= s < len(self._data):
+            raise ValueError(f"source: no slot {s}")
+        return self._source[s]
+
+    def _keep_source(self, s: int, row: int) -> None:
+        """Slot s's frame begins at ``row``: keep that row's source, as the C placement does."""
+        if self._row_sources is None:
+            self._source[s] = _NO_SOURCE
+            return
+        family, addresses, ports, flowinfo, scope_ids = self._row_sources
+        self._source[s] = (
+            family,
+            addresses[row].tobytes().ljust(16, b"\0"),
+            int(ports[row]),
+            int(flowinfo[row]),
+            int(scope_ids[row]),
+        )
 
     # -- emitting ---------------------------------------------------------
     def _emit(self, s: int) -> None:
@@ -253,7 +279,21 @@ class FramePlacer:
         return min((self._begun_ns[s] for s in self._in_flight.values()), default=-1)
 
     # -- placing ----------------------------------------------------------
-    def place(self, data, lengths, truncated, timestamps, start: int, stop: int) -> int:
+    def place(
+        self,
+        data,
+        lengths,
+        truncated,
+        timestamps,
+        start: int,
+        stop: int,
+        *,
+        family: int = 0,
+        addresses=None,
+        ports=None,
+        flowinfo=None,
+        scope_ids=None,
+    ) -> int:
         data = np.asarray(data)
         if data.ndim != 2 or data.dtype != np.uint8:
             raise ValueError("place: data must be a 2-d uint8 array")
@@ -264,6 +304,22 @@ class FramePlacer:
             or len(timestamps) < stop
         ):
             raise ValueError("place: rows out of range")
+        self._row_sources = None
+        if addresses is not None:
+            if ports is None or flowinfo is None or scope_ids is None:
+                raise ValueError("place: addresses need ports, flowinfo and scope_ids too")
+            addresses = np.asarray(addresses)
+            if len(addresses) < stop or len(ports) < stop or len(flowinfo) < stop or len(scope_ids) < stop:
+                raise ValueError("place: source rows out of range")
+            if addresses.ndim != 2 or addresses.shape[1] not in (4, 16) or not 0 <= family <= 0xFFFF:
+                raise ValueError("place: addresses must be 4 or 16 bytes a row, family 0..65535")
+            self._row_sources = (int(family), addresses, ports, flowinfo, scope_ids)
+        try:
+            return self._place(data, lengths, truncated, timestamps, start, stop)
+        finally:
+            self._row_sources = None  # not kept past the call: they are the caller's arrays
+
+    def _place(self, data, lengths, truncated, timestamps, start: int, stop: int) -> int:
         if start == stop:
             return start
         self._now_ns = time.monotonic_ns()  # CLOCK_MONOTONIC on Linux, as the C placement reads
@@ -352,7 +408,7 @@ class FramePlacer:
             self._present[s][:] = 1
             self._first_ts[s] = int(stamps[j * ppf])
             self._last_ts[s] = int(stamps[j * ppf + ppf - 1])
-            self._created.append((s, int(rows[j * ppf])))
+            self._keep_source(s, int(rows[j * ppf]))
             self._state[s] = _EMITTED
             self._emitted.append(s)
         self.placed += taken
@@ -459,7 +515,7 @@ class FramePlacer:
                 self._count[s] = 0
                 self._begun_ns[s] = self._now_ns
                 self._present[s][:] = 0
-                self._created.append((s, int(rows[group[0]])))
+                self._keep_source(s, int(rows[group[0]]))
             slots = index[group]
             self._data[s][slots] = data[rows[group], payload]
             self._present[s][slots] = 1

@@ -14,6 +14,10 @@
 from libc.stdlib cimport realloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 
+# The fields take_frames sets (contract.FRAME_FIELDS) and the check of the class
+# it is given: one statement of both for both engines.
+from fastnet.engines.contract import frame_slot_descriptors
+
 cdef extern from "fastnet_compat.h" nogil:
     uint64_t fastnet_read_field(const uint8_t *p, int size, int big, Py_ssize_t avail)
 
@@ -352,21 +356,7 @@ cdef Py_ssize_t _frame_sum_end(FrameSum *s) noexcept:
     return end
 
 
-# The attributes take_frames sets on each frame it makes, in this order.
-FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
 cdef tuple _NO_ARGS = ()
-
-
-cdef tuple _slot_descriptors(type frame_type):
-    """The member descriptors of frame_type's FRAME_FIELDS (TypeError unless each is a plain slot)."""
-    found = []
-    for name in FRAME_FIELDS:
-        # On the class, a slot's descriptor returns itself.
-        d = getattr(frame_type, name, None)
-        if type(d).__name__ != "member_descriptor":
-            raise TypeError(f"take_frames: {frame_type.__name__}.{name} is not a __slots__ attribute")
-        found.append(d)
-    return tuple(found)
 
 
 cdef class FramePlacer:
@@ -564,7 +554,7 @@ cdef class FramePlacer:
         """What take_emitted gives, made into frames in one call, oldest first.
 
         Each frame is a new frame_type, made without calling the class (no
-        __init__), with the FRAME_FIELDS slots set to frame_id, data[slot],
+        __init__), with the contract.FRAME_FIELDS slots set to frame_id, data[slot],
         present[slot], complete, first_ts, last_ts and (sources, slot); its
         slot is appended to handed_out. Calling the class (type_call, the
         argument binding, __init__'s frame) cost about half as much as
@@ -581,7 +571,7 @@ cdef class FramePlacer:
         if len(data) < c.nslots or len(present) < c.nslots:
             raise ValueError("take_frames: data and present need an entry per slot")
         if frame_type is not self._frame_type:
-            self._frame_slots = _slot_descriptors(frame_type)
+            self._frame_slots = frame_slot_descriptors(frame_type)
             self._frame_type = frame_type
         d = self._frame_slots
         out = []

@@ -95,6 +95,26 @@ NAMES = ("SocketState", "FEATURES", "FrameState", "FramePlacer", *FUNCTIONS)
 #: (src/_capture.pxi; its ``run`` takes the engine's SocketState); without it
 #: the Receiver runs the same ring in Python (fastnet/receive/capture_loop.py).
 OPTIONAL = ("CaptureRing",)
+#: The attributes ``FramePlacer.take_frames`` sets on each frame it makes, in
+#: this order (``fastnet.frames.Frame``'s ``__slots__``).
+FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
+
+
+def frame_slot_descriptors(frame_type: type) -> tuple:
+    """The member descriptors of ``frame_type``'s FRAME_FIELDS, in order.
+
+    TypeError unless each is a plain ``__slots__`` attribute: take_frames
+    stores into them without calling the class, so nothing else will do.
+    """
+    found = []
+    for name in FRAME_FIELDS:
+        d = getattr(frame_type, name, None)  # on the class, a slot's descriptor returns itself
+        if type(d).__name__ != "member_descriptor":
+            raise TypeError(f"take_frames: {frame_type.__name__}.{name} is not a __slots__ attribute")
+        found.append(d)
+    return tuple(found)
+
+
 STATE_MEMBERS = (
     "family",
     "gro",

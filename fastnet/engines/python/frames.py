@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..contract import FRAME_FIELDS, frame_slot_descriptors
+
 __all__ = ["FramePlacer"]
 
 COUNTER, INDEX, OFFSET = 0, 1, 2  # fastnet.frames.spec's placement modes
@@ -34,8 +36,6 @@ _NONE = np.uint64(_U64MAX)  # "no frame": above every id in the running minimum
 #: enough that a round that stops early wastes little work.
 _ROUND_ROWS = 64
 _FREE, _IN_FLIGHT, _EMITTED, _HANDED_OUT = 0, 1, 2, 3
-#: The attributes take_frames sets on each frame it makes, in this order (as src/_frames.pxi).
-FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")
 _NO_SOURCE = (0, bytes(16), 0, 0, 0)  # a slot whose frame came from rows without sources
 
 
@@ -188,9 +188,7 @@ class FramePlacer:
     def take_frames(self, frame_type: type, data: list, present: list, sources, handed_out: list) -> list:
         if len(data) < len(self._data) or len(present) < len(self._data):
             raise ValueError("take_frames: data and present need an entry per slot")
-        for name in FRAME_FIELDS:
-            if type(getattr(frame_type, name, None)).__name__ != "member_descriptor":
-                raise TypeError(f"take_frames: {frame_type.__name__}.{name} is not a __slots__ attribute")
+        frame_slot_descriptors(frame_type)  # TypeError unless each field is a plain slot
         out = []
         for s in self._emitted:
             self._state[s] = _HANDED_OUT

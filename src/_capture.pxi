@@ -428,13 +428,10 @@ cdef class CaptureRing:
         of a partial batch (it would find it not due and sleep again), only
         once the batch is full or its oldest row has waited max_delay. If
         nothing more arrives by then, the capture's poll ends at that time
-        (_poll_timeout) and the loop calls this again.
+        (_poll_timeout) and the loop calls this again. Ready means what the
+        consumer's own test says (_ready), so the two sides cannot disagree.
         """
-        cdef unsigned long long waiting = self.produced - self.taken
-        if waiting == 0:
-            return
-        if (waiting >= <unsigned long long>self.batch
-                or now >= self.ready_ns[self._index(self.taken)] + self.max_delay_ns):
+        if self._ready(now) != 0:
             self._wake_consumers()
 
     cdef inline void _wake_consumers(self) noexcept nogil:

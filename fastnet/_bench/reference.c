@@ -346,13 +346,22 @@ static void send_for(int size, int port, double duration, int gso, int connected
     /* Paced: one burst per call, of one GSO buffer or PACED_BURST datagrams. */
     int burst = rate > 0 ? (gso ? 1 : PACED_BURST) : vlen;
     size_t buffer = (size_t)size * segments;
+    /* A flood call sends VLEN datagrams, as fastnet's send_batch of 1024 rows
+     * does: whole buffers, then a shorter last one where `segments` does not
+     * divide VLEN (1024 B: 16 x 63 + 16), which the kernel cuts at gso_size
+     * like the others. Sending whole buffers only (17 x 63 = 1071 a call)
+     * would give this sender 4.6 % fewer messages per datagram than the
+     * fastnet sender it is compared with. The paced burst is the first
+     * buffer, always whole. */
+    size_t last = gso ? (size_t)(VLEN - (vlen - 1) * segments) * size : buffer;
+    unsigned long long per_call = gso ? (unsigned long long)VLEN : (unsigned long long)vlen;
     unsigned char *rows = zalloc((size_t)vlen * buffer);
     struct iovec *iov = zalloc(vlen * sizeof *iov);
     struct mmsghdr *msgs = zalloc(vlen * sizeof *msgs);
     for (int i = 0; i < vlen; i++) {
         memset(rows + (size_t)i * buffer, i & 0xff, buffer);
         iov[i].iov_base = rows + (size_t)i * buffer;
-        iov[i].iov_len = buffer;
+        iov[i].iov_len = i == vlen - 1 ? last : buffer;
         msgs[i].msg_hdr.msg_name = connected ? NULL : &dest;
         msgs[i].msg_hdr.msg_namelen = connected ? 0 : sizeof dest;
         msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -378,7 +387,8 @@ static void send_for(int size, int port, double duration, int gso, int connected
                 unsupported("UDP GSO on this route");
             die("sendmmsg");
         }
-        sent += (unsigned long long)n * segments;
+        /* n messages: whole buffers, and the short last one when n is all. */
+        sent += n == vlen ? per_call : (unsigned long long)n * segments;
     }
     double cpu = cpu_s() - cpu0;
     printf("{\"sent\": %llu, \"wall_s\": %.9f, \"cpu_s\": %.6f, \"t_end\": %.9f}\n",

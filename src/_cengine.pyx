@@ -125,6 +125,16 @@ cdef _Scratch _claim(object batch):
     with the GIL held and no Python code between them, so two threads cannot
     both pass.
     """
+    cdef _Scratch scratch = _scratch_of(batch)
+    if scratch.busy:
+        raise RuntimeError("this Batch is in use by another call: a Batch serves one call "
+                           "at a time")
+    scratch.busy = True
+    return scratch
+
+
+cdef _Scratch _scratch_of(object batch):
+    """The Batch's scratch, made on first use (with its typed views), not marked in use."""
     cdef _Scratch scratch = batch._scratch
     cdef object current
     if scratch is None or scratch.capacity != batch._capacity:
@@ -144,10 +154,6 @@ cdef _Scratch _claim(object batch):
             scratch = <_Scratch>current
         else:
             batch._scratch = scratch
-    if scratch.busy:
-        raise RuntimeError("this Batch is in use by another call: a Batch serves one call "
-                           "at a time")
-    scratch.busy = True
     return scratch
 
 

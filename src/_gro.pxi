@@ -521,27 +521,49 @@ cdef class _GroArea:
     def _split_for_test(self, object batch):
         """Split what the area holds into ``batch``'s rows from row 0; return the row count."""
         cdef _Rows rows
-        _rows_of(batch, &rows)
+        _rows_cached(batch, &rows)
         return self.split(&rows, 0)
 
     def _pending_for_test(self):
         return self.pending()
 
 
-cdef int _rows_of(object batch, _Rows *rows) except -1:
-    """Raw pointers into the Batch's arrays.
+cdef bint _area_carries(object area):
+    """The area (SocketState.gro_area) holds rows not yet returned."""
+    return (<_GroArea>area).pending()
 
-    They stay valid while the caller holds the Batch: it keeps the same
-    arrays for its life and numpy never moves them (fastnet/core/batch.py).
+
+cdef int _rows_of(object batch, _Rows *rows) except -1:
+    """Raw pointers into the Batch's arrays, from typed views made here.
+
+    For a Batch taken once and held, such as the capture ring (a scratch of
+    message headers for every row of a large ring would be wasted memory);
+    a call made again and again on one Batch takes ``_rows_cached``.
     """
-    cdef uint8_t[:, ::1] data = batch._data
-    cdef int64_t[::1] lengths = batch._lengths
-    cdef uint8_t[:, ::1] addresses = batch._addresses
-    cdef uint16_t[::1] ports = batch._ports
-    cdef uint32_t[::1] flowinfo = batch._flowinfo
-    cdef uint32_t[::1] scope_ids = batch._scope_ids
-    cdef int64_t[::1] timestamps = batch._timestamps
-    cdef uint8_t[::1] truncated = batch._truncated_u8
+    _point_rows(batch, rows, batch._data, batch._lengths, batch._addresses, batch._ports,
+                batch._flowinfo, batch._scope_ids, batch._timestamps, batch._truncated_u8)
+    return 0
+
+
+cdef int _rows_cached(object batch, _Rows *rows) except -1:
+    """Raw pointers into the Batch's arrays, from the views its scratch made once.
+
+    Making eight typed views on every call (the buffer protocol and its
+    checks for each array) cost more than the rest of a one-buffer GRO
+    receive's user-space work (bench/README.md).
+    """
+    cdef _Scratch s = _scratch_of(batch)
+    _point_rows(batch, rows, s.data, s.lengths, s.addresses, s.ports, s.flowinfo, s.scope_ids,
+                s.timestamps, s.truncated)
+    return 0
+
+
+cdef inline void _point_rows(object batch, _Rows *rows, uint8_t[:, ::1] data, int64_t[::1] lengths,
+                             uint8_t[:, ::1] addresses, uint16_t[::1] ports, uint32_t[::1] flowinfo,
+                             uint32_t[::1] scope_ids, int64_t[::1] timestamps,
+                             uint8_t[::1] truncated) noexcept:
+    # They stay valid while the caller holds the Batch: it keeps the same
+    # arrays for its life and numpy never moves them (fastnet/core/batch.py).
     rows.data = &data[0, 0]
     rows.slot = batch._slot_size
     rows.capacity = batch._capacity
@@ -553,7 +575,6 @@ cdef int _rows_of(object batch, _Rows *rows) except -1:
     rows.timestamps = &timestamps[0]
     rows.truncated = &truncated[0]
     rows.family = batch._family
-    return 0
 
 
 cdef object _recv_gro(SocketState st, object batch):
@@ -586,7 +607,7 @@ cdef Py_ssize_t _recv_gro_into(SocketState st, object batch, _GroArea area) exce
     cdef int err = 0
     cdef Py_ssize_t n = 0
     cdef _Rows rows
-    _rows_of(batch, &rows)
+    _rows_cached(batch, &rows)
     while True:
         # The GIL is released once for the whole fill, not once per
         # system call: the fill touches only the area and the rows.

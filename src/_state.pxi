@@ -35,6 +35,11 @@ cdef class SocketState:
         """Receives take the GRO path: GRO is on, or rows are still carried in the area."""
         return self.gro or self.gro_area is not None
 
+    @property
+    def carried(self):
+        """Rows are carried over in the GRO area: the next receive returns them before reading."""
+        return self.gro_area is not None and _area_carries(self.gro_area)
+
     def keep_error(self, exc):
         """Keep an error met after some datagrams, for the next call (as recvmmsg does)."""
         self._error = exc

@@ -127,6 +127,28 @@ def test_carry_over_returns_every_datagram_across_calls(gro_pair, family_host):
         receiver.recv_batch(batch, timeout=0)
 
 
+def test_blocking_calls_take_carried_rows_at_once_and_wait_once_drained(gro_pair, family_host):
+    """Rows carried over come back without a wait for new data; a call after the
+    carry was drained waits for the queue, and takes what comes."""
+    receiver, sender = gro_pair
+    family, _ = family_host
+    payloads = rows_of(12, 1000)  # one super-datagram of 12
+    send_gso(sender, receiver, payloads)
+    batch = fastnet.Batch(5, 1000, family=family)
+    got = []
+    for expected in (5, 5, 2):  # the last two calls find nothing queued, only the carry
+        assert receiver.recv_batch(batch, timeout=5) == expected
+        got += [bytes(p) for p, _ in batch]
+    assert got == payloads
+    assert kernel_queue_is_empty(receiver)
+    with pytest.raises(TimeoutError):
+        receiver.recv_batch(batch, timeout=0.05)
+    more = rows_of(3, 1000, 7)
+    send_gso(sender, receiver, more)
+    assert receiver.recv_batch(batch, timeout=5) == 3
+    assert [bytes(p) for p, _ in batch] == more
+
+
 def test_carry_over_across_many_super_datagrams(gro_pair, family_host):
     receiver, sender = gro_pair
     family, _ = family_host

@@ -391,9 +391,11 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
             if error is not None:
                 raise error
             engine_recv = self._engine.recv_batch
-            if self._drained and deadline != 0.0 and state.gro_area is None:
+            if self._drained and deadline != 0.0 and not state.carried:
                 # The last call emptied the queue: wait before reading rather
-                # than make a read that would almost surely find nothing.
+                # than make a read that would almost surely find nothing. With
+                # GRO too: rows carried over in the area (only after a call
+                # that filled its batch) are returned without waiting.
                 self._wait(_POLLIN, deadline)
             while True:
                 # The path is chosen here, once: the engines take the GRO path

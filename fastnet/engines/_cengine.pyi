@@ -33,6 +33,9 @@ class SocketState:
     @property
     def gro_path(self) -> bool:
         """GRO on, or rows still carried in the area: receives take the GRO path."""
+    @property
+    def carried(self) -> bool:
+        """Rows carried over in the GRO area: the next receive returns them before reading."""
     def keep_error(self, exc: OSError) -> None:
         """Keep an error met after some datagrams, for the next call."""
     def take_error(self) -> Optional[OSError]:

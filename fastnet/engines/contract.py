@@ -50,6 +50,10 @@ class SocketState(Protocol):
     def gro_path(self) -> bool:
         """Receives must take the GRO path (GRO on, or rows carried in the area)."""
 
+    @property
+    def carried(self) -> bool:
+        """Rows are carried over in the GRO area: the next receive returns them without reading."""
+
     def keep_error(self, exc: OSError) -> None:
         """Keep an error met after some datagrams, for the next call."""
 
@@ -121,6 +125,7 @@ STATE_MEMBERS = (
     "gro_area",
     "control_truncated",
     "gro_path",
+    "carried",
     "keep_error",
     "take_error",
     "close",

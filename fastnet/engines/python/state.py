@@ -42,6 +42,11 @@ class SocketState:
         """Receives take the GRO path: GRO is on, or rows are still carried in the area."""
         return self.gro or self.gro_area is not None
 
+    @property
+    def carried(self) -> bool:
+        """Rows are carried over in the GRO area: the next receive returns them before reading."""
+        return self.gro_area is not None and self.gro_area.pending
+
     def keep_error(self, exc: OSError) -> None:
         """Keep an error met after some datagrams, for the next call (as recvmmsg does)."""
         self._error = exc

@@ -125,7 +125,11 @@ cdef _Scratch _claim(object batch):
     with the GIL held and no Python code between them, so two threads cannot
     both pass.
     """
-    cdef _Scratch scratch = _scratch_of(batch)
+    return _mark_busy(_scratch_of(batch))
+
+
+cdef _Scratch _mark_busy(_Scratch scratch):
+    """``scratch`` marked in use (see _claim); RuntimeError if another call is using it."""
     if scratch.busy:
         raise RuntimeError("this Batch is in use by another call: a Batch serves one call "
                            "at a time")
@@ -550,3 +554,4 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
 include "_framing.pxi"  # length-prefixed frames on stream sockets
 include "_capture.pxi"  # the Receiver's GIL-free capture loop over a ring of rows
 include "_frames.pxi"  # frame placement by header fields
+include "_send_lane.pxi"  # send_batch's common case in one call

@@ -211,3 +211,82 @@ def test_backends_fill_byte_identical_batches(sizes, slot_size):
     finally:
         for sock in receivers.values():
             sock.close()
+
+
+# -- a Batch sent again and again: the common case and every way out of it ----------
+# Each call below is the common case but for one thing; each must behave as the
+# first call of its kind does (on the Cython engine the common case takes one
+# engine call, src/_send_lane.pxi, and hands any other case to the general path).
+
+
+def test_a_batch_sent_again_to_an_equal_address_tuple_arrives_each_time(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    payloads = numbered_payloads(40, 100)
+    batch = fastnet.Batch.from_payloads(payloads, family=family)
+    for _ in range(3):  # a new tuple each time, equal to the last one
+        assert sender.send_batch(batch, tuple(receiver.getsockname())) == 40
+        got, _, _ = receive_exactly(receiver, 40, 100, family=family)
+        assert got == payloads
+
+
+def test_a_batch_in_use_by_another_call_is_refused_every_time(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
+    address = receiver.getsockname()
+    assert sender.send_batch(batch, address) == 8  # the same call made once before
+    batch._claim("recv_batch")  # as a call in another thread would hold it
+    try:
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="in use by recv_batch"):
+                sender.send_batch(batch, address)
+    finally:
+        batch._release()
+    assert sender.send_batch(batch, address) == 8
+    got, _, _ = receive_exactly(receiver, 16, 10, family=family)
+    assert got == numbered_payloads(8, 10) * 2
+
+
+def test_a_socket_closed_after_sends_refuses_the_next_one(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
+    address = receiver.getsockname()
+    assert sender.send_batch(batch, address) == 8
+    sender.close()
+    with pytest.raises(OSError) as raised:
+        sender.send_batch(batch, address)
+    assert raised.value.errno == 9  # EBADF, as socket.sendto on a closed socket
+    assert batch._user is None  # the Batch is free for the next call
+
+
+def test_a_reshaped_batch_is_refused_after_sends(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
+    address = receiver.getsockname()
+    assert sender.send_batch(batch, address) == 8
+    batch._data.shape = (4, 20)
+    with pytest.raises(ValueError, match="reshaped"):
+        sender.send_batch(batch, address)
+
+
+def test_a_connection_refused_after_sends_is_raised_with_the_rows_sent(backend, family_host):
+    """A connected socket whose peer is gone: the kernel reports it on a later send."""
+    family, host = family_host
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as gone:
+        gone.bind((host, 0))
+        port = gone.getsockname()[1]
+    with fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender:
+        sender.connect((host, port))
+        batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
+        errors = []
+        for _ in range(20):  # the ICMP error arrives after one of the first sends
+            try:
+                sender.send_batch(batch)
+            except ConnectionRefusedError as exc:
+                errors.append(exc)
+                break
+        assert errors, "no send reported the closed port"
+        assert getattr(errors[0], "sent", None) == 0

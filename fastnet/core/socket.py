@@ -40,8 +40,9 @@ from . import buffers as _buffers
 from . import gso as _gso
 from .addresses import check_host_port
 from .aio import AsyncBatchMixin
-from .batch import Batch
+from .batch import _CLAIMS, Batch
 from .closing import Waker, closed_error
+from .features import supported
 from .stream import StreamMixin
 
 __all__ = ["socket", "socketpair", "fromfd"]
@@ -116,6 +117,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         # (0: GSO refused outright).
         self._gro_lock = threading.Lock()
         self._gso_refused_from = _gso.NEVER_REFUSED
+        # send_batch's common case in one engine call, or None where the
+        # engine has no SendLane (src/_send_lane.pxi).
+        self._send_lane = _send_lane_for(self)
         if fileno is not None and self._kind == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
                 self._engine_state.gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
@@ -192,7 +196,12 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         super().close()
 
     def _enter(self, batch=None, method: str = "") -> None:
-        """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim)."""
+        """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim).
+
+        The Cython engine's SendLane (src/_send_lane.pxi) does the same, with
+        the same locks and fields, for send_batch's common case: a change
+        here is a change there.
+        """
         # acquire/release rather than ``with``: half the cost, on every batch call.
         lock = self._lock
         lock.acquire()
@@ -435,6 +444,15 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         never uses it. If the kernel refuses GSO on this socket, the rows go
         out plain instead and the socket remembers. Counts are always rows.
         """
+        lane = self._send_lane
+        if lane is not None:
+            sent = lane.send(self, batch, address, gso)
+            if sent >= 0:
+                return sent
+        return self._send_batch(batch, address, gso, 0)
+
+    def _send_batch(self, batch: Batch, address, gso, start: int) -> int:
+        """send_batch's general path: every check, then rows ``start`` onwards (rows before it went out)."""
         self._check_batch(batch, "send_batch")
         count = batch._count
         # The plan proposed from row 0; the engine checks every row against
@@ -447,7 +465,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         if not count:
             return 0
         self._enter(batch, "send_batch")
-        total = 0
+        total = start
         try:
             engine_send = self._engine.send_batch
             state = self._engine_state
@@ -502,6 +520,24 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
                     f"batch.lengths[:{count}] must be between 0 and slot_size ({batch._slot_size})"
                 )
         return _gso.plan(self, batch, count, gso, shortest, longest)
+
+
+def _send_lane_for(sock):
+    """The engine's SendLane for ``sock`` (a datagram socket of IPv4 or IPv6), or None."""
+    lane = getattr(sock._engine, "SendLane", None)
+    if lane is None or sock._kind != _stdsocket.SOCK_DGRAM or sock._af not in _gso.MAX_PAYLOAD:
+        return None
+    return lane(
+        sock._engine_state,
+        sock._lock,
+        Batch,
+        _CLAIMS,
+        _gso.MAX_PAYLOAD[sock._af],
+        _gso.MAX_SEGMENTS,
+        supported,
+        _gso.refused,
+        with_sent,
+    )
 
 
 def socketpair(family=None, type=_stdsocket.SOCK_STREAM, proto=0, *, backend=None):

@@ -4,7 +4,8 @@ fastnet.engines.ENGINE_API lists these names; both engines export them, and
 fastnet/engines/contract.py checks their signatures at load. Callers
 (fastnet/core/socket.py) check every argument first; the engines never block
 (MSG_DONTWAIT) and leave waiting to the caller. Every call gets the engine's
-own ``SocketState`` for the socket; the engine touches no socket attribute.
+own ``SocketState`` for the socket; the engine touches no socket attribute
+(save SendLane, which does what the socket's own send_batch would).
 """
 
 from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
@@ -89,6 +90,24 @@ def send_batch(
     """
 
 # -- the Receiver's capture ring, without the GIL (src/_capture.pxi; optional: contract.OPTIONAL) --
+
+class SendLane:
+    """send_batch's common case for one socket in one call (src/_send_lane.pxi)."""
+
+    def __init__(
+        self,
+        state: SocketState,
+        lock: Any,
+        batch_type: type,
+        claims: Any,
+        max_payload: int,
+        max_segments: int,
+        supported: Any,
+        refused: Any,
+        with_sent: Any,
+    ) -> None: ...
+    def send(self, sock: Any, batch: Any, address: Any, gso: Optional[bool]) -> int:
+        """Rows sent (all, or what the general path sent after a part); -1: not taken, nothing done."""
 
 class CaptureRing:
     """A ring of rows filled by ``run()`` in the capture thread, taken by the consumer.

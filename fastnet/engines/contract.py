@@ -10,7 +10,7 @@ kinds of object:
   and passed as the first argument of every call: the engine keeps there
   what must outlive one call (the GRO area with rows carried over, an error
   met after some datagrams, the MSG_CTRUNC count). It reads and writes no
-  attribute of the socket.
+  attribute of the socket, save in the optional ``SendLane`` below.
 * a ``fastnet.Batch``, whose private fields it reads and fills: exactly the
   ones named in ``fastnet.core.batch.ENGINE_FIELDS``.
 
@@ -98,7 +98,24 @@ NAMES = ("SocketState", "FEATURES", "FrameState", "FramePlacer", *FUNCTIONS)
 #: not. ``CaptureRing``: the Receiver's capture loop without the GIL
 #: (src/_capture.pxi; its ``run`` takes the engine's SocketState); without it
 #: the Receiver runs the same ring in Python (fastnet/receive/capture_loop.py).
-OPTIONAL = ("CaptureRing",)
+#: ``SendLane``: send_batch's common case in one call (src/_send_lane.pxi), the
+#: one engine object that reads the socket's fields, as socket._enter and
+#: gso.proposed do; without it every call takes socket._send_batch.
+OPTIONAL = ("CaptureRing", "SendLane")
+#: What SendLane reads and writes beyond the rest of the engine: the socket's
+#: fields that socket._enter/_leave, _resolve and gso.proposed use (and the
+#: general path it hands other cases to), and the Batch's count and in-use
+#: mark (Batch._claim). Each is named beside its use in src/_send_lane.pxi.
+SEND_LANE_SOCKET_FIELDS = (
+    "_close_now",
+    "_closed",
+    "_closing",
+    "_gso_refused_from",
+    "_last_address",
+    "_send_batch",
+    "_users",
+)
+SEND_LANE_BATCH_FIELDS = ("_count", "_user")
 #: The attributes ``FramePlacer.take_frames`` sets on each frame it makes, in
 #: this order (``fastnet.frames.Frame``'s ``__slots__``).
 FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")

@@ -1,0 +1,172 @@
+# send_batch's common case in one engine call.
+#
+# A sender calls send_batch again and again with one Batch, one address and
+# the same rows' shape. Its Python layer (fastnet/core/socket.py) runs the
+# same checks each time: the Batch's type and layout, the GSO plan proposed
+# from row 0, the address resolved last time, the socket's and the Batch's
+# in-use marks under their locks. In Python that was most of the user-space
+# work of a call of 1024 rows (bench/README.md). SendLane makes those checks
+# and marks here, then sends through the same _send_rows as send_batch().
+#
+# It decides nothing of its own: whatever is not the common case (another
+# type or layout, an address not resolved yet, a plan only gso.plan can
+# make, a lock held by another thread, a closed socket, a Batch in use) it
+# hands to the socket's general path (socket._send_batch) before touching
+# anything, and the general path raises what it always raises. Rows left
+# after a partial send, and the rows after a GSO refusal, go to the general
+# path too, from the first row not sent.
+#
+# This is the one engine object that reads the socket's fields. Each read or
+# write mirrors a line of fastnet/core/socket.py, fastnet/core/batch.py or
+# fastnet/core/gso.py, named beside it here; socket._enter says so too.
+
+
+cdef class SendLane:
+    """send_batch's common case for one socket (see the comment at the top of src/_send_lane.pxi)."""
+
+    cdef SocketState state  # the socket's _engine_state
+    cdef int family  # the socket's _af
+    # The socket's _lock and the lock of Batch._claim (fastnet/core/batch.py
+    # _CLAIMS), as bound methods taken once.
+    cdef object lock_locked, lock_acquire, lock_release, claims_locked
+    cdef type batch_type  # fastnet.Batch: a subclass takes the general path
+    cdef Py_ssize_t max_payload  # gso.MAX_PAYLOAD[family]
+    cdef Py_ssize_t max_segments  # gso.MAX_SEGMENTS
+    # features.supported("gso"): asked at the first GSO send, not when the
+    # socket is made (the probe itself makes sockets); -1 until then.
+    cdef object supported
+    cdef int gso_ok
+    cdef object refused  # gso.refused
+    cdef object with_sent  # fastnet.errors.with_sent
+
+    def __init__(self, SocketState state not None, object lock, type batch_type, object claims,
+                 Py_ssize_t max_payload, Py_ssize_t max_segments, object supported, object refused,
+                 object with_sent):
+        if max_payload <= 0 or max_segments <= 0:
+            raise ValueError("max_payload and max_segments must be more than 0")
+        self.state = state
+        self.family = state.family
+        self.lock_locked, self.lock_acquire, self.lock_release = lock.locked, lock.acquire, lock.release
+        self.claims_locked = claims.locked
+        self.batch_type = batch_type
+        self.max_payload = max_payload
+        self.max_segments = max_segments
+        self.supported = supported
+        self.gso_ok = -1
+        self.refused = refused
+        self.with_sent = with_sent
+
+    def send(self, object sock, object batch, object address, object gso):
+        """Rows sent (``batch.count``, or what the general path sent after a part); -1: not taken.
+
+        -1 means nothing was done: the caller runs the general path.
+        """
+        cdef Py_ssize_t count, sent
+        cdef int64_t segment = 0, per_buffer = 0
+        cdef object resolved = None, cached
+        cdef _Scratch s
+        # socket._check_batch: a Batch (exactly), unreshaped, of the socket's
+        # family (the lane exists only for SOCK_DGRAM sockets).
+        if type(batch) is not self.batch_type:
+            return -1
+        if gso is not None and gso is not True and gso is not False:
+            return -1
+        count = batch._count
+        if count == 0 or batch._family != self.family or not _layout_intact(batch):
+            return -1
+        # socket._resolve: the address resolved last time (it caches only numeric ones).
+        if address is not None:
+            cached = sock._last_address
+            if cached[0] is None or not (cached[0] == address):
+                return -1
+            resolved = cached[1]
+        # gso.proposed: the plan from row 0 alone; _send_rows checks every
+        # other row against it before any system call.
+        s = _scratch_of(batch)
+        if gso is not False and not (gso is None and count < 2):
+            segment = s.lengths[0]
+            if self.gso_ok < 0:
+                self.gso_ok = 1 if self.supported("gso") else 0
+            if not (0 < segment <= self.max_payload and segment < sock._gso_refused_from and self.gso_ok):
+                return -1
+            per_buffer = min(self.max_segments, self.max_payload // segment)
+        if not self._enter(sock, batch):
+            return -1
+        try:
+            _mark_busy(s)
+            try:
+                sent = _send_rows(self.state, batch, 0, count, resolved, <Py_ssize_t>segment,
+                                  <Py_ssize_t>per_buffer, s)
+            finally:
+                s.busy = False
+        except OSError as exc:
+            self._leave(sock, batch)
+            # The general path's handling of the same error (socket._send_batch).
+            if segment and self.refused(sock, exc, segment):
+                return sock._send_batch(batch, address, gso, getattr(exc, "sent", 0))
+            self.with_sent(exc, getattr(exc, "sent", 0))
+            raise
+        except ValueError:
+            # A row off the proposed plan (raised before any system call):
+            # the general path checks every row and makes the full plan.
+            self._leave(sock, batch)
+            return -1
+        except BaseException:
+            self._leave(sock, batch)
+            raise
+        self._leave(sock, batch)
+        if sent < count:  # the kernel's buffer filled: the general path waits and sends the rest
+            return sock._send_batch(batch, address, gso, sent)
+        return sent
+
+    # socket._enter and _leave update the socket's fields under its lock,
+    # and Batch._claim tests and marks the Batch under the claims lock. Here
+    # the locks are only tested: the test and the updates after it run with
+    # the GIL held and no Python code between them (plain attributes, small
+    # ints, no allocation, so no collection either), so no thread can
+    # interleave with them, as in _claim. While another thread holds either
+    # lock, in the middle of its own test and update, the lane takes the
+    # general path (enter) or waits for the lock as _leave does (leave).
+
+    cdef bint _enter(self, object sock, object batch) except -1:
+        """socket._enter(batch, "send_batch"); False, with nothing changed, for the general path."""
+        if self.lock_locked() or self.claims_locked():
+            return False
+        # socket._enter: `self._closing or self._closed or super().fileno() < 0`;
+        # the engine state's fd is -1 once detach() or close() let it go.
+        if sock._closing or sock._closed or self.state.fd < 0:
+            return False
+        if batch._user is not None:  # Batch._claim: in use by another call
+            return False
+        sock._users = sock._users + 1
+        batch._user = "send_batch"
+        return True
+
+    cdef int _leave(self, object sock, object batch) except -1:
+        """socket._leave(batch): Batch._release, then the last user of a closing socket closes it."""
+        cdef bint last
+        batch._user = None
+        if self.lock_locked():
+            self.lock_acquire()
+            try:
+                sock._users = sock._users - 1
+                last = sock._closing and sock._users == 0
+            finally:
+                self.lock_release()
+        else:
+            sock._users = sock._users - 1
+            last = sock._closing and sock._users == 0
+        if last:
+            sock._close_now()
+        return 0
+
+
+cdef bint _layout_intact(object batch) except -1:
+    """Batch._check_layout's test, without its message (the general path raises it)."""
+    cdef tuple data = batch._data.shape
+    cdef tuple addresses = batch._addresses.shape
+    if len(data) != 2 or len(addresses) != 2:
+        return False
+    return (data[0] == batch._capacity and data[1] == batch._slot_size
+            and addresses[0] == batch._capacity
+            and addresses[1] == (4 if batch._family == AF_INET else 16))

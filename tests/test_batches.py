@@ -230,12 +230,20 @@ def test_a_batch_sent_again_to_an_equal_address_tuple_arrives_each_time(pair, fa
         assert got == payloads
 
 
-def test_a_batch_in_use_by_another_call_is_refused_every_time(pair, family_host):
+def _sent_once(pair, family_host):
+    """``(sender, batch, address)`` after one send of 8 rows: the next call is the same call again."""
     receiver, sender = pair
     family, _ = family_host
     batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
     address = receiver.getsockname()
-    assert sender.send_batch(batch, address) == 8  # the same call made once before
+    assert sender.send_batch(batch, address) == 8
+    return sender, batch, address
+
+
+def test_a_batch_in_use_by_another_call_is_refused_every_time(pair, family_host):
+    receiver, _ = pair
+    family, _ = family_host
+    sender, batch, address = _sent_once(pair, family_host)
     batch._claim("recv_batch")  # as a call in another thread would hold it
     try:
         for _ in range(2):
@@ -249,11 +257,7 @@ def test_a_batch_in_use_by_another_call_is_refused_every_time(pair, family_host)
 
 
 def test_a_socket_closed_after_sends_refuses_the_next_one(pair, family_host):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
-    address = receiver.getsockname()
-    assert sender.send_batch(batch, address) == 8
+    sender, batch, address = _sent_once(pair, family_host)
     sender.close()
     with pytest.raises(OSError) as raised:
         sender.send_batch(batch, address)
@@ -262,11 +266,7 @@ def test_a_socket_closed_after_sends_refuses_the_next_one(pair, family_host):
 
 
 def test_a_reshaped_batch_is_refused_after_sends(pair, family_host):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch.from_payloads(numbered_payloads(8, 10), family=family)
-    address = receiver.getsockname()
-    assert sender.send_batch(batch, address) == 8
+    sender, batch, address = _sent_once(pair, family_host)
     batch._data.shape = (4, 20)
     with pytest.raises(ValueError, match="reshaped"):
         sender.send_batch(batch, address)

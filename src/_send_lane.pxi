@@ -72,8 +72,12 @@ cdef class SendLane:
         if gso is not None and gso is not True and gso is not False:
             return -1
         count = batch._count
-        if count == 0 or batch._family != self.family or not _layout_intact(batch):
+        if count == 0 or batch._family != self.family:
             return -1
+        try:
+            batch._check_layout()
+        except ValueError:
+            return -1  # reshaped: the general path raises this error itself
         # socket._resolve: the address resolved last time (it caches only numeric ones).
         if address is not None:
             cached = sock._last_address
@@ -145,28 +149,18 @@ cdef class SendLane:
     cdef int _leave(self, object sock, object batch) except -1:
         """socket._leave(batch): Batch._release, then the last user of a closing socket closes it."""
         cdef bint last
+        # Another thread between its own test and update: wait for it.
+        cdef bint wait = self.lock_locked()
         batch._user = None
-        if self.lock_locked():
+        if wait:
             self.lock_acquire()
-            try:
-                sock._users = sock._users - 1
-                last = sock._closing and sock._users == 0
-            finally:
-                self.lock_release()
-        else:
+        try:
             sock._users = sock._users - 1
             last = sock._closing and sock._users == 0
+        finally:
+            if wait:
+                self.lock_release()
         if last:
             sock._close_now()
         return 0
 
-
-cdef bint _layout_intact(object batch) except -1:
-    """Batch._check_layout's test, without its message (the general path raises it)."""
-    cdef tuple data = batch._data.shape
-    cdef tuple addresses = batch._addresses.shape
-    if len(data) != 2 or len(addresses) != 2:
-        return False
-    return (data[0] == batch._capacity and data[1] == batch._slot_size
-            and addresses[0] == batch._capacity
-            and addresses[1] == (4 if batch._family == AF_INET else 16))

@@ -104,8 +104,9 @@ NAMES = ("SocketState", "FEATURES", "FrameState", "FramePlacer", *FUNCTIONS)
 OPTIONAL = ("CaptureRing", "SendLane")
 #: What SendLane reads and writes beyond the rest of the engine: the socket's
 #: fields that socket._enter/_leave, _resolve and gso.proposed use (and the
-#: general path it hands other cases to), and the Batch's count and in-use
-#: mark (Batch._claim). Each is named beside its use in src/_send_lane.pxi.
+#: general path it hands other cases to), and the Batch's count, layout
+#: check and in-use mark (Batch._claim). Each is named beside its use in
+#: src/_send_lane.pxi.
 SEND_LANE_SOCKET_FIELDS = (
     "_close_now",
     "_closed",
@@ -115,7 +116,7 @@ SEND_LANE_SOCKET_FIELDS = (
     "_send_batch",
     "_users",
 )
-SEND_LANE_BATCH_FIELDS = ("_count", "_user")
+SEND_LANE_BATCH_FIELDS = ("_check_layout", "_count", "_user")
 #: The attributes ``FramePlacer.take_frames`` sets on each frame it makes, in
 #: this order (``fastnet.frames.Frame``'s ``__slots__``).
 FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")

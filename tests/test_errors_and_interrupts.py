@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from helpers import HANG_S, ROOT, assert_ctrl_c_interrupts, in_thread
@@ -134,6 +135,37 @@ def test_close_from_another_thread_ends_blocked_receive(pair):
     closer.join()
     assert info.value.errno == 9, "close() did not end the blocked receive"
     assert receiver.closed and receiver.fileno() == -1
+
+
+def test_close_ends_a_wait_after_waits_that_timed_out(pair):
+    # Each wait keeps its poll object for the next: a kept one must still
+    # see the close's wake-up.
+    receiver, _ = pair
+    batch = fastnet.Batch(4, 4, family=receiver.family)
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            receiver.recv_batch(batch, timeout=0.02)
+    closer = threading.Timer(0.2, receiver.close)
+    closer.start()
+    with pytest.raises(OSError) as info:
+        receiver.recv_batch(batch, timeout=HANG_S)
+    closer.join()
+    assert info.value.errno == 9, "close() did not end the blocked receive"
+
+
+def test_two_threads_wait_on_one_socket_at_once(pair):
+    # One poll object cannot be polled by two threads at once (CPython raises
+    # RuntimeError): a second waiter must get its own, and both must wake.
+    receiver, sender = pair
+    batches = [fastnet.Batch(1, 8, family=receiver.family) for _ in range(2)]
+    with pytest.raises(TimeoutError):  # a poll object is kept from here on
+        receiver.recv_batch(batches[0], timeout=0.02)
+    waiting = [in_thread(receiver.recv_batch, batch, HANG_S) for batch in batches]
+    time.sleep(0.2)  # both in their waits, most likely (the outcome is checked either way)
+    sender.sendto(b"one", receiver.getsockname())
+    sender.sendto(b"two", receiver.getsockname())
+    assert [w.result() for w in waiting] == [1, 1]
+    assert sorted(bytes(b.payload(0)) for b in batches) == [b"one", b"two"]
 
 
 def test_close_while_idle_from_another_thread_really_closes(pair):

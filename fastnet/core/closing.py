@@ -24,9 +24,12 @@ def closed_error() -> OSError:
 class Waker:
     """An fd that becomes readable once ``wake()`` is called."""
 
-    __slots__ = ("fd", "_write_fd")
+    __slots__ = ("fd", "_write_fd", "pollers")
 
     def __init__(self):
+        #: Poll objects watching this fd and the socket's, kept between waits
+        #: by (events, socket fd) and taken out while in use (socket._wait).
+        self.pollers: dict = {}
         if hasattr(os, "eventfd"):
             self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._write_fd = self.fd

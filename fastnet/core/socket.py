@@ -353,26 +353,38 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         with self._lock:
             if self._waker is None:
                 self._waker = Waker()
-            waker_fd = self._waker.fd
+            waker = self._waker
         fd = super().fileno()
-        poller = select.poll()
-        poller.register(fd, events)
-        poller.register(waker_fd, _POLLIN)
-        while True:
-            if self._closing:
-                raise closed_error()
-            if deadline is None:
-                ms = -1
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("timed out")
-                ms = max(1, math.ceil(remaining * 1000))
-            # poll() releases the GIL; a signal interrupts it and runs the
-            # Python handler, so Ctrl-C raises KeyboardInterrupt here.
-            for ready_fd, _ in poller.poll(ms):
-                if ready_fd == fd and not self._closing:
-                    return
+        # Poll objects are made once and kept, on the waker they watch:
+        # making one and registering the two fds cost more than the poll
+        # itself, on every wake-up of a receiver that keeps up. dict.pop
+        # takes one out atomically (GIL), so a second thread waiting on this
+        # socket at the same time makes its own: one poll object cannot be
+        # polled by two threads at once.
+        key = (events, fd)
+        poller = waker.pollers.pop(key, None)
+        if poller is None:
+            poller = select.poll()
+            poller.register(fd, events)
+            poller.register(waker.fd, _POLLIN)
+        try:
+            while True:
+                if self._closing:
+                    raise closed_error()
+                if deadline is None:
+                    ms = -1
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("timed out")
+                    ms = max(1, math.ceil(remaining * 1000))
+                # poll() releases the GIL; a signal interrupts it and runs the
+                # Python handler, so Ctrl-C raises KeyboardInterrupt here.
+                for ready_fd, _ in poller.poll(ms):
+                    if ready_fd == fd and not self._closing:
+                        return
+        finally:
+            waker.pollers[key] = poller
 
     # -- batches ------------------------------------------------------------
     def recv_batch(self, batch: Batch, timeout=None) -> int:

@@ -10,6 +10,15 @@
 # timestamps, and a count. Headers are read in place from each row, and each
 # accepted payload is copied once, by one memcpy, from its row into its
 # frame. A capture loop can call it on the rows it has just received.
+#
+# Borrowing (place(..., borrow=True)): a caller that keeps the rows unchanged
+# until its next call (a Receiver's ring window stays put until the next
+# get()) lets a frame whose packets 0..ppf-1 sit in rows r..r+ppf-1 of one
+# call be handed out as a view on those rows, with no copy at all. The copy
+# is only put off: a frame still in flight when the call ends, an evicted
+# incomplete one, or a packet in any other row first copies the packets the
+# view holds into the frame's own buffer (_frame_unview), so every other
+# rule, duplicates' first copy kept included, is unchanged.
 
 from libc.stdlib cimport realloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
@@ -20,6 +29,7 @@ from fastnet.engines.contract import frame_slot_descriptors
 
 cdef extern from "fastnet_compat.h" nogil:
     uint64_t fastnet_read_field(const uint8_t *p, int size, int big, Py_ssize_t avail)
+    void __builtin_prefetch(const void *p)
 
 cdef enum:
     FRAME_MAX_TERMS = 8  # fastnet.frames.field.MAX_TERMS
@@ -52,6 +62,11 @@ ctypedef struct FrameSlot:
     int64_t last_ts
     int64_t begun_ns  # CLOCK_MONOTONIC when its first packet was placed (for max_frame_age)
     int state  # SLOT_FREE, SLOT_IN_FLIGHT, SLOT_EMITTED or SLOT_HANDED_OUT
+    # Borrowed (see the top): packet k is in the row at view + k * row_stride,
+    # which is row view_row of the array place() was given; NULL when the
+    # packets are in data.
+    const uint8_t *view
+    Py_ssize_t view_row
     # The first packet's source, as the Batch stored it (Frame.source
     # formats it only when asked): kept here as the frame begins, so the
     # consumer does no per-batch work for it.
@@ -90,6 +105,13 @@ ctypedef struct FrameCore:
     int64_t now_ns
     FrameSlot *slots
     Py_ssize_t nslots
+    # Set by place() for one call: borrow or copy, the rows' stride, and the
+    # index in its array of the call's first row.
+    int borrow
+    Py_ssize_t row_stride
+    Py_ssize_t row0
+    Py_ssize_t *viewed  # slots begun borrowed in this call (nviewed <= nslots)
+    Py_ssize_t nviewed
     Py_ssize_t *free_list
     Py_ssize_t nfree
     Py_ssize_t *in_flight  # [window]: slot of frame id (id % window), or -1
@@ -118,6 +140,29 @@ cdef inline uint64_t _frame_sum(const uint8_t *row, int64_t length, const FrameS
     return total
 
 
+cdef void _frame_unview(FrameCore *c, FrameSlot *slot) noexcept nogil:
+    """Copy a borrowed frame's packets from their rows into its own buffer (still unchanged rows)."""
+    cdef Py_ssize_t k
+    if slot.view == NULL:
+        return
+    for k in range(c.ppf):
+        if slot.present[k]:
+            memcpy(slot.data + k * c.payload_size, slot.view + k * c.row_stride + c.payload_offset,
+                   c.payload_size)
+    slot.view = NULL
+
+
+cdef void _frame_unview_in_flight(FrameCore *c) noexcept nogil:
+    """At the end of a call: the frames begun borrowed that are still in flight get their copies."""
+    cdef Py_ssize_t j
+    cdef FrameSlot *slot
+    for j in range(c.nviewed):
+        slot = &c.slots[c.viewed[j]]
+        if slot.state == SLOT_IN_FLIGHT:
+            _frame_unview(c, slot)
+    c.nviewed = 0
+
+
 cdef void _frame_emit(FrameCore *c, Py_ssize_t s) noexcept nogil:
     cdef FrameSlot *slot = &c.slots[s]
     cdef Py_ssize_t r
@@ -126,6 +171,7 @@ cdef void _frame_emit(FrameCore *c, Py_ssize_t s) noexcept nogil:
         c.frames_complete += 1
     else:
         c.frames_incomplete += 1
+        _frame_unview(c, slot)  # only a complete frame is handed out as a view
         # Missing rows get the fill value now, not when the frame began, so
         # a complete frame's bytes are written once, by the payload copies.
         for r in range(c.ppf):
@@ -207,7 +253,8 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
     c.emitted; their slots stay out of the free list until the caller
     releases them. A frame begun keeps its first packet's source. A row not
     taken has changed nothing but, perhaps, evicted frames (which a retry
-    does not evict again).
+    does not evict again). With c.borrow, complete frames emitted may still
+    be views on these rows (slot.view); every frame left in flight is not.
     """
     cdef Py_ssize_t i, s, idx
     cdef int64_t length
@@ -216,6 +263,11 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
     cdef FrameSlot *slot
     for i in range(n):
         row = rows[i]
+        # Rows are a slot apart (8 KB and more for large payloads), a stride
+        # the hardware prefetcher does not follow across pages: ask for the
+        # header eight rows on, so its cache miss overlaps this row's work.
+        if i + 8 < n:
+            __builtin_prefetch(rows[i + 8])
         length = lengths[i]
         # A field is read only from a row at least min_length long (the
         # largest field end and the payload end), so never past the datagram.
@@ -248,6 +300,7 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
         s = c.in_flight[fid % c.window]
         if s < 0:
             if c.nfree == 0:  # the caller makes room
+                _frame_unview_in_flight(c)
                 return i
             c.nfree -= 1
             s = c.free_list[c.nfree]
@@ -259,11 +312,20 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
             memset(slot.present, 0, c.ppf)
             _frame_keep_source(slot, sources, i)
             c.in_flight[fid % c.window] = s
+            slot.view = NULL
+            if c.borrow and idx == 0:  # packet k is expected k rows on
+                slot.view = row
+                slot.view_row = c.row0 + i
+                c.viewed[c.nviewed] = s
+                c.nviewed += 1
         slot = &c.slots[s]
         if slot.present[idx]:
             c.duplicate += 1  # the first copy is kept
             continue
-        memcpy(slot.data + idx * c.payload_size, row + c.payload_offset, c.payload_size)
+        if slot.view != NULL and row != slot.view + idx * c.row_stride:
+            _frame_unview(c, slot)
+        if slot.view == NULL:
+            memcpy(slot.data + idx * c.payload_size, row + c.payload_offset, c.payload_size)
         slot.present[idx] = 1
         slot.count += 1
         c.placed += 1
@@ -272,6 +334,7 @@ cdef Py_ssize_t frame_place_rows(FrameCore *c, const uint8_t **rows, const int64
         slot.last_ts = timestamps[i] if timestamps != NULL else 0
         if slot.count == c.ppf:
             _frame_cascade(c)
+    _frame_unview_in_flight(c)
     return n
 
 
@@ -368,6 +431,7 @@ cdef class FramePlacer:
     cdef Py_ssize_t _rows_capacity
     cdef type _frame_type  # the class take_frames made frames of last, and its slots' descriptors
     cdef tuple _frame_slots
+    cdef object _borrowed  # the rows array of the last place(borrow=True), which views slice
 
     def __cinit__(self):
         memset(&self.core, 0, sizeof(FrameCore))
@@ -411,7 +475,19 @@ cdef class FramePlacer:
         free(self.core.free_list)
         free(self.core.in_flight)
         free(self.core.emitted)
+        free(self.core.viewed)
         free(self._rows)
+
+    cdef void _settle_views(self) noexcept:
+        """Copy the emitted frames still borrowing rows into their buffers; forget the rows.
+
+        For any call after the one that borrowed, but take_frames: the
+        caller kept the rows unchanged only until then.
+        """
+        cdef Py_ssize_t j
+        for j in range(self.core.nemitted):
+            _frame_unview(&self.core, &self.core.slots[self.core.emitted[j]])
+        self._borrowed = None
 
     def add_slots(self, unsigned char[:, :, ::1] data not None, unsigned char[:, ::1] present not None):
         """Add data.shape[0] frame slots, backed by these arrays (kept alive here)."""
@@ -437,11 +513,16 @@ cdef class FramePlacer:
         if emitted == NULL:
             raise MemoryError()
         c.emitted = emitted
+        viewed = <Py_ssize_t *>realloc(c.viewed, total * sizeof(Py_ssize_t))
+        if viewed == NULL:
+            raise MemoryError()
+        c.viewed = viewed
         for j in range(k):
             c.slots[c.nslots + j].data = &data[j, 0, 0]
             c.slots[c.nslots + j].present = &present[j, 0]
             c.slots[c.nslots + j].count = 0
             c.slots[c.nslots + j].state = SLOT_FREE
+            c.slots[c.nslots + j].view = NULL
             _frame_keep_source(&c.slots[c.nslots + j], NULL, 0)
             c.free_list[c.nfree] = c.nslots + j
             c.nfree += 1
@@ -452,11 +533,14 @@ cdef class FramePlacer:
               const unsigned char[::1] truncated not None, const int64_t[::1] timestamps not None,
               Py_ssize_t start, Py_ssize_t stop, *, int family=0,
               const unsigned char[:, ::1] addresses=None, const uint16_t[::1] ports=None,
-              const uint32_t[::1] flowinfo=None, const uint32_t[::1] scope_ids=None):
+              const uint32_t[::1] flowinfo=None, const uint32_t[::1] scope_ids=None, bint borrow=False):
         """Place rows start..stop-1; return the first row not taken (stop, or less if no slot is free).
 
         With ``addresses`` (and ``ports``, ``flowinfo``, ``scope_ids``, a
         Batch's arrays), each frame begun keeps its first packet's source.
+        With ``borrow``, take_frames may hand complete frames out as views on
+        ``data``, which the caller keeps unchanged until its next call here
+        (or to flush, evict_begun_before or take_emitted).
         """
         cdef Py_ssize_t n = stop - start, j, taken, slot_size
         cdef Py_ssize_t rows_in = data.shape[0]
@@ -476,6 +560,7 @@ cdef class FramePlacer:
                 raise ValueError("place: source rows out of range")
             if addresses.shape[1] not in (4, 16) or not 0 <= family <= 0xFFFF:
                 raise ValueError("place: addresses must be 4 or 16 bytes a row, family 0..65535")
+        self._settle_views()
         if n == 0:
             return start
         slot_size = data.shape[1]
@@ -502,6 +587,11 @@ cdef class FramePlacer:
             src.scope_ids = &scope_ids[start]
             src.family = <uint16_t>family
             sources = &src
+        c.borrow = borrow
+        c.row_stride = data.strides[0]
+        c.row0 = start
+        if borrow:
+            self._borrowed = data.base
         with nogil:
             c.now_ns = _now_ns()  # src/_capture.pxi: clock_gettime(CLOCK_MONOTONIC)
             taken = frame_place_rows(c, self._rows, &lengths[start], &truncated[start], &timestamps[start],
@@ -521,12 +611,14 @@ cdef class FramePlacer:
         """Emit every frame in flight, oldest first."""
         if self.core.in_flight == NULL:
             raise RuntimeError("FramePlacer is not initialised")
+        self._settle_views()
         frame_flush(&self.core)
 
     def evict_begun_before(self, int64_t cutoff_ns):
         """Evict, oldest first, the frames in flight up to the newest begun before cutoff_ns."""
         if self.core.in_flight == NULL:
             raise RuntimeError("FramePlacer is not initialised")
+        self._settle_views()
         frame_evict_begun_before(&self.core, cutoff_ns)
 
     @property
@@ -540,6 +632,7 @@ cdef class FramePlacer:
         """[(slot, frame_id, complete, first_ts, last_ts)] emitted since the last call, in order."""
         cdef Py_ssize_t j, s
         cdef FrameCore *c = &self.core
+        self._settle_views()  # the frames' data is data[slot] here
         out = []
         for j in range(c.nemitted):
             s = c.emitted[j]
@@ -556,7 +649,8 @@ cdef class FramePlacer:
         Each frame is a new frame_type, made without calling the class (no
         __init__), with the contract.FRAME_FIELDS slots set to frame_id, data[slot],
         present[slot], complete, first_ts, last_ts and (sources, slot); its
-        slot is appended to handed_out. Calling the class (type_call, the
+        slot is appended to handed_out. A frame borrowed by the last place()
+        gets the view on its rows instead of data[slot]. Calling the class (type_call, the
         argument binding, __init__'s frame) cost about half as much as
         placing the frame's packets: here each field is one slot store.
         """
@@ -564,8 +658,9 @@ cdef class FramePlacer:
         cdef FrameSlot *slot
         cdef FrameCore *c = &self.core
         cdef PyTypeObject *cls = <PyTypeObject *>frame_type
-        cdef object frame
+        cdef object frame, frame_data
         cdef tuple d
+        cdef slice payload = slice(c.payload_offset, c.payload_offset + c.payload_size)
         # The lists are indexed below without bounds checks (the module's
         # boundscheck=False): one entry per slot, checked once here.
         if len(data) < c.nslots or len(present) < c.nslots:
@@ -584,8 +679,13 @@ cdef class FramePlacer:
             # defines its own; descriptor stores are the member slots' own
             # setters (what `frame.field = value` reaches after the lookup).
             frame = cls.tp_new(frame_type, <PyObject *>_NO_ARGS, NULL)
+            if slot.view != NULL:
+                frame_data = self._borrowed[slot.view_row:slot.view_row + c.ppf, payload]
+                slot.view = NULL
+            else:
+                frame_data = data[s]
             Py_TYPE(d[0]).tp_descr_set(d[0], frame, slot.frame_id)
-            Py_TYPE(d[1]).tp_descr_set(d[1], frame, data[s])
+            Py_TYPE(d[1]).tp_descr_set(d[1], frame, frame_data)
             Py_TYPE(d[2]).tp_descr_set(d[2], frame, present[s])
             Py_TYPE(d[3]).tp_descr_set(d[3], frame, slot.count == c.ppf)
             Py_TYPE(d[4]).tp_descr_set(d[4], frame, slot.first_ts)
@@ -593,6 +693,7 @@ cdef class FramePlacer:
             Py_TYPE(d[6]).tp_descr_set(d[6], frame, (sources, s))
             out.append(frame)
         c.nemitted = 0
+        self._borrowed = None
         return out
 
     cdef int _release(self, Py_ssize_t s) except -1:

@@ -118,6 +118,50 @@ def test_one_batch_can_complete_more_frames_than_the_pool_holds(backend):
         assert f[1] == want
 
 
+def _payloads(spec, frame_id):
+    ppf = spec.packets_per_frame
+    return b"".join(
+        datagram(spec, frame_id, i, spec.min_length, ppf * frame_id + i)[8:12] for i in range(ppf)
+    )
+
+
+def test_borrowing_hands_in_order_frames_out_as_views_on_the_rows(backend):
+    asm = FrameAssembler(SPEC, frames_in_flight=4, backend=backend)
+    # frame 0 in order; frame 1 complete but out of order; frame 2 begun, in flight at the end
+    batch = make_batch(packets(SPEC, [0, 1, 2, 3, 5, 4, 6, 7, 8, 9]), SPEC.min_length)
+    frames = asm.add(batch, borrow=True)
+    assert [(f.frame_id, f.complete) for f in frames] == [(0, True), (1, True)]
+    assert [f.data.tobytes() for f in frames] == [_payloads(SPEC, 0), _payloads(SPEC, 1)]
+    # The one copy skipped: frame 0 is the rows' own bytes (the Cython engine
+    # borrows; the other engine copies, which the contract allows).
+    shared = [np.shares_memory(f.data, batch.data) for f in frames]
+    assert shared == ([True, False] if backend == "cython" else [False, False])
+    batch.data[:] = 0xA5  # the rows reused: frame 2, still in flight, must not depend on them
+    (last,) = asm.add(make_batch(packets(SPEC, [10, 11]), SPEC.min_length), borrow=True)
+    assert (last.frame_id, last.complete, last.data.tobytes()) == (2, True, _payloads(SPEC, 2))
+    assert asm.stats.packets_placed == 12 and asm.stats.frames_complete == 3
+
+
+def test_without_borrowing_no_frame_shares_the_rows(backend):
+    asm = FrameAssembler(SPEC, backend=backend)
+    batch = make_batch(packets(SPEC, range(8)), SPEC.min_length)
+    frames = asm.add(batch)
+    assert len(frames) == 2
+    assert not any(np.shares_memory(f.data, batch.data) for f in frames)
+
+
+def test_a_borrowed_frame_evicted_incomplete_keeps_its_packets_and_the_fill(backend):
+    spec = FrameSpec(8, 4, 4, counter=Field(0, 8), fill=0x33)
+    asm = FrameAssembler(spec, frames_in_flight=1, backend=backend)
+    # frame 0 gets packets 0 and 1 in order, then frame 1 evicts it
+    batch = make_batch(packets(spec, [0, 1, 4, 5, 6, 7]), spec.min_length)
+    frames = asm.add(batch, borrow=True)
+    assert [(f.frame_id, f.complete) for f in frames] == [(0, False), (1, True)]
+    want = _payloads(spec, 0)[:8] + bytes([0x33]) * 8
+    assert frames[0].data.tobytes() == want
+    assert not np.shares_memory(frames[0].data, batch.data)  # incomplete: its own buffer
+
+
 @pytest.mark.parametrize("placement", ["index", "offset"])
 def test_frame_id_with_index_or_offset(backend, placement):
     second = Field(4, 2, "little")

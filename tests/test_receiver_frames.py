@@ -23,9 +23,8 @@ def _send(rx, backend, packets):
 
 
 def _receiver(backend, **options):
-    return fastnet.Receiver(
-        0, backend=backend, rcvbuf=8 << 20, batch_size=32, slot_size=256, frames=SPEC, **options
-    )
+    sizes = {"rcvbuf": 8 << 20, "batch_size": 32, "slot_size": 256} | options
+    return fastnet.Receiver(0, backend=backend, frames=SPEC, **sizes)
 
 
 def test_get_gives_frames_in_order_with_their_payloads(backend):
@@ -47,6 +46,27 @@ def test_get_gives_frames_in_order_with_their_payloads(backend):
         assert np.array_equal(frame.data, frame_pattern(SPEC, frame.frame_id))
     assert (stats.frames_complete, stats.frames_incomplete, stats.frames_missing) == (6, 0, 0)
     assert stats.packets_placed == 48 and stats.packets_rejected == stats.packets_late == 0
+
+
+def test_frames_are_right_while_the_ring_reuses_their_rows(backend):
+    # 24 rows in the ring for 480 datagrams, windows of up to 12 rows for
+    # frames of 8: frames begin in one window and end in the next, or lie
+    # in one (and may then be views on its rows), while the capture thread
+    # writes the rows given back. Each frame is checked before the next get().
+    packets = [(f, i) for f in range(60) for i in range(8)]
+    with _receiver(backend, batch_size=12, ring_size=2, frames_in_flight=4) as rx:
+        _send(rx, backend, packets)
+        seen = []
+        deadline = time.monotonic() + HANG_S
+        while len(seen) < 60:
+            assert time.monotonic() < deadline, "the frames did not come"
+            frame = rx.get(timeout=1.0)
+            assert frame.complete
+            assert np.array_equal(frame.data, frame_pattern(SPEC, frame.frame_id)), frame.frame_id
+            seen.append(frame.frame_id)
+        stats = rx.stats
+    assert seen == list(range(60))
+    assert stats.packets_placed == 480 and stats.frames_complete == 60
 
 
 def test_stopping_flushes_the_frames_in_flight_then_ends(backend):

@@ -237,6 +237,7 @@ class FramePlacer:
         ports: Optional[np.ndarray] = None,
         flowinfo: Optional[np.ndarray] = None,
         scope_ids: Optional[np.ndarray] = None,
+        borrow: bool = False,
     ) -> int:
         """Place rows start..stop-1; return the first row not taken (stop, or less when no slot is free).
 
@@ -244,7 +245,12 @@ class FramePlacer:
         length outside 0..data.shape[1]. With a Batch's ``addresses``
         (uint8 [rows, 4 or 16]), ``ports``, ``flowinfo`` and ``scope_ids``,
         each frame begun keeps its first packet's source (``source``);
-        without them, zeros.
+        without them, zeros. With ``borrow``, the caller keeps ``data``'s
+        rows unchanged until the next call to the placer, and while it uses
+        the frames the next ``take_frames`` makes: that call may give a complete frame whose packets lie in
+        consecutive rows of this call, in order, a view on those rows
+        (``data[r:r + packets_per_frame, payload]``) instead of
+        ``data[slot]``; an engine may also copy, as the pure-Python one does.
         """
     def flush(self) -> None:
         """Emit every frame in flight, oldest first."""

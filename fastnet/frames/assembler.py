@@ -104,10 +104,20 @@ class FrameAssembler:
             self._placer.release_all(self._handed_out)
             self._handed_out = []
 
-    def add(self, batch: Batch) -> List[Frame]:
+    def add(self, batch: Batch, *, borrow: bool = False) -> List[Frame]:
         """Place the batch's rows; return the frames completed or evicted, oldest first.
 
         The frames returned by the previous call are invalid from here on.
+
+        ``borrow=True`` is for a caller that leaves the batch's rows
+        unchanged for as long as it uses the frames this call returns (at
+        most until the next call here, when they become invalid anyway), as
+        a Receiver does with its ring: then a
+        complete frame whose packets came in order, in consecutive rows of
+        this batch, may be returned as a view on those rows (its ``data``
+        not C-contiguous, as it skips each row's header), so its payload is
+        not copied at all. The Cython engine does so; the frames and counts
+        are the same either way.
         """
         if not isinstance(batch, Batch):
             raise TypeError(f"add needs a fastnet.Batch, not {type(batch).__name__}")
@@ -131,6 +141,7 @@ class FrameAssembler:
                     ports=batch.ports,
                     flowinfo=batch.flowinfo,
                     scope_ids=batch.scope_ids,
+                    borrow=borrow,
                 )
                 if row >= stop:
                     break

@@ -18,7 +18,9 @@ class Frame:
 
     Rows of missing packets hold the spec's ``fill`` byte. A Frame handed out
     by a FrameAssembler is valid until its next ``add`` or ``flush``: its
-    arrays are reused then. :meth:`copy` keeps one.
+    arrays are reused then. :meth:`copy` keeps one. ``data`` may be a view
+    on the received rows (``FrameAssembler.add(batch, borrow=True)``, as a
+    Receiver adds), and then is not C-contiguous.
     """
 
     __slots__ = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")

@@ -839,7 +839,8 @@ class Receiver:
                 break
             batch = self._hand_over(start, n, cursor)
             self._held = None
-            self._frames_came(assembler.add(batch))
+            # The capture is over: nothing writes to the ring's rows again.
+            self._frames_came(assembler.add(batch, borrow=True))
             assembler.keep()
         self._frames_came(assembler.flush())
         assembler.keep()
@@ -1062,7 +1063,11 @@ class Receiver:
                     if deadline is not None and time.monotonic() >= deadline and not self._frames_out:
                         raise
                     continue
-                self._frames_came(assembler.add(batch))
+                # borrow: the window's rows stay unchanged until the next
+                # take, which comes only once its frames have all been
+                # handed out (the same lifetime as a pooled frame's), so
+                # the frames complete in it are views on it, not copies.
+                self._frames_came(assembler.add(batch, borrow=True))
             return self._frames_out.popleft()
 
     def _get_batch(self, timeout) -> Batch:

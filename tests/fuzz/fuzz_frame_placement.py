@@ -6,7 +6,9 @@ window, and batches of rows of any length up to the slot, cut or not, with
 bytes from the input. Each engine's FrameAssembler must give exactly the
 frames and counts of the one-packet-at-a-time model (tests/frame_model.py)
 for the same rows, and evicting every frame in flight by age
-(``evict_older_than``) between batches must equal the model's flush. A
+(``evict_older_than``) between batches must equal the model's flush. Each
+engine runs twice, the second time with ``add(batch, borrow=True)`` and each
+batch's rows overwritten once its frames are read. A
 read outside a row is what AddressSanitizer would report here
 (tools/sanitize.sh): fields sit at any offset, rows are of any length, and
 the C placement reads headers in place.
@@ -17,6 +19,7 @@ and lengths past the slot: a ValueError, before anything is read.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket as stdsocket
 import sys
@@ -132,16 +135,18 @@ def test_one_input(data: bytes) -> None:
             want.append([f[:-1] + (("127.0.0.1", f[-1]),) for f in model.flush()])
     want.append([f[:-1] + (("127.0.0.1", f[-1]),) for f in model.flush()])
     later = time.monotonic() + 3600
-    for backend in fastnet.available_backends():
+    for backend, borrow in itertools.product(fastnet.available_backends(), (False, True)):
         asm = fastnet.FrameAssembler(spec, window, backend=backend)
         got = []
         for (slot, rows), evict in zip(batches, aged, strict=True):
-            got.append(frames_of(asm.add(as_batch(slot, rows))))
+            batch = as_batch(slot, rows)
+            got.append(frames_of(asm.add(batch, borrow=borrow)))
+            batch.data[:] = 0xA5  # reused, as a ring's rows: no frame in flight may still read them
             if evict:
                 got.append(frames_of(asm.evict_older_than(0, now=later)))
         got.append(frames_of(asm.flush()))
         if got != want:
-            raise AssertionError(f"{backend}: frames differ from the model's")
+            raise AssertionError(f"{backend} (borrow={borrow}): frames differ from the model's")
         if asm.stats.as_dict() != model.counts:
             raise AssertionError(f"{backend}: counts {asm.stats.as_dict()} != the model's {model.counts}")
         check_placer_arguments(backend, spec, choose)

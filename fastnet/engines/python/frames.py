@@ -291,7 +291,10 @@ class FramePlacer:
         ports=None,
         flowinfo=None,
         scope_ids=None,
+        borrow: bool = False,
     ) -> int:
+        # borrow lets an engine hand frames out as views on data; this one
+        # always copies, so its frames are the same by value.
         data = np.asarray(data)
         if data.ndim != 2 or data.dtype != np.uint8:
             raise ValueError("place: data must be a 2-d uint8 array")

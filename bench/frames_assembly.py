@@ -1,8 +1,9 @@
 """Frame assembly speed: placement per engine, HDF5 writing, and a Receiver with and without frames.
 
-    python bench/frames_assembly.py placement [--payload 1024] [--repeats 7] [--shuffle]
+    python bench/frames_assembly.py placement [--payload 1024] [--repeats 7] [--shuffle] [--borrow]
     python bench/frames_assembly.py hdf5 [--frames 2000] [--dir /tmp]
     python bench/frames_assembly.py receiver [--seconds 3] [--repeats 5]
+        [--batch-size N] [--frames-batch-size N]
 
 ``placement``: the same batches of synthetic frames (16 packets per frame,
 1024 rows per batch, whole frames in order) through a new FrameAssembler on
@@ -10,6 +11,9 @@ each engine, in turns; datagrams/s and payload GB/s, medians of the
 repeats. Beside them, the rate of one plain numpy copy of the same payload
 bytes out of the same rows: placement copies each payload byte once, so it
 cannot beat that copy, and comes close to it when nothing else costs much.
+With ``--borrow`` the batches are added with ``borrow=True``, as a Receiver
+adds its ring's windows: whole frames in order are then views on the rows,
+and no payload byte is copied.
 
 ``hdf5``: a FrameWriter writing frames of 16 x 8000 bytes to a file in
 ``--dir`` (the local disk), including the final flush and close and an
@@ -24,7 +28,9 @@ alternate; the datagram rates are medians. For where the time goes, each
 run also reports the CPU time of the consumer thread, of the capture thread
 (from /proc/self/task) and of the sender process, as shares of the sending
 time (1.0 = one CPU busy for all of it). The machine is shared: compare figures from
-one run only.
+one run only. Both Receivers take the Receiver's default ``batch_size``
+unless ``--batch-size`` (both) or ``--frames-batch-size`` (the frames one) says
+otherwise; the header gives the sizes each used.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ def bench_placement(args) -> None:
             asm = fastnet.FrameAssembler(spec, backend=name)
             started = time.perf_counter()
             for batch in batches:
-                asm.add(batch)
+                asm.add(batch, borrow=args.borrow)
             asm.flush()
             seconds[name].append(time.perf_counter() - started)
             assert asm.stats.packets_placed == ROWS * args.batches, asm.stats
@@ -104,7 +110,8 @@ def bench_placement(args) -> None:
         seconds["numpy copy"].append(time.perf_counter() - started)
     datagrams = ROWS * args.batches
     print(f"placement: {datagrams:,} datagrams of {spec.packet_size} B ({args.payload} B payload), "
-          f"{PPF} per frame{' shuffled within each frame' if args.shuffle else ''}, {ROWS} per batch; "
+          f"{PPF} per frame{' shuffled within each frame' if args.shuffle else ''}, {ROWS} per batch"
+          f"{', borrowed' if args.borrow else ''}; "
           f"medians of {args.repeats}")  # fmt: skip
     for name, times in seconds.items():
         median = statistics.median(times)
@@ -180,6 +187,13 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def receiver_batch_size(args, with_frames: bool):
+    """The batch_size to pass for one mode, or None to leave the Receiver's default."""
+    if with_frames and args.frames_batch_size is not None:
+        return args.frames_batch_size
+    return args.batch_size
+
+
 def one_receiver_run(args, spec, with_frames: bool) -> dict:
     children_before = _children_cpu_s()
     child = subprocess.Popen(
@@ -189,16 +203,19 @@ def one_receiver_run(args, spec, with_frames: bool) -> dict:
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+    batch_size = receiver_batch_size(args, with_frames)
+    sizes = {} if batch_size is None else {"batch_size": batch_size}
     try:
         with fastnet.Receiver(
             ("127.0.0.1", 0),
             slot_size=spec.packet_size,
-            batch_size=ROWS,
             rcvbuf=32 << 20,
             backend="cython",
             frames=spec if with_frames else None,
+            **sizes,
         ) as rx:
             rx.start()
+            used_batch_size = rx.batch_size
             capture_tid = rx._thread.native_id  # the capture thread, for its CPU time
             capture_before = _thread_cpu_s(capture_tid)
             consumer_before = time.thread_time()
@@ -229,6 +246,7 @@ def one_receiver_run(args, spec, with_frames: bool) -> dict:
         packets=stats.packets,
         kernel_drops=stats.kernel_drops,
         rate=stats.packets / (last - first) if first and last and last > first else 0.0,
+        batch_size=used_batch_size,
         placed=stats.packets_placed,
         consumer_cpu=consumer_cpu / args.seconds,  # the idle tail after the sender costs ~nothing
         capture_cpu=capture_cpu / args.seconds,
@@ -251,7 +269,8 @@ def bench_receiver(args) -> None:
         medians[mode] = statistics.median(r["rate"] for r in results)
         drops = [r["kernel_drops"] / r["sent"] for r in results]
         print(
-            f"  {mode:6s} {medians[mode] / 1e6:6.3f} M datagrams/s received (median), "
+            f"  {mode:6s} batch_size {results[0]['batch_size']}: "
+            f"{medians[mode] / 1e6:6.3f} M datagrams/s received (median), "
             f"kernel drops {statistics.median(drops):.1%} of sent (median); "
             f"rates {', '.join(format(r['rate'] / 1e6, '.3f') for r in results)}"
         )
@@ -268,7 +287,14 @@ def bench_receiver(args) -> None:
             f"capture {cpu['capture_cpu']:.2f}, sender {cpu['sender_cpu']:.2f}; per datagram "
             f"received: consumer {per['consumer_cpu']:.0f} ns, capture {per['capture_cpu']:.0f} ns"
         )
-    print(f"  frames / plain = {medians['frames'] / medians['plain']:.3f}")
+    # Run k of each mode ran back to back: their ratio is the pair's, drift and all.
+    pairs = sorted(
+        f["rate"] / p["rate"] for p, f in zip(runs["plain"], runs["frames"], strict=True) if p["rate"] > 0
+    )
+    spread = ""
+    if pairs:
+        spread = f"; run by run {statistics.median(pairs):.3f} (min {pairs[0]:.3f}, max {pairs[-1]:.3f})"
+    print(f"  frames / plain = {medians['frames'] / medians['plain']:.3f} (of the medians){spread}")
 
 
 def main(argv=None) -> int:
@@ -282,9 +308,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--shuffle", action="store_true", help="packets out of order within each frame (placement)"
     )
+    parser.add_argument(
+        "--borrow", action="store_true", help="add(batch, borrow=True), as a Receiver does (placement)"
+    )
     parser.add_argument("--frames", type=int, default=2000, help="frames to write (hdf5)")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the HDF5 file goes")
     parser.add_argument("--seconds", type=float, default=3.0, help="sending time per run (receiver)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="both Receivers' batch_size (default: the Receiver's)"
+    )
+    parser.add_argument(
+        "--frames-batch-size",
+        type=int,
+        default=None,
+        help="the frames Receiver's batch_size, if not --batch-size",
+    )
     args = parser.parse_args(argv)
     if args.what == "sender":
         return run_sender(args)

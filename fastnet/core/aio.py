@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ) -> None: ...
         def _enter(self) -> None: ...
         def _leave(self) -> None: ...
+        def _make_waker(self) -> Waker: ...
         def recv_batch(self, batch: Any, timeout: Any = ...) -> int: ...
 else:
     _Host = object
@@ -65,10 +66,7 @@ class AsyncBatchMixin(_Host):
         loop = asyncio.get_running_loop()
         self._enter()  # keep the fd open (and its number ours) while the loop watches it
         try:
-            with self._lock:
-                if self._waker is None:
-                    self._waker = Waker()
-                waker_fd = self._waker.fd
+            waker_fd = (self._waker or self._make_waker()).fd  # a user now: close() keeps it
             fd = self.fileno()
             while True:
                 try:

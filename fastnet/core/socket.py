@@ -346,14 +346,24 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         return resolved
 
     # -- waiting ------------------------------------------------------------
+    def _make_waker(self) -> Waker:
+        """The socket's Waker, made on first use.
+
+        Made under the lock, so that two threads never make one each: a wait
+        on a waker that close() does not know of would sleep through the close.
+        """
+        with self._lock:
+            if self._waker is None:
+                self._waker = Waker()
+            return self._waker
+
     def _wait(self, events: int, deadline) -> None:
         """Block until the socket has ``events``, the deadline passes, or close()."""
         if deadline == 0.0:
             raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
-        with self._lock:
-            if self._waker is None:
-                self._waker = Waker()
-            waker = self._waker
+        # Read without the lock: the caller is a user of the fd (_enter), and
+        # close() leaves the waker in place while there are users.
+        waker = self._waker or self._make_waker()
         fd = super().fileno()
         # Poll objects are made once and kept, on the waker they watch:
         # making one and registering the two fds cost more than the poll

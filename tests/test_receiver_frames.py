@@ -27,19 +27,25 @@ def _receiver(backend, **options):
     return fastnet.Receiver(0, backend=backend, frames=SPEC, **sizes)
 
 
+def _take(rx, n, keep):
+    """``keep(frame)`` of the next ``n`` frames, each called before the next get(), which invalidates it."""
+    kept = []
+    deadline = time.monotonic() + HANG_S
+    while len(kept) < n:
+        assert time.monotonic() < deadline, "the frames did not come"
+        kept.append(keep(rx.get(timeout=1.0)))
+    return kept
+
+
 def test_get_gives_frames_in_order_with_their_payloads(backend):
     packets = [(f, i) for f in range(6) for i in range(8)]
     random.Random(3).shuffle(packets[8:24])  # frames 1 and 2 interleaved: inside the window
     with _receiver(backend, frames_in_flight=4) as rx:
         _send(rx, backend, packets)
-        got = []
-        deadline = time.monotonic() + HANG_S
-        while len(got) < 6:
-            assert time.monotonic() < deadline, "the frames did not come"
-            frame = rx.get(timeout=1.0)
-            assert isinstance(frame, fastnet.Frame)
-            got.append(frame.copy())
+        got = _take(rx, 6, lambda frame: (type(frame), frame.copy()))
         stats = rx.stats
+    assert {kind for kind, _ in got} == {fastnet.Frame}
+    got = [frame for _, frame in got]
     assert [f.frame_id for f in got] == list(range(6))
     for frame in got:
         assert frame.complete and frame.present.all()
@@ -54,16 +60,15 @@ def test_frames_are_right_while_the_ring_reuses_their_rows(backend):
     # in one (and may then be views on its rows), while the capture thread
     # writes the rows given back. Each frame is checked before the next get().
     packets = [(f, i) for f in range(60) for i in range(8)]
+
+    def checked(frame):
+        assert frame.complete
+        assert np.array_equal(frame.data, frame_pattern(SPEC, frame.frame_id)), frame.frame_id
+        return frame.frame_id
+
     with _receiver(backend, batch_size=12, ring_size=2, frames_in_flight=4) as rx:
         _send(rx, backend, packets)
-        seen = []
-        deadline = time.monotonic() + HANG_S
-        while len(seen) < 60:
-            assert time.monotonic() < deadline, "the frames did not come"
-            frame = rx.get(timeout=1.0)
-            assert frame.complete
-            assert np.array_equal(frame.data, frame_pattern(SPEC, frame.frame_id)), frame.frame_id
-            seen.append(frame.frame_id)
+        seen = _take(rx, 60, checked)
         stats = rx.stats
     assert seen == list(range(60))
     assert stats.packets_placed == 480 and stats.frames_complete == 60

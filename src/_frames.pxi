@@ -650,9 +650,10 @@ cdef class FramePlacer:
         __init__), with the contract.FRAME_FIELDS slots set to frame_id, data[slot],
         present[slot], complete, first_ts, last_ts and (sources, slot); its
         slot is appended to handed_out. A frame borrowed by the last place()
-        gets the view on its rows instead of data[slot]. Calling the class (type_call, the
-        argument binding, __init__'s frame) cost about half as much as
-        placing the frame's packets: here each field is one slot store.
+        gets the view on its rows instead of data[slot]. Calling the class
+        (type_call, the argument binding, __init__'s frame) cost about half
+        as much as placing the frame's packets: here each field is one slot
+        store.
         """
         cdef Py_ssize_t j, s
         cdef FrameSlot *slot

@@ -247,10 +247,11 @@ class FramePlacer:
         each frame begun keeps its first packet's source (``source``);
         without them, zeros. With ``borrow``, the caller keeps ``data``'s
         rows unchanged until the next call to the placer, and while it uses
-        the frames the next ``take_frames`` makes: that call may give a complete frame whose packets lie in
-        consecutive rows of this call, in order, a view on those rows
-        (``data[r:r + packets_per_frame, payload]``) instead of
-        ``data[slot]``; an engine may also copy, as the pure-Python one does.
+        the frames the next ``take_frames`` makes. That call may then give a
+        complete frame whose packets lie in consecutive rows of this call,
+        in order, a view on those rows (``data[r:r + packets_per_frame,
+        payload]``) instead of ``data[slot]``; an engine may also copy, as
+        the pure-Python one does.
         """
     def flush(self) -> None:
         """Emit every frame in flight, oldest first."""

@@ -112,12 +112,11 @@ class FrameAssembler:
         ``borrow=True`` is for a caller that leaves the batch's rows
         unchanged for as long as it uses the frames this call returns (at
         most until the next call here, when they become invalid anyway), as
-        a Receiver does with its ring: then a
-        complete frame whose packets came in order, in consecutive rows of
-        this batch, may be returned as a view on those rows (its ``data``
-        not C-contiguous, as it skips each row's header), so its payload is
-        not copied at all. The Cython engine does so; the frames and counts
-        are the same either way.
+        a Receiver does with its ring. Then a complete frame whose packets
+        came in order, in consecutive rows of this batch, may be returned as
+        a view on those rows (its ``data`` not C-contiguous, as it skips
+        each row's header), so its payload is not copied at all. The Cython
+        engine does so; the frames and counts are the same either way.
         """
         if not isinstance(batch, Batch):
             raise TypeError(f"add needs a fastnet.Batch, not {type(batch).__name__}")

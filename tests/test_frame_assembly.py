@@ -21,6 +21,13 @@ def packets(spec, counters, length=None, stamp0=100):
     ]
 
 
+def payloads(spec, frame_id):
+    """The bytes of a whole frame of ``packets()``: each packet's payload, in order."""
+    ppf, payload = spec.packets_per_frame, slice(spec.payload_offset, spec.payload_end)
+    rows = [datagram(spec, frame_id, i, spec.min_length, ppf * frame_id + i) for i in range(ppf)]
+    return b"".join(row[payload] for row in rows)
+
+
 def add(asm, spec, counters, **kw):
     items = packets(spec, counters, **kw)
     return [frame_tuple(f) for f in asm.add(make_batch(items, max(len(d) for d, *_ in items)))]
@@ -33,8 +40,7 @@ def test_whole_frames_come_out_complete_and_in_order(backend):
     assert all(f[3] for f in frames)
     first = frames[0]
     # row i holds packet i's payload: the datagram's bytes 8..11
-    want = b"".join(datagram(SPEC, 0, i, SPEC.min_length, i)[8:12] for i in range(4))
-    assert first[1] == want
+    assert first[1] == payloads(SPEC, 0)
     assert first[4:] == (100, 103, ("127.0.0.1", 6000))
     assert asm.flush() == []
     assert asm.stats.as_dict() == dict(
@@ -114,15 +120,7 @@ def test_one_batch_can_complete_more_frames_than_the_pool_holds(backend):
     frames = add(asm, SPEC, range(4 * 100))
     assert [f[0] for f in frames] == list(range(100))
     for f in frames:  # each frame kept its own bytes
-        want = b"".join(datagram(SPEC, f[0], i, SPEC.min_length, 4 * f[0] + i)[8:12] for i in range(4))
-        assert f[1] == want
-
-
-def _payloads(spec, frame_id):
-    ppf = spec.packets_per_frame
-    return b"".join(
-        datagram(spec, frame_id, i, spec.min_length, ppf * frame_id + i)[8:12] for i in range(ppf)
-    )
+        assert f[1] == payloads(SPEC, f[0])
 
 
 def test_borrowing_hands_in_order_frames_out_as_views_on_the_rows(backend):
@@ -131,14 +129,14 @@ def test_borrowing_hands_in_order_frames_out_as_views_on_the_rows(backend):
     batch = make_batch(packets(SPEC, [0, 1, 2, 3, 5, 4, 6, 7, 8, 9]), SPEC.min_length)
     frames = asm.add(batch, borrow=True)
     assert [(f.frame_id, f.complete) for f in frames] == [(0, True), (1, True)]
-    assert [f.data.tobytes() for f in frames] == [_payloads(SPEC, 0), _payloads(SPEC, 1)]
+    assert [f.data.tobytes() for f in frames] == [payloads(SPEC, 0), payloads(SPEC, 1)]
     # The one copy skipped: frame 0 is the rows' own bytes (the Cython engine
     # borrows; the other engine copies, which the contract allows).
     shared = [np.shares_memory(f.data, batch.data) for f in frames]
     assert shared == ([True, False] if backend == "cython" else [False, False])
     batch.data[:] = 0xA5  # the rows reused: frame 2, still in flight, must not depend on them
     (last,) = asm.add(make_batch(packets(SPEC, [10, 11]), SPEC.min_length), borrow=True)
-    assert (last.frame_id, last.complete, last.data.tobytes()) == (2, True, _payloads(SPEC, 2))
+    assert (last.frame_id, last.complete, last.data.tobytes()) == (2, True, payloads(SPEC, 2))
     assert asm.stats.packets_placed == 12 and asm.stats.frames_complete == 3
 
 
@@ -157,7 +155,7 @@ def test_a_borrowed_frame_evicted_incomplete_keeps_its_packets_and_the_fill(back
     batch = make_batch(packets(spec, [0, 1, 4, 5, 6, 7]), spec.min_length)
     frames = asm.add(batch, borrow=True)
     assert [(f.frame_id, f.complete) for f in frames] == [(0, False), (1, True)]
-    want = _payloads(spec, 0)[:8] + bytes([0x33]) * 8
+    want = payloads(spec, 0)[:8] + bytes([0x33]) * 8
     assert frames[0].data.tobytes() == want
     assert not np.shares_memory(frames[0].data, batch.data)  # incomplete: its own buffer
 

@@ -148,7 +148,9 @@ def test_one_input(data: bytes) -> None:
         if got != want:
             raise AssertionError(f"{backend} (borrow={borrow}): frames differ from the model's")
         if asm.stats.as_dict() != model.counts:
-            raise AssertionError(f"{backend}: counts {asm.stats.as_dict()} != the model's {model.counts}")
+            raise AssertionError(
+                f"{backend} (borrow={borrow}): counts {asm.stats.as_dict()} != the model's {model.counts}"
+            )
         check_placer_arguments(backend, spec, choose)
 
 

@@ -6,7 +6,9 @@ Same contract as fastnet.engines.python.batches (see fastnet/engines/_cengine.py
 layer (fastnet/core/socket.py) has already checked the socket, the batch, the
 row lengths and the address, and does all waiting with poll(2); every call
 here is non-blocking (MSG_DONTWAIT) and holds the GIL except around the
-system call itself.
+system call itself. The lanes at the end (_send_lane.pxi, _recv_lane.pxi)
+take the socket's common cases whole, each check and the receive's wait
+included, and hand every other case back to the socket.
 """
 
 from libc.errno cimport errno
@@ -254,9 +256,14 @@ def recv_batch(SocketState state not None, object batch, bint ancillary, bint gr
     """
     if gro:
         return _recv_gro(state, batch)
+    return _recv_plain_claimed(state, batch, ancillary)
+
+
+cdef Py_ssize_t _recv_plain_claimed(SocketState st, object batch, bint ancillary) except -1:
+    """The plain receive, with the Batch's scratch marked in use for its length."""
     cdef _Scratch s = _claim(batch)
     try:
-        return _recv_plain(state, batch, ancillary, s)
+        return _recv_plain(st, batch, ancillary, s)
     finally:
         s.busy = False
 
@@ -554,4 +561,6 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
 include "_framing.pxi"  # length-prefixed frames on stream sockets
 include "_capture.pxi"  # the Receiver's GIL-free capture loop over a ring of rows
 include "_frames.pxi"  # frame placement by header fields
+include "_socket_use.pxi"  # socket._enter and _leave for the lanes below
 include "_send_lane.pxi"  # send_batch's common case in one call
+include "_recv_lane.pxi"  # recv_batch's common case in one call, waits included

@@ -16,9 +16,10 @@
 # after a partial send, and the rows after a GSO refusal, go to the general
 # path too, from the first row not sent.
 #
-# This is the one engine object that reads the socket's fields. Each read or
-# write mirrors a line of fastnet/core/socket.py, fastnet/core/batch.py or
-# fastnet/core/gso.py, named beside it here; socket._enter says so too.
+# The lanes (this one, src/_recv_lane.pxi) are the engine objects that read
+# the socket's fields. Each read or write mirrors a line of
+# fastnet/core/socket.py, fastnet/core/batch.py or fastnet/core/gso.py, named
+# beside it here; socket._enter says so too.
 
 
 cdef class SendLane:
@@ -26,9 +27,7 @@ cdef class SendLane:
 
     cdef SocketState state  # the socket's _engine_state
     cdef int family  # the socket's _af
-    # The socket's _lock and the lock of Batch._claim (fastnet/core/batch.py
-    # _CLAIMS), as bound methods taken once.
-    cdef object lock_locked, lock_acquire, lock_release, claims_locked
+    cdef _SocketUse use  # socket._enter and _leave (src/_socket_use.pxi)
     cdef type batch_type  # fastnet.Batch: a subclass takes the general path
     cdef Py_ssize_t max_payload  # gso.MAX_PAYLOAD[family]
     cdef Py_ssize_t max_segments  # gso.MAX_SEGMENTS
@@ -46,8 +45,7 @@ cdef class SendLane:
             raise ValueError("max_payload and max_segments must be more than 0")
         self.state = state
         self.family = state.family
-        self.lock_locked, self.lock_acquire, self.lock_release = lock.locked, lock.acquire, lock.release
-        self.claims_locked = claims.locked
+        self.use = _SocketUse(state, lock, claims)
         self.batch_type = batch_type
         self.max_payload = max_payload
         self.max_segments = max_segments
@@ -94,7 +92,7 @@ cdef class SendLane:
             if not (0 < segment <= self.max_payload and segment < sock._gso_refused_from and self.gso_ok):
                 return -1
             per_buffer = min(self.max_segments, self.max_payload // segment)
-        if not self._enter(sock, batch):
+        if not self.use.enter(sock, batch, "send_batch"):
             return -1
         try:
             _mark_busy(s)
@@ -104,7 +102,7 @@ cdef class SendLane:
             finally:
                 s.busy = False
         except OSError as exc:
-            self._leave(sock, batch)
+            self.use.leave(sock, batch)
             # The general path's handling of the same error (socket._send_batch).
             if segment and self.refused(sock, exc, segment):
                 return sock._send_batch(batch, address, gso, getattr(exc, "sent", 0))
@@ -113,54 +111,12 @@ cdef class SendLane:
         except ValueError:
             # A row off the proposed plan (raised before any system call):
             # the general path checks every row and makes the full plan.
-            self._leave(sock, batch)
+            self.use.leave(sock, batch)
             return -1
         except BaseException:
-            self._leave(sock, batch)
+            self.use.leave(sock, batch)
             raise
-        self._leave(sock, batch)
+        self.use.leave(sock, batch)
         if sent < count:  # the kernel's buffer filled: the general path waits and sends the rest
             return sock._send_batch(batch, address, gso, sent)
         return sent
-
-    # socket._enter and _leave update the socket's fields under its lock,
-    # and Batch._claim tests and marks the Batch under the claims lock. Here
-    # the locks are only tested: the test and the updates after it run with
-    # the GIL held and no Python code between them (plain attributes, small
-    # ints, no allocation, so no collection either), so no thread can
-    # interleave with them, as in _claim. While another thread holds either
-    # lock, in the middle of its own test and update, the lane takes the
-    # general path (enter) or waits for the lock as _leave does (leave).
-
-    cdef bint _enter(self, object sock, object batch) except -1:
-        """socket._enter(batch, "send_batch"); False, with nothing changed, for the general path."""
-        if self.lock_locked() or self.claims_locked():
-            return False
-        # socket._enter: `self._closing or self._closed or super().fileno() < 0`;
-        # the engine state's fd is -1 once detach() or close() let it go.
-        if sock._closing or sock._closed or self.state.fd < 0:
-            return False
-        if batch._user is not None:  # Batch._claim: in use by another call
-            return False
-        sock._users = sock._users + 1
-        batch._user = "send_batch"
-        return True
-
-    cdef int _leave(self, object sock, object batch) except -1:
-        """socket._leave(batch): Batch._release, then the last user of a closing socket closes it."""
-        cdef bint last
-        # Another thread between its own test and update: wait for it.
-        cdef bint wait = self.lock_locked()
-        batch._user = None
-        if wait:
-            self.lock_acquire()
-        try:
-            sock._users = sock._users - 1
-            last = sock._closing and sock._users == 0
-        finally:
-            if wait:
-                self.lock_release()
-        if last:
-            sock._close_now()
-        return 0
-

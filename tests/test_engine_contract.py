@@ -13,9 +13,9 @@ from fastnet.core.batch import ENGINE_FIELDS
 from fastnet.engines import contract
 
 ROOT = Path(__file__).resolve().parent.parent
-SEND_LANE = ROOT / "src" / "_send_lane.pxi"
+LANES = [ROOT / "src" / name for name in contract.LANE_SOURCES]
 ENGINE_SOURCES = sorted((ROOT / "fastnet" / "engines" / "python").glob("*.py")) + sorted(
-    p for p in (ROOT / "src").iterdir() if p.suffix in (".pyx", ".pxi") and p != SEND_LANE
+    p for p in (ROOT / "src").iterdir() if p.suffix in (".pyx", ".pxi") and p not in LANES
 )
 
 
@@ -75,7 +75,7 @@ def test_engines_read_only_the_named_batch_fields():
 
 
 def test_engines_touch_no_socket_attribute():
-    """The engines reach the socket only through their own SocketState (SendLane aside)."""
+    """The engines reach the socket only through their own SocketState (the lanes aside)."""
     found = [
         f"{path.name}: {match}"
         for path in ENGINE_SOURCES
@@ -84,12 +84,12 @@ def test_engines_touch_no_socket_attribute():
     assert found == []
 
 
-def test_the_send_lane_touches_only_the_fields_the_contract_names():
-    """SendLane's socket and Batch fields are exactly the contract's lists, so none is added unseen."""
-    source = SEND_LANE.read_text()
-    assert set(re.findall(r"\bsock\.(\w+)", source)) == set(contract.SEND_LANE_SOCKET_FIELDS)
+def test_the_lanes_touch_only_the_fields_the_contract_names():
+    """The lanes' socket and Batch fields are exactly the contract's lists, so none is added unseen."""
+    source = "".join(path.read_text() for path in LANES)
+    assert set(re.findall(r"\bsock\.(\w+)", source)) == set(contract.LANE_SOCKET_FIELDS)
     batch_fields = set(re.findall(r"\bbatch\.(_\w+)", source))
-    assert batch_fields - set(ENGINE_FIELDS) == set(contract.SEND_LANE_BATCH_FIELDS)
+    assert batch_fields - set(ENGINE_FIELDS) == set(contract.LANE_BATCH_FIELDS)
 
 
 def test_the_socket_hands_its_engine_its_own_state(backend):

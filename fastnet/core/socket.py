@@ -120,6 +120,9 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         # send_batch's common case in one engine call, or None where the
         # engine has no SendLane (src/_send_lane.pxi).
         self._send_lane = _send_lane_for(self)
+        # recv_batch's common case in one engine call, waits included, or
+        # None where the engine has no RecvLane (src/_recv_lane.pxi).
+        self._recv_lane = _recv_lane_for(self)
         if fileno is not None and self._kind == _stdsocket.SOCK_DGRAM:
             try:  # an inherited fd may have GRO on already
                 self._engine_state.gro = bool(super().getsockopt(C.SOL_UDP, C.UDP_GRO))
@@ -198,9 +201,10 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
     def _enter(self, batch=None, method: str = "") -> None:
         """Register a user of the fd; with ``batch``, also take that Batch (Batch._claim).
 
-        The Cython engine's SendLane (src/_send_lane.pxi) does the same, with
-        the same locks and fields, for send_batch's common case: a change
-        here is a change there.
+        The Cython engine's lanes (src/_socket_use.pxi, used by
+        src/_send_lane.pxi and src/_recv_lane.pxi) do the same, with the
+        same locks and fields, for send_batch's and recv_batch's common
+        case: a change here is a change there.
         """
         # acquire/release rather than ``with``: half the cost, on every batch call.
         lock = self._lock
@@ -412,6 +416,20 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         into one row per datagram; datagrams that do not fit in the batch
         are kept on the socket and returned first by the next call.
         """
+        lane = self._recv_lane
+        if lane is not None:
+            n = lane.recv(self, batch, timeout)
+            if n >= 0:
+                return n
+        return self._recv_batch(batch, timeout)
+
+    def _recv_batch(self, batch: Batch, timeout) -> int:
+        """recv_batch's general path: every check, the waits in Python.
+
+        The Cython engine's RecvLane (src/_recv_lane.pxi) runs the same steps
+        in C for the common case, with the same fields: a change here is a
+        change there.
+        """
         self._check_batch(batch, "recv_batch")
         deadline = self._deadline(timeout)
         self._enter(batch, "recv_batch")
@@ -560,6 +578,14 @@ def _send_lane_for(sock):
         _gso.refused,
         with_sent,
     )
+
+
+def _recv_lane_for(sock):
+    """The engine's RecvLane for ``sock`` (a datagram socket of IPv4 or IPv6), or None."""
+    lane = getattr(sock._engine, "RecvLane", None)
+    if lane is None or sock._kind != _stdsocket.SOCK_DGRAM or sock._af not in _gso.MAX_PAYLOAD:
+        return None
+    return lane(sock._engine_state, sock._lock, sock._gro_lock, Batch, _CLAIMS, closed_error)
 
 
 def socketpair(family=None, type=_stdsocket.SOCK_STREAM, proto=0, *, backend=None):

@@ -5,7 +5,8 @@ fastnet/engines/contract.py checks their signatures at load. Callers
 (fastnet/core/socket.py) check every argument first; the engines never block
 (MSG_DONTWAIT) and leave waiting to the caller. Every call gets the engine's
 own ``SocketState`` for the socket; the engine touches no socket attribute
-(save SendLane, which does what the socket's own send_batch would).
+(save SendLane and RecvLane, which do what the socket's own send_batch and
+recv_batch would, the receive's wait included).
 """
 
 from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
@@ -108,6 +109,15 @@ class SendLane:
     ) -> None: ...
     def send(self, sock: Any, batch: Any, address: Any, gso: Optional[bool]) -> int:
         """Rows sent (all, or what the general path sent after a part); -1: not taken, nothing done."""
+
+class RecvLane:
+    """recv_batch's common case for one socket in one call, its waits included (src/_recv_lane.pxi)."""
+
+    def __init__(
+        self, state: SocketState, lock: Any, gro_lock: Any, batch_type: type, claims: Any, closed_error: Any
+    ) -> None: ...
+    def recv(self, sock: Any, batch: Any, timeout: Optional[float]) -> int:
+        """Rows received (``batch.count``, at least 1); -1: not taken, nothing done."""
 
 class CaptureRing:
     """A ring of rows filled by ``run()`` in the capture thread, taken by the consumer.

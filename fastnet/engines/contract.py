@@ -10,7 +10,8 @@ kinds of object:
   and passed as the first argument of every call: the engine keeps there
   what must outlive one call (the GRO area with rows carried over, an error
   met after some datagrams, the MSG_CTRUNC count). It reads and writes no
-  attribute of the socket, save in the optional ``SendLane`` below.
+  attribute of the socket, save in the optional lanes below (``SendLane``,
+  ``RecvLane``), which also wait as the socket does.
 * a ``fastnet.Batch``, whose private fields it reads and fills: exactly the
   ones named in ``fastnet.core.batch.ENGINE_FIELDS``.
 
@@ -98,25 +99,32 @@ NAMES = ("SocketState", "FEATURES", "FrameState", "FramePlacer", *FUNCTIONS)
 #: not. ``CaptureRing``: the Receiver's capture loop without the GIL
 #: (src/_capture.pxi; its ``run`` takes the engine's SocketState); without it
 #: the Receiver runs the same ring in Python (fastnet/receive/capture_loop.py).
-#: ``SendLane``: send_batch's common case in one call (src/_send_lane.pxi), the
-#: one engine object that reads the socket's fields, as socket._enter and
-#: gso.proposed do; without it every call takes socket._send_batch.
-OPTIONAL = ("CaptureRing", "SendLane")
-#: What SendLane reads and writes beyond the rest of the engine: the socket's
-#: fields that socket._enter/_leave, _resolve and gso.proposed use (and the
-#: general path it hands other cases to), and the Batch's count, layout
-#: check and in-use mark (Batch._claim). Each is named beside its use in
-#: src/_send_lane.pxi.
-SEND_LANE_SOCKET_FIELDS = (
+#: ``SendLane`` and ``RecvLane``: send_batch's and recv_batch's common case in
+#: one call (src/_send_lane.pxi, src/_recv_lane.pxi), the engine objects that
+#: read the socket's fields, as socket._enter and gso.proposed do; without
+#: them every call takes socket._send_batch or socket._recv_batch.
+OPTIONAL = ("CaptureRing", "SendLane", "RecvLane")
+#: What the lanes read and write beyond the rest of the engine: the socket's
+#: fields that socket._enter/_leave, _resolve, _wait, recv_batch and
+#: gso.proposed use (and the general path send_batch hands other cases to), and
+#: the Batch's count, layout check and in-use mark (Batch._claim). Each is
+#: named beside its use in LANE_SOURCES.
+LANE_SOURCES = ("_socket_use.pxi", "_send_lane.pxi", "_recv_lane.pxi")
+LANE_SOCKET_FIELDS = (
+    "_ancillary",
     "_close_now",
     "_closed",
     "_closing",
+    "_drained",
     "_gso_refused_from",
     "_last_address",
+    "_make_waker",
     "_send_batch",
     "_users",
+    "_waker",
+    "gettimeout",
 )
-SEND_LANE_BATCH_FIELDS = ("_check_layout", "_count", "_user")
+LANE_BATCH_FIELDS = ("_check_layout", "_count", "_user")
 #: The attributes ``FramePlacer.take_frames`` sets on each frame it makes, in
 #: this order (``fastnet.frames.Frame``'s ``__slots__``).
 FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")

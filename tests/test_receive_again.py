@@ -1,0 +1,259 @@
+"""A Batch received into again and again: the common case and every way out of it.
+
+On the Cython engine the common case of ``recv_batch`` is one engine call,
+its waits included (src/_recv_lane.pxi); any other case goes, before
+anything is done, to the socket's general path (``socket._recv_batch``),
+which the pure-Python engine takes every time. Each case below must give
+what the general path gives, and take the path it should.
+"""
+
+import threading
+import time
+
+import pytest
+from helpers import numbered_payloads
+
+import fastnet
+
+
+@pytest.fixture
+def general_calls(pair, monkeypatch):
+    """The timeouts of the calls that took the receiver's general path, in order."""
+    receiver, _ = pair
+    calls = []
+    general = receiver._recv_batch
+
+    def counted(batch, timeout):
+        calls.append(timeout)
+        return general(batch, timeout)
+
+    monkeypatch.setattr(receiver, "_recv_batch", counted)
+    return calls
+
+
+def lane_taken(receiver) -> bool:
+    """The engine has a receive lane: the common case does not reach the general path."""
+    return receiver._recv_lane is not None
+
+
+def test_the_cython_engine_has_a_receive_lane(backend):
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
+        assert lane_taken(sock) == (backend == "cython")
+    with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_STREAM, backend=backend) as stream:
+        assert not lane_taken(stream)  # recv_batch refuses a stream socket on the general path
+
+
+@pytest.mark.parametrize("timeout", [None, 2, 2.5, 0, float("inf")], ids=str)
+def test_receives_again_and_again_in_the_common_case(pair, family_host, general_calls, timeout):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(16, 32, family=family)
+    for round_ in range(3):
+        payloads = [b"%d-%d" % (round_, i) for i in range(5)]
+        sender.send_batch(fastnet.Batch.from_payloads(payloads, family=family), receiver.getsockname())
+        got = []
+        for _ in range(1000):  # loopback queues a datagram before its send returns: one call, in practice
+            if len(got) == 5:
+                break
+            try:
+                n = receiver.recv_batch(batch, timeout=timeout)
+            except BlockingIOError:
+                assert timeout == 0
+                continue
+            assert n == batch.count > 0
+            got += [bytes(batch.payload(i)) for i in range(n)]
+        assert got == payloads
+    assert (general_calls == []) == lane_taken(receiver)
+
+
+def test_a_wait_in_the_common_case_takes_what_comes_during_it(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    for i in range(3):  # each call after a drained one waits before it reads
+        late = threading.Timer(0.05, sender.sendto, [b"late%d" % i, receiver.getsockname()])
+        late.start()
+        try:
+            assert receiver.recv_batch(batch, timeout=30) == 1
+        finally:
+            late.join()
+        assert bytes(batch.payload(0)) == b"late%d" % i
+    assert len(general_calls) == (0 if lane_taken(receiver) else 3)
+
+
+def test_the_common_case_times_out_and_says_so(pair, family_host, general_calls):
+    receiver, _ = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    receiver.settimeout(0.05)
+    for timeout in (None, 0.05):
+        with pytest.raises(TimeoutError, match="timed out"):
+            receiver.recv_batch(batch, timeout=timeout)
+        assert batch.count == 0 and batch._user is None
+    receiver.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        receiver.recv_batch(batch)
+    assert len(general_calls) == (0 if lane_taken(receiver) else 3)
+
+
+def test_a_gro_receive_again_and_again_in_the_common_case(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    receiver.enable_gro(True)
+    payloads = numbered_payloads(100, 64)
+    batch = fastnet.Batch(40, 64, family=family)  # fewer rows than datagrams: rows are carried over
+    sender.send_batch(fastnet.Batch.from_payloads(payloads, family=family), receiver.getsockname(), gso=True)
+    got = []
+    while len(got) < 100:
+        n = receiver.recv_batch(batch, timeout=30)
+        got += [bytes(batch.payload(i)) for i in range(n)]
+    assert got == payloads
+    assert (general_calls == []) == lane_taken(receiver)
+
+
+class SubBatch(fastnet.Batch):
+    pass
+
+
+def test_a_batch_subclass_takes_the_general_path(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    sender.sendto(b"sub", receiver.getsockname())
+    batch = SubBatch(4, 8, family=family)
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    assert bytes(batch.payload(0)) == b"sub"
+    assert general_calls == [30]
+
+
+def test_a_timeout_of_centuries_takes_the_general_path(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    sender.sendto(b"now", receiver.getsockname())
+    batch = fastnet.Batch(4, 8, family=family)
+    assert receiver.recv_batch(batch, timeout=1e12) == 1
+    assert general_calls == [1e12]
+
+
+@pytest.mark.parametrize(
+    "timeout,error", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)]
+)
+def test_a_bad_timeout_after_receives_is_refused(pair, family_host, general_calls, timeout, error):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    sender.sendto(b"two", receiver.getsockname())
+    with pytest.raises(error):
+        receiver.recv_batch(batch, timeout=timeout)
+    assert batch._user is None
+    assert receiver.recv_batch(batch, timeout=30) == 1  # the datagram is still queued
+    assert bytes(batch.payload(0)) == b"two"
+    assert len(general_calls) == (1 if lane_taken(receiver) else 3)
+
+
+def test_a_reshaped_batch_or_another_family_is_refused_after_receives(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    other = fastnet.AF_INET6 if family == fastnet.AF_INET else fastnet.AF_INET
+    with pytest.raises(ValueError, match="batch is for"):
+        receiver.recv_batch(fastnet.Batch(4, 8, family=other), timeout=30)
+    batch._data.shape = (8, 4)
+    with pytest.raises(ValueError, match="reshaped"):
+        receiver.recv_batch(batch, timeout=30)
+
+
+def test_a_batch_in_use_is_refused_after_receives(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    batch._claim("send_batch")  # as a call in another thread would hold it
+    try:
+        with pytest.raises(RuntimeError, match="in use by send_batch"):
+            receiver.recv_batch(batch, timeout=30)
+    finally:
+        batch._release()
+
+
+def test_a_kept_error_is_raised_after_receives(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver._engine_state.keep_error(ConnectionRefusedError(111, "refused"))
+    with pytest.raises(ConnectionRefusedError):
+        receiver.recv_batch(batch, timeout=30)
+    assert len(general_calls) == (1 if lane_taken(receiver) else 2)
+
+
+def test_a_receive_while_another_thread_holds_the_lock_waits_for_it(pair, family_host, general_calls):
+    receiver, sender = pair
+    family, _ = family_host
+    sender.sendto(b"one", receiver.getsockname())
+    batch = fastnet.Batch(4, 8, family=family)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with receiver._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        threading.Timer(0.1, release.set).start()
+        assert receiver.recv_batch(batch, timeout=30) == 1
+    finally:
+        release.set()
+        holder.join()
+    assert bytes(batch.payload(0)) == b"one"
+    assert general_calls == [30]
+
+
+def test_a_closed_socket_refuses_the_next_receive(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver.close()
+    with pytest.raises(OSError) as raised:
+        receiver.recv_batch(batch, timeout=30)
+    assert raised.value.errno == 9  # EBADF
+    assert batch._user is None
+
+
+def test_receives_in_two_threads_each_take_their_own(pair, family_host):
+    receiver, sender = pair
+    family, _ = family_host
+    batches = [fastnet.Batch(64, 16, family=family) for _ in range(2)]
+    got = [[], []]
+
+    end = time.monotonic() + 30
+
+    def take(k):
+        while sum(map(len, got)) < 200 and time.monotonic() < end:
+            try:
+                n = receiver.recv_batch(batches[k], timeout=0.2)
+            except TimeoutError:
+                continue
+            got[k] += [bytes(batches[k].payload(i)) for i in range(n)]
+
+    threads = [threading.Thread(target=take, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    payloads = numbered_payloads(200, 16)
+    for start in range(0, 200, 20):
+        rows = fastnet.Batch.from_payloads(payloads[start : start + 20], family=family)
+        sender.send_batch(rows, receiver.getsockname())
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(got[0] + got[1]) == sorted(payloads)

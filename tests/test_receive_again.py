@@ -36,6 +36,16 @@ def lane_taken(receiver) -> bool:
     return receiver._recv_lane is not None
 
 
+def received_once(pair, family_host):
+    """``(receiver, sender, batch)`` after one receive of one datagram: the next call is the same again."""
+    receiver, sender = pair
+    family, _ = family_host
+    batch = fastnet.Batch(4, 8, family=family)
+    sender.sendto(b"one", receiver.getsockname())
+    assert receiver.recv_batch(batch, timeout=30) == 1
+    return receiver, sender, batch
+
+
 def test_the_cython_engine_has_a_receive_lane(backend):
     with fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sock:
         assert lane_taken(sock) == (backend == "cython")
@@ -138,11 +148,7 @@ def test_a_timeout_of_centuries_takes_the_general_path(pair, family_host, genera
     "timeout,error", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)]
 )
 def test_a_bad_timeout_after_receives_is_refused(pair, family_host, general_calls, timeout, error):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch(4, 8, family=family)
-    sender.sendto(b"one", receiver.getsockname())
-    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver, sender, batch = received_once(pair, family_host)
     sender.sendto(b"two", receiver.getsockname())
     with pytest.raises(error):
         receiver.recv_batch(batch, timeout=timeout)
@@ -153,12 +159,8 @@ def test_a_bad_timeout_after_receives_is_refused(pair, family_host, general_call
 
 
 def test_a_reshaped_batch_or_another_family_is_refused_after_receives(pair, family_host):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch(4, 8, family=family)
-    sender.sendto(b"one", receiver.getsockname())
-    assert receiver.recv_batch(batch, timeout=30) == 1
-    other = fastnet.AF_INET6 if family == fastnet.AF_INET else fastnet.AF_INET
+    receiver, _, batch = received_once(pair, family_host)
+    other = fastnet.AF_INET6 if batch.family == fastnet.AF_INET else fastnet.AF_INET
     with pytest.raises(ValueError, match="batch is for"):
         receiver.recv_batch(fastnet.Batch(4, 8, family=other), timeout=30)
     batch._data.shape = (8, 4)
@@ -167,11 +169,7 @@ def test_a_reshaped_batch_or_another_family_is_refused_after_receives(pair, fami
 
 
 def test_a_batch_in_use_is_refused_after_receives(pair, family_host):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch(4, 8, family=family)
-    sender.sendto(b"one", receiver.getsockname())
-    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver, _, batch = received_once(pair, family_host)
     batch._claim("send_batch")  # as a call in another thread would hold it
     try:
         with pytest.raises(RuntimeError, match="in use by send_batch"):
@@ -181,11 +179,7 @@ def test_a_batch_in_use_is_refused_after_receives(pair, family_host):
 
 
 def test_a_kept_error_is_raised_after_receives(pair, family_host, general_calls):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch(4, 8, family=family)
-    sender.sendto(b"one", receiver.getsockname())
-    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver, _, batch = received_once(pair, family_host)
     receiver._engine_state.keep_error(ConnectionRefusedError(111, "refused"))
     with pytest.raises(ConnectionRefusedError):
         receiver.recv_batch(batch, timeout=30)
@@ -218,11 +212,7 @@ def test_a_receive_while_another_thread_holds_the_lock_waits_for_it(pair, family
 
 
 def test_a_closed_socket_refuses_the_next_receive(pair, family_host):
-    receiver, sender = pair
-    family, _ = family_host
-    batch = fastnet.Batch(4, 8, family=family)
-    sender.sendto(b"one", receiver.getsockname())
-    assert receiver.recv_batch(batch, timeout=30) == 1
+    receiver, _, batch = received_once(pair, family_host)
     receiver.close()
     with pytest.raises(OSError) as raised:
         receiver.recv_batch(batch, timeout=30)

@@ -2,7 +2,7 @@
 #
 # A receiver that keeps up calls recv_batch again and again with one Batch,
 # and each call takes what one wake-up brought: at 1024 B under GRO, one
-# super-datagram of 63 datagrams. The general path (socket.recv_batch in
+# super-datagram of 63 datagrams. The general path (socket._recv_batch in
 # fastnet/core/socket.py) runs its checks, marks and poll(2) wait in Python
 # on every call, and that Python was most of the user-space work of such a
 # call (bench/README.md, "The receive lane"). RecvLane makes the same
@@ -21,7 +21,7 @@
 # what a signal handler raises).
 #
 # Each read or write of the socket's fields mirrors a line of
-# fastnet/core/socket.py, named beside it here; socket.recv_batch says so
+# fastnet/core/socket.py, named beside it here; socket._recv_batch says so
 # too. The names are listed in fastnet.engines.contract.
 
 from libc.limits cimport INT_MAX
@@ -98,8 +98,8 @@ cdef class RecvLane:
             if sock._drained and waits and not (state.gro_area is not None and _area_carries(state.gro_area)):
                 self._wait(sock, deadline)
             while True:
-                # recv_batch: the path is chosen once a read (state.gro_path);
-                # the GRO area is used under the socket's GRO lock.
+                # recv_batch: the path is chosen afresh for each read
+                # (state.gro_path); the GRO area is used under the GRO lock.
                 if state.gro or state.gro_area is not None:
                     self.gro_acquire()
                     try:

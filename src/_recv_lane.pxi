@@ -95,12 +95,12 @@ cdef class RecvLane:
             batch._count = 0
             # recv_batch: the last call emptied the queue, so wait before
             # reading; rows carried over in the GRO area are returned at once.
-            if sock._drained and waits and not (state.gro_area is not None and _area_carries(state.gro_area)):
+            if sock._drained and waits and not state._carried():
                 self._wait(sock, deadline)
             while True:
                 # recv_batch: the path is chosen afresh for each read
                 # (state.gro_path); the GRO area is used under the GRO lock.
-                if state.gro or state.gro_area is not None:
+                if state._gro_path():
                     self.gro_acquire()
                     try:
                         n = _recv_gro(state, batch)

@@ -33,11 +33,18 @@ cdef class SocketState:
     @property
     def gro_path(self):
         """Receives take the GRO path: GRO is on, or rows are still carried in the area."""
-        return self.gro or self.gro_area is not None
+        return self._gro_path()
 
     @property
     def carried(self):
         """Rows are carried over in the GRO area: the next receive returns them before reading."""
+        return self._carried()
+
+    # The two tests above, for the engine's own C callers (the receive lane).
+    cdef inline bint _gro_path(self):
+        return self.gro or self.gro_area is not None
+
+    cdef inline bint _carried(self):
         return self.gro_area is not None and _area_carries(self.gro_area)
 
     def keep_error(self, exc):

@@ -562,10 +562,17 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
         return _gso.plan(self, batch, count, gso, shortest, longest)
 
 
+def _lane_class(sock, name: str):
+    """The engine's lane class ``name`` for ``sock`` (a datagram socket of IPv4 or IPv6), or None."""
+    if sock._kind != _stdsocket.SOCK_DGRAM or sock._af not in _gso.MAX_PAYLOAD:
+        return None
+    return getattr(sock._engine, name, None)
+
+
 def _send_lane_for(sock):
-    """The engine's SendLane for ``sock`` (a datagram socket of IPv4 or IPv6), or None."""
-    lane = getattr(sock._engine, "SendLane", None)
-    if lane is None or sock._kind != _stdsocket.SOCK_DGRAM or sock._af not in _gso.MAX_PAYLOAD:
+    """The engine's SendLane for ``sock``, or None."""
+    lane = _lane_class(sock, "SendLane")
+    if lane is None:
         return None
     return lane(
         sock._engine_state,
@@ -581,9 +588,9 @@ def _send_lane_for(sock):
 
 
 def _recv_lane_for(sock):
-    """The engine's RecvLane for ``sock`` (a datagram socket of IPv4 or IPv6), or None."""
-    lane = getattr(sock._engine, "RecvLane", None)
-    if lane is None or sock._kind != _stdsocket.SOCK_DGRAM or sock._af not in _gso.MAX_PAYLOAD:
+    """The engine's RecvLane for ``sock``, or None."""
+    lane = _lane_class(sock, "RecvLane")
+    if lane is None:
         return None
     return lane(sock._engine_state, sock._lock, sock._gro_lock, Batch, _CLAIMS, closed_error)
 

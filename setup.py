@@ -39,7 +39,14 @@ def extensions():
     except ImportError as exc:
         sys.stderr.write(f"WARNING: Cython is missing ({exc}); pure-Python engine only.\n")
         return []
-    macros = []
+    try:
+        import numpy  # its headers: the engine reads an array's shape in C (src/fastnet_arrays.h)
+    except ImportError as exc:
+        sys.stderr.write(f"WARNING: numpy is missing at build time ({exc}); pure-Python engine only.\n")
+        return []
+    # Only the array struct's accessors are used, none of numpy's C API
+    # table, so no import_array() and no deprecated API.
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     if os.environ.get("FASTNET_NO_MMSG", "") not in ("", "0"):
         macros.append(("FASTNET_NO_MMSG", "1"))  # test the per-datagram C loop
     if os.environ.get("FASTNET_GRO_COUNTERS", "") not in ("", "0"):
@@ -59,7 +66,7 @@ def extensions():
     ext = Extension(
         "fastnet.engines._cengine",
         ["src/_cengine.pyx"],
-        include_dirs=["src"],
+        include_dirs=["src", numpy.get_include()],
         depends=depends,
         define_macros=macros,
         extra_compile_args=compile_args,

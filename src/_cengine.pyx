@@ -22,6 +22,10 @@ from posix.time cimport timespec, timeval
 from _sysnet cimport *
 
 from fastnet import constants as _C
+from numpy import ndarray as _ndarray
+
+cdef extern from "fastnet_arrays.h":
+    bint fastnet_shape_is(object a, Py_ssize_t rows, Py_ssize_t cols)
 
 # The Python layer uses these values without the C headers; check them here,
 # where the headers are, so a platform with other numbers fails loudly.
@@ -99,6 +103,10 @@ cdef class _Scratch:
     cdef uint32_t[::1] scope_ids
     cdef int64_t[::1] timestamps
     cdef uint8_t[::1] truncated
+    # For layout_kept: the Batch's data and addresses arrays (None unless
+    # both are exactly numpy.ndarray) and the shapes it made them with.
+    cdef object data_array, addresses_array
+    cdef Py_ssize_t slot_size, address_bytes
 
     def __cinit__(self, Py_ssize_t capacity):
         self.capacity = capacity
@@ -117,6 +125,17 @@ cdef class _Scratch:
         free(self.iov)
         free(self.names)
         free(self.control)
+
+    cdef bint layout_kept(self) noexcept:
+        """Batch._check_layout's test, without its Python: False if either array was reshaped in place.
+
+        The lanes make it on every call; fastnet/core/batch.py holds the
+        rule and raises its error, on the general path the lanes hand a
+        reshaped Batch to.
+        """
+        return (self.data_array is not None
+                and fastnet_shape_is(self.data_array, self.capacity, self.slot_size)
+                and fastnet_shape_is(self.addresses_array, self.capacity, self.address_bytes))
 
 
 cdef _Scratch _claim(object batch):
@@ -153,6 +172,11 @@ cdef _Scratch _scratch_of(object batch):
         scratch.scope_ids = batch._scope_ids
         scratch.timestamps = batch._timestamps
         scratch.truncated = batch._truncated_u8
+        if type(batch._data) is _ndarray and type(batch._addresses) is _ndarray:
+            scratch.data_array = batch._data
+            scratch.addresses_array = batch._addresses
+            scratch.slot_size = batch._slot_size
+            scratch.address_bytes = 16 if batch._family == AF_INET6 else 4
         # Making it ran Python code (allocation can run a collection): if
         # another call installed a scratch meanwhile, use that one.
         current = batch._scratch

@@ -62,10 +62,12 @@ cdef class RecvLane:
         # family (the lane exists only for SOCK_DGRAM sockets).
         if type(batch) is not self.batch_type or batch._family != self.family:
             return -1
+        # Batch._check_layout's test, as in the send lane.
         try:
-            batch._check_layout()
+            if not _scratch_of(batch).layout_kept():
+                return -1
         except ValueError:
-            return -1  # reshaped: the general path raises this error itself
+            return -1
         # socket._deadline: None is the socket's timeout; a number (not a
         # bool), neither NaN nor negative; inf blocks, 0 does not wait.
         if timeout is None:

@@ -72,10 +72,15 @@ cdef class SendLane:
         count = batch._count
         if count == 0 or batch._family != self.family:
             return -1
+        # Batch._check_layout's test (_Scratch.layout_kept): reshaped, or
+        # reshaped before its first use (its typed views refuse the arrays),
+        # it takes the general path, which raises the error itself.
         try:
-            batch._check_layout()
+            s = _scratch_of(batch)
         except ValueError:
-            return -1  # reshaped: the general path raises this error itself
+            return -1
+        if not s.layout_kept():
+            return -1
         # socket._resolve: the address resolved last time (it caches only numeric ones).
         if address is not None:
             cached = sock._last_address
@@ -84,7 +89,6 @@ cdef class SendLane:
             resolved = cached[1]
         # gso.proposed: the plan from row 0 alone; _send_rows checks every
         # other row against it before any system call.
-        s = _scratch_of(batch)
         if gso is not False and not (gso is None and count < 2):
             segment = s.lengths[0]
             if self.gso_ok < 0:

@@ -267,7 +267,13 @@ def test_a_socket_closed_after_sends_refuses_the_next_one(pair, family_host):
 
 def test_a_reshaped_batch_is_refused_after_sends(pair, family_host):
     sender, batch, address = _sent_once(pair, family_host)
-    batch._data.shape = (4, 20)
+    rows, slot = batch._data.shape
+    batch._data.shape = (rows // 2, slot * 2)
+    with pytest.raises(ValueError, match="reshaped"):
+        sender.send_batch(batch, address)
+    batch._data.shape = (rows, slot)
+    rows, width = batch._addresses.shape
+    batch._addresses.shape = (rows * 2, width // 2)
     with pytest.raises(ValueError, match="reshaped"):
         sender.send_batch(batch, address)
 

@@ -166,6 +166,11 @@ def test_a_reshaped_batch_or_another_family_is_refused_after_receives(pair, fami
     batch._data.shape = (8, 4)
     with pytest.raises(ValueError, match="reshaped"):
         receiver.recv_batch(batch, timeout=30)
+    batch._data.shape = (4, 8)
+    rows, width = batch._addresses.shape
+    batch._addresses.shape = (rows * 2, width // 2)
+    with pytest.raises(ValueError, match="reshaped"):
+        receiver.recv_batch(batch, timeout=30)
 
 
 def test_a_batch_in_use_is_refused_after_receives(pair, family_host):

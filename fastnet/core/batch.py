@@ -175,7 +175,10 @@ class Batch:
         The Cython engine finds row i at ``i * slot_size`` bytes from the
         start of ``data`` (and address i likewise): a reshaped array would
         send it past the end. Other dtype or shape changes fail the engines'
-        typed views, or leave every write inside the array.
+        typed views, or leave every write inside the array. The engine's
+        lanes make this test in C on every call (``_Scratch.layout_kept``,
+        src/_cengine.pyx) and hand a Batch that fails it to the general
+        path, which calls this.
         """
         if self._data.shape != (self._capacity, self._slot_size) or self._addresses.shape != (
             self._capacity,

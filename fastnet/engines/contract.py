@@ -107,8 +107,10 @@ OPTIONAL = ("CaptureRing", "SendLane", "RecvLane")
 #: What the lanes read and write beyond the rest of the engine: the socket's
 #: fields that socket._enter/_leave, _resolve, _wait, recv_batch and
 #: gso.proposed use (and the general path send_batch hands other cases to), and
-#: the Batch's count, layout check and in-use mark (Batch._claim). Each is
-#: named beside its use in LANE_SOURCES.
+#: the Batch's count and in-use mark (Batch._claim). Each is named beside its
+#: use in LANE_SOURCES. Batch._check_layout's test is made in C there
+#: (_Scratch.layout_kept, on the arrays' shapes), and a reshaped Batch goes
+#: to the general path, which raises the error.
 LANE_SOURCES = ("_socket_use.pxi", "_send_lane.pxi", "_recv_lane.pxi")
 LANE_SOCKET_FIELDS = (
     "_ancillary",
@@ -124,7 +126,7 @@ LANE_SOCKET_FIELDS = (
     "_waker",
     "gettimeout",
 )
-LANE_BATCH_FIELDS = ("_check_layout", "_count", "_user")
+LANE_BATCH_FIELDS = ("_count", "_user")
 #: The attributes ``FramePlacer.take_frames`` sets on each frame it makes, in
 #: this order (``fastnet.frames.Frame``'s ``__slots__``).
 FRAME_FIELDS = ("frame_id", "data", "present", "complete", "first_timestamp", "last_timestamp", "_source")

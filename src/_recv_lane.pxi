@@ -97,7 +97,7 @@ cdef class RecvLane:
             batch._count = 0
             # recv_batch: the last call emptied the queue, so wait before
             # reading; rows carried over in the GRO area are returned at once.
-            if sock._drained and waits and not state._carried():
+            if self.use.drained.get(sock) and waits and not state._carried():
                 self._wait(sock, deadline)
             while True:
                 # recv_batch: the path is chosen afresh for each read
@@ -109,10 +109,10 @@ cdef class RecvLane:
                     finally:
                         self.gro_release()
                 else:
-                    n = _recv_plain_claimed(state, batch, sock._ancillary)
+                    n = _recv_plain_claimed(state, batch, self.use.ancillary.get(sock))
                 if n:
                     batch._count = n
-                    sock._drained = n < batch._capacity
+                    self.use.drained.set(sock, n < batch._capacity)
                     return n
                 if not waits:  # socket._wait with a deadline of 0.0
                     raise _os_error(EAGAIN)
@@ -141,7 +141,7 @@ cdef class RecvLane:
         fds[1].fd = waker.fd
         fds[1].events = POLLIN
         while True:
-            if sock._closing:
+            if self.use.closing.get(sock):
                 raise self.closed_error()
             if deadline:
                 remaining = deadline - _now_ns()
@@ -160,5 +160,5 @@ cdef class RecvLane:
                     raise _os_error(err)
                 PyErr_CheckSignals()
                 continue
-            if fds[0].revents and not sock._closing:
+            if fds[0].revents and not self.use.closing.get(sock):
                 return 0

@@ -87,6 +87,12 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     __module__ = "fastnet"  # it is exported, and documented, as fastnet.socket
 
+    # The fields the engine's lanes read and write on every batch call, as
+    # slots: the lanes reach a slot through its descriptor, found once
+    # (src/_socket_use.pxi, _Field), without the attribute lookup. The
+    # instance dict stays for every other attribute.
+    __slots__ = ("_users", "_closing", "_drained", "_ancillary", "__dict__")
+
     if TYPE_CHECKING:
         _closed: bool  # socket.socket's own flag; typeshed lists it only in __slots__
 

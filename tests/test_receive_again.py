@@ -252,3 +252,43 @@ def test_receives_in_two_threads_each_take_their_own(pair, family_host):
         t.join(60)
     assert not any(t.is_alive() for t in threads)
     assert sorted(got[0] + got[1]) == sorted(payloads)
+
+
+class _Tagged(fastnet.socket):
+    """A subclass with an attribute of its own: the lanes read the socket's fields for its type."""
+
+    def __init__(self, *args, tag, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+
+def test_a_subclass_of_socket_sends_receives_and_closes_through_the_lanes(backend, family_host):
+    family, host = family_host
+    with (
+        _Tagged(family, fastnet.SOCK_DGRAM, backend=backend, tag="rx") as receiver,
+        _Tagged(family, fastnet.SOCK_DGRAM, backend=backend, tag="tx") as sender,
+    ):
+        receiver.bind((host, 0))
+        assert lane_taken(receiver) == (backend == "cython")
+        payloads = numbered_payloads(40, 16)
+        batch = fastnet.Batch(64, 16, family=family)
+        for _ in range(3):  # again and again, as a receiver that keeps up calls it
+            assert (
+                sender.send_batch(
+                    fastnet.Batch.from_payloads(payloads, family=family), receiver.getsockname()
+                )
+                == 40
+            )
+            got = 0
+            while got < 40:
+                n = receiver.recv_batch(batch, timeout=30)
+                assert [bytes(batch.payload(i)) for i in range(n)] == payloads[got : got + n]
+                got += n
+        assert (receiver.tag, sender.tag) == ("rx", "tx")
+        closer = threading.Timer(0.2, receiver.close)
+        closer.start()
+        with pytest.raises(OSError) as info:
+            receiver.recv_batch(batch, timeout=30)  # waits until the close ends it
+        closer.join()
+        assert info.value.errno == 9
+        assert receiver.closed and receiver.fileno() == -1

@@ -187,6 +187,21 @@ cdef _Scratch _scratch_of(object batch):
     return scratch
 
 
+cdef _Scratch _scratch_if_kept(object batch):
+    """The Batch's scratch if its arrays keep their shapes (Batch._check_layout's test), else None.
+
+    For the lanes, which hand a reshaped Batch to the general path, where
+    Batch._check_layout raises the error. One reshaped before its first use
+    may have arrays the scratch's typed views refuse (ValueError): None too.
+    """
+    cdef _Scratch scratch
+    try:
+        scratch = _scratch_of(batch)
+    except ValueError:
+        return None
+    return scratch if scratch.layout_kept() else None
+
+
 cdef object _os_error(int err):
     return OSError(err, strerror(err).decode("utf-8", "replace"))
 
@@ -280,12 +295,12 @@ def recv_batch(SocketState state not None, object batch, bint ancillary, bint gr
     """
     if gro:
         return _recv_gro(state, batch)
-    return _recv_plain_claimed(state, batch, ancillary)
+    return _recv_plain_claimed(state, batch, ancillary, _scratch_of(batch))
 
 
-cdef Py_ssize_t _recv_plain_claimed(SocketState st, object batch, bint ancillary) except -1:
-    """The plain receive, with the Batch's scratch marked in use for its length."""
-    cdef _Scratch s = _claim(batch)
+cdef Py_ssize_t _recv_plain_claimed(SocketState st, object batch, bint ancillary, _Scratch s) except -1:
+    """The plain receive, with ``s`` (the Batch's scratch) marked in use for its length."""
+    _mark_busy(s)
     try:
         return _recv_plain(st, batch, ancillary, s)
     finally:

@@ -58,15 +58,15 @@ cdef class RecvLane:
         cdef int waits = 1  # 0: non-blocking (socket._deadline's 0.0)
         cdef Py_ssize_t n
         cdef SocketState state = self.state
+        cdef _Scratch s
         # socket._check_batch: a Batch (exactly), unreshaped, of the socket's
         # family (the lane exists only for SOCK_DGRAM sockets).
         if type(batch) is not self.batch_type or batch._family != self.family:
             return -1
-        # Batch._check_layout's test, as in the send lane.
-        try:
-            if not _scratch_of(batch).layout_kept():
-                return -1
-        except ValueError:
+        # Batch._check_layout's test, as in the send lane; its scratch is the
+        # plain receive's.
+        s = _scratch_if_kept(batch)
+        if s is None:
             return -1
         # socket._deadline: None is the socket's timeout; a number (not a
         # bool), neither NaN nor negative; inf blocks, 0 does not wait.
@@ -109,7 +109,7 @@ cdef class RecvLane:
                     finally:
                         self.gro_release()
                 else:
-                    n = _recv_plain_claimed(state, batch, self.use.ancillary.get(sock))
+                    n = _recv_plain_claimed(state, batch, self.use.ancillary.get(sock), s)
                 if n:
                     batch._count = n
                     self.use.drained.set(sock, n < batch._capacity)

@@ -72,14 +72,10 @@ cdef class SendLane:
         count = batch._count
         if count == 0 or batch._family != self.family:
             return -1
-        # Batch._check_layout's test (_Scratch.layout_kept): reshaped, or
-        # reshaped before its first use (its typed views refuse the arrays),
-        # it takes the general path, which raises the error itself.
-        try:
-            s = _scratch_of(batch)
-        except ValueError:
-            return -1
-        if not s.layout_kept():
+        # Batch._check_layout's test: a reshaped Batch takes the general
+        # path, which raises the error itself.
+        s = _scratch_if_kept(batch)
+        if s is None:
             return -1
         # socket._resolve: the address resolved last time (it caches only numeric ones).
         if address is not None:

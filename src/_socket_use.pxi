@@ -7,10 +7,10 @@
 # locks are only tested: the test and the updates after it run with the GIL
 # held and no Python code between them (slots and plain attributes, small
 # ints, no allocation, so no collection either), so no thread can
-# interleave with them, as in _claim. While another thread holds either lock, in the middle
-# of its own test and update, the lane takes the general path (enter) or
-# waits for the lock as _leave does (leave). docs/design/send-lane.md says
-# why this relies on the GIL.
+# interleave with them, as in _claim. While another thread holds either
+# lock, in the middle of its own test and update, the lane takes the general
+# path (enter) or waits for the lock as _leave does (leave).
+# docs/design/send-lane.md says why this relies on the GIL.
 
 
 from cpython.object cimport Py_TYPE
@@ -25,11 +25,12 @@ cdef class _Field:
     descriptor in the type's MRO, then calls it; for a field in the
     instance dict, it looks in the type and then in the dict. Either way it
     was about 190 instructions a read and 215 a write, and a lane's call
-    made 13 of them. Here the descriptor is found once, for the socket's type, and called
-    directly: what the attribute access does after the lookup, since a member
-    descriptor is a data descriptor and nothing in the instance dict can
-    shadow it. Any other kind of attribute (a subclass that makes the name
-    a property, say) is read and written with getattr and setattr.
+    made 13 of them. Here the descriptor is found once, for the socket's
+    type, and called directly: what the attribute access does after the
+    lookup, since a member descriptor is a data descriptor and nothing in
+    the instance dict can shadow it. Any other kind of attribute (a
+    subclass that makes the name a property, say) is read and written with
+    getattr and setattr.
     """
 
     cdef str name

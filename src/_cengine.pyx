@@ -103,10 +103,14 @@ cdef class _Scratch:
     cdef uint32_t[::1] scope_ids
     cdef int64_t[::1] timestamps
     cdef uint8_t[::1] truncated
+    # The Batch's family and slot size, which it keeps for life: read here,
+    # they cost the calls that reuse the scratch no attribute lookups.
+    cdef int family
+    cdef Py_ssize_t slot_size
     # For layout_kept: the Batch's data and addresses arrays (None unless
-    # both are exactly numpy.ndarray) and the shapes it made them with.
+    # both are exactly numpy.ndarray) and the address rows' width.
     cdef object data_array, addresses_array
-    cdef Py_ssize_t slot_size, address_bytes
+    cdef Py_ssize_t address_bytes
 
     def __cinit__(self, Py_ssize_t capacity):
         self.capacity = capacity
@@ -172,11 +176,12 @@ cdef _Scratch _scratch_of(object batch):
         scratch.scope_ids = batch._scope_ids
         scratch.timestamps = batch._timestamps
         scratch.truncated = batch._truncated_u8
+        scratch.family = batch._family
+        scratch.slot_size = batch._slot_size
+        scratch.address_bytes = 16 if scratch.family == AF_INET6 else 4
         if type(batch._data) is _ndarray and type(batch._addresses) is _ndarray:
             scratch.data_array = batch._data
             scratch.addresses_array = batch._addresses
-            scratch.slot_size = batch._slot_size
-            scratch.address_bytes = 16 if batch._family == AF_INET6 else 4
         # Making it ran Python code (allocation can run a collection): if
         # another call installed a scratch meanwhile, use that one.
         current = batch._scratch
@@ -185,21 +190,6 @@ cdef _Scratch _scratch_of(object batch):
         else:
             batch._scratch = scratch
     return scratch
-
-
-cdef _Scratch _scratch_if_kept(object batch):
-    """The Batch's scratch if its arrays keep their shapes (Batch._check_layout's test), else None.
-
-    For the lanes, which hand a reshaped Batch to the general path, where
-    Batch._check_layout raises the error. One reshaped before its first use
-    may have arrays the scratch's typed views refuse (ValueError): None too.
-    """
-    cdef _Scratch scratch
-    try:
-        scratch = _scratch_of(batch)
-    except ValueError:
-        return None
-    return scratch if scratch.layout_kept() else None
 
 
 cdef object _os_error(int err):
@@ -294,7 +284,7 @@ def recv_batch(SocketState state not None, object batch, bint ancillary, bint gr
     ``state.gro_path``); otherwise the area is never touched.
     """
     if gro:
-        return _recv_gro(state, batch)
+        return _recv_gro(state, _scratch_of(batch))
     return _recv_plain_claimed(state, batch, ancillary, _scratch_of(batch))
 
 
@@ -302,16 +292,16 @@ cdef Py_ssize_t _recv_plain_claimed(SocketState st, object batch, bint ancillary
     """The plain receive, with ``s`` (the Batch's scratch) marked in use for its length."""
     _mark_busy(s)
     try:
-        return _recv_plain(st, batch, ancillary, s)
+        return _recv_plain(st, ancillary, s)
     finally:
         s.busy = False
 
 
-cdef Py_ssize_t _recv_plain(SocketState st, object batch, bint ancillary, _Scratch s) except -1:
+cdef Py_ssize_t _recv_plain(SocketState st, bint ancillary, _Scratch s) except -1:
     cdef int fd = st.fd
-    cdef int family = batch._family
-    cdef Py_ssize_t capacity = batch._capacity
-    cdef Py_ssize_t slot = batch._slot_size
+    cdef int family = s.family
+    cdef Py_ssize_t capacity = s.capacity
+    cdef Py_ssize_t slot = s.slot_size
     cdef uint8_t[:, ::1] data = s.data
     cdef int64_t[::1] lengths = s.lengths
     cdef uint8_t[:, ::1] addresses = s.addresses
@@ -424,7 +414,7 @@ def send_batch(SocketState state not None, object batch, Py_ssize_t start, Py_ss
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     cdef _Scratch s = _claim(batch)
     try:
-        return _send_rows(state, batch, start, stop, address, gso_size, gso_segments, s)
+        return _send_rows(state, start, stop, address, gso_size, gso_segments, s)
     finally:
         s.busy = False
 
@@ -485,7 +475,7 @@ cdef bint _same_address(object address, object before, int family, int family_be
     return True
 
 
-cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ssize_t stop,
+cdef Py_ssize_t _send_rows(SocketState st, Py_ssize_t start, Py_ssize_t stop,
                            object address, Py_ssize_t gso_size, Py_ssize_t gso_segments,
                            _Scratch s) except -1:
     cdef int fd = st.fd
@@ -500,7 +490,7 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
     cdef msghdr *hdr
     cdef cmsghdr *cmsg
     cdef uint16_t segment = <uint16_t>gso_size
-    cdef int64_t slot = batch._slot_size
+    cdef int64_t slot = s.slot_size
     cdef int64_t length, last = 0
     cdef Py_ssize_t rows_here
     # When the segment size is the slot size, a message's rows lie back to
@@ -600,6 +590,7 @@ cdef Py_ssize_t _send_rows(SocketState st, object batch, Py_ssize_t start, Py_ss
 include "_framing.pxi"  # length-prefixed frames on stream sockets
 include "_capture.pxi"  # the Receiver's GIL-free capture loop over a ring of rows
 include "_frames.pxi"  # frame placement by header fields
+include "_fields.pxi"  # the socket's and the Batch's fields, through their slots
 include "_socket_use.pxi"  # socket._enter and _leave for the lanes below
 include "_send_lane.pxi"  # send_batch's common case in one call
 include "_recv_lane.pxi"  # recv_batch's common case in one call, waits included

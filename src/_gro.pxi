@@ -521,7 +521,7 @@ cdef class _GroArea:
     def _split_for_test(self, object batch):
         """Split what the area holds into ``batch``'s rows from row 0; return the row count."""
         cdef _Rows rows
-        _rows_cached(batch, &rows)
+        _rows_cached(_scratch_of(batch), &rows)
         return self.split(&rows, 0)
 
     def _pending_for_test(self):
@@ -540,33 +540,34 @@ cdef int _rows_of(object batch, _Rows *rows) except -1:
     message headers for every row of a large ring would be wasted memory);
     a call made again and again on one Batch takes ``_rows_cached``.
     """
-    _point_rows(batch, rows, batch._data, batch._lengths, batch._addresses, batch._ports,
-                batch._flowinfo, batch._scope_ids, batch._timestamps, batch._truncated_u8)
+    _point_rows(rows, batch._data, batch._lengths, batch._addresses, batch._ports,
+                batch._flowinfo, batch._scope_ids, batch._timestamps, batch._truncated_u8,
+                batch._slot_size, batch._capacity, batch._family)
     return 0
 
 
-cdef int _rows_cached(object batch, _Rows *rows) except -1:
-    """Raw pointers into the Batch's arrays, from the views its scratch made once.
+cdef int _rows_cached(_Scratch s, _Rows *rows) except -1:
+    """Raw pointers into a Batch's arrays, from the views its scratch ``s`` made once.
 
     Making eight typed views on every call (the buffer protocol and its
     checks for each array) cost more than the rest of a one-buffer GRO
     receive's user-space work (bench/README.md).
     """
-    cdef _Scratch s = _scratch_of(batch)
-    _point_rows(batch, rows, s.data, s.lengths, s.addresses, s.ports, s.flowinfo, s.scope_ids,
-                s.timestamps, s.truncated)
+    _point_rows(rows, s.data, s.lengths, s.addresses, s.ports, s.flowinfo, s.scope_ids,
+                s.timestamps, s.truncated, s.slot_size, s.capacity, s.family)
     return 0
 
 
-cdef inline void _point_rows(object batch, _Rows *rows, uint8_t[:, ::1] data, int64_t[::1] lengths,
+cdef inline void _point_rows(_Rows *rows, uint8_t[:, ::1] data, int64_t[::1] lengths,
                              uint8_t[:, ::1] addresses, uint16_t[::1] ports, uint32_t[::1] flowinfo,
                              uint32_t[::1] scope_ids, int64_t[::1] timestamps,
-                             uint8_t[::1] truncated) noexcept:
+                             uint8_t[::1] truncated, Py_ssize_t slot, Py_ssize_t capacity,
+                             int family) noexcept:
     # They stay valid while the caller holds the Batch: it keeps the same
     # arrays for its life and numpy never moves them (fastnet/core/batch.py).
     rows.data = &data[0, 0]
-    rows.slot = batch._slot_size
-    rows.capacity = batch._capacity
+    rows.slot = slot
+    rows.capacity = capacity
     rows.lengths = &lengths[0]
     rows.addresses = &addresses[0, 0]
     rows.ports = &ports[0]
@@ -574,15 +575,15 @@ cdef inline void _point_rows(object batch, _Rows *rows, uint8_t[:, ::1] data, in
     rows.scope_ids = &scope_ids[0]
     rows.timestamps = &timestamps[0]
     rows.truncated = &truncated[0]
-    rows.family = batch._family
+    rows.family = family
 
 
-cdef object _recv_gro(SocketState st, object batch):
+cdef object _recv_gro(SocketState st, _Scratch s):
     """Rows carried over first, then super-datagrams split into rows, up to capacity.
 
-    Returns the number of rows (0 if nothing was queued or carried). Once
-    UDP_GRO is off (``st.gro`` false) the area is dropped when it holds
-    nothing more.
+    The rows are those of the Batch whose scratch is ``s``. Returns the
+    number of rows (0 if nothing was queued or carried). Once UDP_GRO is
+    off (``st.gro`` false) the area is dropped when it holds nothing more.
     """
     cdef _GroArea area = st.gro_area
     if area is None:
@@ -593,7 +594,7 @@ cdef object _recv_gro(SocketState st, object batch):
                            "must hold the socket's GRO lock)")
     area.busy = True
     try:
-        return _recv_gro_into(st, batch, area)
+        return _recv_gro_into(st, s, area)
     finally:
         area.busy = False
         st.control_truncated += area.control_cut
@@ -602,12 +603,12 @@ cdef object _recv_gro(SocketState st, object batch):
             st.gro_area = None
 
 
-cdef Py_ssize_t _recv_gro_into(SocketState st, object batch, _GroArea area) except -1:
+cdef Py_ssize_t _recv_gro_into(SocketState st, _Scratch s, _GroArea area) except -1:
     cdef int fd = st.fd
     cdef int err = 0
     cdef Py_ssize_t n = 0
     cdef _Rows rows
-    _rows_cached(batch, &rows)
+    _rows_cached(s, &rows)
     while True:
         # The GIL is released once for the whole fill, not once per
         # system call: the fill touches only the area and the rows.

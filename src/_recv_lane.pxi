@@ -38,6 +38,7 @@ cdef class RecvLane:
     cdef SocketState state  # the socket's _engine_state
     cdef int family  # the socket's _af
     cdef _SocketUse use  # socket._enter and _leave (src/_socket_use.pxi)
+    cdef _BatchFields batch_fields  # the Batch's, through their slots (src/_fields.pxi)
     cdef object gro_acquire, gro_release  # the socket's _gro_lock
     cdef type batch_type  # fastnet.Batch: a subclass takes the general path
     cdef object closed_error  # fastnet.core.closing.closed_error
@@ -46,7 +47,8 @@ cdef class RecvLane:
                  object claims, object closed_error):
         self.state = state
         self.family = state.family
-        self.use = _SocketUse(state, lock, claims)
+        self.batch_fields = _BatchFields(batch_type)
+        self.use = _SocketUse(state, lock, claims, self.batch_fields)
         self.gro_acquire, self.gro_release = gro_lock.acquire, gro_lock.release
         self.batch_type = batch_type
         self.closed_error = closed_error
@@ -61,11 +63,13 @@ cdef class RecvLane:
         cdef _Scratch s
         # socket._check_batch: a Batch (exactly), unreshaped, of the socket's
         # family (the lane exists only for SOCK_DGRAM sockets).
-        if type(batch) is not self.batch_type or batch._family != self.family:
+        if type(batch) is not self.batch_type:
+            return -1
+        if <int>self.batch_fields.family.get(batch) != self.family:
             return -1
         # Batch._check_layout's test, as in the send lane; its scratch is the
         # plain receive's.
-        s = _scratch_if_kept(batch)
+        s = _scratch_if_kept(batch, self.batch_fields)
         if s is None:
             return -1
         # socket._deadline: None is the socket's timeout; a number (not a
@@ -94,7 +98,7 @@ cdef class RecvLane:
         if not self.use.enter(sock, batch, "recv_batch"):
             return -1
         try:
-            batch._count = 0
+            self.batch_fields.count.set(batch, 0)
             # recv_batch: the last call emptied the queue, so wait before
             # reading; rows carried over in the GRO area are returned at once.
             if self.use.drained.get(sock) and waits and not state._carried():
@@ -105,14 +109,14 @@ cdef class RecvLane:
                 if state._gro_path():
                     self.gro_acquire()
                     try:
-                        n = _recv_gro(state, batch)
+                        n = _recv_gro(state, s)
                     finally:
                         self.gro_release()
                 else:
                     n = _recv_plain_claimed(state, batch, self.use.ancillary.get(sock), s)
                 if n:
-                    batch._count = n
-                    self.use.drained.set(sock, n < batch._capacity)
+                    self.batch_fields.count.set(batch, n)
+                    self.use.drained.set(sock, n < s.capacity)
                     return n
                 if not waits:  # socket._wait with a deadline of 0.0
                     raise _os_error(EAGAIN)

@@ -28,6 +28,7 @@ cdef class SendLane:
     cdef SocketState state  # the socket's _engine_state
     cdef int family  # the socket's _af
     cdef _SocketUse use  # socket._enter and _leave (src/_socket_use.pxi)
+    cdef _BatchFields batch_fields  # the Batch's, through their slots (src/_fields.pxi)
     cdef type batch_type  # fastnet.Batch: a subclass takes the general path
     cdef Py_ssize_t max_payload  # gso.MAX_PAYLOAD[family]
     cdef Py_ssize_t max_segments  # gso.MAX_SEGMENTS
@@ -45,7 +46,8 @@ cdef class SendLane:
             raise ValueError("max_payload and max_segments must be more than 0")
         self.state = state
         self.family = state.family
-        self.use = _SocketUse(state, lock, claims)
+        self.batch_fields = _BatchFields(batch_type)
+        self.use = _SocketUse(state, lock, claims, self.batch_fields)
         self.batch_type = batch_type
         self.max_payload = max_payload
         self.max_segments = max_segments
@@ -69,12 +71,12 @@ cdef class SendLane:
             return -1
         if gso is not None and gso is not True and gso is not False:
             return -1
-        count = batch._count
-        if count == 0 or batch._family != self.family:
+        count = self.batch_fields.count.get(batch)
+        if count == 0 or <int>self.batch_fields.family.get(batch) != self.family:
             return -1
         # Batch._check_layout's test: a reshaped Batch takes the general
         # path, which raises the error itself.
-        s = _scratch_if_kept(batch)
+        s = _scratch_if_kept(batch, self.batch_fields)
         if s is None:
             return -1
         # socket._resolve: the address resolved last time (it caches only numeric ones).
@@ -97,7 +99,7 @@ cdef class SendLane:
         try:
             _mark_busy(s)
             try:
-                sent = _send_rows(self.state, batch, 0, count, resolved, <Py_ssize_t>segment,
+                sent = _send_rows(self.state, 0, count, resolved, <Py_ssize_t>segment,
                                   <Py_ssize_t>per_buffer, s)
             finally:
                 s.busy = False

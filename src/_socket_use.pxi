@@ -13,52 +13,6 @@
 # docs/design/send-lane.md says why this relies on the GIL.
 
 
-from cpython.object cimport Py_TYPE
-from types import MemberDescriptorType as _MemberDescriptor
-
-
-cdef class _Field:
-    """One attribute of the socket, read and written through its slot when it has one.
-
-    fastnet.socket keeps the fields the lanes touch on every call in
-    ``__slots__``. A Python attribute access finds a slot's member
-    descriptor in the type's MRO, then calls it; for a field in the
-    instance dict, it looks in the type and then in the dict. Either way it
-    was about 190 instructions a read and 215 a write, and a lane's call
-    made 13 of them. Here the descriptor is found once, for the socket's
-    type, and called directly: what the attribute access does after the
-    lookup, since a member descriptor is a data descriptor and nothing in
-    the instance dict can shadow it. Any other kind of attribute (a
-    subclass that makes the name a property, say) is read and written with
-    getattr and setattr.
-    """
-
-    cdef str name
-    cdef type cls
-    cdef object descr  # the slot's member descriptor, or None
-
-    def __init__(self, type cls, str name):
-        self.name = name
-        self.cls = cls
-        self.descr = None
-        for klass in cls.__mro__:  # the lookup an attribute access makes
-            if name in klass.__dict__:
-                if type(klass.__dict__[name]) is _MemberDescriptor:
-                    self.descr = klass.__dict__[name]
-                break
-
-    cdef inline object get(self, object obj):
-        if self.descr is None:
-            return getattr(obj, self.name)
-        return Py_TYPE(self.descr).tp_descr_get(self.descr, obj, self.cls)
-
-    cdef inline int set(self, object obj, object value) except -1:
-        if self.descr is None:
-            setattr(obj, self.name, value)
-            return 0
-        return Py_TYPE(self.descr).tp_descr_set(self.descr, obj, value)
-
-
 cdef class _SocketUse:
     """socket._enter and _leave for one socket, in C (see the comment at the top of src/_socket_use.pxi)."""
 
@@ -70,9 +24,12 @@ cdef class _SocketUse:
     # serves one socket, so one type).
     cdef type cls
     cdef _Field users, closing, closed, drained, ancillary
+    cdef _BatchFields batch  # the lane's, for the Batch's in-use mark
 
-    def __init__(self, SocketState state not None, object lock, object claims):
+    def __init__(self, SocketState state not None, object lock, object claims,
+                 _BatchFields batch not None):
         self.state = state
+        self.batch = batch
         self.lock_locked, self.lock_acquire, self.lock_release = lock.locked, lock.acquire, lock.release
         self.claims_locked = claims.locked
 
@@ -95,10 +52,10 @@ cdef class _SocketUse:
         # the engine state's fd is -1 once detach() or close() let it go.
         if self.closing.get(sock) or self.closed.get(sock) or self.state.fd < 0:
             return False
-        if batch._user is not None:  # Batch._claim: in use by another call
+        if self.batch.user.get(batch) is not None:  # Batch._claim: in use by another call
             return False
         self.users.set(sock, self.users.get(sock) + 1)
-        batch._user = method
+        self.batch.user.set(batch, method)
         return True
 
     cdef int leave(self, object sock, object batch) except -1:
@@ -106,7 +63,7 @@ cdef class _SocketUse:
         cdef bint last
         # Another thread between its own test and update: wait for it.
         cdef bint wait = self.lock_locked()
-        batch._user = None
+        self.batch.user.set(batch, None)
         if wait:
             self.lock_acquire()
         try:

@@ -89,7 +89,7 @@ class socket(StreamMixin, AsyncBatchMixin, _stdsocket.socket):
 
     # The fields the engine's lanes read and write on every batch call, as
     # slots: the lanes reach a slot through its descriptor, found once
-    # (src/_socket_use.pxi, _Field), without the attribute lookup. The
+    # (src/_fields.pxi, _Field), without the attribute lookup. The
     # instance dict stays for every other attribute.
     __slots__ = ("_users", "_closing", "_drained", "_ancillary", "__dict__")
 

@@ -111,7 +111,7 @@ OPTIONAL = ("CaptureRing", "SendLane", "RecvLane")
 #: use in LANE_SOURCES. Batch._check_layout's test is made in C there
 #: (_Scratch.layout_kept, on the arrays' shapes), and a reshaped Batch goes
 #: to the general path, which raises the error.
-LANE_SOURCES = ("_socket_use.pxi", "_send_lane.pxi", "_recv_lane.pxi")
+LANE_SOURCES = ("_fields.pxi", "_socket_use.pxi", "_send_lane.pxi", "_recv_lane.pxi")
 LANE_SOCKET_FIELDS = (
     "_ancillary",
     "_close_now",

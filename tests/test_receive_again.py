@@ -7,6 +7,7 @@ which the pure-Python engine takes every time. Each case below must give
 what the general path gives, and take the path it should.
 """
 
+import sys
 import threading
 import time
 
@@ -292,3 +293,62 @@ def test_a_subclass_of_socket_sends_receives_and_closes_through_the_lanes(backen
         closer.join()
         assert info.value.errno == 9
         assert receiver.closed and receiver.fileno() == -1
+
+
+class _Watched(fastnet.socket):
+    """A subclass that makes one of the socket's slot fields a property, counting its writes."""
+
+    def __init__(self, *args, **kwargs):
+        self.drained_writes = []
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _drained(self):
+        return self._drained_value
+
+    @_drained.setter
+    def _drained(self, value):
+        self.drained_writes.append(value)
+        self._drained_value = value
+
+
+def test_a_subclass_that_makes_a_field_a_property_is_honoured(backend, family_host):
+    """A name that is no longer a slot in the socket's type is read and written as Python would."""
+    family, host = family_host
+    with (
+        _Watched(family, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
+        receiver.bind((host, 0))
+        batch = fastnet.Batch(8, 16, family=family)
+        before = len(receiver.drained_writes)
+        for i in range(5):
+            sender.sendto(b"%d" % i, receiver.getsockname())
+            assert receiver.recv_batch(batch, timeout=30) == 1
+            assert bytes(batch.payload(0)) == b"%d" % i
+        # Each receive of one row into eight slots emptied the queue.
+        assert receiver.drained_writes[before:] == [True] * 5
+
+
+def test_the_lanes_keep_every_reference_they_store(backend, family_host):
+    """The in-use mark (the method's name), stored and cleared on every call, keeps its references exact."""
+    family, host = family_host
+    with (
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(family, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
+        receiver.bind((host, 0))
+        rows = fastnet.Batch.from_payloads([b"x" * 8] * 4, family=family)
+        batch = fastnet.Batch(8, 16, family=family)
+        names = [sys.intern("send_batch"), sys.intern("recv_batch")]
+        for _ in range(3):  # warm up: the lanes' first calls bind their fields
+            sender.send_batch(rows, receiver.getsockname())
+            assert receiver.recv_batch(batch, timeout=30) == 4
+        counts = [sys.getrefcount(name) for name in names]
+        for _ in range(200):
+            sender.send_batch(rows, receiver.getsockname())
+            got = 0
+            while got < 4:
+                got += receiver.recv_batch(batch, timeout=30)
+        assert [sys.getrefcount(name) for name in names] == counts
+        assert batch._user is None and rows._user is None

@@ -285,10 +285,10 @@ def recv_batch(SocketState state not None, object batch, bint ancillary, bint gr
     """
     if gro:
         return _recv_gro(state, _scratch_of(batch))
-    return _recv_plain_claimed(state, batch, ancillary, _scratch_of(batch))
+    return _recv_plain_claimed(state, ancillary, _scratch_of(batch))
 
 
-cdef Py_ssize_t _recv_plain_claimed(SocketState st, object batch, bint ancillary, _Scratch s) except -1:
+cdef Py_ssize_t _recv_plain_claimed(SocketState st, bint ancillary, _Scratch s) except -1:
     """The plain receive, with ``s`` (the Batch's scratch) marked in use for its length."""
     _mark_busy(s)
     try:

@@ -113,7 +113,7 @@ cdef class RecvLane:
                     finally:
                         self.gro_release()
                 else:
-                    n = _recv_plain_claimed(state, batch, self.use.ancillary.get(sock), s)
+                    n = _recv_plain_claimed(state, self.use.ancillary.get(sock), s)
                 if n:
                     self.batch_fields.count.set(batch, n)
                     self.use.drained.set(sock, n < s.capacity)

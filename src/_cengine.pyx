@@ -27,6 +27,9 @@ from numpy import ndarray as _ndarray
 cdef extern from "fastnet_arrays.h":
     bint fastnet_shape_is(object a, Py_ssize_t rows, Py_ssize_t cols)
 
+cdef extern from "fastnet_rows.h":
+    bint fastnet_any_differs(const int64_t *values, Py_ssize_t n, int64_t x) nogil
+
 # The Python layer uses these values without the C headers; check them here,
 # where the headers are, so a platform with other numbers fails loudly.
 for _name, _value in (("SO_TIMESTAMPNS", SO_TIMESTAMPNS), ("SO_RXQ_OVFL", SO_RXQ_OVFL),
@@ -434,20 +437,11 @@ cdef int _check_segments(const int64_t *lengths, Py_ssize_t start, Py_ssize_t st
     The contiguous GSO path's only pass over the rows: its iovecs span whole
     super-buffers, so no per-row store is needed, only this check.
     """
-    cdef Py_ssize_t i = start, end = stop - 1
+    cdef Py_ssize_t i, end = stop - 1
     cdef int64_t segment = gso_size, length
-    cdef uint64_t off = 0
-    # OR of each length's difference from the segment, four rows a step with
-    # no branch per row; only a batch off the plan takes the second loop,
-    # which names the first row off it.
-    while i + 4 <= end:
-        off |= (<uint64_t>(lengths[i] ^ segment) | <uint64_t>(lengths[i + 1] ^ segment)
-                | <uint64_t>(lengths[i + 2] ^ segment) | <uint64_t>(lengths[i + 3] ^ segment))
-        i += 4
-    while i < end:
-        off |= <uint64_t>(lengths[i] ^ segment)
-        i += 1
-    if off:
+    # One branch-free pass over the rows (src/fastnet_rows.h); only a batch
+    # off the plan takes the second loop, which names the first row off it.
+    if fastnet_any_differs(lengths + start, end - start, segment):
         for i in range(start, end):
             length = lengths[i]
             if length != segment:

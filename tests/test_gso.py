@@ -451,3 +451,36 @@ def test_engine_refuses_contiguous_rows_off_its_plan_before_sending(backend, row
             engine.send_batch(sender._engine_state, batch, 0, 10, receiver.getsockname(), 100, 10)
         with pytest.raises(BlockingIOError):
             receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)
+
+
+@pytest.mark.parametrize("count", [2, 5, 8, 9, 16, 17, 26])
+@pytest.mark.parametrize("start", [0, 1, 3])
+@pytest.mark.parametrize("length", [99, 1, 100 ^ (1 << 6)])
+def test_engine_names_the_first_row_off_its_plan_wherever_it_lies(backend, count, start, length):
+    """The check reads the rows several at a time: a row off the plan is found at any place in them.
+
+    Every row before the last must be one segment; the row off the plan walks
+    over each place (in a step of the check and in its tail), from a start
+    that is not the Batch's first row; the error names the row, and the
+    lengths are left as they were.
+    """
+    from fastnet import engines
+
+    engine = engines.load(backend)
+    stop = start + count
+    with (
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as receiver,
+        fastnet.socket(fastnet.AF_INET, fastnet.SOCK_DGRAM, backend=backend) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        batch = fastnet.Batch(stop, 100)
+        for row in range(start, stop - 1):
+            _set_lengths(batch, [100] * stop)
+            batch.lengths[row] = length
+            before = batch.lengths.copy()
+            named = rf"batch\.lengths\[{row}\] = {length} changed from the GSO plan"
+            with pytest.raises(ValueError, match=named):
+                engine.send_batch(sender._engine_state, batch, start, stop, receiver.getsockname(), 100, 10)
+            assert (batch.lengths == before).all()
+        with pytest.raises(BlockingIOError):  # nothing was sent
+            receiver.recv_batch(fastnet.Batch(4, 100), timeout=0)

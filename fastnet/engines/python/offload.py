@@ -40,12 +40,29 @@ def checked_lengths(batch, start, stop, segment=0):
         raise ValueError(f"rows {start}..{stop} out of range for capacity {batch._capacity}")
     lengths = batch._lengths[start:stop].tolist()
     if lengths:
-        if min(lengths) < 0 or max(lengths) > batch._slot_size:
-            raise ValueError(f"batch.lengths[{start}:{stop}] changed: outside 0..{batch._slot_size}")
+        slot = batch._slot_size
         head = lengths[:-1]
-        if segment and ((head and not min(head) == max(head) == segment) or not 0 < lengths[-1] <= segment):
-            raise ValueError(f"batch.lengths[{start}:{stop}] changed from the GSO plan (segment {segment})")
+        if (min(lengths) < 0 or max(lengths) > slot) or (
+            segment and ((head and not min(head) == max(head) == segment) or not 0 < lengths[-1] <= segment)
+        ):
+            raise _off_plan(lengths, start, slot, segment)
     return lengths
+
+
+def _off_plan(lengths, start, slot, segment):
+    """The ValueError naming the first of ``lengths`` (rows from ``start``) outside the slot or the plan.
+
+    The Cython engine's words. Looked for only once the one-pass test in
+    checked_lengths failed, so rows on the plan pay nothing for it.
+    """
+    last = len(lengths) - 1
+    for i, length in enumerate(lengths):
+        row = f"batch.lengths[{start + i}] = {length}"
+        if not 0 <= length <= slot:
+            return ValueError(f"{row} is outside 0..{slot}")
+        if segment and (length == 0 or length > segment or (length != segment and i != last)):
+            return ValueError(f"{row} changed from the GSO plan (segment {segment})")
+    raise AssertionError("the lengths passed the check they failed")
 
 
 def send_gso(state, batch, start, stop, address, segment, per_buffer, lengths=None):

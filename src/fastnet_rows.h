@@ -3,9 +3,9 @@
  * The GSO send checks, on every call, that each row but the last is exactly
  * one segment long (src/_cengine.pyx, _check_segments): 1,023 comparisons for
  * a send of 1,024 rows, the largest single part of the call's user-space
- * work. GCC's and Clang's vector extensions give two lengths per register on
- * every 64-bit target (SSE2 on baseline x86-64, NEON on arm64) with no
- * intrinsics and no per-architecture code. */
+ * work. GCC's and Clang's vector extensions give two lengths per register
+ * (SSE2 on baseline x86-64, NEON on arm64) with no intrinsics and no
+ * per-architecture code. */
 #ifndef FASTNET_ROWS_H
 #define FASTNET_ROWS_H
 

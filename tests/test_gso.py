@@ -460,8 +460,8 @@ def test_engine_names_the_first_row_off_its_plan_wherever_it_lies(backend, count
     """The check reads the rows several at a time: a row off the plan is found at any place in them.
 
     Every row before the last must be one segment; the row off the plan walks
-    over each place (in a step of the check and in its tail), from a start
-    that is not the Batch's first row; the error names the row, and the
+    over each place (in a step of the check and in its tail), from the
+    Batch's first row and from later ones; the error names the row, and the
     lengths are left as they were.
     """
     from fastnet import engines
